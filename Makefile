@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Both create or update .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STATE_DIR ?= .sovereign
+# pytest-timeout guards single tests; the whole suite must stay under 20 minutes on 2 cores.
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint crds down clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/sovereign up --state-dir $(STATE_DIR)
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/sovereign crds generate --check
+	$(BIN)/python -m pytest $(PYTEST_ARGS); code=$$?; \
+	  if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$code
+
+lint: install
+	$(BIN)/ruff check .
+
+crds: install
+	$(BIN)/sovereign crds generate
+
+down: install
+	$(BIN)/sovereign down --state-dir $(STATE_DIR)
+
+clean: down
+	rm -rf $(STATE_DIR)

@@ -1,0 +1,169 @@
+"""The built-in kinds this API server serves, with their discovery names and their `kubectl get` columns.
+
+Names, short names, scopes and subresources follow `kubectl api-resources` of a v1.32 cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sovereign_devstack.kube.resource_types import ResourceType
+
+CREATE_ONLY = ("create",)
+
+
+def _count(field: str) -> Any:
+    return lambda obj: len(obj.get(field) or {})
+
+
+def _ports(obj: dict[str, Any]) -> str:
+    ports = (obj.get("spec") or {}).get("ports") or []
+    return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
+
+
+def _builtin(
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    namespaced: bool,
+    *short: str,
+    subresources: tuple[str, ...] = (),
+    verbs: tuple[str, ...] | None = None,
+    columns: list[Any] | None = None,
+    categories: tuple[str, ...] = (),
+) -> ResourceType:
+    rt = ResourceType(
+        group=group,
+        versions=[version],
+        plural=plural,
+        singular=kind.lower(),
+        kind=kind,
+        namespaced=namespaced,
+        short_names=list(short),
+        subresources=subresources,
+        builtin_columns=columns or [],
+        categories=list(categories),
+    )
+    if verbs is not None:
+        rt.verbs = verbs
+    return rt
+
+
+def builtin_resource_types() -> list[ResourceType]:
+    return [
+        _builtin(
+            "",
+            "v1",
+            "namespaces",
+            "Namespace",
+            False,
+            "ns",
+            subresources=("status", "finalize"),
+            columns=[("Status", "string", lambda o: (o.get("status") or {}).get("phase", ""))],
+        ),
+        _builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            True,
+            "sa",
+            subresources=("token",),
+            columns=[("Secrets", "integer", lambda o: len(o.get("secrets") or []))],
+        ),
+        _builtin("", "v1", "resourcequotas", "ResourceQuota", True, "quota", subresources=("status",)),
+        _builtin("", "v1", "limitranges", "LimitRange", True, "limits"),
+        _builtin(
+            "",
+            "v1",
+            "configmaps",
+            "ConfigMap",
+            True,
+            "cm",
+            columns=[
+                ("Data", "integer", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}))
+            ],
+        ),
+        _builtin(
+            "",
+            "v1",
+            "secrets",
+            "Secret",
+            True,
+            columns=[
+                ("Type", "string", lambda o: o.get("type", "Opaque")),
+                ("Data", "integer", _count("data")),
+            ],
+        ),
+        _builtin(
+            "",
+            "v1",
+            "services",
+            "Service",
+            True,
+            "svc",
+            subresources=("status",),
+            categories=("all",),
+            columns=[
+                ("Type", "string", lambda o: (o.get("spec") or {}).get("type", "ClusterIP")),
+                ("Cluster-IP", "string", lambda o: (o.get("spec") or {}).get("clusterIP", "<none>")),
+                (
+                    "External-IP",
+                    "string",
+                    lambda o: ",".join((o.get("spec") or {}).get("externalIPs") or []) or "<none>",
+                ),
+                ("Port(s)", "string", _ports),
+            ],
+        ),
+        _builtin(
+            "",
+            "v1",
+            "events",
+            "Event",
+            True,
+            "ev",
+            columns=[
+                ("Type", "string", lambda o: o.get("type", "")),
+                ("Reason", "string", lambda o: o.get("reason", "")),
+                ("Message", "string", lambda o: o.get("message", "")),
+            ],
+        ),
+        _builtin("events.k8s.io", "v1", "events", "Event", True, "ev"),
+        _builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, "netpol"),
+        _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+        _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+        _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+        _builtin("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+        _builtin("coordination.k8s.io", "v1", "leases", "Lease", True),
+        _builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            False,
+        ),
+        _builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            False,
+            "crd",
+            "crds",
+            subresources=("status",),
+        ),
+        _builtin("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=CREATE_ONLY),
+    ]
+
+
+NAME_RULES = {
+    # k8s docs: /docs/concepts/overview/working-with-objects/names/ — most names are DNS subdomains,
+    # namespaces are DNS labels, services RFC 1035 labels, RBAC names only path segments.
+    ("", "namespaces"): "label",
+    ("", "services"): "label1035",
+    ("rbac.authorization.k8s.io", "roles"): "path",
+    ("rbac.authorization.k8s.io", "rolebindings"): "path",
+    ("rbac.authorization.k8s.io", "clusterroles"): "path",
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): "path",
+}

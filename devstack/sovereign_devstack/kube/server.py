@@ -1,0 +1,188 @@
+"""The devstack's Kubernetes API server: kmock's KubernetesEmulator, with request handling taken over.
+
+kmock provides the HTTP server, the `Request` object and Status error rendering; this subclass routes every
+request itself so that resources behave like kube-apiserver's (see the sibling modules for each concern).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+import aiohttp.web
+from kmock import KubernetesEmulator, KubernetesError, Request
+
+from sovereign_devstack.kube import crds, discovery, errors, openapi, protobuf_bodies
+from sovereign_devstack.kube.admission import CURRENT_USER, WebhookAdmission
+from sovereign_devstack.kube.builtin_resources import builtin_resource_types
+from sovereign_devstack.kube.controllers import Controllers
+from sovereign_devstack.kube.object_writes import FIELD_VALIDATION, WARNINGS, ObjectWriter
+from sovereign_devstack.kube.request_routing import parse_resource_path
+from sovereign_devstack.kube.resource_handlers import ResourceAPI
+from sovereign_devstack.kube.resource_types import Registry, ResourceType
+from sovereign_devstack.kube.service_account_tokens import TokenIssuer
+from sovereign_devstack.kube.store import Store, new_uid, now_rfc3339
+
+log = logging.getLogger("sovereign_devstack.kube")
+
+VERSION_INFO = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-sovereign-devstack",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.4",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+
+class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
+    def __init__(self, tokens: TokenIssuer) -> None:
+        super().__init__()
+        self.store = Store()
+        self.registry = Registry(builtin_resource_types())
+        self.tokens = tokens
+        self.admission = WebhookAdmission(self.store)
+        self.writer = ObjectWriter(self.store, self.admission.review)
+        self.writer.after_write.append(self._track_crds)
+        self.api = ResourceAPI(self.store, self.registry, self.writer)
+        self.api.special[("", "serviceaccounts", "token")] = self.tokens.handle_token_request(self.store)
+        self.api.special[("authentication.k8s.io", "tokenreviews", None)] = self.tokens.handle_token_review(
+            self.store
+        )
+        self.controllers = Controllers(self.store, self.registry, self.writer)
+        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self._seed_namespace(name)
+
+    def _seed_namespace(self, name: str) -> None:
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "uid": new_uid(),
+                "creationTimestamp": now_rfc3339(),
+                "generation": 1,
+                "labels": {"kubernetes.io/metadata.name": name},
+            },
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        }
+        self.store.put(("", "namespaces"), obj, "ADDED")
+
+    def _track_crds(self, rt: ResourceType, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """A stored CRD is served at once; a removed one stops being served (its objects are gone by then)."""
+        if rt.key != crds.CRD_KEY:
+            return
+        if old is not None:
+            old_type = crds.resource_type(old)
+            if new is None or crds.resource_type(new).key != old_type.key:
+                self.registry.remove(old_type.key)
+                self.store.drop_resource(old_type.key)
+        if new is not None:
+            self.registry.add(crds.resource_type(new))
+
+    # ---- kmock entry point: parse with our router, keep no request history, log one line per request.
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        started = time.monotonic()
+        response: aiohttp.web.StreamResponse
+        warnings: list[str] = []
+        WARNINGS.set(warnings)
+        FIELD_VALIDATION.set(raw_request.query.get("fieldValidation") or "Warn")
+        try:
+            request = await self._parse(raw_request)
+            response = await self._handle(request)
+        except Exception as exc:  # every failure becomes a Status body, as kube-apiserver answers
+            response = await self._render_error(exc)
+        if warnings and not response.prepared:
+            # k8s docs: /docs/reference/using-api/api-concepts/#warnings — `299 - "text"` headers.
+            for text in dict.fromkeys(warnings):
+                response.headers.add("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+        log.info(
+            "%s %s %s %.0fms",
+            raw_request.method,
+            raw_request.path,
+            response.status,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    async def _parse(self, raw_request: aiohttp.web.BaseRequest) -> Request:
+        body = await raw_request.read()
+        text = body.decode("utf-8", errors="replace")
+        data: Any = None
+        if raw_request.content_type == "application/vnd.kubernetes.protobuf":
+            data = protobuf_bodies.decode_body(body)
+        elif body.strip():
+            try:
+                data = await raw_request.json()
+            except ValueError:
+                data = None
+                if raw_request.content_type.endswith("json"):
+                    raise errors.bad_request("the body of the request could not be decoded as JSON") from None
+        return Request(
+            method=raw_request.method,
+            url=raw_request.url,
+            params=dict(raw_request.query),
+            headers=dict(raw_request.headers),
+            body=body,
+            text=text,
+            data=data,
+            raw_request=raw_request,
+        )
+
+    async def _handle(self, request: Request) -> aiohttp.web.StreamResponse:
+        path = request.url.path.rstrip("/") or "/"
+        method = str(request.method.value if hasattr(request.method, "value") else request.method)
+        # Authentication stand-in: any bearer token (or none) is the devstack's cluster-admin. A real cluster
+        # would authenticate and authorize here; the devstack has a single trusted user.
+        if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/", "/livez/")):
+            return aiohttp.web.Response(text="ok", content_type="text/plain")
+        if method == "GET":
+            static = self._static(path)
+            if static is not None:
+                return aiohttp.web.json_response(static)
+            if path.startswith("/openapi/"):
+                return aiohttp.web.json_response(openapi.document(self.registry, path))
+        resource_path = parse_resource_path(path)
+        if resource_path is None:
+            if method == "GET" and path.startswith("/apis/") and path.count("/") == 2:
+                return aiohttp.web.json_response(discovery.api_group(self.registry, path.split("/")[2]))
+            raise errors.page_not_found()
+        if resource_path.plural is None:
+            if method != "GET":
+                raise errors.method_not_allowed()
+            return aiohttp.web.json_response(
+                discovery.api_resource_list(self.registry, resource_path.group, resource_path.version)
+            )
+        CURRENT_USER.set(self.tokens.user_for(request.headers.get("Authorization", ""), self.store))
+        return await self.api.handle(resource_path, request)
+
+    def _static(self, path: str) -> dict[str, Any] | None:
+        if path == "/version":
+            return VERSION_INFO
+        if path == "/":
+            return discovery.root_paths(self.registry)
+        if path == "/api":
+            return discovery.api_versions()
+        if path == "/apis":
+            return discovery.api_group_list(self.registry)
+        if path == "/.well-known/openid-configuration":
+            return self.tokens.openid_configuration()
+        if path == "/openid/v1/jwks":
+            return self.tokens.jwks()
+        return None
+
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        if isinstance(exc, errors.StatusError):
+            return aiohttp.web.json_response(exc.status_body(), status=exc.status)
+        if isinstance(exc, KubernetesError):
+            converted = errors.StatusError(exc.status, exc.reason, exc.message, {})
+            return aiohttp.web.json_response(converted.status_body(), status=exc.status)
+        log.error("internal error: %s", "".join(traceback.format_exception(exc)))
+        body = errors.internal(repr(exc)).status_body()
+        return aiohttp.web.json_response(body, status=500)

@@ -1,0 +1,120 @@
+"""The devstack as a whole: start its services, remember them in DIR/state.json, stop exactly those.
+
+`sovereign up` calls `start_devstack`; `sovereign down` calls `stop_devstack`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from sovereign_devstack.keys import write_service_account_key
+from sovereign_devstack.kubeconfig import write_kubeconfig
+from sovereign_devstack.processes import (
+    ServiceStartError,
+    free_loopback_port,
+    is_running,
+    read_pid,
+    start_service,
+    stop_service,
+)
+from sovereign_devstack.services import KUBE_SERVICE, VAULT_SERVICE, kube_api_spec, vault_spec
+
+STATE_FILE = "state.json"
+
+
+class DevstackState(BaseModel):
+    """What `sovereign up` started (or, with --external, what it was pointed at)."""
+
+    external: bool
+    kube_url: str
+    kubeconfig: str
+    vault_addr: str
+    vault_token: str
+    services: list[str] = []  # names of the processes this state dir owns
+    service_account_certificate: str | None = None  # PEM; Vault verifies ServiceAccount tokens with it
+
+
+def load_state(state_dir: Path) -> DevstackState | None:
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return None
+    return DevstackState.model_validate_json(path.read_text())
+
+
+def save_state(state_dir: Path, state: DevstackState) -> None:
+    path = state_dir / STATE_FILE
+    path.touch(mode=0o600)  # it holds the dev root token
+    path.write_text(json.dumps(state.model_dump(), indent=2))
+
+
+def running_services(state_dir: Path, state: DevstackState) -> dict[str, int | None]:
+    """Each owned service's pid if it is alive, else None."""
+    pids = {}
+    for name in state.services:
+        pid = read_pid(state_dir, name)
+        pids[name] = pid if pid is not None and is_running(pid) else None
+    return pids
+
+
+def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> DevstackState:
+    """Start the Kubernetes API emulator and the Vault dev server; reuse them if they already run.
+
+    If one of them fails to start, whatever this call started is stopped again.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    previous = load_state(state_dir)
+    if previous is not None and not previous.external:
+        alive = running_services(state_dir, previous)
+        if alive and all(alive.values()):
+            progress("devstack already running; reusing it")
+            return previous
+        for name in previous.services:  # a half-dead stack: start again from clean
+            stop_service(state_dir, name)
+
+    key_files = write_service_account_key(state_dir / "service-account.key")
+    started: list[str] = []
+    try:
+        kube_port = free_loopback_port()
+        start_service(kube_api_spec(kube_port, key_files.private_key), state_dir)
+        started.append(KUBE_SERVICE)
+        kube_url = f"http://127.0.0.1:{kube_port}"
+        progress(f"Kubernetes API emulator at {kube_url}")
+
+        vault_port = free_loopback_port()
+        root_token = "hvs.devroot" + secrets.token_hex(12)
+        start_service(vault_spec(vault_port, root_token), state_dir)
+        started.append(VAULT_SERVICE)
+        vault_addr = f"http://127.0.0.1:{vault_port}"
+        progress(f"Vault dev server at {vault_addr}")
+    except ServiceStartError:
+        for name in started:
+            stop_service(state_dir, name)
+        raise
+
+    kubeconfig = write_kubeconfig(state_dir / "kubeconfig", kube_url, token="devstack-admin")
+    state = DevstackState(
+        external=False,
+        kube_url=kube_url,
+        kubeconfig=str(kubeconfig.resolve()),
+        vault_addr=vault_addr,
+        vault_token=root_token,
+        services=started,
+        service_account_certificate=key_files.certificate.read_text(),
+    )
+    save_state(state_dir, state)
+    return state
+
+
+def stop_devstack(state_dir: Path) -> list[str]:
+    """Stop exactly the processes this state dir started; returns the names of those that were running."""
+    state = load_state(state_dir)
+    if state is None:
+        return []
+    stopped = [name for name in state.services if stop_service(state_dir, name)]
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    return stopped

@@ -1,0 +1,188 @@
+"""`sovereign up / down / status`: run the platform locally on the devstack, or point it at a real cluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from sovereign.cli.envfile import write_env_file
+from sovereign.cli.output import OutputFormat, console, errors, fail, print_json
+from sovereign.clients.kubernetes import KubernetesUnavailable, apply_object, load_api_client, server_version
+from sovereign.clients.vault import VaultUnavailable, vault_client
+from sovereign.platform_setup import install_crds, prepare_vault
+
+StateDir = Annotated[Path, typer.Option("--state-dir", help="Where pid files, logs, env and kubeconfig live.")]
+Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text for people, json for scripts.")]
+DEFAULT_STATE_DIR = Path(".sovereign")
+
+
+def up(
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+    examples: Annotated[bool, typer.Option(help="Apply the example nations from --examples-dir.")] = True,
+    examples_dir: Annotated[Path, typer.Option(help="Manifests applied when --examples is on.")] = Path("examples"),
+    external: Annotated[
+        bool, typer.Option(help="Use the cluster ($KUBECONFIG) and Vault ($VAULT_ADDR, $VAULT_TOKEN) already set.")
+    ] = False,
+    output: Output = OutputFormat.text,
+) -> None:
+    """Start the local control plane (Kubernetes API + Vault) and install the platform into it."""
+    progress_console = errors if output is OutputFormat.json else console
+
+    def progress(message: str) -> None:
+        progress_console.print(f"[green]✓[/] {message}")
+
+    state_dir = state_dir.resolve()
+    state = _external_state(state_dir) if external else _start_devstack(state_dir, progress)
+    try:
+        env_path = write_env_file(state_dir / "env", _platform_env(state, state_dir))
+        api = load_api_client(state.kubeconfig)
+        progress(f"Kubernetes {server_version(api)}")
+        install_crds(api, progress)
+        vault = vault_client(state.vault_addr, state.vault_token)
+        pem_keys = [state.service_account_certificate] if state.service_account_certificate else None
+        prepare_vault(vault, state.kube_url, pem_keys, progress)
+        applied = _apply_examples(api, examples_dir, progress) if examples else []
+    except Exception as error:  # whatever went wrong, leave nothing half-made behind
+        if not external:
+            from sovereign_devstack.stack import stop_devstack
+
+            stop_devstack(state_dir)
+        fail(f"platform setup failed: {error}")
+
+    summary = {
+        "stateDir": str(state_dir),
+        "env": str(env_path),
+        "kubeconfig": state.kubeconfig,
+        "kubernetes": state.kube_url,
+        "vault": state.vault_addr,
+        "external": state.external,
+        "applied": applied,
+    }
+    if output is OutputFormat.json:
+        print_json(summary)
+        return
+    console.print("\n[bold]The platform is up.[/] Try:")
+    console.print(f"  source {env_path}")
+    console.print("  kubectl get tenants")
+    console.print("  kubectl describe tenant fra")
+    console.print('  python -c "import hvac, os; print(hvac.Client(os.environ[\'VAULT_ADDR\'], os.environ[\'VAULT_TOKEN\']).sys.list_mounted_secrets_engines()[\'data\'].keys())"')
+    console.print(f"  sovereign status --state-dir {state_dir}")
+    console.print(f"  sovereign down --state-dir {state_dir}")
+
+
+def down(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.text) -> None:
+    """Stop exactly the processes `sovereign up` started from this state dir."""
+    from sovereign_devstack.stack import stop_devstack
+
+    stopped = stop_devstack(state_dir.resolve())
+    if output is OutputFormat.json:
+        print_json({"stopped": stopped})
+    elif stopped:
+        console.print(f"stopped: {', '.join(stopped)}")
+    else:
+        console.print(f"nothing running from {state_dir}")
+
+
+def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.text) -> None:
+    """Show each component, its process and whether it answers. Exit code 1 if anything is down."""
+    from sovereign_devstack.stack import load_state, running_services
+
+    state_dir = state_dir.resolve()
+    state = load_state(state_dir)
+    if state is None:
+        if output is OutputFormat.json:
+            print_json({"up": False, "components": []})
+            raise typer.Exit(1)
+        fail(f"the platform is not up (no state in {state_dir}); run `sovereign up`")
+    pids = running_services(state_dir, state)
+    components = [
+        _component("kubernetes", state.kube_url, pids.get("kube-apiserver"), state.external, _kube_health, state),
+        _component("vault", state.vault_addr, pids.get("vault"), state.external, _vault_health, state),
+    ]
+    healthy = all(c["healthy"] for c in components)
+    if output is OutputFormat.json:
+        print_json({"up": healthy, "external": state.external, "components": components})
+    else:
+        table = Table("component", "address", "pid", "healthy", "detail")
+        for c in components:
+            mark = "[green]yes[/]" if c["healthy"] else "[red]no[/]"
+            table.add_row(c["name"], c["address"], str(c["pid"] or "-"), mark, c["detail"])
+        console.print(table)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+def _start_devstack(state_dir: Path, progress: Any) -> Any:
+    try:
+        from sovereign_devstack.processes import ServiceStartError
+        from sovereign_devstack.stack import start_devstack
+    except ImportError as error:  # the devstack ships with the [dev] extra only
+        fail(f"the devstack is not installed ({error}); run `make install` or pip install '.[dev]'")
+    try:
+        return start_devstack(state_dir, progress)
+    except ServiceStartError as error:
+        fail(str(error))
+
+
+def _external_state(state_dir: Path) -> Any:
+    from sovereign_devstack.stack import DevstackState, save_state
+
+    missing = [name for name in ("VAULT_ADDR", "VAULT_TOKEN") if not os.environ.get(name)]
+    if missing:
+        fail(f"--external needs {', '.join(missing)} in the environment")
+    kubeconfig = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))
+    api = load_api_client(kubeconfig)
+    state = DevstackState(
+        external=True,
+        kube_url=api.configuration.host,
+        kubeconfig=kubeconfig,
+        vault_addr=os.environ["VAULT_ADDR"],
+        vault_token=os.environ["VAULT_TOKEN"],
+    )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    save_state(state_dir, state)
+    return state
+
+
+def _platform_env(state: Any, state_dir: Path) -> dict[str, str]:
+    return {
+        "KUBECONFIG": state.kubeconfig,
+        "VAULT_ADDR": state.vault_addr,
+        "VAULT_TOKEN": state.vault_token,
+        "SOVEREIGN_STATE_DIR": str(state_dir),
+    }
+
+
+def _apply_examples(api: Any, examples_dir: Path, progress: Any) -> list[str]:
+    if not examples_dir.is_dir():
+        raise ValueError(f"examples directory {examples_dir} does not exist (use --no-examples)")
+    applied = []
+    for path in sorted(examples_dir.rglob("*.yaml")):
+        for manifest in yaml.safe_load_all(path.read_text()):
+            if manifest:
+                apply_object(api, manifest)
+                applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
+    progress(f"applied {len(applied)} example objects from {examples_dir}")
+    return applied
+
+
+def _kube_health(state: Any) -> str:
+    return f"Kubernetes {server_version(load_api_client(state.kubeconfig))}"
+
+
+def _vault_health(state: Any) -> str:
+    vault_client(state.vault_addr, state.vault_token)
+    return "unsealed, token valid"
+
+
+def _component(name: str, address: str, pid: int | None, external: bool, check: Any, state: Any) -> dict[str, Any]:
+    try:
+        detail, healthy = check(state), external or pid is not None
+    except (KubernetesUnavailable, VaultUnavailable) as error:
+        detail, healthy = str(error), False
+    return {"name": name, "address": address, "pid": pid, "healthy": healthy, "detail": detail}

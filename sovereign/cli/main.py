@@ -1,0 +1,22 @@
+"""`sovereign`: the platform's one command line."""
+
+from __future__ import annotations
+
+import typer
+
+from sovereign.cli import crds_commands, devstack_commands
+
+app = typer.Typer(
+    name="sovereign",
+    help="Multi-tenant sovereign AI platform: nations, their models, keys and policies.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold tokens
+)
+app.command("up")(devstack_commands.up)
+app.command("down")(devstack_commands.down)
+app.command("status")(devstack_commands.status)
+app.add_typer(crds_commands.app, name="crds")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,21 @@
+"""Member nations are named by ISO 3166-1 alpha-3 codes, checked against the real list (pycountry ships it)."""
+
+from __future__ import annotations
+
+import pycountry
+
+ISO_3166_ALPHA3: tuple[str, ...] = tuple(sorted(country.alpha_3 for country in pycountry.countries))
+
+
+def is_nation_code(code: str) -> bool:
+    return code in _CODES
+
+
+def nation_name(code: str) -> str:
+    country = pycountry.countries.get(alpha_3=code)
+    if country is None:
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-3 country code")
+    return str(country.name)
+
+
+_CODES = frozenset(ISO_3166_ALPHA3)

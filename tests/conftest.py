@@ -1,0 +1,65 @@
+"""Fixtures that start the devstack's real processes on free loopback ports and talk to them over HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sovereign_devstack.keys import write_service_account_key
+from sovereign_devstack.kubeconfig import write_kubeconfig
+from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
+from sovereign_devstack.services import kube_api_spec, vault_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@dataclass(frozen=True)
+class KubeAPI:
+    url: str
+    kubeconfig: Path
+    service_account_key: Path  # PEM private key the API server signs ServiceAccount tokens with
+    service_account_public_key: Path
+    service_account_certificate: Path  # self-signed, for Vault's pem_keys
+
+    def env(self) -> dict[str, str]:
+        """An environment for kubectl and kopf subprocesses pointed at this API server."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+
+@dataclass(frozen=True)
+class VaultServer:
+    url: str
+    root_token: str
+
+
+@pytest.fixture(scope="session")
+def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
+    state_dir = tmp_path_factory.mktemp("kube")
+    key_files = write_service_account_key(state_dir / "sa.key")
+    port = free_loopback_port()
+    start_service(kube_api_spec(port, key_files.private_key), state_dir)
+    url = f"http://127.0.0.1:{port}"
+    kubeconfig = write_kubeconfig(state_dir / "kubeconfig", url, token="devstack-admin")
+    try:
+        yield KubeAPI(url=url, kubeconfig=kubeconfig, service_account_key=key_files.private_key,
+                      service_account_public_key=key_files.public_key,
+                      service_account_certificate=key_files.certificate)
+    finally:
+        stop_service(state_dir, "kube-apiserver")
+
+
+@pytest.fixture(scope="session")
+def vault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
+    state_dir = tmp_path_factory.mktemp("vault")
+    port = free_loopback_port()
+    token = "devstack-root"
+    start_service(vault_spec(port, token), state_dir)
+    try:
+        yield VaultServer(url=f"http://127.0.0.1:{port}", root_token=token)
+    finally:
+        stop_service(state_dir, "vault")

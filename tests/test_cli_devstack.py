@@ -1,0 +1,112 @@
+"""`sovereign up / status / down` as a user runs them: real processes, then kubectl and hvac against them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import hvac
+import pytest
+
+from sovereign.cli.envfile import read_env_file
+from tests.conftest import ROOT
+
+SOVEREIGN = [sys.executable, "-m", "sovereign.cli.main"]
+
+
+def sovereign(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*SOVEREIGN, *args], capture_output=True, text=True, cwd=ROOT, timeout=180)
+    if check and result.returncode != 0:
+        raise AssertionError(f"sovereign {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def status_json(state_dir: Path) -> tuple[int, dict]:
+    result = sovereign("status", "--state-dir", str(state_dir), "--output", "json", check=False)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_up_status_down_round_trip(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    summary = json.loads(sovereign("up", "--state-dir", str(state_dir), "--output", "json").stdout)
+    try:
+        assert sorted(summary["applied"]) == ["Tenant/deu", "Tenant/est", "Tenant/fra"]
+        env = read_env_file(state_dir / "env")
+        assert {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN"} <= env.keys()
+        assert (state_dir / "logs" / "kube-apiserver.log").exists() and (state_dir / "vault.pid").exists()
+
+        # kubectl sees the example nations through the written kubeconfig.
+        tenants = subprocess.run(["kubectl", "get", "tenants", "-o", "name"], capture_output=True, text=True,
+                                 env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]}, check=True).stdout
+        assert sorted(tenants.split()) == [f"tenant.sovereign.ai/{n}" for n in ("deu", "est", "fra")]
+
+        # Vault was prepared for the platform: transit, KV v2 and Kubernetes auth.
+        vault = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"])
+        assert vault.is_authenticated()
+        mounts = vault.sys.list_mounted_secrets_engines()["data"]
+        assert mounts["transit/"]["type"] == "transit"
+        assert mounts["secret/"]["type"] == "kv" and mounts["secret/"]["options"]["version"] == "2"
+        assert vault.sys.list_auth_methods()["data"]["kubernetes/"]["type"] == "kubernetes"
+
+        code, status = status_json(state_dir)
+        assert code == 0 and status["up"] is True
+        pids = {c["name"]: c["pid"] for c in status["components"]}
+        assert all(alive(pid) for pid in pids.values())
+
+        # A second `up` reuses the running stack instead of starting another.
+        sovereign("up", "--state-dir", str(state_dir), "--no-examples")
+        assert {c["name"]: c["pid"] for c in status_json(state_dir)[1]["components"]} == pids
+    finally:
+        down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
+    assert sorted(down["stopped"]) == ["kube-apiserver", "vault"]
+    assert not any(alive(pid) for pid in pids.values())
+    code, status = status_json(state_dir)
+    assert code == 1 and status["up"] is False
+
+
+def test_failed_up_leaves_nothing_running(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    result = sovereign("up", "--state-dir", str(state_dir), "--examples-dir", str(tmp_path / "missing"), check=False)
+    assert result.returncode == 1
+    assert "examples directory" in result.stderr and "does not exist" in result.stderr
+    assert not (state_dir / "state.json").exists()
+    assert not list(state_dir.glob("*.pid")), "every process the failed `up` started must be stopped"
+
+
+def test_external_needs_vault_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    result = subprocess.run([*SOVEREIGN, "up", "--external", "--state-dir", str(tmp_path)], capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=60)
+    assert result.returncode == 1
+    assert "VAULT_ADDR" in result.stderr
+
+
+def test_external_uses_the_configured_cluster_and_vault_and_starts_nothing(tmp_path: Path, kube_api, vault_server) -> None:
+    env = {**os.environ, "KUBECONFIG": str(kube_api.kubeconfig), "VAULT_ADDR": vault_server.url,
+           "VAULT_TOKEN": vault_server.root_token}
+    state_dir = tmp_path / "external"
+    result = subprocess.run([*SOVEREIGN, "up", "--external", "--no-examples", "--state-dir", str(state_dir),
+                             "--output", "json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["external"] is True and summary["kubernetes"] == kube_api.url
+    assert not list(state_dir.glob("*.pid")), "--external must not start any process"
+
+    vault = hvac.Client(url=vault_server.url, token=vault_server.root_token)
+    assert vault.sys.list_mounted_secrets_engines()["data"]["transit/"]["type"] == "transit"
+    assert read_env_file(state_dir / "env")["VAULT_ADDR"] == vault_server.url
+
+    down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
+    assert down["stopped"] == []
+    assert vault.sys.read_health_status(method="GET")["initialized"], "down must leave external systems running"
