@@ -33,7 +33,10 @@ def install_crds(api: ApiClient, progress: Progress = lambda _: None) -> list[st
 
 
 def prepare_vault(
-    client: hvac.Client, kubernetes_host: str, pem_keys: list[str] | None = None, progress: Progress = lambda _: None
+    client: hvac.Client,
+    kubernetes_host: str,
+    pem_keys: list[str] | None = None,
+    progress: Progress = lambda _: None,
 ) -> None:
     """Mount transit and KV v2, enable Kubernetes auth and point it at the cluster."""
     ensure_secrets_engine(client, TRANSIT_MOUNT, "transit")

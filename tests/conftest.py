@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from sovereign_devstack.keys import write_service_account_key
 from sovereign_devstack.kubeconfig import write_kubeconfig
 from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
@@ -46,9 +45,13 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
     url = f"http://127.0.0.1:{port}"
     kubeconfig = write_kubeconfig(state_dir / "kubeconfig", url, token="devstack-admin")
     try:
-        yield KubeAPI(url=url, kubeconfig=kubeconfig, service_account_key=key_files.private_key,
-                      service_account_public_key=key_files.public_key,
-                      service_account_certificate=key_files.certificate)
+        yield KubeAPI(
+            url=url,
+            kubeconfig=kubeconfig,
+            service_account_key=key_files.private_key,
+            service_account_public_key=key_files.public_key,
+            service_account_certificate=key_files.certificate,
+        )
     finally:
         stop_service(state_dir, "kube-apiserver")
 

@@ -1,4 +1,4 @@
-"""Small helpers the tests share: run kubectl as a user would, and poll with a deadline instead of sleeping."""
+"""Helpers the tests share: run kubectl as a user would, and poll with a deadline instead of sleeping."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def kubectl(kube_api: Any, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    kube_api: Any, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run the real kubectl against `kube_api` and return its result (stdout, stderr, returncode)."""
     result = subprocess.run(
         ["kubectl", *args], input=input, capture_output=True, text=True, env=kube_api.env(), timeout=60

@@ -47,8 +47,13 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
         assert (state_dir / "logs" / "kube-apiserver.log").exists() and (state_dir / "vault.pid").exists()
 
         # kubectl sees the example nations through the written kubeconfig.
-        tenants = subprocess.run(["kubectl", "get", "tenants", "-o", "name"], capture_output=True, text=True,
-                                 env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]}, check=True).stdout
+        tenants = subprocess.run(
+            ["kubectl", "get", "tenants", "-o", "name"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]},
+            check=True,
+        ).stdout
         assert sorted(tenants.split()) == [f"tenant.sovereign.ai/{n}" for n in ("deu", "est", "fra")]
 
         # Vault was prepared for the platform: transit, KV v2 and Kubernetes auth.
@@ -77,7 +82,9 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
 
 def test_failed_up_leaves_nothing_running(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
-    result = sovereign("up", "--state-dir", str(state_dir), "--examples-dir", str(tmp_path / "missing"), check=False)
+    result = sovereign(
+        "up", "--state-dir", str(state_dir), "--examples-dir", str(tmp_path / "missing"), check=False
+    )
     assert result.returncode == 1
     assert "examples directory" in result.stderr and "does not exist" in result.stderr
     assert not (state_dir / "state.json").exists()
@@ -86,18 +93,36 @@ def test_failed_up_leaves_nothing_running(tmp_path: Path) -> None:
 
 def test_external_needs_vault_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
-    result = subprocess.run([*SOVEREIGN, "up", "--external", "--state-dir", str(tmp_path)], capture_output=True,
-                            text=True, cwd=ROOT, env=env, timeout=60)
+    result = subprocess.run(
+        [*SOVEREIGN, "up", "--external", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "VAULT_ADDR" in result.stderr
 
 
-def test_external_uses_the_configured_cluster_and_vault_and_starts_nothing(tmp_path: Path, kube_api, vault_server) -> None:
-    env = {**os.environ, "KUBECONFIG": str(kube_api.kubeconfig), "VAULT_ADDR": vault_server.url,
-           "VAULT_TOKEN": vault_server.root_token}
+def test_external_uses_the_configured_cluster_and_vault_and_starts_nothing(
+    tmp_path: Path, kube_api, vault_server
+) -> None:
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kube_api.kubeconfig),
+        "VAULT_ADDR": vault_server.url,
+        "VAULT_TOKEN": vault_server.root_token,
+    }
     state_dir = tmp_path / "external"
-    result = subprocess.run([*SOVEREIGN, "up", "--external", "--no-examples", "--state-dir", str(state_dir),
-                             "--output", "json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    result = subprocess.run(
+        [*SOVEREIGN, "up", "--external", "--no-examples", "--state-dir", str(state_dir), "--output", "json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["external"] is True and summary["kubernetes"] == kube_api.url
@@ -109,4 +134,6 @@ def test_external_uses_the_configured_cluster_and_vault_and_starts_nothing(tmp_p
 
     down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
     assert down["stopped"] == []
-    assert vault.sys.read_health_status(method="GET")["initialized"], "down must leave external systems running"
+    assert vault.sys.read_health_status(method="GET")["initialized"], (
+        "down must leave external systems running"
+    )

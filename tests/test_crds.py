@@ -78,8 +78,13 @@ def tenant_crd(kube_api: KubeAPI) -> None:
 
 
 def test_generated_tenant_crd_defaults_and_validates_on_the_api(kube_api: KubeAPI, tenant_crd: None) -> None:
-    kubectl(kube_api, "apply", "-f", "-", input=TENANT.format(name="crdtest-nld", nation="NLD",
-                                                                clearance="NATO SECRET"))
+    kubectl(
+        kube_api,
+        "apply",
+        "-f",
+        "-",
+        input=TENANT.format(name="crdtest-nld", nation="NLD", clearance="NATO SECRET"),
+    )
     tenant = json.loads(kubectl(kube_api, "get", "tenant", "crdtest-nld", "-o", "json").stdout)
     assert tenant["spec"]["quotas"]["maxModels"] == 10, "defaults from the spec model are applied by the API"
     assert tenant["spec"]["keyRotation"] == {"period": "720h"}
@@ -110,8 +115,9 @@ def test_spec_model_rejects_unknown_nation_codes() -> None:
 
     with pytest.raises(ValidationError, match="ISO 3166-1 alpha-3"):
         TenantSpec.model_validate({"nation": "XXX", "displayName": "x", "clearance": "NATO SECRET"})
-    spec = TenantSpec.model_validate(yaml.safe_load(TENANT.format(name="n", nation="FRA",
-                                                                  clearance="NATO SECRET"))["spec"])
+    spec = TenantSpec.model_validate(
+        yaml.safe_load(TENANT.format(name="n", nation="FRA", clearance="NATO SECRET"))["spec"]
+    )
     assert spec.quotas.max_models == 10
 
 
@@ -124,7 +130,10 @@ def test_chart_ships_the_generated_crds_and_lints_clean() -> None:
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == [], "lint warnings or errors"
 
-    shipped = {Path(crd["name"]).name: yaml.safe_load(crd["data"]) for crd in helm_python.Chart.load(str(chart_dir)).crds}
+    shipped = {
+        Path(crd["name"]).name: yaml.safe_load(crd["data"])
+        for crd in helm_python.Chart.load(str(chart_dir)).crds
+    }
     assert shipped == {f"{info.name}.yaml": build_crd(info) for info in CUSTOM_RESOURCES}
     for crd in shipped.values():  # raises with the offending field if Kubernetes' own schema disagrees
         kubernetes_validate.validate(crd, "1.32", strict=True)

@@ -7,7 +7,11 @@ import pytest
 from sovereign.domain.markings import Classification
 
 LEVELS = [
-    "NATO UNCLASSIFIED", "NATO RESTRICTED", "NATO CONFIDENTIAL", "NATO SECRET", "COSMIC TOP SECRET",
+    "NATO UNCLASSIFIED",
+    "NATO RESTRICTED",
+    "NATO CONFIDENTIAL",
+    "NATO SECRET",
+    "COSMIC TOP SECRET",
 ]
 
 

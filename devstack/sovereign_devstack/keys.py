@@ -46,7 +46,9 @@ def write_service_account_key(private_key_path: Path) -> ServiceAccountKeyFiles:
     assert isinstance(key, rsa.RSAPrivateKey)
     if not files.public_key.exists():
         files.public_key.write_bytes(
-            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
         )
     if not files.certificate.exists():
         files.certificate.write_bytes(_self_signed_certificate(key).public_bytes(serialization.Encoding.PEM))

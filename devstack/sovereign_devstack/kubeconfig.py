@@ -16,7 +16,10 @@ def write_kubeconfig(path: Path, server_url: str, token: str) -> Path:
         "clusters": [{"name": CONTEXT, "cluster": {"server": server_url}}],
         "users": [{"name": "devstack-admin", "user": {"token": token}}],
         "contexts": [
-            {"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "devstack-admin", "namespace": "default"}}
+            {
+                "name": CONTEXT,
+                "context": {"cluster": CONTEXT, "user": "devstack-admin", "namespace": "default"},
+            }
         ],
         "current-context": CONTEXT,
         "preferences": {},

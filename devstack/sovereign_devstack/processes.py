@@ -77,7 +77,9 @@ def start_service(spec: ServiceSpec, state_dir: Path, timeout: float = 60.0) -> 
                 return proc.pid
         time.sleep(0.1)
     stop_service(state_dir, spec.name)
-    raise ServiceStartError(f"{spec.name} did not answer {spec.health_url} in {timeout:.0f}s:\n{_tail(log_path)}")
+    raise ServiceStartError(
+        f"{spec.name} did not answer {spec.health_url} in {timeout:.0f}s:\n{_tail(log_path)}"
+    )
 
 
 def read_pid(state_dir: Path, name: str) -> int | None:

@@ -15,9 +15,12 @@ def kube_api_spec(port: int, service_account_key_file: Path) -> ServiceSpec:
         name=KUBE_SERVICE,
         argv=python_module_argv(
             "sovereign_devstack.kube",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--service-account-key-file", str(service_account_key_file),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--service-account-key-file",
+            str(service_account_key_file),
         ),
         health_url=f"http://127.0.0.1:{port}/version",
     )
@@ -28,9 +31,12 @@ def vault_spec(port: int, root_token: str) -> ServiceSpec:
         name=VAULT_SERVICE,
         argv=python_module_argv(
             "sovereign_devstack.vault",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--root-token", root_token,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--root-token",
+            root_token,
         ),
         health_url=f"http://127.0.0.1:{port}/v1/sys/health",
     )

@@ -19,7 +19,9 @@ app = typer.Typer(help="CustomResourceDefinitions generated from the spec models
 @app.command()
 def generate(
     out: Annotated[Path, typer.Option(help="Directory to write the CRD YAML files to.")] = DEFAULT_CRD_DIR,
-    check: Annotated[bool, typer.Option(help="Write nothing; fail if the files differ from the models.")] = False,
+    check: Annotated[
+        bool, typer.Option(help="Write nothing; fail if the files differ from the models.")
+    ] = False,
 ) -> None:
     """Write one CRD file per custom resource (or, with --check, verify the committed files)."""
     if check:

@@ -16,7 +16,9 @@ from sovereign.clients.kubernetes import KubernetesUnavailable, apply_object, lo
 from sovereign.clients.vault import VaultUnavailable, vault_client
 from sovereign.platform_setup import install_crds, prepare_vault
 
-StateDir = Annotated[Path, typer.Option("--state-dir", help="Where pid files, logs, env and kubeconfig live.")]
+StateDir = Annotated[
+    Path, typer.Option("--state-dir", help="Where pid files, logs, env and kubeconfig live.")
+]
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text for people, json for scripts.")]
 DEFAULT_STATE_DIR = Path(".sovereign")
 
@@ -24,9 +26,12 @@ DEFAULT_STATE_DIR = Path(".sovereign")
 def up(
     state_dir: StateDir = DEFAULT_STATE_DIR,
     examples: Annotated[bool, typer.Option(help="Apply the example nations from --examples-dir.")] = True,
-    examples_dir: Annotated[Path, typer.Option(help="Manifests applied when --examples is on.")] = Path("examples"),
+    examples_dir: Annotated[Path, typer.Option(help="Manifests applied when --examples is on.")] = Path(
+        "examples"
+    ),
     external: Annotated[
-        bool, typer.Option(help="Use the cluster ($KUBECONFIG) and Vault ($VAULT_ADDR, $VAULT_TOKEN) already set.")
+        bool,
+        typer.Option(help="Use the cluster ($KUBECONFIG) and Vault ($VAULT_ADDR, $VAULT_TOKEN) already set."),
     ] = False,
     output: Output = OutputFormat.text,
 ) -> None:
@@ -70,7 +75,7 @@ def up(
     console.print(f"  source {env_path}")
     console.print("  kubectl get tenants")
     console.print("  kubectl describe tenant fra")
-    console.print('  python -c "import hvac, os; print(hvac.Client(os.environ[\'VAULT_ADDR\'], os.environ[\'VAULT_TOKEN\']).sys.list_mounted_secrets_engines()[\'data\'].keys())"')
+    console.print("  curl -s -H \"X-Vault-Token: $VAULT_TOKEN\" $VAULT_ADDR/v1/sys/mounts")
     console.print(f"  sovereign status --state-dir {state_dir}")
     console.print(f"  sovereign down --state-dir {state_dir}")
 
@@ -101,7 +106,9 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputForma
         fail(f"the platform is not up (no state in {state_dir}); run `sovereign up`")
     pids = running_services(state_dir, state)
     components = [
-        _component("kubernetes", state.kube_url, pids.get("kube-apiserver"), state.external, _kube_health, state),
+        _component(
+            "kubernetes", state.kube_url, pids.get("kube-apiserver"), state.external, _kube_health, state
+        ),
         _component("vault", state.vault_addr, pids.get("vault"), state.external, _vault_health, state),
     ]
     healthy = all(c["healthy"] for c in components)
@@ -180,7 +187,9 @@ def _vault_health(state: Any) -> str:
     return "unsealed, token valid"
 
 
-def _component(name: str, address: str, pid: int | None, external: bool, check: Any, state: Any) -> dict[str, Any]:
+def _component(
+    name: str, address: str, pid: int | None, external: bool, check: Any, state: Any
+) -> dict[str, Any]:
     try:
         detail, healthy = check(state), external or pid is not None
     except (KubernetesUnavailable, VaultUnavailable) as error:

@@ -1,4 +1,4 @@
-"""DIR/env: the environment a shell (`source DIR/env`), the operator and the tests use to reach the platform."""
+"""DIR/env: the environment a shell (`source DIR/env`), the operator and tests use to reach the platform."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ def write_env_file(path: Path, values: dict[str, str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)  # it holds a Vault token
     lines = [f"export {key}={shlex.quote(value)}" for key, value in sorted(values.items())]
-    path.write_text("# Written by `sovereign up`. Use it with: source " + str(path) + "\n" + "\n".join(lines) + "\n")
+    path.write_text(
+        "# Written by `sovereign up`. Use it with: source " + str(path) + "\n" + "\n".join(lines) + "\n"
+    )
     return path
 
 

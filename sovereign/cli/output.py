@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # no hard wraps: error lines stay greppable
 
 
 class OutputFormat(StrEnum):

@@ -34,7 +34,9 @@ def server_version(api: ApiClient) -> str:
     try:
         info = kubernetes.client.VersionApi(api).get_code(_request_timeout=5)
     except Exception as error:  # urllib3 raises several kinds for an unreachable server
-        raise KubernetesUnavailable(f"Kubernetes API at {api.configuration.host} is unreachable: {error}") from error
+        raise KubernetesUnavailable(
+            f"Kubernetes API at {api.configuration.host} is unreachable: {error}"
+        ) from error
     return str(info.git_version)
 
 

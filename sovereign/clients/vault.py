@@ -24,7 +24,9 @@ def vault_client(address: str, token: str | None = None, verify: bool | str = Tr
     return client
 
 
-def ensure_secrets_engine(client: hvac.Client, path: str, engine_type: str, options: dict[str, str] | None = None) -> bool:
+def ensure_secrets_engine(
+    client: hvac.Client, path: str, engine_type: str, options: dict[str, str] | None = None
+) -> bool:
     """Mount `engine_type` at `path` unless it is there already; True if it was mounted now."""
     mounts = client.sys.list_mounted_secrets_engines()["data"]
     existing = mounts.get(f"{path}/")

@@ -1,1 +1,4 @@
-"""The platform's domain model: markings and nations. CRD specs, policy schema and engine input derive from it."""
+"""The platform's domain model: markings and nations.
+
+CRD specs, the policy schema and the policy engine's input all derive from it.
+"""

@@ -1,4 +1,4 @@
-"""Member nations are named by ISO 3166-1 alpha-3 codes, checked against the real list (pycountry ships it)."""
+"""Member nations are named by ISO 3166-1 alpha-3 codes, checked against the real list from pycountry."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Kubernetes wants a *structural* openAPIV3Schema: every node typed, no `$ref`, optional fields simply not
 required rather than `anyOf [X, null]`, and free-form maps marked `x-kubernetes-preserve-unknown-fields`.
-(k8s docs: /docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema)
+(k8s docs: /docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/
+#specifying-a-structural-schema)
 """
 
 from __future__ import annotations
@@ -16,10 +17,28 @@ from sovereign.specs.resource import CustomResourceDefinitionInfo
 
 # JSON Schema keywords that a structural schema accepts as they are.
 _KEPT_KEYWORDS = {
-    "type", "description", "default", "enum", "format", "pattern", "minimum", "maximum",
-    "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
-    "uniqueItems", "minProperties", "maxProperties", "required", "nullable",
-    "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string", "x-kubernetes-list-type",
+    "type",
+    "description",
+    "default",
+    "enum",
+    "format",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "nullable",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-type",
 }
 
 

@@ -1,4 +1,4 @@
-"""The Tenant: one member nation, cluster-scoped. The operator turns it into an isolated namespace and keys."""
+"""The Tenant: one member nation, cluster-scoped. The operator makes it an isolated namespace and keys."""
 
 from __future__ import annotations
 
@@ -19,11 +19,17 @@ class Quotas(SpecModel):
     """What the nation may consume; becomes its namespace's ResourceQuota and the gateway's rate limits."""
 
     cpu: str = Field("8", pattern=QUANTITY_PATTERN, description="CPU cores for all the nation's workloads.")
-    memory: str = Field("32Gi", pattern=QUANTITY_PATTERN, description="Memory for all the nation's workloads.")
+    memory: str = Field(
+        "32Gi", pattern=QUANTITY_PATTERN, description="Memory for all the nation's workloads."
+    )
     gpus: int = Field(0, ge=0, description="GPUs (nvidia.com/gpu) for all the nation's workloads.")
     max_models: int = Field(10, ge=0, description="Most ModelDeployments the nation may run.")
-    requests_per_minute: int = Field(600, ge=0, description="Requests per minute across the nation's endpoint.")
-    tokens_per_minute: int = Field(100_000, ge=0, description="Tokens per minute across the nation's endpoint.")
+    requests_per_minute: int = Field(
+        600, ge=0, description="Requests per minute across the nation's endpoint."
+    )
+    tokens_per_minute: int = Field(
+        100_000, ge=0, description="Tokens per minute across the nation's endpoint."
+    )
 
 
 class AdminSubject(SpecModel):
@@ -40,7 +46,9 @@ class Identity(SpecModel):
     issuer: str = Field(min_length=1, description="Expected `iss` claim of the nation's tokens.")
     audience: str = Field(min_length=1, description="Expected `aud` claim of the nation's tokens.")
     jwks: dict[str, object] | None = Field(None, description="The issuer's JSON Web Key Set, inline.")
-    jwks_uri: str | None = Field(None, description="Where the issuer's JSON Web Key Set is served (in-network).")
+    jwks_uri: str | None = Field(
+        None, description="Where the issuer's JSON Web Key Set is served (in-network)."
+    )
 
 
 class SecretKeyReference(SpecModel):

@@ -45,14 +45,18 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def kopf_operator(kube_api: KubeAPI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+def kopf_operator(
+    kube_api: KubeAPI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
     kubectl(kube_api, "apply", "-f", "-", input=PROBE_CRD)
     wait_until(lambda: kubectl(kube_api, "get", "probes", check=False).returncode == 0, "probes served")
     log = tmp_path_factory.mktemp("kopf") / "kopf.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", str(OPERATOR)],
-            env=kube_api.env(), stdout=out, stderr=subprocess.STDOUT,
+            env=kube_api.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         yield proc
@@ -81,7 +85,10 @@ def test_kopf_handler_patches_status_of_object_created_with_kubectl(
     assert kopf_operator.poll() is None, "the operator process must still be running"
 
     kubectl(kube_api, "apply", "-f", "-", input=probe + "spec: {message: second}\n")
-    assert wait_until(lambda: _probe(kube_api, "hello").get("status", {}).get("lastMessage"), "update") == "second"
+    assert (
+        wait_until(lambda: _probe(kube_api, "hello").get("status", {}).get("lastMessage"), "update")
+        == "second"
+    )
 
     kubectl(kube_api, "delete", "probe", "hello", "-n", "default", "--timeout=30s")
     deadline = time.monotonic() + 30

@@ -79,10 +79,15 @@ class Webhook:
             {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
         )
 
+    async def _slow(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(1.5)
+        return await self._review(request)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         app = web.Application()
         app.router.add_post("/validate", self._review)
+        app.router.add_post("/slow", self._slow)
         self.runner = web.AppRunner(app)
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", self.port, ssl_context=self.context)
@@ -120,7 +125,13 @@ def _namespace(kube_api: KubeAPI, prefix: str) -> str:
 
 
 def _register(
-    kube_api: KubeAPI, name: str, ns: str, url: str, ca_pem: bytes | None, policy: str = "Fail"
+    kube_api: KubeAPI,
+    name: str,
+    ns: str,
+    url: str,
+    ca_pem: bytes | None,
+    policy: str = "Fail",
+    timeout: int = 3,
 ) -> None:
     ca = f"caBundle: {base64.b64encode(ca_pem).decode()}" if ca_pem else ""
     kubectl(
@@ -137,7 +148,7 @@ webhooks:
     admissionReviewVersions: [v1]
     sideEffects: None
     failurePolicy: {policy}
-    timeoutSeconds: 3
+    timeoutSeconds: {timeout}
     clientConfig:
       url: {url}
       {ca}
@@ -185,6 +196,18 @@ def test_webhook_denial_reaches_kubectl(kube_api: KubeAPI, webhook: Webhook) -> 
         kubectl(kube_api, "delete", "validatingwebhookconfiguration", name)
 
 
+def test_webhook_certificate_is_verified_with_the_ca_bundle(kube_api: KubeAPI, webhook: Webhook) -> None:
+    ns = _namespace(kube_api, "untrusted")
+    name = f"untrusted-{ns}"
+    _register(kube_api, name, ns, f"https://127.0.0.1:{webhook.port}/validate", None)  # no caBundle
+    try:
+        failed = kubectl(kube_api, "apply", "-f", "-", input=_configmap(ns, "x", "no"), check=False)
+        assert f'failed calling webhook "{name}.devstack.test"' in failed.stderr
+        assert "certificate verify failed" in failed.stderr
+    finally:
+        kubectl(kube_api, "delete", "validatingwebhookconfiguration", name)
+
+
 def test_unreachable_webhook_fails_closed_or_is_ignored(kube_api: KubeAPI) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -199,5 +222,17 @@ def test_unreachable_webhook_fails_closed_or_is_ignored(kube_api: KubeAPI) -> No
         assert f'failed calling webhook "{name}.devstack.test"' in failed.stderr
         _register(kube_api, name, ns, dead, None, policy="Ignore")
         kubectl(kube_api, "apply", "-f", "-", input=_configmap(ns, "x", "no"))
+    finally:
+        kubectl(kube_api, "delete", "validatingwebhookconfiguration", name)
+
+
+def test_webhook_timeout_is_honoured(kube_api: KubeAPI, webhook: Webhook) -> None:
+    ns = _namespace(kube_api, "slow")
+    name = f"slow-{ns}"
+    _register(kube_api, name, ns, f"https://127.0.0.1:{webhook.port}/slow", webhook.ca_pem, timeout=1)
+    try:
+        failed = kubectl(kube_api, "apply", "-f", "-", input=_configmap(ns, "x", "no"), check=False)
+        assert f'failed calling webhook "{name}.devstack.test"' in failed.stderr
+        assert "context deadline exceeded" in failed.stderr
     finally:
         kubectl(kube_api, "delete", "validatingwebhookconfiguration", name)

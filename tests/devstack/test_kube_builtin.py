@@ -50,6 +50,11 @@ def test_version_health_and_discovery(kube_api: KubeAPI) -> None:
     assert any(line.split()[:2] == ["default", "Active"] for line in namespaces[1:])
 
 
+def test_auth_reviews_answer_for_the_devstack_admin(kube_api: KubeAPI) -> None:
+    assert kubectl(kube_api, "auth", "can-i", "create", "configmaps", "-n", "default").stdout.strip() == "yes"
+    assert "system:masters" in kubectl(kube_api, "auth", "whoami").stdout
+
+
 def test_imperative_creates_and_reapply(kube_api: KubeAPI) -> None:
     ns = _unique("imp")
     kubectl(kube_api, "create", "namespace", ns)
@@ -104,6 +109,20 @@ metadata: {{name: {ns}, labels: {{tier: one}}}}
     kubectl(kube_api, "delete", "namespace", ns, "--timeout=30s")
 
 
+def test_server_side_apply_creates_and_merges(kube_api: KubeAPI) -> None:
+    ns = _unique("ssa")
+    kubectl(kube_api, "create", "namespace", ns)
+    manifest = (
+        f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: ssa, namespace: {ns}}}\ndata: {{a: '1'}}\n"
+    )
+    assert (
+        "serverside-applied" in kubectl(kube_api, "apply", "--server-side", "-f", "-", input=manifest).stdout
+    )
+    kubectl(kube_api, "apply", "--server-side", "-f", "-", input=manifest.replace("a: '1'", "b: '2'"))
+    data = kubectl(kube_api, "get", "configmap", "ssa", "-n", ns, "-o", "jsonpath={.data}").stdout
+    assert json.loads(data) == {"a": "1", "b": "2"}  # no field ownership: earlier fields stay
+
+
 def test_errors_look_like_kube_apiserver(kube_api: KubeAPI) -> None:
     ns = _unique("err")
     kubectl(kube_api, "create", "namespace", ns)
@@ -124,6 +143,12 @@ def test_errors_look_like_kube_apiserver(kube_api: KubeAPI) -> None:
     with pytest.raises(kubernetes.client.ApiException) as invalid_ns:
         core.create_namespace(kubernetes.client.V1Namespace(metadata=V1ObjectMeta(name="has.dots")))
     assert invalid_ns.value.status == 422
+    typo = f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: typo, namespace: {ns}}}\ndat: {{a: b}}\n"
+    strict = kubectl(kube_api, "apply", "-f", "-", input=typo, check=False)
+    assert 'strict decoding error: unknown field "dat"' in strict.stderr
+    dry = kubectl(kube_api, "apply", "--dry-run=server", "--validate=warn", "-f", "-", input=typo)
+    assert 'Warning: unknown field "dat"' in dry.stderr and "(server dry run)" in dry.stdout
+    assert kubectl(kube_api, "get", "configmap", "typo", "-n", ns, check=False).returncode != 0
 
 
 def test_resource_versions_are_cluster_wide_and_monotonic(kube_api: KubeAPI) -> None:

@@ -67,10 +67,7 @@ def gadgets(kube_api: KubeAPI) -> tuple[str, str]:
         "-",
         input=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n",
     )
-    wait_until(
-        lambda: kubectl(kube_api, "get", f"gadgets.{group}", "-n", namespace, check=False).returncode == 0,
-        "gadgets served",
-    )
+    kubectl(kube_api, "wait", "--for=condition=Established", f"crd/gadgets.{group}", "--timeout=20s")
     return group, namespace
 
 
@@ -288,3 +285,62 @@ def test_deleting_the_crd_stops_serving_and_deletes_objects(
     )
     listed = kubectl(kube_api, "get", f"gadgets.{group}", "-n", ns, "-o", "json").stdout
     assert json.loads(listed)["items"] == []
+
+
+def test_cluster_scoped_multi_version_crd(kube_api: KubeAPI) -> None:
+    group = f"{_unique('t')}.sovereign.ai"
+    kubectl(
+        kube_api,
+        "apply",
+        "-f",
+        "-",
+        input=f"""
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: tenants.{group}}}
+spec:
+  group: {group}
+  scope: Cluster
+  names: {{kind: Tenant, plural: tenants, singular: tenant, categories: [sovereign]}}
+  versions:
+    - {{name: v1beta1, served: true, storage: false,
+       schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {{type: object, properties: {{nation: {{type: string, enum: [fra, deu]}}}}}}
+""",
+    )
+    # As with kube-apiserver, custom objects can be applied once their CRD is established.
+    kubectl(kube_api, "wait", "--for=condition=Established", f"crd/tenants.{group}", "--timeout=20s")
+    kubectl(
+        kube_api,
+        "apply",
+        "-f",
+        "-",
+        input=f"""
+apiVersion: {group}/v1
+kind: Tenant
+metadata: {{name: acme}}
+spec: {{nation: fra}}
+""",
+    )
+    versions = json.loads(kubectl(kube_api, "get", "--raw", f"/apis/{group}").stdout)
+    assert versions["preferredVersion"]["version"] == "v1"
+    assert [v["version"] for v in versions["versions"]] == ["v1", "v1beta1"]
+    assert kubectl(kube_api, "get", "sovereign", "-o", "name").stdout.split() == [f"tenant.{group}/acme"]
+    old = kubectl(kube_api, "get", f"tenants.v1beta1.{group}", "acme", "-o", "jsonpath={.apiVersion}").stdout
+    assert old == f"{group}/v1beta1"
+    bad = kubectl(
+        kube_api,
+        "apply",
+        "-f",
+        "-",
+        check=False,
+        input=f"apiVersion: {group}/v1\nkind: Tenant\nmetadata: {{name: bad}}\nspec: {{nation: usa}}\n",
+    )
+    assert 'spec.nation: Unsupported value: "usa"' in bad.stderr

@@ -337,6 +337,8 @@ SMP_ERRORS = [
     ("set-element-order-not-a-list", {"metadata": {"$setElementOrder/finalizers": "a"}}, 400,
      "invalid patch format of setElementOrder list"),
     ("list-of-lists", {"metadata": {"finalizers": [["a"]]}}, 422, "lists of lists are not supported"),
+    ("patch-list-not-in-set-element-order",
+     {"metadata": {"$setElementOrder/finalizers": ["a"], "finalizers": ["b"]}}, 500, None),
     ("merge-directive-in-map", {"spec": {"$patch": "merge"}}, 500, None),
     ("merge-item-without-key", {"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}, 500, None),
     ("not-json", b"{", 400, None),
@@ -362,6 +364,13 @@ def test_preserve_order_from_patch_in_merging_list() -> None:
     partial = {"spec": {"ports": [{"port": 3, "name": "c"}, {"port": 1, "name": "a"}]}}
     result = apply_patch(live, partial, STRATEGIC_MERGE_PATCH, "Service")
     assert [port["port"] for port in result["spec"]["ports"]] == [2, 3, 1]
+
+
+def test_replace_strategy_replaces_a_map() -> None:
+    live = {"spec": {"selector": {"matchLabels": {"app": "a"}}, "minAvailable": 1}}
+    patch = {"spec": {"selector": {"matchExpressions": []}}}
+    result = apply_patch(live, patch, STRATEGIC_MERGE_PATCH, "PodDisruptionBudget")
+    assert result == {"spec": {"selector": {"matchExpressions": []}, "minAvailable": 1}}
 
 
 def test_owner_references_merge_by_uid() -> None:

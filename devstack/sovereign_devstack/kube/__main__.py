@@ -43,6 +43,7 @@ async def serve(args: argparse.Namespace) -> None:
         handler.controllers.start()
         logging.getLogger("sovereign_devstack.kube").info("serving on http://%s:%d", args.host, args.port)
         await stop.wait()
+        handler.store.close()
         await handler.controllers.stop()
 
 

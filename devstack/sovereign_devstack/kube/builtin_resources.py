@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sovereign_devstack.kube import tables
 from sovereign_devstack.kube.resource_types import ResourceType
 
 CREATE_ONLY = ("create",)
@@ -47,6 +48,35 @@ def _builtin(
     )
     if verbs is not None:
         rt.verbs = verbs
+    return rt
+
+
+def _events(group: str, version: str, regarding: str, message: str, last: str) -> ResourceType:
+    """Events print like `kubectl get events`: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE."""
+
+    def last_seen(o: dict[str, Any]) -> str:
+        return tables.age(o.get(last) or o.get("eventTime") or o["metadata"].get("creationTimestamp"))
+
+    def involved(o: dict[str, Any]) -> str:
+        ref = o.get(regarding) or {}
+        return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
+
+    rt = _builtin(
+        group,
+        version,
+        "events",
+        "Event",
+        True,
+        "ev",
+        columns=[
+            ("Last Seen", "string", last_seen),
+            ("Type", "string", lambda o: o.get("type", "")),
+            ("Reason", "string", lambda o: o.get("reason", "")),
+            ("Object", "string", involved),
+            ("Message", "string", lambda o: o.get(message, "")),
+        ],
+    )
+    rt.name_and_age = False
     return rt
 
 
@@ -116,20 +146,8 @@ def builtin_resource_types() -> list[ResourceType]:
                 ("Port(s)", "string", _ports),
             ],
         ),
-        _builtin(
-            "",
-            "v1",
-            "events",
-            "Event",
-            True,
-            "ev",
-            columns=[
-                ("Type", "string", lambda o: o.get("type", "")),
-                ("Reason", "string", lambda o: o.get("reason", "")),
-                ("Message", "string", lambda o: o.get("message", "")),
-            ],
-        ),
-        _builtin("events.k8s.io", "v1", "events", "Event", True, "ev"),
+        _events("", "v1", "involvedObject", "message", "lastTimestamp"),
+        _events("events.k8s.io", "v1", "regarding", "note", "deprecatedLastTimestamp"),
         _builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, "netpol"),
         _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
         _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
@@ -166,4 +184,60 @@ NAME_RULES = {
     ("rbac.authorization.k8s.io", "rolebindings"): "path",
     ("rbac.authorization.k8s.io", "clusterroles"): "path",
     ("rbac.authorization.k8s.io", "clusterrolebindings"): "path",
+}
+
+
+_EVENT_V1 = (
+    "involvedObject",
+    "reason",
+    "message",
+    "source",
+    "firstTimestamp",
+    "lastTimestamp",
+    "count",
+    "type",
+    "eventTime",
+    "series",
+    "action",
+    "related",
+    "reportingComponent",
+    "reportingInstance",
+)
+_EVENT_EVENTS_V1 = (
+    "eventTime",
+    "series",
+    "reportingController",
+    "reportingInstance",
+    "action",
+    "reason",
+    "regarding",
+    "related",
+    "note",
+    "type",
+    "deprecatedSource",
+    "deprecatedFirstTimestamp",
+    "deprecatedLastTimestamp",
+    "deprecatedCount",
+)
+# The top-level fields each built-in kind has besides apiVersion/kind/metadata: others are unknown fields,
+# dropped with a warning or refused under fieldValidation=Strict, as kube-apiserver's decoder does.
+# k8s docs: /docs/reference/using-api/api-concepts/#field-validation
+TOP_LEVEL_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "namespaces"): ("spec", "status"),
+    ("", "serviceaccounts"): ("secrets", "imagePullSecrets", "automountServiceAccountToken"),
+    ("", "resourcequotas"): ("spec", "status"),
+    ("", "limitranges"): ("spec",),
+    ("", "configmaps"): ("data", "binaryData", "immutable"),
+    ("", "secrets"): ("data", "stringData", "type", "immutable"),
+    ("", "services"): ("spec", "status"),
+    ("", "events"): _EVENT_V1,
+    ("events.k8s.io", "events"): _EVENT_EVENTS_V1,
+    ("networking.k8s.io", "networkpolicies"): ("spec",),
+    ("rbac.authorization.k8s.io", "roles"): ("rules",),
+    ("rbac.authorization.k8s.io", "clusterroles"): ("rules", "aggregationRule"),
+    ("rbac.authorization.k8s.io", "rolebindings"): ("subjects", "roleRef"),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): ("subjects", "roleRef"),
+    ("coordination.k8s.io", "leases"): ("spec",),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): ("webhooks",),
+    ("apiextensions.k8s.io", "customresourcedefinitions"): ("spec", "status"),
 }

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import copy
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sovereign_devstack.kube import crds, errors
@@ -23,12 +25,15 @@ log = logging.getLogger("sovereign_devstack.kube.controllers")
 NS_KEY = ("", "namespaces")
 SA_KEY = ("", "serviceaccounts")
 RESYNC_SECONDS = 2.0
+EVENT_KEYS = (("", "events"), ("events.k8s.io", "events"))
+EVENT_TTL_SECONDS = 3600  # kube-apiserver's --event-ttl default
 
 
 class Controllers:
     def __init__(self, store: Store, registry: Registry, writer: ObjectWriter) -> None:
         self.store, self.registry, self.writer = store, registry, writer
         self._task: asyncio.Task[None] | None = None
+        self._last_event_expiry = time.monotonic()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -57,7 +62,19 @@ class Controllers:
             await self._crd_cleanup()
             await self._dependents()
             if self.store.revision == revision:
-                return
+                break
+        if time.monotonic() - self._last_event_expiry > 60:
+            self._last_event_expiry = time.monotonic()
+            self._expire_events()
+
+    def _expire_events(self) -> None:
+        """Events live for an hour, as with kube-apiserver's --event-ttl (operators post many)."""
+        cutoff = (datetime.now(UTC) - timedelta(seconds=EVENT_TTL_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for key in EVENT_KEYS:
+            for namespace, name in self.store.keys(key):
+                obj = self.store.get(key, namespace, name)
+                if obj and obj["metadata"].get("creationTimestamp", "") < cutoff:
+                    self.store.remove(key, namespace, name)
 
     def _rt(self, key: tuple[str, str]) -> ResourceType | None:
         return self.registry.get(*key)

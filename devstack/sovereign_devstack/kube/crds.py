@@ -89,12 +89,8 @@ def resource_type(crd: dict[str, Any]) -> ResourceType:
         namespaced=spec.get("scope") == "Namespaced",
         short_names=list(names.get("shortNames") or []),
         categories=list(names.get("categories") or []),
-        subresources=tuple(
-            "status" if k == "status" else k
-            for v in served[:1]
-            for k in (v.get("subresources") or {})
-            if k in ("status", "scale")
-        ),
+        # Only the status subresource is served; `scale` is not implemented by the devstack.
+        subresources=("status",) if served and "status" in (served[0].get("subresources") or {}) else (),
         crd_name=crd["metadata"]["name"],
         schemas={v["name"]: (v.get("schema") or {}).get("openAPIV3Schema") for v in served},
         printer_columns={v["name"]: list(v.get("additionalPrinterColumns") or []) for v in served},

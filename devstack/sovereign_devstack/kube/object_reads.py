@@ -64,8 +64,16 @@ def list_objects(
         list_meta["remainingItemCount"] = len(items) - limit
         items = items[:limit]
     items = [present(rt, version, o) for o in items]
-    if tables.wants_table(accept):
+    view = tables.requested_view(accept)
+    if view == "Table":
         return tables.table(rt, version, items, list_meta, params.get("includeObject", "Metadata"))
+    if view == "PartialObjectMetadataList":
+        return {
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": list_meta,
+            "items": [tables.partial_metadata(o) for o in items],
+        }
     return {
         "kind": f"{rt.kind}List",
         "apiVersion": rt.api_version(version),
@@ -85,4 +93,6 @@ def get_as(
             {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
             params.get("includeObject", "Metadata"),
         )
+    if tables.requested_view(accept) == "PartialObjectMetadata":
+        return tables.partial_metadata(obj)
     return obj

@@ -2,7 +2,6 @@
 
 # k8s docs: /docs/reference/using-api/api-concepts/#resource-versions (optimistic concurrency)
 # k8s docs: /docs/reference/using-api/api-concepts/#patch-and-apply
-# k8s docs: /docs/concepts/overview/working-with-objects/finalizers/
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sovereign_devstack.kube import builtin_defaults, errors, validation
+from sovereign_devstack.kube.builtin_resources import TOP_LEVEL_FIELDS
+from sovereign_devstack.kube.object_deletes import ObjectDeleter
 from sovereign_devstack.kube.resource_types import ResourceType
 from sovereign_devstack.kube.store import Store, new_uid, now_rfc3339
 
@@ -52,7 +53,7 @@ def _without(obj: dict[str, Any], *fields: str) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in fields}
 
 
-class ObjectWriter:
+class ObjectWriter(ObjectDeleter):
     def __init__(self, store: Store, admission: AdmissionHook | None = None) -> None:
         self.store = store
         self.admission = admission
@@ -86,7 +87,12 @@ class ObjectWriter:
 
     def _admit_schema(self, rt: ResourceType, version: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Prune unknown fields, apply defaults and validate against the CRD's openAPIV3Schema."""
-        schema = rt.schemas.get(version) if rt.is_custom else None
+        if not rt.is_custom:
+            known = {"apiVersion", "kind", "metadata", *TOP_LEVEL_FIELDS.get(rt.key, ())}
+            pruned = [field for field in obj if field not in known]
+            self._report_pruned(rt, version, pruned)
+            return {k: v for k, v in obj.items() if k in known}
+        schema = rt.schemas.get(version)
         if schema is None:
             return obj
         module = _schema_admission()
@@ -100,6 +106,12 @@ class ObjectWriter:
                 [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes],
                 message=module.format_invalid_message(rt.kind, name, causes, group=rt.group),
             )
+        self._report_pruned(rt, version, pruned)
+        return new_obj
+
+    @staticmethod
+    def _report_pruned(rt: ResourceType, version: str, pruned: list[str]) -> None:
+        # k8s docs: /docs/reference/using-api/api-concepts/#field-validation (Strict refuses, Warn warns).
         if pruned and FIELD_VALIDATION.get() == "Strict":
             unknown = ", ".join(f'unknown field "{field}"' for field in pruned)
             raise errors.bad_request(
@@ -108,9 +120,7 @@ class ObjectWriter:
             )
         warnings = WARNINGS.get(None) if FIELD_VALIDATION.get() == "Warn" else None
         for field in pruned if warnings is not None else ():
-            # k8s docs: CRD #field-pruning — kube-apiserver answers with a `Warning: unknown field` header.
             warnings.append(f'unknown field "{field}"')
-        return new_obj
 
     def _check_body(self, rt: ResourceType, version: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -325,73 +335,6 @@ class ObjectWriter:
         stored = self.store.put(rt.key, new, "MODIFIED", old)
         self._notify(rt, old, stored)
         return stored
-
-    @staticmethod
-    def _namespace_pending(rt: ResourceType, obj: dict[str, Any]) -> bool:
-        return rt.key == ("", "namespaces") and bool((obj.get("spec") or {}).get("finalizers"))
-
-    # ---- delete
-    async def delete(
-        self,
-        rt: ResourceType,
-        version: str,
-        namespace: str | None,
-        name: str,
-        options: dict[str, Any],
-        dry_run: bool = False,
-    ) -> tuple[bool, dict[str, Any]]:
-        """Returns (deleted_now, object). With finalizers the object is only marked for deletion."""
-        old = self.store.get(rt.key, namespace, name)
-        if old is None:
-            raise errors.not_found(rt.group, rt.plural, name)
-        pre = options.get("preconditions") or {}
-        if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
-            raise errors.conflict(
-                rt.group,
-                rt.plural,
-                name,
-                f"Precondition failed: UID in precondition: "
-                f"{pre['uid']}, UID in object meta: {old['metadata']['uid']}",
-            )
-        if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
-            raise errors.conflict(rt.group, rt.plural, name, errors.STALE)
-        if self.admission:
-            await self.admission("DELETE", rt, version, None, None, old, dry_run)
-        old = self.store.get(rt.key, namespace, name)
-        if old is None:
-            raise errors.not_found(rt.group, rt.plural, name)
-        # k8s docs: /docs/concepts/architecture/garbage-collection/#cascading-deletion
-        policy = options.get("propagationPolicy")
-        if policy is None and options.get("orphanDependents") is not None:
-            policy = "Orphan" if options["orphanDependents"] else "Background"
-        new = copy.deepcopy(old)
-        meta = new["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
-            finalizers.append("foregroundDeletion")
-        elif policy == "Orphan" and "orphan" not in finalizers:
-            finalizers.append("orphan")
-        if finalizers:
-            meta["finalizers"] = finalizers
-        if rt.key == ("", "namespaces"):
-            new["status"] = {**(new.get("status") or {}), "phase": "Terminating"}
-        if not finalizers and not self._namespace_pending(rt, new):
-            if dry_run:
-                return True, old
-            gone = self.store.remove(rt.key, namespace, name)
-            self._notify(rt, old, None)
-            return True, gone or old
-        if meta.get("deletionTimestamp"):
-            if new == old or dry_run:
-                return False, old
-            return False, self.store.put(rt.key, new, "MODIFIED", old)
-        meta["deletionTimestamp"] = now_rfc3339()
-        meta["deletionGracePeriodSeconds"] = 0
-        if dry_run:
-            return False, new
-        stored = self.store.put(rt.key, new, "MODIFIED", old)
-        self._notify(rt, old, stored)
-        return False, stored
 
     def _notify(self, rt: ResourceType, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         for hook in self.after_write:

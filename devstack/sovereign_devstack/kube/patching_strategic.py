@@ -101,6 +101,7 @@ _TYPES: dict[str, dict[str, Field]] = {
     "NodeSpec": {"podCIDRs": Field(None, _MERGE)},
     "NodeStatus": {**_STATUS_CONDITIONS, "addresses": Field(None, _MERGE, "type")},
     "Webhook": {"matchConditions": Field(None, _MERGE, "name")},
+    "PodDisruptionBudgetSpec": {"selector": Field(None, "replace")},
 }
 
 
@@ -110,34 +111,15 @@ def _root(**fields: Field) -> dict[str, Field]:
 
 _WORKLOAD = _root(spec=Field("WorkloadSpec"), status=Field("Conditions"))
 _WEBHOOKS = _root(webhooks=Field("Webhook", _MERGE, "name"))
+# Kinds whose patchable fields have no strategy besides ObjectMeta's.
+# fmt: off
 _METADATA_ONLY = [
-    "ConfigMap",
-    "Secret",
-    "ServiceAccount",
-    "ResourceQuota",
-    "LimitRange",
-    "Endpoints",
-    "Event",
-    "Lease",
-    "NetworkPolicy",
-    "Role",
-    "RoleBinding",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "PersistentVolume",
-    "PriorityClass",
-    "StorageClass",
-    "Ingress",
-    "IngressClass",
-    "PodDisruptionBudget",
-    "HorizontalPodAutoscaler",
-    "CustomResourceDefinition",
-    "APIService",
-    "PersistentVolumeClaim",
-    "EndpointSlice",
-    "CSIDriver",
-    "RuntimeClass",
+    "ConfigMap", "Secret", "ResourceQuota", "LimitRange", "Endpoints", "Event", "Lease",
+    "NetworkPolicy", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "PersistentVolume",
+    "PriorityClass", "StorageClass", "Ingress", "IngressClass", "CustomResourceDefinition", "APIService",
+    "EndpointSlice", "CSIDriver", "RuntimeClass",
 ]
+# fmt: on
 
 # kind -> root fields. Every kind listed here accepts strategic merge patch.
 _KINDS: dict[str, dict[str, Field]] = {
@@ -155,6 +137,9 @@ _KINDS: dict[str, dict[str, Field]] = {
     "ReplicationController": _WORKLOAD,
     "Job": _WORKLOAD,
     "CronJob": _root(spec=Field("CronJobSpec")),
+    "PersistentVolumeClaim": _root(status=Field("Conditions")),
+    "HorizontalPodAutoscaler": _root(status=Field("Conditions")),
+    "PodDisruptionBudget": _root(spec=Field("PodDisruptionBudgetSpec"), status=Field("Conditions")),
     "ValidatingWebhookConfiguration": _WEBHOOKS,
     "MutatingWebhookConfiguration": _WEBHOOKS,
 }
@@ -366,7 +351,9 @@ def _normalize_order(
     in_patch: list, server_only: list, patch_order: list, server_order: list, key: str
 ) -> list:
     """Patch items in patch order, live-only items in live order, interleaved by live position
-    (strategicpatch's normalizeElementOrder + mergeSortedSlice)."""
+    (strategicpatch's normalizeElementOrder + mergeSortedSlice). When a patch both deletes and adds list
+    items, Go's in-place slice edits can make the added items visible in the live order, depending on
+    the slice's spare capacity; this port behaves as if there were none."""
 
     def by(order: list):
         return lambda item: i if (i := _index(order, item, key)) >= 0 else len(order)
@@ -392,6 +379,19 @@ def _normalize_order(
     return merged
 
 
+def _check_order(patched: list, order: list, key: str) -> None:
+    """The patch list must be a subsequence of the $setElementOrder list (deletions aside)."""
+    items = [item for item in patched if not (isinstance(item, dict) and _DIRECTIVE in item)]
+    position = 0
+    for entry in order:
+        if position < len(items) and _merge_value(items[position], key) == _merge_value(entry, key):
+            position += 1
+    if position < len(items):
+        raise _internal(
+            f"The order in patch list:\n{patched}\n doesn't match $setElementOrder list:\n{order}\n"
+        )
+
+
 def _apply_element_orders(original: dict, patch: dict, fields: dict[str, Field]) -> None:
     """``$setElementOrder/<field>``: merge that list now and order it as the directive says."""
     for directive_key in [k for k in patch if k.startswith("$setElementOrder")]:
@@ -408,6 +408,8 @@ def _apply_element_orders(original: dict, patch: dict, fields: dict[str, Field])
             and not isinstance(patched, list)
         ):
             raise _internal(f"expected a list for {name}")
+        if patched:
+            _check_order(patched, order, field.key)
         if live is not None and patched is not None:
             merged = (
                 _merge_list(live, patched, field, False) if field.strategy == _MERGE else _clean(patched)[0]

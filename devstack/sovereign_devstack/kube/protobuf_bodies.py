@@ -162,6 +162,27 @@ MESSAGES: dict[str, Fields] = {
         3: ("name", "string", ""),
         4: ("uid", "string", ""),
     },
+    # authorization.k8s.io/v1 (kubectl auth can-i)
+    "SelfSubjectReview": {1: ("metadata", META, "")},
+    "SelfSubjectAccessReview": {1: ("metadata", META, ""), 2: ("spec", "SubjectAccessReviewSpec", "")},
+    "SubjectAccessReview": {1: ("metadata", META, ""), 2: ("spec", "SubjectAccessReviewSpec", "")},
+    "SubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "ResourceAttributes", ""),
+        2: ("nonResourceAttributes", "NonResourceAttributes", ""),
+        3: ("user", "string", ""),
+        4: ("groups", "string", "[]"),
+        6: ("uid", "string", ""),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "string", ""),
+        2: ("verb", "string", ""),
+        3: ("group", "string", ""),
+        4: ("version", "string", ""),
+        5: ("resource", "string", ""),
+        6: ("subresource", "string", ""),
+        7: ("name", "string", ""),
+    },
+    "NonResourceAttributes": {1: ("path", "string", ""), 2: ("verb", "string", "")},
     "DeleteOptions": {
         4: ("gracePeriodSeconds", "int", ""),
         3: ("orphanDependents", "bool", ""),

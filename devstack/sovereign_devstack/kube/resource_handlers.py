@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp.web
 
-from sovereign_devstack.kube import crds, errors
+from sovereign_devstack.kube import crds, errors, server_side_apply
 from sovereign_devstack.kube.object_reads import get_as, get_object, list_objects, present
 from sovereign_devstack.kube.object_writes import ObjectWriter
 from sovereign_devstack.kube.request_routing import ResourcePath
@@ -143,6 +143,18 @@ class ResourceAPI:
                 raise errors.StatusError(exc.status, exc.reason, exc.message, {}) from exc
 
         namespace = path.namespace if rt.namespaced else None
+        precondition = _patch_precondition(request.data)
+        if server_side_apply.is_apply(content_type):
+            intent = server_side_apply.applied_configuration(
+                rt, path.name or "", request.text, request.params
+            )
+            precondition = _patch_precondition(intent)
+            if not path.subresource and self.store.get(rt.key, namespace, path.name or "") is None:
+                return await self._create(rt, path, intent, dry_run)  # apply creates missing objects
+
+            def make_body(current: dict[str, Any]) -> Any:
+                return server_side_apply.merged(current, intent, rt)
+
         new = await self.writer.update(
             rt,
             path.version,
@@ -152,7 +164,7 @@ class ResourceAPI:
             path.subresource,
             dry_run,
             make_body=make_body,
-            precondition_rv=_patch_precondition(request.data),
+            precondition_rv=precondition,
         )
         return present(rt, path.version, new)
 

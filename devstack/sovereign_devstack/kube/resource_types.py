@@ -25,6 +25,7 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     subresources: tuple[str, ...] = ()  # "status", "token", "finalize"
     builtin_columns: list[BuiltinColumn] = field(default_factory=list)
+    name_and_age: bool = True  # tables start with NAME and end with AGE (Events print their own columns)
     # CustomResourceDefinition-backed resources carry their per-version schema and printer columns.
     crd_name: str | None = None
     schemas: dict[str, dict[str, Any] | None] = field(default_factory=dict)
@@ -77,12 +78,6 @@ class Registry:
 
     def in_group_version(self, group: str, version: str) -> list[ResourceType]:
         return [rt for rt in self._types.values() if rt.group == group and version in rt.versions]
-
-    def by_kind(self, group: str, kind: str) -> ResourceType | None:
-        for rt in self._types.values():
-            if rt.group == group and rt.kind == kind:
-                return rt
-        return None
 
     def groups(self) -> dict[str, list[str]]:
         """Group name -> served versions, preferred first (the core group "" included)."""

@@ -182,6 +182,15 @@ def _invalid(path: str, value: Any, detail: str) -> Cause:
     return make_cause(INVALID, path, value, f"{path} in body {detail}")
 
 
+def _matches(pattern: str, value: str) -> bool:
+    """Unanchored search like Go's regexp.MatchString; a pattern Python cannot compile (RE2 and Python
+    syntax differ in corners) is not enforced rather than failing the request."""
+    try:
+        return re.search(pattern, value) is not None
+    except re.error:
+        return True
+
+
 def _check_string(value: str, schema: dict, path: str) -> list[Cause]:
     causes = []
     if "maxLength" in schema and len(value) > schema["maxLength"]:
@@ -191,7 +200,7 @@ def _check_string(value: str, schema: dict, path: str) -> list[Cause]:
         )
     if "minLength" in schema and len(value) < schema["minLength"]:
         causes.append(_invalid(path, value, f"should be at least {schema['minLength']} chars long"))
-    if "pattern" in schema and not re.search(schema["pattern"], value):
+    if "pattern" in schema and not _matches(schema["pattern"], value):
         causes.append(_invalid(path, value, f"should match '{schema['pattern']}'"))
     check = _FORMATS.get(schema.get("format", ""))
     if check is not None and not check(value):

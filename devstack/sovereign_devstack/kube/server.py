@@ -12,9 +12,10 @@ import traceback
 from typing import Any
 
 import aiohttp.web
+import yaml
 from kmock import KubernetesEmulator, KubernetesError, Request
 
-from sovereign_devstack.kube import crds, discovery, errors, openapi, protobuf_bodies
+from sovereign_devstack.kube import access_reviews, crds, discovery, errors, openapi, protobuf_bodies
 from sovereign_devstack.kube.admission import CURRENT_USER, WebhookAdmission
 from sovereign_devstack.kube.builtin_resources import builtin_resource_types
 from sovereign_devstack.kube.controllers import Controllers
@@ -44,7 +45,7 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
     def __init__(self, tokens: TokenIssuer) -> None:
         super().__init__()
         self.store = Store()
-        self.registry = Registry(builtin_resource_types())
+        self.registry = Registry(builtin_resource_types() + access_reviews.access_review_types())
         self.tokens = tokens
         self.admission = WebhookAdmission(self.store)
         self.writer = ObjectWriter(self.store, self.admission.review)
@@ -54,6 +55,8 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
         self.api.special[("authentication.k8s.io", "tokenreviews", None)] = self.tokens.handle_token_review(
             self.store
         )
+        for review in access_reviews.access_review_types():
+            self.api.special[(review.group, review.plural, None)] = access_reviews.handle_access_review
         self.controllers = Controllers(self.store, self.registry, self.writer)
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self._seed_namespace(name)
@@ -117,6 +120,14 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
         data: Any = None
         if raw_request.content_type == "application/vnd.kubernetes.protobuf":
             data = protobuf_bodies.decode_body(body)
+        elif raw_request.content_type == "application/yaml" and body.strip():
+            # k8s docs: /docs/reference/using-api/api-concepts/#alternate-representations-of-resources
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise errors.bad_request(
+                    f"the body of the request could not be decoded as YAML: {exc}"
+                ) from exc
         elif body.strip():
             try:
                 data = await raw_request.json()
@@ -138,14 +149,18 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
     async def _handle(self, request: Request) -> aiohttp.web.StreamResponse:
         path = request.url.path.rstrip("/") or "/"
         method = str(request.method.value if hasattr(request.method, "value") else request.method)
-        # Authentication stand-in: any bearer token (or none) is the devstack's cluster-admin. A real cluster
-        # would authenticate and authorize here; the devstack has a single trusted user.
         if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/", "/livez/")):
             return aiohttp.web.Response(text="ok", content_type="text/plain")
         if method == "GET":
             static = self._static(path)
             if static is not None:
                 return aiohttp.web.json_response(static)
+            if path == "/openapi/v2":
+                # An empty OpenAPI v2 document (kubectl reads v2 only as protobuf): no client-side schemas,
+                # so kubectl falls back to server-side field validation and to its built-in patch metadata.
+                return aiohttp.web.Response(
+                    body=b"", content_type="application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+                )
             if path.startswith("/openapi/"):
                 return aiohttp.web.json_response(openapi.document(self.registry, path))
         resource_path = parse_resource_path(path)
@@ -159,6 +174,9 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
             return aiohttp.web.json_response(
                 discovery.api_resource_list(self.registry, resource_path.group, resource_path.version)
             )
+        # Authentication stand-in: kube-apiserver would authenticate the bearer token and authorize the
+        # request here. The devstack accepts any bearer token (or none) as cluster-admin; a valid
+        # ServiceAccount token is still named as that account (admission userInfo, `auth whoami`).
         CURRENT_USER.set(self.tokens.user_for(request.headers.get("Authorization", ""), self.store))
         return await self.api.handle(resource_path, request)
 

@@ -45,7 +45,7 @@ class Store:
         self._objects: dict[ResourceKey, dict[ObjectKey, dict[str, Any]]] = {}
         self._by_uid: dict[str, tuple[ResourceKey, ObjectKey]] = {}
         self.history: deque[Event] = deque(maxlen=HISTORY_SIZE)
-        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._subscribers: set[asyncio.Queue[Event | None]] = set()  # None ends a watch
         self.changed = asyncio.Event()  # wakes the garbage collector
 
     # Reading. Callers get deep copies so nothing outside mutates stored state.
@@ -77,12 +77,6 @@ class Store:
         """Every stored object, uncopied: for read-only sweeps by the controllers (never mutate them)."""
         for resource, items in list(self._objects.items()):
             yield from ((resource, obj) for obj in list(items.values()))
-
-    def find_by_uid(self, uid: str) -> tuple[ResourceKey, dict[str, Any]] | None:
-        where = self._by_uid.get(uid)
-        if where is None:
-            return None
-        return where[0], self._objects[where[0]][where[1]]
 
     # Writing. Each write takes the next revision, records an event and wakes the watchers.
     def put(
@@ -123,13 +117,18 @@ class Store:
             self._by_uid.pop(obj["metadata"].get("uid", ""), None)
 
     # Watching.
-    def subscribe(self) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue()
+    def subscribe(self) -> asyncio.Queue[Event | None]:
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
         self._subscribers.discard(queue)
+
+    def close(self) -> None:
+        """End every watch (a None event), so that shutdown does not wait for long-running streams."""
+        for queue in self._subscribers:
+            queue.put_nowait(None)
 
     def events_since(self, rv: int, resource: ResourceKey) -> list[Event] | None:
         """Events after `rv` for a resource, or None if the history no longer reaches back that far."""

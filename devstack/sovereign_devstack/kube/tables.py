@@ -35,13 +35,31 @@ AGE_COLUMN = {
 }
 
 
-def wants_table(accept: str) -> bool:
-    """True if the client asked for `application/json;as=Table;...;g=meta.k8s.io` first (as kubectl does)."""
+VIEWS = ("Table", "PartialObjectMetadata", "PartialObjectMetadataList")
+
+
+def requested_view(accept: str) -> str | None:
+    """The meta.k8s.io view the client asked for first (`application/json;as=Table;v=v1;g=meta.k8s.io`)."""
     for part in accept.split(","):
         params = {p.split("=", 1)[0].strip(): p.split("=", 1)[-1].strip() for p in part.split(";")[1:]}
-        if params.get("as") == "Table" and params.get("g", "meta.k8s.io") == "meta.k8s.io":
-            return True
-    return False
+        if params.get("as") in VIEWS and params.get("g") == "meta.k8s.io":
+            return params["as"]
+        if part.split(";")[0].strip() in ("application/json", "*/*", "application/yaml"):
+            return None  # a plain representation comes first
+    return None
+
+
+def wants_table(accept: str) -> bool:
+    return requested_view(accept) == "Table"
+
+
+def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    """# k8s docs: /docs/reference/using-api/api-concepts/#receiving-resources-as-metadata-only"""
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata", {}),
+    }
 
 
 def human_duration(seconds: float) -> str:
@@ -117,7 +135,7 @@ def column_definitions(rt: ResourceType, version: str) -> list[dict[str, Any]]:
         {"name": n, "type": t, "format": "", "description": "", "priority": 0}
         for n, t, _ in rt.builtin_columns
     ]
-    return [NAME_COLUMN, *extra, AGE_COLUMN]
+    return [NAME_COLUMN, *extra, AGE_COLUMN] if rt.name_and_age else extra
 
 
 def row_cells(rt: ResourceType, version: str, obj: dict[str, Any]) -> list[Any]:
@@ -127,11 +145,8 @@ def row_cells(rt: ResourceType, version: str, obj: dict[str, Any]) -> list[Any]:
         if not columns:
             return [meta.get("name"), age(meta.get("creationTimestamp"))]
         return [meta.get("name")] + [_cell(obj, c) for c in columns]
-    return [
-        meta.get("name"),
-        *[fn(obj) for _, _, fn in rt.builtin_columns],
-        age(meta.get("creationTimestamp")),
-    ]
+    cells = [fn(obj) for _, _, fn in rt.builtin_columns]
+    return [meta.get("name"), *cells, age(meta.get("creationTimestamp"))] if rt.name_and_age else cells
 
 
 def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:
@@ -139,11 +154,7 @@ def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:
         return None
     if include == "Object":
         return obj
-    return {
-        "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": obj.get("metadata", {}),
-    }
+    return partial_metadata(obj)
 
 
 def table(

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import logging
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from sovereign_devstack.kube.object_reads import present
 from sovereign_devstack.kube.resource_types import ResourceType
 from sovereign_devstack.kube.store import Event, Store
 
+log = logging.getLogger("sovereign_devstack.kube.watch")
 DEFAULT_TIMEOUT = 1800.0  # kube-apiserver's --min-request-timeout
 BOOKMARK_EVERY = 30.0
 
@@ -106,6 +108,13 @@ class WatchStream:
             await self._follow(raw_request, response, queue)
         except (ConnectionError, asyncio.CancelledError):
             pass
+        except Exception as exc:  # the stream has started: report in-band, as kube does, and end it
+            if not response.prepared:
+                raise
+            log.exception("watch failed")
+            status = errors.internal(repr(exc)).status_body()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
         finally:
             self.store.unsubscribe(queue)
         with contextlib.suppress(ConnectionError, RuntimeError):
@@ -145,7 +154,7 @@ class WatchStream:
         self,
         raw_request: aiohttp.web.BaseRequest,
         response: aiohttp.web.StreamResponse,
-        queue: asyncio.Queue[Event],
+        queue: asyncio.Queue[Event | None],
     ) -> None:
         timeout = float(self.params.get("timeoutSeconds") or DEFAULT_TIMEOUT)
         deadline = time.monotonic() + timeout
@@ -165,6 +174,8 @@ class WatchStream:
                     await response.write(self._bookmark())
                     last_sent = time.monotonic()
                 continue
+            if event is None:  # the server is shutting down
+                break
             if event.rv <= skip_until or event.resource != self.rt.key:
                 continue
             translated = self._translate(event)
