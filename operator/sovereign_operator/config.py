@@ -1,0 +1,53 @@
+"""The operator's configuration, read once from the environment at start (never from module globals later).
+
+The same variables configure it on a real cluster (Helm sets them) and on the devstack (`sovereign up`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, Field
+
+from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, PLATFORM_NAMESPACE
+
+
+class OperatorConfig(BaseModel):
+    vault_addr: str = Field(description="The platform's Vault (VAULT_ADDR).")
+    vault_token: str | None = Field(None, description="A token with the sovereign-operator policy (VAULT_TOKEN).")
+    vault_kubernetes_role: str | None = Field(
+        None, description="Else: log in to Vault with this Kubernetes auth role and the pod's ServiceAccount."
+    )
+    vault_kubernetes_auth_mount: str = DEFAULT_KUBERNETES_AUTH_MOUNT
+    vault_namespace: str = Field("vault", description="Namespace of the platform's Vault (for NetworkPolicy).")
+    vault_port: int = 8200
+    platform_namespace: str = PLATFORM_NAMESPACE
+    reconcile_interval_seconds: float = Field(30.0, description="How often drift is checked and repaired.")
+    lease_name: str = "sovereign-operator"
+    lease_duration_seconds: float = Field(15.0, description="How long a leader's Lease holds without renewal.")
+    webhook_host: str | None = Field(None, description="Serve the validating webhook here (devstack: 127.0.0.1).")
+    webhook_port: int = 9443
+    webhook_service: str | None = Field(None, description="In a cluster: the Service in front of the webhook.")
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None) -> OperatorConfig:
+        env = os.environ if environ is None else environ
+        mapping = {
+            "vault_addr": "VAULT_ADDR",
+            "vault_token": "VAULT_TOKEN",
+            "vault_kubernetes_role": "SOVEREIGN_VAULT_KUBERNETES_ROLE",
+            "vault_kubernetes_auth_mount": "SOVEREIGN_VAULT_KUBERNETES_AUTH_MOUNT",
+            "vault_namespace": "SOVEREIGN_VAULT_NAMESPACE",
+            "vault_port": "SOVEREIGN_VAULT_PORT",
+            "platform_namespace": "SOVEREIGN_PLATFORM_NAMESPACE",
+            "reconcile_interval_seconds": "SOVEREIGN_RECONCILE_INTERVAL_SECONDS",
+            "lease_name": "SOVEREIGN_LEASE_NAME",
+            "lease_duration_seconds": "SOVEREIGN_LEASE_DURATION_SECONDS",
+            "webhook_host": "SOVEREIGN_WEBHOOK_HOST",
+            "webhook_port": "SOVEREIGN_WEBHOOK_PORT",
+            "webhook_service": "SOVEREIGN_WEBHOOK_SERVICE",
+        }
+        values = {field: env[var] for field, var in mapping.items() if env.get(var)}
+        if "vault_addr" not in values:
+            raise ValueError("VAULT_ADDR is not set: the operator cannot reach Vault")
+        return cls.model_validate(values)
