@@ -55,6 +55,18 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
             check=True,
         ).stdout
         assert sorted(tenants.split()) == [f"tenant.sovereign.ai/{n}" for n in ("deu", "est", "fra")]
+        # `up` waited for the operator to make every example nation Ready.
+        ready = subprocess.run(
+            ["kubectl", "get", "tenants", "-o", "jsonpath={.items[*].status.keyVersion}"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]},
+            check=True,
+        ).stdout
+        assert ready.split() == ["1", "1", "1"]
+        # The operator runs with its own token, not the root token.
+        operator_log = state_dir / "logs" / "operator.log"
+        assert operator_log.exists() and env["VAULT_TOKEN"] not in operator_log.read_text()
 
         # Vault was prepared for the platform: transit, KV v2 and Kubernetes auth.
         vault = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"])
@@ -67,6 +79,7 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
         code, status = status_json(state_dir)
         assert code == 0 and status["up"] is True
         pids = {c["name"]: c["pid"] for c in status["components"]}
+        assert sorted(pids) == ["kubernetes", "operator", "vault"]
         assert all(alive(pid) for pid in pids.values())
 
         # A second `up` reuses the running stack instead of starting another.
@@ -74,7 +87,7 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
         assert {c["name"]: c["pid"] for c in status_json(state_dir)[1]["components"]} == pids
     finally:
         down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
-    assert sorted(down["stopped"]) == ["kube-apiserver", "vault"]
+    assert sorted(down["stopped"]) == ["kube-apiserver", "operator", "vault"]
     assert not any(alive(pid) for pid in pids.values())
     code, status = status_json(state_dir)
     assert code == 1 and status["up"] is False

@@ -40,3 +40,29 @@ def vault_spec(port: int, root_token: str) -> ServiceSpec:
         ),
         health_url=f"http://127.0.0.1:{port}/v1/sys/health",
     )
+
+
+OPERATOR_SERVICE = "operator"
+
+
+def operator_spec(liveness_port: int, kubeconfig: str, vault_addr: str, vault_token: str) -> ServiceSpec:
+    """The operator as a devstack process. It is product code started like in a cluster: only through its
+    environment (the same variables a Deployment sets); it never imports the devstack.
+
+    `vault_token` is the operator's own token (sovereign-operator policy), never the root token; it goes
+    in the environment, not on the command line where `ps` shows it.
+    """
+    return ServiceSpec(
+        name=OPERATOR_SERVICE,
+        argv=python_module_argv("sovereign_operator"),
+        # kopf's liveness endpoint answers once this process holds the Lease and kopf runs.
+        health_url=f"http://127.0.0.1:{liveness_port}/healthz",
+        env={
+            "KUBECONFIG": kubeconfig,
+            "VAULT_ADDR": vault_addr,
+            "VAULT_TOKEN": vault_token,
+            "SOVEREIGN_LIVENESS_PORT": str(liveness_port),
+            # The devstack is local and small: check drift every 10 s rather than a cluster's 30 s.
+            "SOVEREIGN_RECONCILE_INTERVAL_SECONDS": "10",
+        },
+    )

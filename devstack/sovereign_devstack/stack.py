@@ -22,7 +22,14 @@ from sovereign_devstack.processes import (
     start_service,
     stop_service,
 )
-from sovereign_devstack.services import KUBE_SERVICE, VAULT_SERVICE, kube_api_spec, vault_spec
+from sovereign_devstack.services import (
+    KUBE_SERVICE,
+    OPERATOR_SERVICE,
+    VAULT_SERVICE,
+    kube_api_spec,
+    operator_spec,
+    vault_spec,
+)
 
 STATE_FILE = "state.json"
 
@@ -37,6 +44,7 @@ class DevstackState(BaseModel):
     vault_token: str
     services: list[str] = []  # names of the processes this state dir owns
     service_account_certificate: str | None = None  # PEM; Vault verifies ServiceAccount tokens with it
+    operator_liveness_url: str | None = None  # the operator's kopf liveness endpoint, once started
 
 
 def load_state(state_dir: Path) -> DevstackState | None:
@@ -69,7 +77,8 @@ def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> Devstack
     state_dir.mkdir(parents=True, exist_ok=True)
     previous = load_state(state_dir)
     if previous is not None and not previous.external:
-        alive = running_services(state_dir, previous)
+        # The control plane decides reuse; a dead operator alone is restarted by start_operator.
+        alive = {n: pid for n, pid in running_services(state_dir, previous).items() if n != OPERATOR_SERVICE}
         if alive and all(alive.values()):
             progress("devstack already running; reusing it")
             return previous
@@ -110,11 +119,34 @@ def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> Devstack
     return state
 
 
+def start_operator(
+    state_dir: Path, state: DevstackState, operator_token: Callable[[], str], progress: Callable[[str], None]
+) -> DevstackState:
+    """Start the operator (`python -m sovereign_operator`) unless this state dir's operator already runs.
+
+    `operator_token` is called only when a process is started: it makes the operator's Vault token.
+    The operator joins the state's services, so `sovereign down` stops it and `status` shows it.
+    """
+    if OPERATOR_SERVICE in state.services and running_services(state_dir, state).get(OPERATOR_SERVICE):
+        progress("operator already running; reusing it")
+        return state
+    port = free_loopback_port()
+    start_service(operator_spec(port, state.kubeconfig, state.vault_addr, operator_token()), state_dir)
+    services = [*[name for name in state.services if name != OPERATOR_SERVICE], OPERATOR_SERVICE]
+    state = state.model_copy(
+        update={"services": services, "operator_liveness_url": f"http://127.0.0.1:{port}/healthz"}
+    )
+    save_state(state_dir, state)
+    progress(f"operator running (log: {state_dir / 'logs' / (OPERATOR_SERVICE + '.log')})")
+    return state
+
+
 def stop_devstack(state_dir: Path) -> list[str]:
     """Stop exactly the processes this state dir started; returns the names of those that were running."""
     state = load_state(state_dir)
     if state is None:
         return []
-    stopped = [name for name in state.services if stop_service(state_dir, name)]
+    # Newest first: the operator stops before the API server and Vault it talks to.
+    stopped = [name for name in reversed(state.services) if stop_service(state_dir, name)]
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     return stopped

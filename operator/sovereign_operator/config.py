@@ -14,20 +14,37 @@ from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, PLATFORM
 
 class OperatorConfig(BaseModel):
     vault_addr: str = Field(description="The platform's Vault (VAULT_ADDR).")
-    vault_token: str | None = Field(None, description="A token with the sovereign-operator policy (VAULT_TOKEN).")
+    vault_token: str | None = Field(
+        None, description="A token with the sovereign-operator policy (VAULT_TOKEN)."
+    )
     vault_kubernetes_role: str | None = Field(
         None, description="Else: log in to Vault with this Kubernetes auth role and the pod's ServiceAccount."
     )
     vault_kubernetes_auth_mount: str = DEFAULT_KUBERNETES_AUTH_MOUNT
-    vault_namespace: str = Field("vault", description="Namespace of the platform's Vault (for NetworkPolicy).")
+    vault_namespace: str = Field(
+        "vault", description="Namespace of the platform's Vault (for NetworkPolicy)."
+    )
     vault_port: int = 8200
     platform_namespace: str = PLATFORM_NAMESPACE
     reconcile_interval_seconds: float = Field(30.0, description="How often drift is checked and repaired.")
     lease_name: str = "sovereign-operator"
-    lease_duration_seconds: float = Field(15.0, description="How long a leader's Lease holds without renewal.")
-    webhook_host: str | None = Field(None, description="Serve the validating webhook here (devstack: 127.0.0.1).")
+    lease_duration_seconds: float = Field(
+        15.0, description="How long a leader's Lease holds without renewal."
+    )
+    liveness_port: int | None = Field(
+        None, description="Serve kopf's liveness probe on 127.0.0.1:<port>/healthz while leading."
+    )
+    webhook_host: str | None = Field(
+        None, description="Serve the validating webhook here (devstack: 127.0.0.1)."
+    )
     webhook_port: int = 9443
-    webhook_service: str | None = Field(None, description="In a cluster: the Service in front of the webhook.")
+    webhook_service: str | None = Field(
+        None, description="In a cluster: the Service in front of the webhook (`name` or `namespace/name`)."
+    )
+    webhook_cert_file: str | None = Field(
+        None, description="The webhook's TLS certificate (PEM); absent: kopf makes a self-signed one."
+    )
+    webhook_key_file: str | None = Field(None, description="The private key of webhook_cert_file (PEM).")
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> OperatorConfig:
@@ -43,9 +60,12 @@ class OperatorConfig(BaseModel):
             "reconcile_interval_seconds": "SOVEREIGN_RECONCILE_INTERVAL_SECONDS",
             "lease_name": "SOVEREIGN_LEASE_NAME",
             "lease_duration_seconds": "SOVEREIGN_LEASE_DURATION_SECONDS",
+            "liveness_port": "SOVEREIGN_LIVENESS_PORT",
             "webhook_host": "SOVEREIGN_WEBHOOK_HOST",
             "webhook_port": "SOVEREIGN_WEBHOOK_PORT",
             "webhook_service": "SOVEREIGN_WEBHOOK_SERVICE",
+            "webhook_cert_file": "SOVEREIGN_WEBHOOK_CERT_FILE",
+            "webhook_key_file": "SOVEREIGN_WEBHOOK_KEY_FILE",
         }
         values = {field: env[var] for field, var in mapping.items() if env.get(var)}
         if "vault_addr" not in values:

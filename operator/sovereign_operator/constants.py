@@ -1,4 +1,4 @@
-"""Names the operator gives to what it makes for a nation: one place, so builders, handlers and tests agree."""
+"""Names the operator gives to what it makes for a nation, in one place so all code and tests agree."""
 
 from __future__ import annotations
 
@@ -44,6 +44,34 @@ def vault_role_name(nation: str) -> str:
     return f"tenant-{nation.lower()}"
 
 
+# Records the operator keeps under a nation's KV prefix (its dev issuer, its provisioning record). The nation
+# may read them but never rewrite them: its workloads must not replace their own issuer key.
+OPERATOR_KV_RECORDS = ("identity", "tenant")
+
+
 def kv_prefix(nation: str) -> str:
     """The nation's KV v2 path prefix (below the mount): `tenants/<nation>/`."""
     return f"tenants/{nation.lower()}"
+
+
+# What the builders name inside a nation's namespace (one object of each kind per nation).
+TENANT_QUOTA = "tenant-quota"
+TENANT_LIMIT_RANGE = "tenant-limits"
+TENANT_NETWORK_POLICY = "tenant-isolation"
+TENANT_ADMINS_ROLE_BINDING = "tenant-admins"
+
+# Set by the API server on every Namespace; NetworkPolicies select namespaces by it.
+# k8s docs: /docs/reference/labels-annotations-taints/#kubernetes-io-metadata-name
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+GPU_RESOURCE = "nvidia.com/gpu"
+VAULT_ROLE_TOKEN_TTL = "1h"
+
+
+def operator_labels() -> dict[str, str]:
+    """Labels on what the operator makes for no nation in particular (the shared ClusterRole)."""
+    return {MANAGED_BY_LABEL: MANAGED_BY}
+
+
+def tenant_labels(nation: str) -> dict[str, str]:
+    """Labels on everything the operator makes for a nation; handlers select its children by them."""
+    return {NATION_LABEL: nation, **operator_labels()}

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 import yaml
 from rich.table import Table
@@ -14,7 +15,13 @@ from sovereign.cli.envfile import write_env_file
 from sovereign.cli.output import OutputFormat, console, errors, fail, print_json
 from sovereign.clients.kubernetes import KubernetesUnavailable, apply_object, load_api_client, server_version
 from sovereign.clients.vault import VaultUnavailable, vault_client
-from sovereign.platform_setup import install_crds, prepare_vault
+from sovereign.platform_setup import (
+    create_operator_token,
+    install_crds,
+    install_operator_vault_policy,
+    prepare_vault,
+)
+from sovereign.tenant_readiness import print_tenants, wait_for_tenants_ready
 
 StateDir = Annotated[
     Path, typer.Option("--state-dir", help="Where pid files, logs, env and kubeconfig live.")
@@ -33,9 +40,12 @@ def up(
         bool,
         typer.Option(help="Use the cluster ($KUBECONFIG) and Vault ($VAULT_ADDR, $VAULT_TOKEN) already set."),
     ] = False,
+    ready_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the example Tenants to become Ready.")
+    ] = 120.0,
     output: Output = OutputFormat.text,
 ) -> None:
-    """Start the local control plane (Kubernetes API + Vault) and install the platform into it."""
+    """Start the local control plane (Kubernetes API + Vault) and the operator, and install the platform."""
     progress_console = errors if output is OutputFormat.json else console
 
     def progress(message: str) -> None:
@@ -51,7 +61,16 @@ def up(
         vault = vault_client(state.vault_addr, state.vault_token)
         pem_keys = [state.service_account_certificate] if state.service_account_certificate else None
         prepare_vault(vault, state.kube_url, pem_keys, progress)
+        install_operator_vault_policy(vault)
+        progress("Vault: operator policy sovereign-operator written")
+        if not external:  # with --external the operator runs in the cluster (Helm), not here
+            from sovereign_devstack.stack import start_operator
+
+            state = start_operator(state_dir, state, lambda: create_operator_token(vault), progress)
         applied = _apply_examples(api, examples_dir, progress) if examples else []
+        tenants = [entry.split("/", 1)[1] for entry in applied if entry.startswith("Tenant/")]
+        if tenants and not external:
+            wait_for_tenants_ready(api, tenants, ready_timeout, progress)
     except Exception as error:  # whatever went wrong, leave nothing half-made behind
         if not external:
             from sovereign_devstack.stack import stop_devstack
@@ -71,11 +90,13 @@ def up(
     if output is OutputFormat.json:
         print_json(summary)
         return
+    if applied:
+        print_tenants(state.kubeconfig, console)
     console.print("\n[bold]The platform is up.[/] Try:")
     console.print(f"  source {env_path}")
     console.print("  kubectl get tenants")
     console.print("  kubectl describe tenant fra")
-    console.print("  curl -s -H \"X-Vault-Token: $VAULT_TOKEN\" $VAULT_ADDR/v1/sys/mounts")
+    console.print('  curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/sys/mounts')
     console.print(f"  sovereign status --state-dir {state_dir}")
     console.print(f"  sovereign down --state-dir {state_dir}")
 
@@ -111,6 +132,17 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputForma
         ),
         _component("vault", state.vault_addr, pids.get("vault"), state.external, _vault_health, state),
     ]
+    if "operator" in state.services:
+        components.append(
+            _component(
+                "operator",
+                state.operator_liveness_url or "-",
+                pids.get("operator"),
+                False,
+                _operator_health,
+                state,
+            )
+        )
     healthy = all(c["healthy"] for c in components)
     if output is OutputFormat.json:
         print_json({"up": healthy, "external": state.external, "components": components})
@@ -187,11 +219,25 @@ def _vault_health(state: Any) -> str:
     return "unsealed, token valid"
 
 
+class OperatorUnhealthy(RuntimeError):
+    """The operator's liveness endpoint does not answer 200 (not leading, or kopf stopped)."""
+
+
+def _operator_health(state: Any) -> str:
+    try:
+        answer = httpx.get(state.operator_liveness_url, timeout=5)
+    except httpx.HTTPError as error:
+        raise OperatorUnhealthy(f"operator liveness endpoint does not answer: {error}") from error
+    if answer.status_code != 200:
+        raise OperatorUnhealthy(f"operator liveness endpoint answered {answer.status_code}")
+    return "leading, kopf alive"
+
+
 def _component(
     name: str, address: str, pid: int | None, external: bool, check: Any, state: Any
 ) -> dict[str, Any]:
     try:
         detail, healthy = check(state), external or pid is not None
-    except (KubernetesUnavailable, VaultUnavailable) as error:
+    except (KubernetesUnavailable, VaultUnavailable, OperatorUnhealthy) as error:
         detail, healthy = str(error), False
     return {"name": name, "address": address, "pid": pid, "healthy": healthy, "detail": detail}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sovereign.cli import crds_commands, devstack_commands
+from sovereign.cli import crds_commands, devstack_commands, keys_commands
 
 app = typer.Typer(
     name="sovereign",
@@ -16,6 +16,7 @@ app.command("up")(devstack_commands.up)
 app.command("down")(devstack_commands.down)
 app.command("status")(devstack_commands.status)
 app.add_typer(crds_commands.app, name="crds")
+app.add_typer(keys_commands.app, name="keys")
 
 
 if __name__ == "__main__":

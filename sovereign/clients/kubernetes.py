@@ -12,7 +12,7 @@ import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 
 class KubernetesUnavailable(RuntimeError):
@@ -72,3 +72,140 @@ def wait_for_crd_established(api: ApiClient, name: str, timeout: float = 30.0) -
         if time.monotonic() > deadline:
             raise TimeoutError(f"CustomResourceDefinition {name} was not Established within {timeout:.0f}s")
         time.sleep(0.2)
+
+
+# -- objects by manifest (the operator's reconcilers and the CLI) ------------------------------------
+
+
+def dynamic_client(api: ApiClient) -> DynamicClient:
+    """A DynamicClient; it runs API discovery once, so callers keep one per process (kopf: in memo)."""
+    return DynamicClient(api)
+
+
+def _resource(dynamic: DynamicClient, api_version: str, kind: str) -> Any:
+    return dynamic.resources.get(api_version=api_version, kind=kind)
+
+
+def read_object(
+    dynamic: DynamicClient, api_version: str, kind: str, name: str, namespace: str | None = None
+) -> dict[str, Any] | None:
+    """The live object as a dict, or None if it does not exist."""
+    resource = _resource(dynamic, api_version, kind)
+    try:
+        return dict(resource.get(name=name, namespace=namespace if resource.namespaced else None).to_dict())
+    except NotFoundError:
+        return None
+
+
+def create_object(dynamic: DynamicClient, manifest: dict[str, Any]) -> dict[str, Any]:
+    resource = _resource(dynamic, manifest["apiVersion"], manifest["kind"])
+    namespace = manifest["metadata"].get("namespace") if resource.namespaced else None
+    return dict(resource.create(body=manifest, namespace=namespace).to_dict())
+
+
+def merge_patch_object(dynamic: DynamicClient, manifest: dict[str, Any]) -> dict[str, Any]:
+    """JSON merge patch (RFC 7386): lists in `manifest` replace the live lists as a whole."""
+    resource = _resource(dynamic, manifest["apiVersion"], manifest["kind"])
+    metadata = manifest["metadata"]
+    namespace = metadata.get("namespace") if resource.namespaced else None
+    patched = resource.patch(
+        body=manifest, name=metadata["name"], namespace=namespace, content_type="application/merge-patch+json"
+    )
+    return dict(patched.to_dict())
+
+
+def delete_object(
+    dynamic: DynamicClient, api_version: str, kind: str, name: str, namespace: str | None = None
+) -> bool:
+    """Request deletion; False if it was already gone. Finalizers may keep it a while longer."""
+    resource = _resource(dynamic, api_version, kind)
+    try:
+        resource.delete(name=name, namespace=namespace if resource.namespaced else None)
+    except NotFoundError:
+        return False
+    return True
+
+
+def list_objects(
+    dynamic: DynamicClient, api_version: str, kind: str, namespace: str | None = None
+) -> list[dict[str, Any]] | None:
+    """Every object of a kind (in `namespace`), or None if the API server does not serve that kind."""
+    try:
+        resource = _resource(dynamic, api_version, kind)
+    except ResourceNotFoundError:
+        return None
+    try:
+        items = resource.get(namespace=namespace).to_dict().get("items") or []
+    except NotFoundError:
+        return None
+    return [dict(item) for item in items]
+
+
+# -- Leases (leader election) -------------------------------------------------------------------------
+# k8s docs: /docs/concepts/architecture/leases/ — a Lease's holder renews it before leaseDurationSeconds
+# pass; writers use the resourceVersion they read, so a concurrent writer gets 409 Conflict.
+
+
+class LeaseConflict(RuntimeError):
+    """Someone else wrote the Lease since it was read (HTTP 409)."""
+
+
+def read_lease(api: ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    coordination = kubernetes.client.CoordinationV1Api(api)
+    try:
+        lease = coordination.read_namespaced_lease(name, namespace, _request_timeout=5)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(api.sanitize_for_serialization(lease))
+
+
+def write_lease(api: ApiClient, namespace: str, lease: dict[str, Any]) -> dict[str, Any]:
+    """Create the Lease (no resourceVersion) or replace it at the resourceVersion it was read at."""
+    coordination = kubernetes.client.CoordinationV1Api(api)
+    name = lease["metadata"]["name"]
+    try:
+        if lease["metadata"].get("resourceVersion"):
+            written = coordination.replace_namespaced_lease(name, namespace, lease, _request_timeout=5)
+        else:
+            written = coordination.create_namespaced_lease(namespace, lease, _request_timeout=5)
+    except ApiException as error:
+        if error.status == 409:
+            raise LeaseConflict(f"Lease {namespace}/{name} changed since it was read") from error
+        raise
+    return dict(api.sanitize_for_serialization(written))
+
+
+def ensure_namespace(api: ApiClient, name: str) -> None:
+    core = kubernetes.client.CoreV1Api(api)
+    try:
+        core.read_namespace(name, _request_timeout=5)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        try:
+            core.create_namespace({"metadata": {"name": name}}, _request_timeout=5)
+        except ApiException as create_error:
+            if create_error.status != 409:  # created by someone else meanwhile
+                raise
+
+
+# -- Tenants (the CLI) -----------------------------------------------------------------------------------
+
+
+def list_tenants(api: ApiClient) -> list[dict[str, Any]]:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    return list(custom.list_cluster_custom_object("sovereign.ai", "v1alpha1", "tenants")["items"])
+
+
+def read_tenant(api: ApiClient, name: str) -> dict[str, Any]:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    return dict(custom.get_cluster_custom_object("sovereign.ai", "v1alpha1", "tenants", name))
+
+
+def annotate_tenant(api: ApiClient, name: str, annotations: dict[str, str]) -> None:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    custom.patch_cluster_custom_object(
+        "sovereign.ai", "v1alpha1", "tenants", name, {"metadata": {"annotations": annotations}}
+    )

@@ -10,6 +10,19 @@ class VaultUnavailable(RuntimeError):
     """Vault could not be reached, is sealed, or refused the token."""
 
 
+# What a Vault call raises when Vault is down, sealed or refuses: callers report these and retry later.
+VAULT_ERRORS: tuple[type[Exception], ...] = (
+    requests.RequestException,
+    hvac.exceptions.VaultError,
+    VaultUnavailable,
+)
+
+
+def unchecked_vault_client(address: str, token: str | None = None, verify: bool | str = True) -> hvac.Client:
+    """A client that does not contact Vault yet: a long-running process starts even while Vault is down."""
+    return hvac.Client(url=address, token=token, verify=verify, timeout=10)
+
+
 def vault_client(address: str, token: str | None = None, verify: bool | str = True) -> hvac.Client:
     client = hvac.Client(url=address, token=token, verify=verify, timeout=10)
     try:
@@ -59,3 +72,113 @@ def configure_kubernetes_auth(
     cluster's TokenReview API (Vault docs: /vault/api-docs/auth/kubernetes#configure-method).
     """
     client.auth.kubernetes.configure(kubernetes_host=kubernetes_host, pem_keys=pem_keys, mount_point=mount)
+
+
+# -- what the operator keeps in Vault for each nation --------------------------------------------------
+# Every read returns None for "absent" so reconcilers can compare desired with live before writing.
+
+
+def _absent_on_404(call, *args, **kwargs):  # type: ignore[no-untyped-def]
+    try:
+        return call(*args, **kwargs)
+    except hvac.exceptions.InvalidPath:
+        return None
+
+
+def read_transit_key(client: hvac.Client, mount: str, name: str) -> dict | None:
+    """Vault docs: /vault/api-docs/secret/transit#read-key (`keys` maps version → creation time)."""
+    response = _absent_on_404(client.secrets.transit.read_key, name=name, mount_point=mount)
+    return None if response is None else dict(response["data"])
+
+
+def create_transit_key(client: hvac.Client, mount: str, name: str, key_type: str) -> None:
+    client.secrets.transit.create_key(name=name, key_type=key_type, mount_point=mount)
+
+
+def set_transit_key_deletion_allowed(client: hvac.Client, mount: str, name: str, allowed: bool) -> None:
+    """Vault docs: /vault/api-docs/secret/transit#deletion_allowed (a key is undeletable until set)."""
+    client.secrets.transit.update_key_configuration(name=name, deletion_allowed=allowed, mount_point=mount)
+
+
+def rotate_transit_key(client: hvac.Client, mount: str, name: str) -> None:
+    """Vault docs: /vault/api-docs/secret/transit#rotate-key (old versions still decrypt)."""
+    client.secrets.transit.rotate_key(name=name, mount_point=mount)
+
+
+def delete_transit_key(client: hvac.Client, mount: str, name: str) -> bool:
+    """Delete the key and every version of it: data encrypted under it can never be decrypted again."""
+    if read_transit_key(client, mount, name) is None:
+        return False
+    client.secrets.transit.delete_key(name=name, mount_point=mount)
+    return True
+
+
+def read_acl_policy(client: hvac.Client, name: str) -> str | None:
+    response = _absent_on_404(client.sys.read_acl_policy, name=name)
+    return None if response is None else str(response["data"]["policy"])
+
+
+def write_acl_policy(client: hvac.Client, name: str, hcl: str) -> None:
+    client.sys.create_or_update_acl_policy(name=name, policy=hcl)
+
+
+def delete_acl_policy(client: hvac.Client, name: str) -> None:
+    client.sys.delete_acl_policy(name=name)  # Vault answers 204 for an absent policy too
+
+
+def read_kubernetes_role(client: hvac.Client, mount: str, name: str) -> dict | None:
+    response = _absent_on_404(client.auth.kubernetes.read_role, name=name, mount_point=mount)
+    return None if response is None else dict(response)
+
+
+def write_kubernetes_role(client: hvac.Client, mount: str, role: dict) -> None:
+    """`role`: the keyword arguments of hvac's create_role (name, bound names/namespaces, policies, …)."""
+    client.auth.kubernetes.create_role(**{**role, "mount_point": mount})
+
+
+def delete_kubernetes_role(client: hvac.Client, mount: str, name: str) -> bool:
+    if read_kubernetes_role(client, mount, name) is None:
+        return False
+    client.auth.kubernetes.delete_role(name=name, mount_point=mount)
+    return True
+
+
+def read_kv(client: hvac.Client, mount: str, path: str) -> dict | None:
+    """The latest version's data of a KV v2 secret, or None if there is none (or it was deleted)."""
+    response = _absent_on_404(
+        client.secrets.kv.v2.read_secret_version, path=path, mount_point=mount, raise_on_deleted_version=True
+    )
+    return None if response is None else dict(response["data"]["data"])
+
+
+def write_kv(client: hvac.Client, mount: str, path: str, data: dict, only_if_absent: bool = False) -> None:
+    """With `only_if_absent`, check-and-set 0 so a concurrent writer cannot be overwritten.
+
+    Vault docs: /vault/api-docs/secret/kv/kv-v2#create-update-secret (cas=0: write only if absent).
+    """
+    client.secrets.kv.v2.create_or_update_secret(
+        path=path, secret=data, cas=0 if only_if_absent else None, mount_point=mount
+    )
+
+
+def list_kv_paths(client: hvac.Client, mount: str, prefix: str) -> list[str]:
+    """Every secret path below `prefix` (recursively over LIST; folders end with `/`)."""
+    response = _absent_on_404(client.secrets.kv.v2.list_secrets, path=prefix, mount_point=mount)
+    if response is None:
+        return []
+    paths = []
+    for entry in response["data"]["keys"]:
+        child = f"{prefix.rstrip('/')}/{entry}"
+        paths.extend(list_kv_paths(client, mount, child) if entry.endswith("/") else [child])
+    return paths
+
+
+def delete_kv_tree(client: hvac.Client, mount: str, prefix: str) -> list[str]:
+    """Delete every secret below `prefix` with all its versions and metadata; returns the deleted paths.
+
+    Vault docs: /vault/api-docs/secret/kv/kv-v2#delete-metadata-and-all-versions
+    """
+    paths = list_kv_paths(client, mount, prefix)
+    for path in paths:
+        client.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point=mount)
+    return paths

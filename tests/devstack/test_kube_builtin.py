@@ -174,3 +174,28 @@ def test_resource_versions_are_cluster_wide_and_monotonic(kube_api: KubeAPI) -> 
     with pytest.raises(kubernetes.client.ApiException) as conflict:
         core.replace_namespaced_config_map("a", ns, stale)
     assert conflict.value.status == 409 and json.loads(conflict.value.body)["reason"] == "Conflict"
+
+
+def test_kubectl_get_events_prints_events_with_fractional_timestamps(kube_api) -> None:
+    # kopf posts Events with RFC 3339 times carrying fractions and an offset; kubectl's table must still print.
+    import uuid
+
+    from tests.helpers import kubectl
+
+    namespace = f"events-{uuid.uuid4().hex[:6]}"
+    kubectl(kube_api, "create", "namespace", namespace)
+    event = f"""
+apiVersion: v1
+kind: Event
+metadata: {{name: probe-event, namespace: {namespace}}}
+involvedObject: {{kind: Namespace, name: {namespace}, apiVersion: v1}}
+reason: Probed
+message: provisioning step done
+type: Normal
+source: {{component: kopf}}
+firstTimestamp: "2026-11-27T05:21:56.465352+00:00"
+lastTimestamp: "2026-11-27T05:21:56.465352+00:00"
+"""
+    kubectl(kube_api, "apply", "-f", "-", input=event)
+    table = kubectl(kube_api, "get", "events", "-n", namespace).stdout
+    assert "Probed" in table and "provisioning step done" in table

@@ -89,7 +89,13 @@ def human_duration(seconds: float) -> str:
 def age(timestamp: str | None) -> str:
     if not timestamp:
         return "<unknown>"
-    created = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    # Clients (kopf's Events) send RFC 3339 with fractions and offsets; kube-apiserver accepts those too.
+    try:
+        created = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return "<invalid>"
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
     return human_duration((datetime.now(UTC) - created).total_seconds())
 
 

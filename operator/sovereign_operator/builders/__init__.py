@@ -1,0 +1,30 @@
+"""Pure builders: a Tenant's spec in, the objects the operator applies for it out (no clients, no I/O)."""
+
+from sovereign_operator.builders.namespace import build_namespace_for_tenant
+from sovereign_operator.builders.network_policy import build_network_policy_for_tenant
+from sovereign_operator.builders.quotas import build_limit_range_for_tenant, build_resource_quota_for_tenant
+from sovereign_operator.builders.rbac import (
+    build_admin_role_binding_for_tenant,
+    build_namespace_admin_cluster_role,
+    build_serving_service_account_for_tenant,
+)
+from sovereign_operator.builders.vault import (
+    VaultMounts,
+    build_vault_policy_for_tenant,
+    build_vault_role_for_tenant,
+    vault_mounts_for_tenant,
+)
+
+__all__ = [
+    "VaultMounts",
+    "build_admin_role_binding_for_tenant",
+    "build_limit_range_for_tenant",
+    "build_namespace_admin_cluster_role",
+    "build_namespace_for_tenant",
+    "build_network_policy_for_tenant",
+    "build_resource_quota_for_tenant",
+    "build_serving_service_account_for_tenant",
+    "build_vault_policy_for_tenant",
+    "build_vault_role_for_tenant",
+    "vault_mounts_for_tenant",
+]

@@ -1,0 +1,143 @@
+"""What the benchmarks share: a devstack with the platform and the operator, as `sovereign up` starts them,
+request counts from the devstack servers' logs, the machine's description, and BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client import ApiClient
+from sovereign_devstack.processes import log_file
+from sovereign_devstack.services import KUBE_SERVICE, OPERATOR_SERVICE, VAULT_SERVICE
+from sovereign_devstack.stack import DevstackState, running_services, start_devstack, start_operator
+
+from sovereign.clients.kubernetes import load_api_client
+from sovereign.clients.vault import vault_client
+from sovereign.platform_setup import (
+    create_operator_token,
+    install_crds,
+    install_operator_vault_policy,
+    prepare_vault,
+)
+
+READ_METHODS = frozenset({"GET", "HEAD", "LIST"})  # a watch is a GET too
+_HANDLER_FAILURE = re.compile(r"Handler '([^']+)' failed with an exception and will try again [^:]*: (.*)")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b")
+_REQUEST_LINE = re.compile(r"\b(GET|HEAD|LIST|POST|PUT|PATCH|DELETE) (/\S*) (\d{3})\b")
+
+
+@dataclass(frozen=True)
+class Platform:
+    state_dir: Path
+    devstack: DevstackState  # includes the operator among its services
+    api: ApiClient
+
+
+def platform_for_benchmark(state_dir: Path, progress: Callable[[str], None]) -> Platform:
+    """A fresh devstack in `state_dir`, prepared and with the operator started as `sovereign up` does
+    (no examples applied). `stop_devstack(state_dir)` stops all of it, the operator first."""
+    devstack = start_devstack(state_dir, progress)
+    api = load_api_client(devstack.kubeconfig)
+    install_crds(api, progress)
+    vault = vault_client(devstack.vault_addr, devstack.vault_token)
+    pem_keys = [devstack.service_account_certificate] if devstack.service_account_certificate else None
+    prepare_vault(vault, devstack.kube_url, pem_keys, progress)
+    install_operator_vault_policy(vault)
+    # Returns once the operator's liveness endpoint answers: it holds the Lease and kopf runs.
+    devstack = start_operator(state_dir, devstack, lambda: create_operator_token(vault), progress)
+    return Platform(state_dir=state_dir, devstack=devstack, api=api)
+
+
+class OperatorWatch:
+    """What the benchmark reads about the operator process: whether it still runs, and its log."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.log_path = log_file(platform.state_dir, OPERATOR_SERVICE)
+
+    def check_alive(self) -> None:
+        if not running_services(self.platform.state_dir, self.platform.devstack).get(OPERATOR_SERVICE):
+            tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-30:])
+            raise RuntimeError(f"the operator exited during the benchmark:\n{tail}")
+
+    def handler_failures(self) -> dict[str, int]:
+        """kopf handler failures the operator logged, by handler and exception (retries included)."""
+        failures: Counter[str] = Counter()
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        for index, line in enumerate(lines):
+            failure = _HANDLER_FAILURE.search(line)
+            if failure:
+                handler, message = failure.groups()
+                # The exception's type is on the traceback's last line, before the next log record.
+                following = [raw for raw in lines[index + 1 : index + 200] if raw and not raw.startswith(" ")]
+                raised = next((raw for raw in following if _EXCEPTION_LINE.match(raw)), message)
+                failures[f"{handler}: {raised.strip()[:80]}"] += 1
+        return dict(failures)
+
+
+@dataclass
+class RequestCounts:
+    kube_total: int = 0
+    vault_total: int = 0
+    kube_writes: dict[str, int] = field(default_factory=dict)  # "METHOD /path" → count
+    vault_writes: dict[str, int] = field(default_factory=dict)
+
+
+class RequestLog:
+    """Counts the requests the devstack servers logged (one line each) between two marks."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.paths = {"kube": log_file(state_dir, KUBE_SERVICE), "vault": log_file(state_dir, VAULT_SERVICE)}
+
+    def mark(self) -> dict[str, int]:
+        """Byte offsets just past the last complete line of each log."""
+        return {name: _complete_length(path.read_bytes()) for name, path in self.paths.items()}
+
+    def since(self, mark: dict[str, int]) -> RequestCounts:
+        counts = RequestCounts()
+        for name, path in self.paths.items():
+            data = path.read_bytes()
+            lines = data[mark[name] : _complete_length(data)].decode(errors="replace").splitlines()
+            requests = [m.groups() for m in map(_REQUEST_LINE.search, lines) if m]
+            writes = Counter(f"{method} {path}" for method, path, _ in requests if method not in READ_METHODS)
+            setattr(counts, f"{name}_total", len(requests))
+            setattr(counts, f"{name}_writes", dict(writes))
+        return counts
+
+
+def _complete_length(data: bytes) -> int:
+    return data.rfind(b"\n") + 1
+
+
+def machine_description() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    memory_kib = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.MULTILINE)
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "memory_gib": int(memory_kib.group(1)) / 1024**2 if memory_kib else 0.0,
+        "cpu_model": model.group(1).strip() if model else platform.processor() or "unknown CPU",
+        "python": platform.python_version(),
+    }
+
+
+def replace_benchmark_section(path: Path, title: str, body: str) -> None:
+    """Write `## title` + body into `path`, replacing that section if present and keeping the others."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nResults of `make bench` (bench/).\n"
+    section = f"## {title}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text)
+

@@ -1,0 +1,75 @@
+"""`python -m sovereign_operator`: wait for the Lease, then run kopf in-process while holding it.
+
+Exit codes: 0 after SIGTERM/SIGINT (the Lease is released), 1 when the Lease was lost (the supervisor —
+Deployment or `sovereign up` — restarts the process, which then waits as a standby).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+import kopf
+
+from sovereign.clients.kubernetes import ensure_namespace, load_api_client
+from sovereign_operator.config import OperatorConfig
+from sovereign_operator.handlers import tenant as tenant_handlers
+from sovereign_operator.leader import LeaseElector, default_identity
+
+log = logging.getLogger("sovereign_operator")
+LOST_LEASE_EXIT_CODE = 1
+
+
+def main() -> int:
+    debug = os.environ.get("SOVEREIGN_OPERATOR_DEBUG") == "1"  # kopf's own debug logs, for diagnosis
+    kopf.configure(debug=debug, verbose=debug)
+    logging.getLogger().setLevel(logging.DEBUG if debug else logging.INFO)
+    config = OperatorConfig.from_environment()
+    api = load_api_client()
+    ensure_namespace(api, config.platform_namespace)
+    elector = LeaseElector(
+        api, config.platform_namespace, config.lease_name, default_identity(), config.lease_duration_seconds
+    )
+    elector.wait_for_leadership()
+
+    stop, lost = threading.Event(), threading.Event()
+    renewer = threading.Thread(target=elector.keep_renewing, args=(stop, lost), name="lease", daemon=True)
+    renewer.start()
+    threading.Thread(target=_exit_if_stuck, args=(lost, elector.renew_interval), daemon=True).start()
+    tenant_handlers.register_drift_timer(config.reconcile_interval_seconds)
+    liveness = f"http://127.0.0.1:{config.liveness_port}/healthz" if config.liveness_port else None
+    kopf.run(
+        clusterwide=True,
+        standalone=True,  # no kopf peering: the Lease decides who acts
+        stop_flag=stop,
+        memo=kopf.Memo(config=config, stop_flag=stop),
+        liveness_endpoint=liveness,
+    )
+    stop.set()
+    if lost.is_set():
+        log.error("exiting: the Lease was lost; a restarted process will wait as a standby")
+        return LOST_LEASE_EXIT_CODE
+    elector.release()
+    return 0
+
+
+@kopf.on.cleanup()
+def unblock_stop_flag(memo: kopf.Memo, **_: object) -> None:
+    # kopf waits for a threading.Event stop flag in its default executor; when kopf stops for another
+    # reason (SIGTERM), that wait must end too, or the executor's shutdown blocks the exit forever.
+    memo.stop_flag.set()
+
+
+def _exit_if_stuck(lost: threading.Event, grace: float) -> None:
+    """Once the Lease is lost kopf must stop promptly; if it does not, end the process (fencing)."""
+    lost.wait()
+    if not threading.Event().wait(grace * 2):
+        sys.stderr.write("lease lost and kopf did not stop in time: exiting\n")
+        sys.stderr.flush()
+        os._exit(LOST_LEASE_EXIT_CODE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

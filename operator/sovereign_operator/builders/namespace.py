@@ -1,0 +1,20 @@
+"""The Namespace a nation's workloads live in: `tenant-<nation>`, labelled with the nation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.constants import NAMESPACE_NAME_LABEL, tenant_labels, tenant_namespace
+
+
+def build_namespace_for_tenant(spec: TenantSpec) -> dict[str, Any]:
+    name = tenant_namespace(spec.nation)
+    # The API server sets kubernetes.io/metadata.name itself; writing it too keeps the built object equal to
+    # what is read back, so a reconciler comparing labels sees no drift.
+    # k8s docs: /docs/concepts/services-networking/network-policies/#targeting-a-namespace-by-its-name
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {**tenant_labels(spec.nation), NAMESPACE_NAME_LABEL: name}},
+    }

@@ -1,0 +1,91 @@
+"""Who may do what in a nation's namespace: its serving ServiceAccount and its administrators' RoleBinding.
+
+The ClusterRole is one shared definition; a RoleBinding in each namespace grants it there only.
+k8s docs: /docs/reference/access-authn-authz/rbac/#rolebinding-and-clusterrolebinding
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sovereign.specs.tenant import AdminSubject, TenantSpec
+from sovereign_operator.constants import (
+    GROUP,
+    NAMESPACE_ADMIN_ROLE,
+    SERVING_SERVICE_ACCOUNT,
+    TENANT_ADMINS_ROLE_BINDING,
+    operator_labels,
+    tenant_labels,
+    tenant_namespace,
+)
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+READ_VERBS = ["get", "list", "watch"]
+# Every verb spelled out, no "*": a wildcard would also grant verbs Kubernetes adds later.
+# k8s docs: /docs/concepts/security/rbac-good-practices/#least-privilege
+ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
+PLATFORM_RESOURCES = ["modeldeployments", "datasets", "tenantpolicies"]
+# What an administrator reads to see how the nation's workloads run. No secrets: they hold the nation's
+# credentials, and read access to secrets is effectively access to whatever they unlock.
+# k8s docs: /docs/concepts/security/rbac-good-practices/#listing-secrets
+READABLE_CORE_RESOURCES = [
+    "configmaps",
+    "events",
+    "limitranges",
+    "pods",
+    "pods/log",
+    "resourcequotas",
+    "services",
+]
+
+
+def build_serving_service_account_for_tenant(spec: TenantSpec) -> dict[str, Any]:
+    # The identity the nation's model servers log in to Vault with (bound by its Kubernetes auth role).
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": SERVING_SERVICE_ACCOUNT,
+            "namespace": tenant_namespace(spec.nation),
+            "labels": tenant_labels(spec.nation),
+        },
+    }
+
+
+def build_namespace_admin_cluster_role() -> dict[str, Any]:
+    return {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": NAMESPACE_ADMIN_ROLE, "labels": operator_labels()},
+        "rules": [
+            {"apiGroups": [GROUP], "resources": list(PLATFORM_RESOURCES), "verbs": list(ALL_VERBS)},
+            {"apiGroups": [""], "resources": list(READABLE_CORE_RESOURCES), "verbs": list(READ_VERBS)},
+            # `kubectl events` reads the events.k8s.io copy of the same Event objects.
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": list(READ_VERBS)},
+        ],
+    }
+
+
+def _subject(admin: AdminSubject, namespace: str) -> dict[str, Any]:
+    # k8s docs: /docs/reference/access-authn-authz/rbac/#referring-to-subjects (ServiceAccounts have a
+    # namespace and the core group; users and groups belong to rbac.authorization.k8s.io).
+    if admin.kind == "ServiceAccount":
+        # A ServiceAccount subject must name its namespace; without one we mean the nation's own.
+        return {"kind": "ServiceAccount", "name": admin.name, "namespace": admin.namespace or namespace}
+    return {"kind": admin.kind, "name": admin.name, "apiGroup": RBAC_GROUP}
+
+
+def build_admin_role_binding_for_tenant(spec: TenantSpec) -> dict[str, Any]:
+    namespace = tenant_namespace(spec.nation)
+    return {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": TENANT_ADMINS_ROLE_BINDING,
+            "namespace": namespace,
+            "labels": tenant_labels(spec.nation),
+        },
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": NAMESPACE_ADMIN_ROLE},
+        # Always present, even empty: the binding exists from day one and admins are added by updating it.
+        "subjects": [_subject(admin, namespace) for admin in spec.admins],
+    }

@@ -1,0 +1,59 @@
+"""The validating admission webhook for Tenants: a bad Tenant is refused at apply time, naming the field.
+
+The checks live in tenant_validation.py; this module only gathers their inputs. Served and registered
+with the API server by admission_server.configure_admission (kopf docs: /admission, "Validation handlers").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+from kubernetes.client import ApiClient
+
+from sovereign.clients.kubernetes import list_tenants, load_api_client
+from sovereign_operator.constants import GROUP, VERSION
+from sovereign_operator.tenant_validation import (
+    problems_with_nation_uniqueness,
+    problems_with_tenant_spec,
+    problems_with_tenant_update,
+)
+
+UNPROCESSABLE = 422  # the API server's own code for an invalid object
+CONFLICT = 409  # another Tenant holds the nation
+
+
+@kopf.on.startup()
+def connect_tenant_admission(memo: kopf.Memo, **_: Any) -> None:
+    # Webhook handlers get a copy of the operator's memo (kopf docs: /admission, "In-memory containers"),
+    # so one client made here serves every admission request.
+    memo.admission_kubernetes = load_api_client()
+
+
+# Sync on purpose: kopf runs sync handlers in its thread pool, so listing Tenants does not block the loop.
+@kopf.on.validate(GROUP, VERSION, "tenants", operations=["CREATE", "UPDATE"])
+def validate_tenant(
+    name: str, spec: kopf.Spec, old: kopf.Body | None, operation: str, memo: kopf.Memo, **_: Any
+) -> None:
+    new_spec = dict(spec)
+    if operation == "UPDATE" and old is not None:
+        if dict(old.get("spec") or {}) == new_spec:
+            # Metadata only (kopf's finalizer, a rotation request): never block these, or a Tenant admitted
+            # under older rules could not even be offboarded.
+            return
+        problems = problems_with_tenant_update(old.get("spec") or {}, new_spec)
+    else:
+        problems = []
+    problems += problems_with_tenant_spec(new_spec)
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=UNPROCESSABLE)
+    conflicts = problems_with_nation_uniqueness(name, new_spec.get("nation"), _tenant_nations(memo))
+    if conflicts:
+        raise kopf.AdmissionError("; ".join(conflicts), code=CONFLICT)
+
+
+def _tenant_nations(memo: kopf.Memo) -> list[tuple[str, str | None]]:
+    api: ApiClient = memo.admission_kubernetes
+    return [
+        (tenant["metadata"]["name"], (tenant.get("spec") or {}).get("nation")) for tenant in list_tenants(api)
+    ]

@@ -1,0 +1,139 @@
+"""kopf handlers for `tenants.sovereign.ai`: small functions that hand the work to `reconcile/`.
+
+- create / update of spec / resume, and the drift timer: one level-based reconcile pass (reconcile/tenant.py)
+- the ROTATE_KEY_ANNOTATION changes: the same pass, which rotates the key first
+- delete: offboarding, held by the OFFBOARDING_FINALIZER until complete
+Clients live in memo (made in the startup handler); the timer is registered by `register_drift_timer`
+because its interval comes from the configuration read at start.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from sovereign.clients.kubernetes import dynamic_client, load_api_client
+from sovereign.clients.vault import VAULT_ERRORS, unchecked_vault_client
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.config import OperatorConfig
+from sovereign_operator.constants import GROUP, OFFBOARDING_FINALIZER, ROTATE_KEY_ANNOTATION, VERSION
+from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.offboarding import offboard
+from sovereign_operator.reconcile.tenant import owner_of_nation, reconcile_duplicate, reconcile_tenant
+
+TENANTS = (GROUP, VERSION, "tenants")
+VAULT_RETRY_SECONDS = 10
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: OperatorConfig = memo.config  # put there by __main__, which also uses it for the Lease
+    settings.persistence.finalizer = OFFBOARDING_FINALIZER
+    settings.posting.level = logging.INFO  # kopf.info() becomes a Normal Event on the Tenant
+    settings.watching.server_timeout = 60  # re-establish watches now and then (reconnects are cheap)
+    api = load_api_client()
+    memo.clients = OperatorClients(
+        config=config,
+        api=api,
+        dynamic=dynamic_client(api),
+        vault=unchecked_vault_client(config.vault_addr, config.vault_token),
+    )
+
+
+@kopf.index(*TENANTS)
+def tenants_by_nation(name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> dict[str, tuple[str, str]]:
+    """nation → (creationTimestamp, Tenant name) of every Tenant; the oldest owns the nation."""
+    return {str(spec.get("nation")): (str(meta.get("creationTimestamp", "")), name)}
+
+
+def _owner(tenants_by_nation: kopf.Index, spec: kopf.Spec) -> str | None:
+    return owner_of_nation(tenants_by_nation.get(str(spec.get("nation")), []))
+
+
+def _reconcile(
+    memo: kopf.Memo, body: kopf.Body, status: kopf.Status, patch: kopf.Patch, owner: str | None
+) -> None:
+    if owner is not None and owner != body["metadata"]["name"]:
+        outcome = reconcile_duplicate(body, dict(status), owner)
+    else:
+        outcome = reconcile_tenant(memo.clients, body, dict(status))
+    patch.status.update(outcome.status)  # empty when nothing changed: kopf then writes nothing
+    if outcome.retry is not None:
+        raise outcome.retry
+
+
+# backoff: retry a failed pass after 5 s rather than kopf's default 60 s (kopf docs: /errors).
+@kopf.on.resume(*TENANTS, backoff=5)
+@kopf.on.create(*TENANTS, backoff=5)
+@kopf.on.update(*TENANTS, field="spec", backoff=5)
+def reconcile_on_change(
+    memo: kopf.Memo,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    tenants_by_nation: kopf.Index,
+    **_: Any,
+) -> None:
+    _reconcile(memo, body, status, patch, _owner(tenants_by_nation, spec))
+
+
+@kopf.on.field(*TENANTS, field=("metadata", "annotations", ROTATE_KEY_ANNOTATION), backoff=5)
+def rotate_on_request(
+    memo: kopf.Memo,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    tenants_by_nation: kopf.Index,
+    new: str | None,
+    **_: Any,
+) -> None:
+    if new:  # removing the annotation asks for nothing
+        _reconcile(memo, body, status, patch, _owner(tenants_by_nation, spec))
+
+
+def reconcile_periodically(
+    memo: kopf.Memo,
+    body: kopf.Body,
+    spec: kopf.Spec,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    tenants_by_nation: kopf.Index,
+    **_: Any,
+) -> None:
+    """Level-based drift repair and period-based key rotation; writes nothing when nothing drifted."""
+    if meta.get("deletionTimestamp"):
+        return  # offboarding owns it now
+    _reconcile(memo, body, status, patch, _owner(tenants_by_nation, spec))
+
+
+def register_drift_timer(interval_seconds: float) -> None:
+    # kopf docs: /timers — a timer runs every `interval` seconds for each existing object.
+    kopf.timer(*TENANTS, interval=interval_seconds, initial_delay=interval_seconds)(reconcile_periodically)
+
+
+@kopf.on.delete(*TENANTS, backoff=5)
+def offboard_tenant(
+    memo: kopf.Memo, body: kopf.Body, spec: kopf.Spec, tenants_by_nation: kopf.Index, **_: Any
+) -> dict[str, Any] | None:
+    owner = _owner(tenants_by_nation, spec)
+    if owner is not None and owner != body["metadata"]["name"]:
+        kopf.info(dict(body), reason="Released", message=f"duplicate of Tenant {owner}: nothing to offboard")
+        return None
+    clients: OperatorClients = memo.clients
+    tenant_spec = TenantSpec.model_validate(dict(spec))
+    try:
+        with clients.nation_lock(tenant_spec.nation):
+            clients.offboarding.add(body["metadata"]["uid"])
+            return offboard(clients, tenant_spec, body)
+    except VAULT_ERRORS as error:
+        kopf.warn(
+            dict(body), reason="VaultUnreachable", message=f"offboarding waits for Vault: {error}"[:500]
+        )
+        raise kopf.TemporaryError(
+            f"Vault failed during offboarding: {error}", delay=VAULT_RETRY_SECONDS
+        ) from error

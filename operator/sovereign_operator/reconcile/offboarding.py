@@ -1,0 +1,136 @@
+"""Offboarding a nation: remove its deployments, crypto-shred its key, remove its Vault and API objects.
+
+A shred record is written first, as `pending`, in the ConfigMap SHRED_RECORDS_CONFIGMAP of the platform
+namespace and marked `shredded` at the end; it outlives the Tenant. Every step is idempotent (absent is
+done), so a crash anywhere is finished by running the whole sequence again: kopf keeps the finalizer until
+the handler returns.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kopf
+
+from sovereign.clients import kubernetes as kube
+from sovereign.clients import vault as vault_client
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator import failpoints
+from sovereign_operator.builders import vault_mounts_for_tenant
+from sovereign_operator.constants import (
+    GROUP,
+    SHRED_RECORDS_CONFIGMAP,
+    VERSION,
+    kv_prefix,
+    tenant_namespace,
+    transit_key_name,
+    vault_policy_name,
+    vault_role_name,
+)
+from sovereign_operator.reconcile.conditions import now_rfc3339
+from sovereign_operator.reconcile.context import OperatorClients
+
+NAMESPACE_GONE_RETRY_SECONDS = 2
+
+
+def shred_record_key(nation: str, uid: str) -> str:
+    # One data key per shred (ConfigMap keys allow [-._a-zA-Z0-9]); the uid tells two lifetimes apart.
+    return f"{nation.lower()}.{uid}"
+
+
+def offboard(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dict[str, Any]:
+    nation, namespace = spec.nation, tenant_namespace(spec.nation)
+    removed = _delete_model_deployments(clients, namespace)
+    if removed:
+        kopf.info(dict(body), reason="DeploymentsRemoved", message=f"{removed} ModelDeployments deleted")
+    failpoints.reach("offboard:after-deployments-removed")
+
+    record = _pending_record(clients, spec, body)
+    _shred_key(clients, spec, body)
+    failpoints.reach("offboard:after-key-shredded")
+
+    mounts, vault = vault_mounts_for_tenant(spec), clients.vault
+    vault_client.delete_acl_policy(vault, vault_policy_name(nation))
+    failpoints.reach("offboard:after-vault-policy-deleted")
+    vault_client.delete_kubernetes_role(vault, mounts.auth, vault_role_name(nation))
+    deleted_paths = vault_client.delete_kv_tree(vault, mounts.kv, kv_prefix(nation))
+    kopf.info(
+        dict(body),
+        reason="VaultCleaned",
+        message=f"Vault policy, role and {len(deleted_paths)} KV secrets of {nation} deleted",
+    )
+
+    if kube.read_object(clients.dynamic, "v1", "Namespace", namespace) is not None:
+        kube.delete_object(clients.dynamic, "v1", "Namespace", namespace)
+        kopf.info(dict(body), reason="NamespaceDeleting", message=f"namespace {namespace} is being deleted")
+        # Namespace deletion empties it first; look again shortly (the whole sequence re-runs idempotently).
+        raise kopf.TemporaryError(f"namespace {namespace} is terminating", delay=NAMESPACE_GONE_RETRY_SECONDS)
+    failpoints.reach("offboard:after-namespace-deleted")
+
+    record = {**record, "state": "shredded", "shreddedAt": now_rfc3339()}
+    _write_record(clients, shred_record_key(nation, body["metadata"]["uid"]), record)
+    failpoints.reach("offboard:before-finalizer-removed")
+    kopf.info(dict(body), reason="Offboarded", message=f"{nation} offboarded; shred record kept")
+    return {"nation": nation, "keyName": record["keyName"], "lastKeyVersion": record["lastKeyVersion"]}
+
+
+def _delete_model_deployments(clients: OperatorClients, namespace: str) -> int:
+    # The ModelDeployment kind may not be served yet: nothing to delete then.
+    items = kube.list_objects(clients.dynamic, f"{GROUP}/{VERSION}", "ModelDeployment", namespace)
+    for item in items or []:
+        kube.delete_object(
+            clients.dynamic, f"{GROUP}/{VERSION}", "ModelDeployment", item["metadata"]["name"], namespace
+        )
+    return len(items or [])
+
+
+def _pending_record(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dict[str, Any]:
+    """The record of this Tenant's shred, written as pending before anything is destroyed."""
+    key = shred_record_key(spec.nation, body["metadata"]["uid"])
+    configmap = kube.read_object(
+        clients.dynamic, "v1", "ConfigMap", SHRED_RECORDS_CONFIGMAP, clients.config.platform_namespace
+    )
+    existing = ((configmap or {}).get("data") or {}).get(key)
+    if existing is not None:
+        return dict(json.loads(existing))  # a previous attempt got this far
+    mounts, key_name = vault_mounts_for_tenant(spec), transit_key_name(spec.nation)
+    live_key = vault_client.read_transit_key(clients.vault, mounts.transit, key_name)
+    record = {
+        "nation": spec.nation,
+        "tenant": body["metadata"]["name"],
+        "keyName": key_name,
+        "lastKeyVersion": live_key["latest_version"] if live_key else None,
+        "requestedAt": now_rfc3339(),
+        "state": "pending",
+    }
+    _write_record(clients, key, record)
+    return record
+
+
+def _write_record(clients: OperatorClients, key: str, record: dict[str, Any]) -> None:
+    namespace = clients.config.platform_namespace
+    kube.ensure_namespace(clients.api, namespace)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": SHRED_RECORDS_CONFIGMAP, "namespace": namespace},
+        "data": {key: json.dumps(record, sort_keys=True)},
+    }
+    if kube.read_object(clients.dynamic, "v1", "ConfigMap", SHRED_RECORDS_CONFIGMAP, namespace) is None:
+        kube.create_object(clients.dynamic, manifest)
+    else:  # a merge patch adds or replaces this one data key and leaves the other records alone
+        kube.merge_patch_object(clients.dynamic, manifest)
+
+
+def _shred_key(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> None:
+    """Crypto-shredding: allow deletion, then delete the key with every version of it.
+
+    Vault docs: /vault/api-docs/secret/transit#delete-key (needs deletion_allowed set by key config).
+    """
+    mounts, key_name = vault_mounts_for_tenant(spec), transit_key_name(spec.nation)
+    if vault_client.read_transit_key(clients.vault, mounts.transit, key_name) is None:
+        return
+    vault_client.set_transit_key_deletion_allowed(clients.vault, mounts.transit, key_name, True)
+    vault_client.delete_transit_key(clients.vault, mounts.transit, key_name)
+    kopf.info(dict(body), reason="KeyShredded", message=f"Vault transit key {key_name} deleted")

@@ -1,0 +1,109 @@
+"""One reconcile pass for a Tenant: every step in order, then the status — written only if it changed.
+
+The change handlers and the drift timer both run this; it is level-based (it looks at what exists, not at
+what changed), so it also finishes whatever a crashed pass left half done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from sovereign.clients.vault import VAULT_ERRORS
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator import failpoints
+from sovereign_operator.constants import ROTATE_KEY_ANNOTATION, tenant_namespace, vault_role_name
+from sovereign_operator.reconcile.conditions import (
+    IDENTITY_READY,
+    KEYS_READY,
+    NAMESPACE_READY,
+    READY,
+    Condition,
+    merge_conditions,
+    ready_from_steps,
+    status_changes,
+)
+from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.tenant_identity import reconcile_identity
+from sovereign_operator.reconcile.tenant_keys import reconcile_keys
+from sovereign_operator.reconcile.tenant_namespace import reconcile_namespace
+
+VAULT_RETRY_SECONDS = 10
+DUPLICATE_NATION = "DuplicateNation"
+
+
+@dataclass(frozen=True)
+class TenantOutcome:
+    status: dict[str, Any]  # the status fields to write (empty: nothing changed)
+    retry: kopf.TemporaryError | None = None  # raise it after writing the status
+
+
+def owner_of_nation(entries: Iterable[tuple[str, str]]) -> str | None:
+    """The Tenant that owns a nation: the oldest by creationTimestamp, then by name."""
+    ordered = sorted(entries)
+    return ordered[0][1] if ordered else None
+
+
+def reconcile_duplicate(body: kopf.Body, status: dict[str, Any], owner: str) -> TenantOutcome:
+    """A later Tenant for a nation that already has one: provision nothing, say so once."""
+    spec = TenantSpec.model_validate(dict(body["spec"]))
+    message = f"nation {spec.nation} already belongs to Tenant {owner}; this Tenant is not provisioned"
+    wanted = [Condition(READY, False, DUPLICATE_NATION, message)]
+    changes = _changes(body, status, wanted, {})
+    if changes:
+        kopf.warn(dict(body), reason=DUPLICATE_NATION, message=message)
+    return TenantOutcome(changes)
+
+
+def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str, Any]) -> TenantOutcome:
+    spec = TenantSpec.model_validate(dict(body["spec"]))
+    requested_at = (body["metadata"].get("annotations") or {}).get(ROTATE_KEY_ANNOTATION)
+    fields: dict[str, Any] = {"namespace": tenant_namespace(spec.nation)}
+    steps: list[Condition] = []
+    retry = None
+    with clients.nation_lock(spec.nation):
+        if body["metadata"]["uid"] in clients.offboarding or body["metadata"].get("deletionTimestamp"):
+            return TenantOutcome({})
+        handled = (status.get("rotationRequestHandled"), clients.handled_rotations.get(spec.nation))
+        rotation_requested = bool(requested_at) and requested_at not in handled
+        steps.append(reconcile_namespace(clients, spec, body))
+        try:
+            keys = reconcile_keys(clients, spec, body, rotation_requested)
+            steps.append(keys.condition)
+            fields.update(vaultRole=vault_role_name(spec.nation), keyVersion=keys.key_version)
+            fields["lastKeyRotation"] = keys.last_rotation
+            if requested_at:
+                fields["rotationRequestHandled"] = clients.handled_rotations[spec.nation] = requested_at
+            identity_condition, fields["identity"] = reconcile_identity(clients, spec, body)
+            steps.append(identity_condition)
+        except VAULT_ERRORS as error:
+            # Say what Vault answered (never a token: hvac errors carry the URL and Vault's message).
+            message = f"Vault at {clients.config.vault_addr}: {type(error).__name__}: {error}"[:500]
+            steps.append(Condition(KEYS_READY, False, "VaultUnreachable", message))
+            kopf.warn(dict(body), reason="VaultUnreachable", message=message)
+            retry = kopf.TemporaryError(f"Vault failed: {message}", delay=VAULT_RETRY_SECONDS)
+    _fill_unknown(steps)
+    failpoints.reach("provision:before-status")
+    return TenantOutcome(_changes(body, status, [ready_from_steps(steps), *steps], fields), retry)
+
+
+def _fill_unknown(steps: list[Condition]) -> None:
+    reached = {step.type for step in steps}
+    for kind in (NAMESPACE_READY, KEYS_READY, IDENTITY_READY):
+        if kind not in reached:
+            steps.append(Condition(kind, None, "NotReached", "an earlier step did not complete"))
+
+
+def _changes(
+    body: kopf.Body, status: dict[str, Any], conditions: list[Condition], fields: dict[str, Any]
+) -> dict[str, Any]:
+    generation = body["metadata"].get("generation")
+    wanted = {
+        **fields,
+        "conditions": merge_conditions(status.get("conditions"), conditions, generation),
+        "observedGeneration": generation,
+    }
+    return status_changes(dict(status), wanted)

@@ -1,0 +1,141 @@
+"""A nation's keys in Vault: transit key, KV v2 marker, ACL policy and Kubernetes auth role; and rotation.
+
+Every step reads first and writes only what is missing or drifted, so re-running after a crash at any point
+converges. Vault errors propagate; the handler reports them in status and retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import hvac
+import kopf
+
+from sovereign.clients import vault as vault_client
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator import failpoints
+from sovereign_operator.builders import (
+    build_vault_policy_for_tenant,
+    build_vault_role_for_tenant,
+    vault_mounts_for_tenant,
+)
+from sovereign_operator.constants import kv_prefix, transit_key_name, vault_policy_name
+from sovereign_operator.reconcile.conditions import KEYS_READY, Condition
+from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.tenant_validation import rotation_period_seconds
+
+KEY_TYPE = "aes256-gcm96"
+# Role fields Vault reads back as seconds although they are written as duration strings.
+_DURATION_FIELDS = {"ttl", "max_ttl", "period", "token_ttl", "token_max_ttl", "token_period"}
+
+
+@dataclass(frozen=True)
+class KeyState:
+    condition: Condition
+    key_version: int | None = None
+    last_rotation: str | None = None  # when the latest key version was made (RFC 3339)
+
+
+def marker_path(nation: str) -> str:
+    return f"{kv_prefix(nation)}/tenant"
+
+
+def reconcile_keys(
+    clients: OperatorClients, spec: TenantSpec, body: kopf.Body, rotation_requested: bool
+) -> KeyState:
+    vault, mounts, nation = clients.vault, vault_mounts_for_tenant(spec), spec.nation
+    key_name = transit_key_name(nation)
+
+    key = vault_client.read_transit_key(vault, mounts.transit, key_name)
+    if key is None:
+        vault_client.create_transit_key(vault, mounts.transit, key_name, KEY_TYPE)
+        kopf.info(dict(body), reason="KeyCreated", message=f"Vault transit key {key_name} ({KEY_TYPE})")
+        key = _read_key(vault, mounts.transit, key_name)
+    failpoints.reach("provision:after-transit-key")
+    if key.get("deletion_allowed"):
+        # A living nation's key must not be deletable (only offboarding allows it, just before shredding).
+        vault_client.set_transit_key_deletion_allowed(vault, mounts.transit, key_name, False)
+
+    policy_name = vault_policy_name(nation)
+    policy = build_vault_policy_for_tenant(spec)
+    if vault_client.read_acl_policy(vault, policy_name) != policy:
+        vault_client.write_acl_policy(vault, policy_name, policy)
+        kopf.info(dict(body), reason="PolicyWritten", message=f"Vault policy {policy_name} written")
+    failpoints.reach("provision:after-vault-policy")
+
+    role = build_vault_role_for_tenant(spec)
+    live_role = vault_client.read_kubernetes_role(vault, mounts.auth, role["name"])
+    if live_role is None or role_drifted(live_role, role):
+        vault_client.write_kubernetes_role(vault, mounts.auth, role)
+        kopf.info(dict(body), reason="RoleWritten", message=f"Vault Kubernetes auth role {role['name']}")
+    failpoints.reach("provision:after-vault-role")
+
+    if vault_client.read_kv(vault, mounts.kv, marker_path(nation)) is None:
+        marker = {"nation": nation, "managedBy": "sovereign-operator"}
+        # A check-and-set lost to a concurrent writer means the marker is there.
+        with contextlib.suppress(hvac.exceptions.InvalidRequest):
+            vault_client.write_kv(vault, mounts.kv, marker_path(nation), marker, only_if_absent=True)
+
+    key = rotate_if_due(clients, spec, body, key, rotation_requested)
+    version = int(key["latest_version"])
+    created = key.get("keys", {}).get(str(version))
+    message = f"transit key {key_name} v{version}, policy {policy_name}, role {role['name']}"
+    return KeyState(
+        condition=Condition(KEYS_READY, True, "Provisioned", message),
+        key_version=version,
+        last_rotation=_rfc3339(created) if isinstance(created, int | float) else None,
+    )
+
+
+def rotate_if_due(
+    clients: OperatorClients, spec: TenantSpec, body: kopf.Body, key: dict[str, Any], requested: bool
+) -> dict[str, Any]:
+    """Rotate on request, or when the latest version is older than spec.keyRotation.period."""
+    mounts, key_name = vault_mounts_for_tenant(spec), transit_key_name(spec.nation)
+    period = rotation_period_seconds(spec.key_rotation.period)
+    created = key.get("keys", {}).get(str(key["latest_version"]))
+    due = period is not None and isinstance(created, int | float) and time.time() - created >= period
+    if not (requested or due):
+        return key
+    vault_client.rotate_transit_key(clients.vault, mounts.transit, key_name)
+    rotated = _read_key(clients.vault, mounts.transit, key_name)
+    why = "on request" if requested else f"after its period {spec.key_rotation.period}"
+    kopf.info(
+        dict(body),
+        reason="KeyRotated",
+        message=f"Vault transit key {key_name} rotated {why}: now version {rotated['latest_version']}",
+    )
+    return rotated
+
+
+def role_drifted(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Compare the fields the operator sets (as hvac create_role kwargs) with the role read back."""
+    for field, wanted in desired.items():
+        if field in ("name", "mount_point"):
+            continue
+        have = live.get(field)
+        if field in _DURATION_FIELDS:
+            wanted = wanted if isinstance(wanted, int | float) else rotation_period_seconds(str(wanted))
+            if have is None or float(have) != float(wanted or 0):
+                return True
+        elif isinstance(wanted, list | tuple):
+            if [str(v) for v in have or []] != [str(v) for v in wanted]:
+                return True
+        elif have != wanted:
+            return True
+    return False
+
+
+def _read_key(vault: hvac.Client, mount: str, name: str) -> dict[str, Any]:
+    key = vault_client.read_transit_key(vault, mount, name)
+    if key is None:
+        raise kopf.TemporaryError(f"transit key {name} vanished while it was being provisioned", delay=5)
+    return key
+
+
+def _rfc3339(unix_seconds: float) -> str:
+    return datetime.fromtimestamp(unix_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,367 @@
+"""The operator's pure builders, as data: one fixture Tenant, a table of cases that each change one field.
+
+Every built Kubernetes object is also checked against the 1.32 OpenAPI schema (strict: unknown fields fail),
+and every tenant Vault policy is parsed as HCL and compared path by path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import hcl
+import kubernetes_validate
+import pytest
+from sovereign_operator import builders
+from sovereign_operator.builders import (
+    VaultMounts,
+    build_admin_role_binding_for_tenant,
+    build_limit_range_for_tenant,
+    build_namespace_admin_cluster_role,
+    build_namespace_for_tenant,
+    build_network_policy_for_tenant,
+    build_resource_quota_for_tenant,
+    build_serving_service_account_for_tenant,
+    build_vault_policy_for_tenant,
+    build_vault_role_for_tenant,
+    vault_mounts_for_tenant,
+)
+
+from sovereign.specs.tenant import TenantSpec
+
+KUBERNETES_VERSION = "1.32"
+BASE: dict[str, Any] = {"nation": "FRA", "displayName": "France", "clearance": "NATO SECRET"}
+LABELS = {"sovereign.ai/nation": "FRA", "app.kubernetes.io/managed-by": "sovereign-operator"}
+NAME_LABEL = "kubernetes.io/metadata.name"
+MODELS = "count/modeldeployments.sovereign.ai"
+NAMESPACED_KINDS = ("quota", "limits", "network", "service-account", "admins")
+RBAC = {"apiGroup": "rbac.authorization.k8s.io"}
+NETWORK = {"platform_namespace": "sovereign-system", "vault_namespace": "vault", "vault_port": 8200}
+
+
+def tenant(**changes: Any) -> TenantSpec:
+    """The fixture Tenant with some top-level fields (camelCase, as in the CRD) replaced."""
+    return TenantSpec.model_validate({**BASE, **changes})
+
+
+def network_policy(spec: TenantSpec) -> dict[str, Any]:
+    return build_network_policy_for_tenant(spec, **NETWORK)
+
+
+KUBERNETES_BUILDERS: dict[str, Callable[[TenantSpec], dict[str, Any]]] = {
+    "namespace": build_namespace_for_tenant,
+    "quota": build_resource_quota_for_tenant,
+    "limits": build_limit_range_for_tenant,
+    "network": network_policy,
+    "service-account": build_serving_service_account_for_tenant,
+    "admins": build_admin_role_binding_for_tenant,
+}
+
+
+# --- The fixture Tenant, whole objects -------------------------------------------------------------
+
+def selecting(namespace: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {NAME_LABEL: namespace}}}
+
+
+def metadata(name: str) -> dict[str, Any]:
+    return {"name": name, "namespace": "tenant-fra", "labels": LABELS}
+
+
+EXPECTED_FOR_FRA = {
+    "namespace": {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "tenant-fra", "labels": {**LABELS, NAME_LABEL: "tenant-fra"}},
+    },
+    "quota": {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": metadata("tenant-quota"),
+        "spec": {
+            "hard": {
+                **{"requests.cpu": "8", "limits.cpu": "8", "requests.memory": "32Gi"},
+                **{"limits.memory": "32Gi", "requests.nvidia.com/gpu": "0", MODELS: "10"},
+            }
+        },
+    },
+    "limits": {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": metadata("tenant-limits"),
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "default": {"cpu": "1", "memory": "1Gi"},
+                    "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                    "max": {"cpu": "8", "memory": "32Gi"},
+                }
+            ]
+        },
+    },
+    "network": {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata("tenant-isolation"),
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}]}, {"from": [selecting("sovereign-system")]}],
+            "egress": [
+                {"to": [{"podSelector": {}}]},
+                {
+                    "to": [selecting("kube-system")],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                },
+                {"to": [selecting("sovereign-system")]},
+                {"to": [selecting("vault")], "ports": [{"protocol": "TCP", "port": 8200}]},
+            ],
+        },
+    },
+    "service-account": {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata("model-serving"),
+    },
+    "admins": {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": metadata("tenant-admins"),
+        "roleRef": {**RBAC, "kind": "ClusterRole", "name": "sovereign-namespace-admin"},
+        "subjects": [],
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED_FOR_FRA))
+def test_fixture_tenant_builds_exactly(kind: str) -> None:
+    assert KUBERNETES_BUILDERS[kind](tenant()) == EXPECTED_FOR_FRA[kind]
+
+
+# --- One changed field: the fixture's object with exactly that difference ---------------------------
+
+
+def merged(base: Any, diff: Any) -> Any:
+    """`base` with `diff` laid over it: dicts merge key by key, anything else (lists too) is replaced."""
+    if not isinstance(base, dict) or not isinstance(diff, dict):
+        return diff
+    return {**base, **{key: merged(base.get(key), value) for key, value in diff.items()}}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    changes: dict[str, Any]  # to the fixture Tenant
+    kind: str
+    difference: dict[str, Any]  # from the fixture's object
+
+
+def quotas(**values: Any) -> dict[str, Any]:
+    return {"quotas": values}
+
+
+def hard(**values: str) -> dict[str, Any]:
+    return {"spec": {"hard": {name.replace("_", "."): value for name, value in values.items()}}}
+
+
+def limits(cpu: tuple[str, str, str], memory: tuple[str, str, str]) -> dict[str, Any]:
+    """(defaultRequest, default, max) for each resource."""
+    item = {"type": "Container"}
+    for field, index in (("defaultRequest", 0), ("default", 1), ("max", 2)):
+        item[field] = {"cpu": cpu[index], "memory": memory[index]}
+    return {"spec": {"limits": [item]}}
+
+
+def subjects(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"subjects": list(items)}
+
+
+DEU_LABEL = {"sovereign.ai/nation": "DEU"}
+DEU = {"metadata": {"namespace": "tenant-deu", "labels": DEU_LABEL}}
+USER = {"kind": "User", "name": "marianne@defense.gouv.fr"}
+GROUP = {"kind": "Group", "name": "fra-platform-admins"}
+ROBOT = {"kind": "ServiceAccount", "name": "ci", "namespace": "fra-ci"}
+FRA_MEMORY = ("128Mi", "1Gi", "32Gi")
+FRA_CPU = ("100m", "1", "8")
+
+CASES = [
+    Case(
+        "nation-names-namespace",
+        {"nation": "DEU"},
+        "namespace",
+        {"metadata": {"name": "tenant-deu", "labels": {**DEU_LABEL, NAME_LABEL: "tenant-deu"}}},
+    ),
+    *(Case(f"nation-places-{kind}", {"nation": "DEU"}, kind, DEU) for kind in NAMESPACED_KINDS),
+    Case("cpu", quotas(cpu="12"), "quota", hard(requests_cpu="12", limits_cpu="12")),
+    Case("memory", quotas(memory="64Gi"), "quota", hard(requests_memory="64Gi", limits_memory="64Gi")),
+    Case("gpus", quotas(gpus=4), "quota", {"spec": {"hard": {"requests.nvidia.com/gpu": "4"}}}),
+    Case("max-models", quotas(maxModels=3), "quota", {"spec": {"hard": {MODELS: "3"}}}),
+    Case("no-models", quotas(maxModels=0), "quota", {"spec": {"hard": {MODELS: "0"}}}),
+    Case("traffic-is-not-a-pod-quota", quotas(requestsPerMinute=5, tokensPerMinute=9), "quota", {}),
+    # (defaultRequest, default, max): defaults are capped by the quota so the API server accepts them.
+    Case("big-cpu-raises-max", quotas(cpu="64"), "limits", limits(("100m", "1", "64"), FRA_MEMORY)),
+    Case("small-cpu", quotas(cpu="500m"), "limits", limits(("100m", "500m", "500m"), FRA_MEMORY)),
+    Case("tiny-cpu", quotas(cpu="50m"), "limits", limits(("50m", "50m", "50m"), FRA_MEMORY)),
+    Case("small-memory", quotas(memory="512Mi"), "limits", limits(FRA_CPU, ("128Mi", "512Mi", "512Mi"))),
+    Case("tiny-memory", quotas(memory="64Mi"), "limits", limits(FRA_CPU, ("64Mi", "64Mi", "64Mi"))),
+    Case("gpus-have-no-container-default", quotas(gpus=8), "limits", {}),
+    Case("admin-user", {"admins": [USER]}, "admins", subjects({**USER, **RBAC})),
+    Case("admin-group", {"admins": [GROUP]}, "admins", subjects({**GROUP, **RBAC})),
+    Case("admin-service-account", {"admins": [ROBOT]}, "admins", subjects(ROBOT)),
+    Case(
+        "admin-service-account-in-own-namespace",
+        {"admins": [{"kind": "ServiceAccount", "name": "ci"}]},
+        "admins",
+        subjects({"kind": "ServiceAccount", "name": "ci", "namespace": "tenant-fra"}),
+    ),
+    Case(
+        "admins-in-order",
+        {"admins": [GROUP, ROBOT, USER]},
+        "admins",
+        subjects({**GROUP, **RBAC}, ROBOT, {**USER, **RBAC}),
+    ),
+    Case("no-admins", {"admins": []}, "admins", {}),
+    Case("vault-does-not-change-namespace", {"vault": {"address": "https://v:8200"}}, "namespace", {}),
+    Case("suspension-keeps-objects", {"suspended": True}, "network", {}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_one_changed_field_changes_only_its_objects(case: Case) -> None:
+    built = KUBERNETES_BUILDERS[case.kind](tenant(**case.changes))
+    assert built == merged(EXPECTED_FOR_FRA[case.kind], case.difference)
+
+
+SPECS_TO_VALIDATE = [tenant(), *(tenant(**case.changes) for case in CASES)]
+
+
+@pytest.mark.parametrize("kind", sorted(KUBERNETES_BUILDERS))
+def test_every_built_object_is_valid_kubernetes(kind: str) -> None:
+    for spec in SPECS_TO_VALIDATE:
+        kubernetes_validate.validate(KUBERNETES_BUILDERS[kind](spec), KUBERNETES_VERSION, strict=True)
+
+
+# --- The shared ClusterRole ---------------------------------------------------------------------------
+
+
+def test_namespace_admin_cluster_role_is_least_privilege() -> None:
+    role = build_namespace_admin_cluster_role()
+    kubernetes_validate.validate(role, KUBERNETES_VERSION, strict=True)
+    assert role["metadata"] == {
+        "name": "sovereign-namespace-admin",
+        "labels": {"app.kubernetes.io/managed-by": "sovereign-operator"},
+    }
+    granted = {
+        (group, resource): tuple(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    full = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+    read = ("get", "list", "watch")
+    core = ["configmaps", "events", "limitranges", "pods", "pods/log", "resourcequotas", "services"]
+    assert granted == {
+        **{("sovereign.ai", kind): full for kind in ("modeldeployments", "datasets", "tenantpolicies")},
+        **{("", kind): read for kind in core},
+        ("events.k8s.io", "events"): read,
+    }
+    assert not any("*" in value for rule in role["rules"] for values in rule.values() for value in values)
+
+
+# --- Vault: mounts, role, policy ------------------------------------------------------------------------
+
+BYO_VAULT = {
+    "address": "https://v:8200", "authMount": "k8s-fra", "transitMount": "fra-t",
+    "kvMount": "fra-kv",
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, VaultMounts(transit="transit", kv="secret", auth="kubernetes")),
+        ({"vault": BYO_VAULT}, VaultMounts(transit="fra-t", kv="fra-kv", auth="k8s-fra")),
+        ({"vault": {"address": "https://v:8200"}}, VaultMounts("transit", "secret", "kubernetes")),
+    ],
+    ids=["platform-vault", "own-vault", "own-vault-default-mounts"],
+)
+def test_vault_mounts(changes: dict[str, Any], expected: VaultMounts) -> None:
+    assert vault_mounts_for_tenant(tenant(**changes)) == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "nation", "mount"),
+    [({}, "fra", "kubernetes"), ({"nation": "EST"}, "est", "kubernetes"),
+     ({"vault": BYO_VAULT}, "fra", "k8s-fra")],
+    ids=["fixture", "nation", "own-vault"],
+)
+def test_vault_role(changes: dict[str, Any], nation: str, mount: str) -> None:
+    assert build_vault_role_for_tenant(tenant(**changes)) == {
+        "name": f"tenant-{nation}",
+        "bound_service_account_names": ["model-serving"],
+        "bound_service_account_namespaces": [f"tenant-{nation}"],
+        "policies": [f"tenant-{nation}"],
+        "ttl": "1h",
+        "mount_point": mount,
+    }
+
+
+def policy_paths(spec: TenantSpec) -> dict[str, list[str]]:
+    return {
+        path: body["capabilities"]
+        for path, body in hcl.loads(build_vault_policy_for_tenant(spec))["path"].items()
+    }
+
+
+def expected_policy(transit: str, kv: str, key: str, prefix: str) -> dict[str, list[str]]:
+    return {
+        f"{transit}/encrypt/{key}": ["update"],
+        f"{transit}/decrypt/{key}": ["update"],
+        f"{transit}/rewrap/{key}": ["update"],
+        f"{transit}/datakey/plaintext/{key}": ["update"],
+        f"{transit}/datakey/wrapped/{key}": ["update"],
+        f"{transit}/keys/{key}": ["read"],
+        f"{kv}/data/{prefix}/*": ["create", "read", "update", "patch", "delete"],
+        f"{kv}/metadata/{prefix}/*": ["read", "list", "delete"],
+        f"{kv}/metadata/{prefix}": ["list"],
+        f"{kv}/data/{prefix}/identity": ["read"],
+        f"{kv}/metadata/{prefix}/identity": ["read"],
+        f"{kv}/data/{prefix}/tenant": ["read"],
+        f"{kv}/metadata/{prefix}/tenant": ["read"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, expected_policy("transit", "secret", "tenant-fra", "tenants/fra")),
+        ({"nation": "POL"}, expected_policy("transit", "secret", "tenant-pol", "tenants/pol")),
+        ({"vault": BYO_VAULT}, expected_policy("fra-t", "fra-kv", "tenant-fra", "tenants/fra")),
+        # Free text never reaches the HCL: a newline in the display name cannot add a stanza.
+        (
+            {"displayName": 'France\npath "sys/*" { capabilities = ["sudo"] }'},
+            expected_policy("transit", "secret", "tenant-fra", "tenants/fra"),
+        ),
+    ],
+    ids=["fixture", "nation", "own-vault", "display-name-is-not-rendered"],
+)
+def test_vault_policy_grants_exactly_its_paths(changes: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert policy_paths(tenant(**changes)) == expected
+
+
+def test_vault_policy_text_is_deterministic_and_names_the_nation() -> None:
+    text = build_vault_policy_for_tenant(tenant())
+    assert text == build_vault_policy_for_tenant(tenant())
+    assert text.startswith("# Vault ACL policy tenant-fra for nation FRA.")
+
+
+@pytest.mark.parametrize(("first", "second"), [("FRA", "DEU"), ("FRA", "FRO"), ("NOR", "NLD")])
+def test_two_nations_policies_share_no_path(first: str, second: str) -> None:
+    assert not set(policy_paths(tenant(nation=first))) & set(policy_paths(tenant(nation=second)))
+
+
+def test_public_api_is_sorted_and_complete() -> None:
+    assert builders.__all__ == sorted(builders.__all__)
+    assert all(hasattr(builders, name) for name in builders.__all__)
