@@ -64,6 +64,16 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
             check=True,
         ).stdout
         assert ready.split() == ["1", "1", "1"]
+        # The operator's validating webhook is registered: a second Tenant for France is refused at apply.
+        duplicate = subprocess.run(
+            ["kubectl", "apply", "-f", "-"],
+            input="apiVersion: sovereign.ai/v1alpha1\nkind: Tenant\nmetadata: {name: fra-again}\n"
+            "spec: {nation: FRA, displayName: France again, clearance: NATO SECRET}\n",
+            capture_output=True,
+            text=True,
+            env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]},
+        )
+        assert duplicate.returncode != 0 and "spec.nation" in duplicate.stderr, duplicate.stderr
         # The operator runs with its own token, not the root token.
         operator_log = state_dir / "logs" / "operator.log"
         assert operator_log.exists() and env["VAULT_TOKEN"] not in operator_log.read_text()

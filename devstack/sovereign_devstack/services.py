@@ -45,7 +45,9 @@ def vault_spec(port: int, root_token: str) -> ServiceSpec:
 OPERATOR_SERVICE = "operator"
 
 
-def operator_spec(liveness_port: int, kubeconfig: str, vault_addr: str, vault_token: str) -> ServiceSpec:
+def operator_spec(
+    liveness_port: int, webhook_port: int, kubeconfig: str, vault_addr: str, vault_token: str
+) -> ServiceSpec:
     """The operator as a devstack process. It is product code started like in a cluster: only through its
     environment (the same variables a Deployment sets); it never imports the devstack.
 
@@ -62,6 +64,9 @@ def operator_spec(liveness_port: int, kubeconfig: str, vault_addr: str, vault_to
             "VAULT_ADDR": vault_addr,
             "VAULT_TOKEN": vault_token,
             "SOVEREIGN_LIVENESS_PORT": str(liveness_port),
+            # The validating webhook on loopback; kopf registers it with the API server (url + caBundle).
+            "SOVEREIGN_WEBHOOK_HOST": "127.0.0.1",
+            "SOVEREIGN_WEBHOOK_PORT": str(webhook_port),
             # The devstack is local and small: check drift every 10 s rather than a cluster's 30 s.
             "SOVEREIGN_RECONCILE_INTERVAL_SECONDS": "10",
         },

@@ -131,7 +131,9 @@ def start_operator(
         progress("operator already running; reusing it")
         return state
     port = free_loopback_port()
-    start_service(operator_spec(port, state.kubeconfig, state.vault_addr, operator_token()), state_dir)
+    webhook_port = free_loopback_port()
+    spec = operator_spec(port, webhook_port, state.kubeconfig, state.vault_addr, operator_token())
+    start_service(spec, state_dir)
     services = [*[name for name in state.services if name != OPERATOR_SERVICE], OPERATOR_SERVICE]
     state = state.model_copy(
         update={"services": services, "operator_liveness_url": f"http://127.0.0.1:{port}/healthz"}

@@ -5,6 +5,7 @@ The same code runs against a real cluster (KUBECONFIG or in-cluster config) and 
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -82,8 +83,15 @@ def dynamic_client(api: ApiClient) -> DynamicClient:
     return DynamicClient(api)
 
 
+# DynamicClient's discovery cache is not thread-safe: a lookup miss makes it drop and rebuild the cache, and
+# kopf runs sync handlers in parallel threads, which then collided (KeyError 'resources'). Lookups take turns;
+# the API calls themselves still run in parallel.
+_discovery_lock = threading.Lock()
+
+
 def _resource(dynamic: DynamicClient, api_version: str, kind: str) -> Any:
-    return dynamic.resources.get(api_version=api_version, kind=kind)
+    with _discovery_lock:
+        return dynamic.resources.get(api_version=api_version, kind=kind)
 
 
 def read_object(

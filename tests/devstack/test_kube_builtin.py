@@ -177,7 +177,7 @@ def test_resource_versions_are_cluster_wide_and_monotonic(kube_api: KubeAPI) -> 
 
 
 def test_kubectl_get_events_prints_events_with_fractional_timestamps(kube_api) -> None:
-    # kopf posts Events with RFC 3339 times carrying fractions and an offset; kubectl's table must still print.
+    # kopf posts Events with RFC 3339 times carrying fractions and an offset; the table must still print.
     import uuid
 
     from tests.helpers import kubectl

@@ -17,6 +17,7 @@ import kopf
 from sovereign.clients.kubernetes import dynamic_client, load_api_client
 from sovereign.clients.vault import VAULT_ERRORS, unchecked_vault_client
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.admission_server import configure_admission
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import GROUP, OFFBOARDING_FINALIZER, ROTATE_KEY_ANNOTATION, VERSION
 from sovereign_operator.reconcile.context import OperatorClients
@@ -31,6 +32,7 @@ VAULT_RETRY_SECONDS = 10
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config  # put there by __main__, which also uses it for the Lease
     settings.persistence.finalizer = OFFBOARDING_FINALIZER
+    configure_admission(settings, config)  # the validating webhook, when SOVEREIGN_WEBHOOK_* say where
     settings.posting.level = logging.INFO  # kopf.info() becomes a Normal Event on the Tenant
     settings.watching.server_timeout = 60  # re-establish watches now and then (reconnects are cheap)
     api = load_api_client()
