@@ -12,7 +12,12 @@ import hvac
 from kubernetes.client import ApiClient
 
 from sovereign.clients.kubernetes import apply_object, wait_for_crd_established
-from sovereign.clients.vault import configure_kubernetes_auth, ensure_auth_method, ensure_secrets_engine
+from sovereign.clients.vault import (
+    configure_kubernetes_auth,
+    create_kubernetes_role,
+    ensure_auth_method,
+    ensure_secrets_engine,
+)
 from sovereign.specs import CUSTOM_RESOURCES
 from sovereign.specs.crd_yaml import build_crd
 
@@ -22,6 +27,11 @@ KUBERNETES_AUTH_MOUNT = "kubernetes"
 # The operator's Vault policy: its name is sovereign_operator.constants.OPERATOR_VAULT_POLICY (this shared
 # package does not import the operator; a test keeps the two equal).
 OPERATOR_POLICY_NAME = "sovereign-operator"
+# The Kubernetes auth role the operator logs in with at a nation's own Vault (the operator's constant
+# NATION_VAULT_OPERATOR_ROLE; a test keeps the two equal), and the operator's ServiceAccount it is bound to.
+OPERATOR_KUBERNETES_ROLE = "sovereign-operator"
+OPERATOR_SERVICE_ACCOUNT = "sovereign-system/sovereign-operator"
+OPERATOR_ROLE_TOKEN_TTL = "1h"
 OPERATOR_POLICY_PATH = Path(__file__).resolve().parents[1] / "policies" / "vault" / "sovereign-operator.hcl"
 
 Progress = Callable[[str], None]
@@ -49,6 +59,37 @@ def prepare_vault(
     ensure_auth_method(client, KUBERNETES_AUTH_MOUNT, "kubernetes")
     configure_kubernetes_auth(client, KUBERNETES_AUTH_MOUNT, kubernetes_host, pem_keys)
     progress(f"Vault: {TRANSIT_MOUNT}/ (transit), {KV_MOUNT}/ (kv v2), auth/{KUBERNETES_AUTH_MOUNT}/ ready")
+
+
+def prepare_nation_vault(
+    client: hvac.Client,
+    kubernetes_host: str,
+    pem_keys: list[str] | None = None,
+    operator_service_account: str = OPERATOR_SERVICE_ACCOUNT,
+    progress: Progress = lambda _: None,
+) -> None:
+    """Run by a nation's Vault admin on THEIR Vault (a Tenant's spec.vault) before the Tenant is applied.
+
+    The same mounts as the platform's Vault (transit, KV v2 at secret/, Kubernetes auth at kubernetes/,
+    pointed at the platform's cluster), the operator's ACL policy, and the Kubernetes auth role
+    OPERATOR_KUBERNETES_ROLE bound to the operator's ServiceAccount (`namespace/name`), so the operator logs
+    in with its ServiceAccount token and gets that policy only. The policy names the default mount paths, so
+    the Tenant keeps spec.vault's default mounts. Idempotent.
+    Vault docs: /vault/docs/auth/kubernetes#configuration and /vault/api-docs/auth/kubernetes#create-role
+    """
+    namespace, name = operator_service_account.split("/", 1)
+    prepare_vault(client, kubernetes_host, pem_keys, progress)
+    install_operator_vault_policy(client)
+    create_kubernetes_role(
+        client,
+        KUBERNETES_AUTH_MOUNT,
+        OPERATOR_KUBERNETES_ROLE,
+        service_account_names=[name],
+        namespaces=[namespace],
+        policies=[OPERATOR_POLICY_NAME],
+        ttl=OPERATOR_ROLE_TOKEN_TTL,
+    )
+    progress(f"Vault: operator policy and role {OPERATOR_KUBERNETES_ROLE} for {operator_service_account}")
 
 
 def install_operator_vault_policy(client: hvac.Client, policy_path: Path = OPERATOR_POLICY_PATH) -> None:

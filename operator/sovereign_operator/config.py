@@ -9,7 +9,12 @@ import os
 
 from pydantic import BaseModel, Field
 
-from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, PLATFORM_NAMESPACE
+from sovereign_operator.constants import (
+    NATION_VAULT_OPERATOR_ROLE,
+    OPERATOR_SERVICE_ACCOUNT,
+    PLATFORM_NAMESPACE,
+    SERVICE_ACCOUNT_TOKEN_FILE,
+)
 
 
 class OperatorConfig(BaseModel):
@@ -17,15 +22,24 @@ class OperatorConfig(BaseModel):
     vault_token: str | None = Field(
         None, description="A token with the sovereign-operator policy (VAULT_TOKEN)."
     )
-    vault_kubernetes_role: str | None = Field(
-        None, description="Else: log in to Vault with this Kubernetes auth role and the pod's ServiceAccount."
-    )
-    vault_kubernetes_auth_mount: str = DEFAULT_KUBERNETES_AUTH_MOUNT
     vault_namespace: str = Field(
         "vault", description="Namespace of the platform's Vault (for NetworkPolicy)."
     )
     vault_port: int = 8200
     platform_namespace: str = PLATFORM_NAMESPACE
+    nation_vault_role: str = Field(
+        NATION_VAULT_OPERATOR_ROLE,
+        description="Kubernetes auth role the operator logs in with at a nation's own Vault (spec.vault).",
+    )
+    operator_service_account: str = Field(
+        OPERATOR_SERVICE_ACCOUNT,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$",
+        description="`namespace/name` of the operator's ServiceAccount, for TokenRequest outside a pod.",
+    )
+    service_account_token_file: str = Field(
+        SERVICE_ACCOUNT_TOKEN_FILE,
+        description="The projected ServiceAccount token; used instead of TokenRequest when the file exists.",
+    )
     reconcile_interval_seconds: float = Field(30.0, description="How often drift is checked and repaired.")
     lease_name: str = "sovereign-operator"
     lease_duration_seconds: float = Field(
@@ -52,11 +66,12 @@ class OperatorConfig(BaseModel):
         mapping = {
             "vault_addr": "VAULT_ADDR",
             "vault_token": "VAULT_TOKEN",
-            "vault_kubernetes_role": "SOVEREIGN_VAULT_KUBERNETES_ROLE",
-            "vault_kubernetes_auth_mount": "SOVEREIGN_VAULT_KUBERNETES_AUTH_MOUNT",
             "vault_namespace": "SOVEREIGN_VAULT_NAMESPACE",
             "vault_port": "SOVEREIGN_VAULT_PORT",
             "platform_namespace": "SOVEREIGN_PLATFORM_NAMESPACE",
+            "nation_vault_role": "SOVEREIGN_NATION_VAULT_ROLE",
+            "operator_service_account": "SOVEREIGN_OPERATOR_SERVICE_ACCOUNT",
+            "service_account_token_file": "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_FILE",
             "reconcile_interval_seconds": "SOVEREIGN_RECONCILE_INTERVAL_SECONDS",
             "lease_name": "SOVEREIGN_LEASE_NAME",
             "lease_duration_seconds": "SOVEREIGN_LEASE_DURATION_SECONDS",

@@ -24,6 +24,13 @@ DEFAULT_KV_MOUNT = "secret"
 DEFAULT_KUBERNETES_AUTH_MOUNT = "kubernetes"
 OPERATOR_VAULT_POLICY = "sovereign-operator"
 
+# A nation's own Vault (Tenant spec.vault): the operator logs in there with Kubernetes auth, under this role
+# (which the nation's Vault admin creates, see sovereign.platform_setup.prepare_nation_vault), as this
+# ServiceAccount. In a pod the projected token file is used; elsewhere a token from the TokenRequest API.
+NATION_VAULT_OPERATOR_ROLE = "sovereign-operator"
+OPERATOR_SERVICE_ACCOUNT = "sovereign-system/sovereign-operator"
+SERVICE_ACCOUNT_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
 SERVING_SERVICE_ACCOUNT = "model-serving"
 NAMESPACE_ADMIN_ROLE = "sovereign-namespace-admin"
 

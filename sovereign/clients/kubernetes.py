@@ -5,6 +5,7 @@ The same code runs against a real cluster (KUBECONFIG or in-cluster config) and 
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from typing import Any
@@ -217,3 +218,41 @@ def annotate_tenant(api: ApiClient, name: str, annotations: dict[str, str]) -> N
     custom.patch_cluster_custom_object(
         "sovereign.ai", "v1alpha1", "tenants", name, {"metadata": {"annotations": annotations}}
     )
+
+
+# -- ServiceAccount tokens and Secrets (the operator logging in to a nation's Vault) ---------------------
+
+
+def create_namespaced_service_account_token(
+    api: ApiClient,
+    namespace: str,
+    name: str,
+    expiration_seconds: int = 600,
+    audiences: list[str] | None = None,
+) -> str:
+    """A short-lived token of ServiceAccount `namespace/name` through the TokenRequest API.
+
+    Without `audiences` the token carries the API server's own audience, which is what a TokenReview with no
+    audiences (Vault's Kubernetes auth without a role audience) accepts.
+    k8s docs: /docs/reference/kubernetes-api/authentication-resources/token-request-v1/ (at least 600 s).
+    """
+    core = kubernetes.client.CoreV1Api(api)
+    spec: dict[str, Any] = {"expirationSeconds": expiration_seconds}
+    if audiences:
+        spec["audiences"] = audiences
+    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+    response = core.create_namespaced_service_account_token(name, namespace, body, _request_timeout=10)
+    return str(response.status.token)
+
+
+def read_secret_value(api: ApiClient, namespace: str, name: str, key: str) -> str | None:
+    """The decoded value of `key` in Secret `namespace/name`, or None if the Secret or the key is absent."""
+    core = kubernetes.client.CoreV1Api(api)
+    try:
+        secret = core.read_namespaced_secret(name, namespace, _request_timeout=10)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    encoded = (secret.data or {}).get(key)  # the API server merges write-only stringData into data
+    return None if encoded is None else base64.b64decode(encoded).decode()

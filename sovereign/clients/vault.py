@@ -182,3 +182,47 @@ def delete_kv_tree(client: hvac.Client, mount: str, prefix: str) -> list[str]:
     for path in paths:
         client.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point=mount)
     return paths
+
+
+# -- logging in with Kubernetes auth (a nation's own Vault) -----------------------------------------------
+
+
+def kubernetes_login(
+    address: str, mount: str, role: str, jwt: str, verify: bool | str = True
+) -> tuple[hvac.Client, int]:
+    """A client for `address` holding the token of a Kubernetes auth login, and that token's TTL in seconds.
+
+    Vault docs: /vault/api-docs/auth/kubernetes#login — the JWT is a ServiceAccount token; the answer's
+    `auth.client_token` is the Vault token and `auth.lease_duration` its TTL. Neither is ever logged.
+    """
+    client = unchecked_vault_client(address, verify=verify)
+    response = client.auth.kubernetes.login(role=role, jwt=jwt, use_token=True, mount_point=mount)
+    return client, int(response["auth"].get("lease_duration") or 0)
+
+
+def is_permission_denied(error: BaseException) -> bool:
+    """Vault answered 403: the token expired, was revoked, or its policy does not allow the call."""
+    return isinstance(error, hvac.exceptions.Forbidden)
+
+
+def create_kubernetes_role(
+    client: hvac.Client,
+    mount: str,
+    name: str,
+    service_account_names: list[str],
+    namespaces: list[str],
+    policies: list[str],
+    ttl: str,
+) -> None:
+    """A Kubernetes auth role giving `policies` to the named ServiceAccounts.
+
+    Vault docs: /vault/api-docs/auth/kubernetes#create-role
+    """
+    client.auth.kubernetes.create_role(
+        name=name,
+        bound_service_account_names=service_account_names,
+        bound_service_account_namespaces=namespaces,
+        policies=policies,
+        ttl=ttl,
+        mount_point=mount,
+    )

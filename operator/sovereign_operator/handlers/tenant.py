@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 
 from sovereign.clients.kubernetes import dynamic_client, load_api_client
-from sovereign.clients.vault import VAULT_ERRORS, unchecked_vault_client
+from sovereign.clients.vault import VAULT_ERRORS, is_permission_denied, unchecked_vault_client
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.admission_server import configure_admission
 from sovereign_operator.config import OperatorConfig
@@ -23,6 +23,7 @@ from sovereign_operator.constants import GROUP, OFFBOARDING_FINALIZER, ROTATE_KE
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.offboarding import offboard
 from sovereign_operator.reconcile.tenant import owner_of_nation, reconcile_duplicate, reconcile_tenant
+from sovereign_operator.reconcile.vault_access import VaultClients
 
 TENANTS = (GROUP, VERSION, "tenants")
 VAULT_RETRY_SECONDS = 10
@@ -36,11 +37,13 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.INFO  # kopf.info() becomes a Normal Event on the Tenant
     settings.watching.server_timeout = 60  # re-establish watches now and then (reconnects are cheap)
     api = load_api_client()
+    platform_vault = unchecked_vault_client(config.vault_addr, config.vault_token)
     memo.clients = OperatorClients(
         config=config,
         api=api,
         dynamic=dynamic_client(api),
-        vault=unchecked_vault_client(config.vault_addr, config.vault_token),
+        vault=platform_vault,
+        vaults=VaultClients(config, api, platform_vault),
     )
 
 
@@ -133,8 +136,13 @@ def offboard_tenant(
             clients.offboarding.add(body["metadata"]["uid"])
             return offboard(clients, tenant_spec, body)
     except VAULT_ERRORS as error:
+        if is_permission_denied(error):
+            clients.vaults.forget(tenant_spec)  # a nation's Vault token expired or was revoked: log in again
+        where = clients.vaults.address_for(tenant_spec)
         kopf.warn(
-            dict(body), reason="VaultUnreachable", message=f"offboarding waits for Vault: {error}"[:500]
+            dict(body),
+            reason="VaultUnreachable",
+            message=f"offboarding waits for Vault at {where}: {error}"[:500],
         )
         raise kopf.TemporaryError(
             f"Vault failed during offboarding: {error}", delay=VAULT_RETRY_SECONDS

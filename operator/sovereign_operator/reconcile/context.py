@@ -11,6 +11,7 @@ from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 
 from sovereign_operator.config import OperatorConfig
+from sovereign_operator.reconcile.vault_access import VaultClients
 
 
 @dataclass
@@ -18,7 +19,8 @@ class OperatorClients:
     config: OperatorConfig
     api: ApiClient
     dynamic: DynamicClient
-    vault: hvac.Client
+    vault: hvac.Client  # the platform's Vault
+    vaults: VaultClients  # the Vault of each Tenant: the platform's, or the nation's own (spec.vault)
     # Change handlers and the timer run in kopf's thread pool and may overlap for one Tenant; one lock per
     # nation keeps a rotation or an offboarding from running twice at once.
     # The last rotation request each nation's key was rotated for: a pass that still sees an older status

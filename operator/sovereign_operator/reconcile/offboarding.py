@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import hvac
 import kopf
 
 from sovereign.clients import kubernetes as kube
@@ -46,11 +47,13 @@ def offboard(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dic
         kopf.info(dict(body), reason="DeploymentsRemoved", message=f"{removed} ModelDeployments deleted")
     failpoints.reach("offboard:after-deployments-removed")
 
-    record = _pending_record(clients, spec, body)
-    _shred_key(clients, spec, body)
+    # The Vault that holds the nation's keys: the platform's, or the nation's own (spec.vault).
+    vault = clients.vaults.for_tenant(spec)
+    record = _pending_record(clients, vault, spec, body)
+    _shred_key(vault, spec, body)
     failpoints.reach("offboard:after-key-shredded")
 
-    mounts, vault = vault_mounts_for_tenant(spec), clients.vault
+    mounts = vault_mounts_for_tenant(spec)
     vault_client.delete_acl_policy(vault, vault_policy_name(nation))
     failpoints.reach("offboard:after-vault-policy-deleted")
     vault_client.delete_kubernetes_role(vault, mounts.auth, vault_role_name(nation))
@@ -85,7 +88,9 @@ def _delete_model_deployments(clients: OperatorClients, namespace: str) -> int:
     return len(items or [])
 
 
-def _pending_record(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dict[str, Any]:
+def _pending_record(
+    clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, body: kopf.Body
+) -> dict[str, Any]:
     """The record of this Tenant's shred, written as pending before anything is destroyed."""
     key = shred_record_key(spec.nation, body["metadata"]["uid"])
     configmap = kube.read_object(
@@ -95,7 +100,7 @@ def _pending_record(clients: OperatorClients, spec: TenantSpec, body: kopf.Body)
     if existing is not None:
         return dict(json.loads(existing))  # a previous attempt got this far
     mounts, key_name = vault_mounts_for_tenant(spec), transit_key_name(spec.nation)
-    live_key = vault_client.read_transit_key(clients.vault, mounts.transit, key_name)
+    live_key = vault_client.read_transit_key(vault, mounts.transit, key_name)
     record = {
         "nation": spec.nation,
         "tenant": body["metadata"]["name"],
@@ -123,14 +128,14 @@ def _write_record(clients: OperatorClients, key: str, record: dict[str, Any]) ->
         kube.merge_patch_object(clients.dynamic, manifest)
 
 
-def _shred_key(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> None:
+def _shred_key(vault: hvac.Client, spec: TenantSpec, body: kopf.Body) -> None:
     """Crypto-shredding: allow deletion, then delete the key with every version of it.
 
     Vault docs: /vault/api-docs/secret/transit#delete-key (needs deletion_allowed set by key config).
     """
     mounts, key_name = vault_mounts_for_tenant(spec), transit_key_name(spec.nation)
-    if vault_client.read_transit_key(clients.vault, mounts.transit, key_name) is None:
+    if vault_client.read_transit_key(vault, mounts.transit, key_name) is None:
         return
-    vault_client.set_transit_key_deletion_allowed(clients.vault, mounts.transit, key_name, True)
-    vault_client.delete_transit_key(clients.vault, mounts.transit, key_name)
+    vault_client.set_transit_key_deletion_allowed(vault, mounts.transit, key_name, True)
+    vault_client.delete_transit_key(vault, mounts.transit, key_name)
     kopf.info(dict(body), reason="KeyShredded", message=f"Vault transit key {key_name} deleted")

@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from sovereign.clients.vault import VAULT_ERRORS
+from sovereign.clients.vault import VAULT_ERRORS, is_permission_denied
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
 from sovereign_operator.constants import ROTATE_KEY_ANNOTATION, tenant_namespace, vault_role_name
@@ -30,6 +30,7 @@ from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.tenant_identity import reconcile_identity
 from sovereign_operator.reconcile.tenant_keys import reconcile_keys
 from sovereign_operator.reconcile.tenant_namespace import reconcile_namespace
+from sovereign_operator.reconcile.vault_access import VaultLoginFailed
 
 VAULT_RETRY_SECONDS = 10
 DUPLICATE_NATION = "DuplicateNation"
@@ -71,19 +72,25 @@ def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str
         rotation_requested = bool(requested_at) and requested_at not in handled
         steps.append(reconcile_namespace(clients, spec, body))
         try:
-            keys = reconcile_keys(clients, spec, body, rotation_requested)
+            # The platform's Vault, or the nation's own (spec.vault): everything below goes to that one.
+            vault = clients.vaults.for_tenant(spec)
+            keys = reconcile_keys(clients, vault, spec, body, rotation_requested)
             steps.append(keys.condition)
             fields.update(vaultRole=vault_role_name(spec.nation), keyVersion=keys.key_version)
             fields["lastKeyRotation"] = keys.last_rotation
             if requested_at:
                 fields["rotationRequestHandled"] = clients.handled_rotations[spec.nation] = requested_at
-            identity_condition, fields["identity"] = reconcile_identity(clients, spec, body)
+            identity_condition, fields["identity"] = reconcile_identity(clients, vault, spec, body)
             steps.append(identity_condition)
         except VAULT_ERRORS as error:
+            if is_permission_denied(error):
+                clients.vaults.forget(spec)  # a nation's Vault token expired or was revoked: log in again
             # Say what Vault answered (never a token: hvac errors carry the URL and Vault's message).
-            message = f"Vault at {clients.config.vault_addr}: {type(error).__name__}: {error}"[:500]
-            steps.append(Condition(KEYS_READY, False, "VaultUnreachable", message))
-            kopf.warn(dict(body), reason="VaultUnreachable", message=message)
+            where = clients.vaults.address_for(spec)
+            message = f"Vault at {where}: {type(error).__name__}: {error}"[:500]
+            reason = "VaultLoginFailed" if isinstance(error, VaultLoginFailed) else "VaultUnreachable"
+            steps.append(Condition(KEYS_READY, False, reason, message))
+            kopf.warn(dict(body), reason=reason, message=message)
             retry = kopf.TemporaryError(f"Vault failed: {message}", delay=VAULT_RETRY_SECONDS)
     _fill_unknown(steps)
     failpoints.reach("provision:before-status")

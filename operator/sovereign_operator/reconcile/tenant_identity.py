@@ -69,9 +69,9 @@ def _new_private_pem() -> str:
 
 
 def reconcile_identity(
-    clients: OperatorClients, spec: TenantSpec, body: kopf.Body
+    clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, body: kopf.Body
 ) -> tuple[Condition, dict[str, Any]]:
-    """The IdentityReady condition and what goes into status.identity."""
+    """The IdentityReady condition and what goes into status.identity (dev issuer key in `vault`)."""
     if spec.identity is not None:
         given = spec.identity
         status = {"issuer": given.issuer, "audience": given.audience, "source": "spec"}
@@ -80,7 +80,7 @@ def reconcile_identity(
         return Condition(IDENTITY_READY, True, "IssuerConfigured", f"tokens from {given.issuer}"), status
 
     mounts, nation = vault_mounts_for_tenant(spec), spec.nation
-    stored = vault_client.read_kv(clients.vault, mounts.kv, identity_path(nation))
+    stored = vault_client.read_kv(vault, mounts.kv, identity_path(nation))
     if stored is None:
         pem = _new_private_pem()
         record = {
@@ -91,10 +91,8 @@ def reconcile_identity(
         }
         # Check-and-set 0: two racing writers cannot leave two different keys behind.
         with contextlib.suppress(hvac.exceptions.InvalidRequest):
-            vault_client.write_kv(
-                clients.vault, mounts.kv, identity_path(nation), record, only_if_absent=True
-            )
-        stored = vault_client.read_kv(clients.vault, mounts.kv, identity_path(nation)) or record
+            vault_client.write_kv(vault, mounts.kv, identity_path(nation), record, only_if_absent=True)
+        stored = vault_client.read_kv(vault, mounts.kv, identity_path(nation)) or record
         kopf.info(dict(body), reason="IssuerCreated", message=f"dev issuer {record['issuer']} created")
 
     jwks = {"keys": [public_jwk(str(stored["privateKeyPem"]))]}

@@ -45,9 +45,14 @@ def marker_path(nation: str) -> str:
 
 
 def reconcile_keys(
-    clients: OperatorClients, spec: TenantSpec, body: kopf.Body, rotation_requested: bool
+    clients: OperatorClients,
+    vault: hvac.Client,
+    spec: TenantSpec,
+    body: kopf.Body,
+    rotation_requested: bool,
 ) -> KeyState:
-    vault, mounts, nation = clients.vault, vault_mounts_for_tenant(spec), spec.nation
+    """`vault`: the Vault holding this nation's keys (the platform's or its own, see vault_access.py)."""
+    mounts, nation = vault_mounts_for_tenant(spec), spec.nation
     key_name = transit_key_name(nation)
 
     key = vault_client.read_transit_key(vault, mounts.transit, key_name)
@@ -80,7 +85,7 @@ def reconcile_keys(
         with contextlib.suppress(hvac.exceptions.InvalidRequest):
             vault_client.write_kv(vault, mounts.kv, marker_path(nation), marker, only_if_absent=True)
 
-    key = rotate_if_due(clients, spec, body, key, rotation_requested)
+    key = rotate_if_due(vault, spec, body, key, rotation_requested)
     version = int(key["latest_version"])
     created = key.get("keys", {}).get(str(version))
     message = f"transit key {key_name} v{version}, policy {policy_name}, role {role['name']}"
@@ -92,7 +97,7 @@ def reconcile_keys(
 
 
 def rotate_if_due(
-    clients: OperatorClients, spec: TenantSpec, body: kopf.Body, key: dict[str, Any], requested: bool
+    vault: hvac.Client, spec: TenantSpec, body: kopf.Body, key: dict[str, Any], requested: bool
 ) -> dict[str, Any]:
     """Rotate on request, or when the latest version is older than spec.keyRotation.period."""
     mounts, key_name = vault_mounts_for_tenant(spec), transit_key_name(spec.nation)
@@ -101,8 +106,8 @@ def rotate_if_due(
     due = period is not None and isinstance(created, int | float) and time.time() - created >= period
     if not (requested or due):
         return key
-    vault_client.rotate_transit_key(clients.vault, mounts.transit, key_name)
-    rotated = _read_key(clients.vault, mounts.transit, key_name)
+    vault_client.rotate_transit_key(vault, mounts.transit, key_name)
+    rotated = _read_key(vault, mounts.transit, key_name)
     why = "on request" if requested else f"after its period {spec.key_rotation.period}"
     kopf.info(
         dict(body),

@@ -1,0 +1,143 @@
+"""A nation that brings its own Vault (Tenant spec.vault): its keys live there and nowhere else.
+
+A second Vault dev server process stands in for the Vault SVN operates. The operator reaches it with
+Kubernetes auth (role `sovereign-operator`, a TokenRequest token of its ServiceAccount), never with a token
+of the platform. First the nation's Vault is down (KeysReady False VaultUnreachable); once it is up and
+prepared with `prepare_nation_vault`, the Tenant becomes Ready, the nation's serving account uses its key
+there, and offboarding shreds the key there. Nothing of SVN is ever written to the platform's Vault.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import hvac
+import pytest
+from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
+from sovereign_devstack.services import VAULT_SERVICE, vault_spec
+from sovereign_operator.constants import NATION_VAULT_OPERATOR_ROLE, OPERATOR_SERVICE_ACCOUNT
+
+from sovereign.clients import vault as vault_client
+from sovereign.platform_setup import (
+    KV_MOUNT,
+    OPERATOR_KUBERNETES_ROLE,
+    TRANSIT_MOUNT,
+    prepare_nation_vault,
+)
+from sovereign.platform_setup import (
+    OPERATOR_SERVICE_ACCOUNT as SETUP_OPERATOR_SERVICE_ACCOUNT,
+)
+from tests.helpers import kubectl, wait_until
+from tests.operator.conftest import STARTED_LOG, OperatorProcess, Platform
+from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_json, tenant, wait_ready
+
+NATION, NAME, NS, KEY = "SVN", "slovenia", "tenant-svn", "tenant-svn"
+NATION_ROOT_TOKEN = "svn-vault-root"
+
+
+def _operator_service_account(platform: Platform) -> None:
+    """The operator's ServiceAccount, which a Helm install creates; TokenRequest needs it to exist."""
+    namespace, name = OPERATOR_SERVICE_ACCOUNT.split("/")
+    manifest = (
+        f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n---\n"
+        f"apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {name}, namespace: {namespace}}}\n"
+    )
+    kubectl(platform.kube, "apply", "-f", "-", input=manifest)
+
+
+@pytest.fixture
+def nation_vault_port(tmp_path: Path) -> Iterator[int]:
+    """A free port for the nation's Vault; the test starts the server there itself. Stopped at the end."""
+    port = free_loopback_port()
+    try:
+        yield port
+    finally:
+        stop_service(tmp_path / "nation-vault", VAULT_SERVICE)
+
+
+def _nothing_of_the_nation_in(client: hvac.Client) -> list[str]:
+    found = []
+    if vault_client.read_transit_key(client, TRANSIT_MOUNT, KEY) is not None:
+        found.append(f"transit key {KEY}")
+    if vault_client.read_acl_policy(client, KEY) is not None:
+        found.append(f"policy {KEY}")
+    if vault_client.read_kubernetes_role(client, "kubernetes", KEY) is not None:
+        found.append(f"role {KEY}")
+    found += vault_client.list_kv_paths(client, KV_MOUNT, "tenants/svn")
+    return found
+
+
+def test_nation_keys_live_only_in_the_nations_own_vault(
+    platform: Platform,
+    start_operator: object,
+    nation_vault_port: int,
+    tmp_path: Path,
+) -> None:
+    assert NATION_VAULT_OPERATOR_ROLE == OPERATOR_KUBERNETES_ROLE
+    assert OPERATOR_SERVICE_ACCOUNT == SETUP_OPERATOR_SERVICE_ACCOUNT
+    _operator_service_account(platform)
+    # Outside a pod there is no projected token; name a path that surely is absent, so TokenRequest is used.
+    operator: OperatorProcess = start_operator(  # type: ignore[operator]
+        SOVEREIGN_SERVICE_ACCOUNT_TOKEN_FILE=str(tmp_path / "no-projected-token")
+    )
+    operator.wait_for_log(STARTED_LOG, timeout=30)
+    nation_url = f"http://127.0.0.1:{nation_vault_port}"
+
+    # The nation's Vault is not up yet: the Tenant says so and the operator keeps retrying.
+    apply_tenant(platform.kube, NAME, NATION, vault={"address": nation_url})
+    try:
+
+        def unreachable() -> dict[str, str] | None:
+            keys = condition(tenant(platform.kube, NAME), "KeysReady")
+            return keys if keys.get("reason") == "VaultUnreachable" else None
+
+        keys = wait_until(unreachable, "KeysReady False VaultUnreachable", timeout=20)
+        assert keys["status"] == "False" and nation_url in keys["message"]
+
+        # The nation's Vault admin starts and prepares THEIR Vault; the operator logs in on its next pass.
+        start_service(vault_spec(nation_vault_port, NATION_ROOT_TOKEN), tmp_path / "nation-vault")
+        nation_root = hvac.Client(url=nation_url, token=NATION_ROOT_TOKEN)
+        prepare_nation_vault(
+            nation_root,
+            platform.kube.url,
+            [platform.kube.service_account_certificate.read_text()],
+            OPERATOR_SERVICE_ACCOUNT,
+        )
+        body = wait_ready(platform.kube, NAME, timeout=30)
+        assert body["status"]["keyVersion"] == 1 and body["status"]["identity"]["source"] == "dev"
+
+        # Key, policy, role and KV records are in the nation's Vault ...
+        key = vault_client.read_transit_key(nation_root, TRANSIT_MOUNT, KEY)
+        assert key is not None and key["type"] == "aes256-gcm96" and key["deletion_allowed"] is False
+        assert 'transit/encrypt/tenant-svn"' in (vault_client.read_acl_policy(nation_root, KEY) or "")
+        role = vault_client.read_kubernetes_role(nation_root, "kubernetes", KEY)
+        assert role is not None and role["bound_service_account_namespaces"] == [NS]
+        assert sorted(vault_client.list_kv_paths(nation_root, KV_MOUNT, "tenants/svn")) == [
+            "tenants/svn/identity",
+            "tenants/svn/tenant",
+        ]
+        # ... and nothing of the nation is in the platform's Vault.
+        assert _nothing_of_the_nation_in(platform.root_vault()) == []
+
+        # The nation's serving account logs in to the nation's Vault and uses its key there.
+        token = kubectl(platform.kube, "create", "token", "model-serving", "-n", NS).stdout.strip()
+        serving = hvac.Client(url=nation_url)
+        serving.auth.kubernetes.login(role=KEY, jwt=token)
+        plaintext = base64.b64encode(b"svn classified").decode()
+        sealed = serving.secrets.transit.encrypt_data(KEY, plaintext)["data"]["ciphertext"]
+        assert serving.secrets.transit.decrypt_data(KEY, sealed)["data"]["plaintext"] == plaintext
+        # The platform's Vault has no such role (Vault answers 400 "invalid role name").
+        with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):
+            hvac.Client(url=platform.vault_url).auth.kubernetes.login(role=KEY, jwt=token)
+        assert "logged in to Vault at" in operator.log_text()
+    finally:
+        delete_tenant(platform.kube, NAME, timeout=30)
+
+    # Offboarding shredded the key in the nation's Vault and left nothing of the nation there.
+    assert _nothing_of_the_nation_in(nation_root) == []
+    with pytest.raises((hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest)):
+        nation_root.secrets.transit.decrypt_data(KEY, sealed)
+    assert _nothing_of_the_nation_in(platform.root_vault()) == []
+    assert get_json(platform.kube, "namespace", NS) is None
