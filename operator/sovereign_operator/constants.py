@@ -82,3 +82,10 @@ def operator_labels() -> dict[str, str]:
 def tenant_labels(nation: str) -> dict[str, str]:
     """Labels on everything the operator makes for a nation; handlers select its children by them."""
     return {NATION_LABEL: nation, **operator_labels()}
+
+
+def operator_kv_record(nation: str, record: str) -> str:
+    """Path (below the KV mount) of one of the operator's records for the nation; see OPERATOR_KV_RECORDS."""
+    if record not in OPERATOR_KV_RECORDS:
+        raise ValueError(f"{record!r} is not one of the operator's KV records {OPERATOR_KV_RECORDS}")
+    return f"{kv_prefix(nation)}/{record}"

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sovereign.clients import vault as vault_client
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders import vault_mounts_for_tenant
-from sovereign_operator.constants import kv_prefix, tenant_labels, tenant_namespace
+from sovereign_operator.constants import operator_kv_record, tenant_labels, tenant_namespace
 from sovereign_operator.reconcile.conditions import IDENTITY_READY, Condition
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.objects import Outcome, ensure_object
@@ -40,7 +40,7 @@ def dev_audience(nation: str) -> str:
 
 
 def identity_path(nation: str) -> str:
-    return f"{kv_prefix(nation)}/identity"
+    return operator_kv_record(nation, "identity")
 
 
 def _b64url(raw: bytes) -> str:

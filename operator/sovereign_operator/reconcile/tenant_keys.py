@@ -23,7 +23,7 @@ from sovereign_operator.builders import (
     build_vault_role_for_tenant,
     vault_mounts_for_tenant,
 )
-from sovereign_operator.constants import kv_prefix, transit_key_name, vault_policy_name
+from sovereign_operator.constants import operator_kv_record, transit_key_name, vault_policy_name
 from sovereign_operator.reconcile.conditions import KEYS_READY, Condition
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.tenant_validation import rotation_period_seconds
@@ -41,7 +41,7 @@ class KeyState:
 
 
 def marker_path(nation: str) -> str:
-    return f"{kv_prefix(nation)}/tenant"
+    return operator_kv_record(nation, "tenant")
 
 
 def reconcile_keys(
