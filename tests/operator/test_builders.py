@@ -225,7 +225,23 @@ CASES = [
     Case("no-admins", {"admins": []}, "admins", {}),
     Case("vault-does-not-change-namespace", {"vault": {"address": "https://v:8200"}}, "namespace", {}),
     Case("suspension-keeps-objects", {"suspended": True}, "network", {}),
+    Case("vault-by-host-name-opens-no-egress", {"vault": {"address": "https://v:8200"}}, "network", {}),
 ]
+
+
+@pytest.mark.parametrize(
+    ("address", "rule"),
+    [
+        ("https://10.20.0.5:8200", {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}],
+                                    "ports": [{"protocol": "TCP", "port": 8200}]}),
+        ("https://[fd00::5]", {"to": [{"ipBlock": {"cidr": "fd00::5/128"}}],
+                               "ports": [{"protocol": "TCP", "port": 443}]}),
+    ],
+    ids=["ipv4-with-port", "ipv6-default-https-port"],
+)
+def test_nations_own_vault_at_an_ip_gets_exactly_one_egress_rule(address: str, rule: dict[str, Any]) -> None:
+    egress = network_policy(tenant(vault={"address": address}))["spec"]["egress"]
+    assert egress == [*EXPECTED_FOR_FRA["network"]["spec"]["egress"], rule]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)

@@ -7,7 +7,9 @@ k8s docs: /docs/concepts/services-networking/network-policies/#default-policies
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
+from urllib.parse import urlsplit
 
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.constants import (
@@ -32,6 +34,25 @@ def _namespace_named(name: str) -> dict[str, Any]:
 _SAME_NAMESPACE: dict[str, Any] = {"podSelector": {}}
 
 
+def _nation_vault_egress(spec: TenantSpec) -> list[dict[str, Any]]:
+    """Egress to a nation's own Vault (bring-your-own) when its address is an IP literal.
+
+    A NetworkPolicy peer is a pod/namespace selector or an ipBlock, never a host name
+    (k8s docs: /docs/concepts/services-networking/network-policies/#networkpolicy-resource): a Vault
+    addressed by name must be reached through an IP address for its nation's pods to be let through.
+    """
+    if spec.vault is None:
+        return []
+    url = urlsplit(spec.vault.address)
+    try:
+        address = ipaddress.ip_address(url.hostname or "")
+    except ValueError:
+        return []
+    port = url.port or (443 if url.scheme == "https" else 8200)
+    return [{"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}],
+             "ports": [{"protocol": "TCP", "port": port}]}]
+
+
 def build_network_policy_for_tenant(
     spec: TenantSpec, *, platform_namespace: str, vault_namespace: str, vault_port: int
 ) -> dict[str, Any]:
@@ -47,6 +68,7 @@ def build_network_policy_for_tenant(
         },
         {"to": [_namespace_named(platform_namespace)]},
         {"to": [_namespace_named(vault_namespace)], "ports": [{"protocol": "TCP", "port": vault_port}]},
+        *_nation_vault_egress(spec),
     ]
     return {
         "apiVersion": "networking.k8s.io/v1",
