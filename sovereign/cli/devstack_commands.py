@@ -96,6 +96,8 @@ def up(
     console.print(f"  source {env_path}")
     console.print("  kubectl get tenants")
     console.print("  kubectl describe tenant fra")
+    console.print("  sovereign keys rotate --nation FRA")
+    console.print("  kubectl get events")
     console.print('  curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/sys/mounts')
     console.print(f"  sovereign status --state-dir {state_dir}")
     console.print(f"  sovereign down --state-dir {state_dir}")
