@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sovereign.cli import crds_commands, devstack_commands, keys_commands
+from sovereign.cli import crds_commands, devstack_commands, keys_commands, policy_commands, token_commands
 
 app = typer.Typer(
     name="sovereign",
@@ -17,6 +17,8 @@ app.command("down")(devstack_commands.down)
 app.command("status")(devstack_commands.status)
 app.add_typer(crds_commands.app, name="crds")
 app.add_typer(keys_commands.app, name="keys")
+app.add_typer(policy_commands.app, name="policy")
+app.add_typer(token_commands.app, name="token")
 
 
 if __name__ == "__main__":

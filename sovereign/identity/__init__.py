@@ -1,0 +1,1 @@
+"""Who a request speaks for: the nations' bearer tokens."""

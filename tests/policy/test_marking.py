@@ -1,0 +1,63 @@
+"""An answer's marking: the highest classification, releasable to the intersection of releasabilities."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from sovereign.domain.markings import Classification, Markings, answer_marking
+
+
+def m(owner: str, level: str, rel=(), denied=()) -> Markings:
+    return Markings(owner=owner, classification=level, releasable_to=list(rel), denied_nations=list(denied))
+
+
+@pytest.mark.parametrize(
+    ("markings", "level", "releasable"),
+    [
+        ([m("FRA", "NATO SECRET")], "NATO SECRET", ["FRA"]),
+        (
+            [m("FRA", "NATO SECRET", ["DEU"]), m("DEU", "NATO RESTRICTED", ["FRA"])],
+            "NATO SECRET",
+            ["DEU", "FRA"],
+        ),
+        ([m("FRA", "NATO RESTRICTED", ["DEU"]), m("GBR", "COSMIC TOP SECRET")], "COSMIC TOP SECRET", []),
+        (
+            [m("FRA", "NATO SECRET", ["NATO"]), m("DEU", "NATO RESTRICTED", ["ITA"])],
+            "NATO SECRET",
+            ["DEU", "ITA"],
+        ),
+        ([m("FRA", "NATO SECRET", ["NATO"]), m("DEU", "NATO SECRET", ["NATO"])], "NATO SECRET", ["NATO"]),
+        (
+            [m("FRA", "NATO SECRET", ["NATO"], ["ITA"]), m("DEU", "NATO SECRET", ["ITA", "GBR"])],
+            "NATO SECRET",
+            ["DEU", "GBR"],
+        ),
+    ],
+    ids=["one", "owners-included", "disjoint", "nato-and-list", "nato-and-nato", "denied-removed"],
+)
+def test_answer_marking(markings, level: str, releasable: list[str]) -> None:
+    marking = answer_marking(markings)
+    assert marking.classification == Classification(level)
+    assert marking.releasable_to == releasable
+
+
+def test_answer_marking_needs_a_resource() -> None:
+    with pytest.raises(ValueError):
+        answer_marking([])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"owner": "XXX", "classification": "NATO SECRET"},
+        {"owner": "FRA", "classification": "SECRET"},
+        {"owner": "FRA", "classification": "NATO SECRET", "releasableTo": ["EUROPE"]},
+        {"owner": "FRA", "classification": "NATO SECRET", "deniedNations": ["NATO"]},
+        {"owner": "FRA", "classification": "NATO SECRET", "colour": "red"},
+    ],
+    ids=["unknown-owner", "unknown-level", "unknown-releasable", "nato-denied", "extra-field"],
+)
+def test_invalid_markings_are_rejected(fields) -> None:
+    with pytest.raises(ValidationError):
+        Markings.model_validate(fields)
