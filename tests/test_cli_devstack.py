@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import hvac
@@ -13,6 +14,18 @@ import pytest
 
 from sovereign.cli.envfile import read_env_file
 from tests.conftest import ROOT
+from tests.helpers import kubectl
+
+
+@dataclass(frozen=True)
+class KubeconfigAt:
+    """The cluster a written kubeconfig points at, in the shape tests.helpers.kubectl takes."""
+
+    path: str
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": self.path}
+
 
 SOVEREIGN = [sys.executable, "-m", "sovereign.cli.main"]
 
@@ -47,31 +60,21 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
         assert (state_dir / "logs" / "kube-apiserver.log").exists() and (state_dir / "vault.pid").exists()
 
         # kubectl sees the example nations through the written kubeconfig.
-        tenants = subprocess.run(
-            ["kubectl", "get", "tenants", "-o", "name"],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]},
-            check=True,
-        ).stdout
+        cluster = KubeconfigAt(env["KUBECONFIG"])
+        tenants = kubectl(cluster, "get", "tenants", "-o", "name").stdout
         assert sorted(tenants.split()) == [f"tenant.sovereign.ai/{n}" for n in ("deu", "est", "fra")]
         # `up` waited for the operator to make every example nation Ready.
-        ready = subprocess.run(
-            ["kubectl", "get", "tenants", "-o", "jsonpath={.items[*].status.keyVersion}"],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]},
-            check=True,
-        ).stdout
+        ready = kubectl(cluster, "get", "tenants", "-o", "jsonpath={.items[*].status.keyVersion}").stdout
         assert ready.split() == ["1", "1", "1"]
         # The operator's validating webhook is registered: a second Tenant for France is refused at apply.
-        duplicate = subprocess.run(
-            ["kubectl", "apply", "-f", "-"],
+        duplicate = kubectl(
+            cluster,
+            "apply",
+            "-f",
+            "-",
             input="apiVersion: sovereign.ai/v1alpha1\nkind: Tenant\nmetadata: {name: fra-again}\n"
             "spec: {nation: FRA, displayName: France again, clearance: NATO SECRET}\n",
-            capture_output=True,
-            text=True,
-            env={**os.environ, "KUBECONFIG": env["KUBECONFIG"]},
+            check=False,
         )
         assert duplicate.returncode != 0 and "spec.nation" in duplicate.stderr, duplicate.stderr
         # The operator runs with its own token, not the root token.

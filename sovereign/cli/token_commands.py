@@ -128,4 +128,4 @@ def issue(
             }
         )
     else:
-        print(token)
+        print(token)  # the token is what this command is asked for: stdout only, never a log
