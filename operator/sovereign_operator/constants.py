@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sovereign.domain.nations import tenant_namespace  # noqa: F401  (re-exported for the operator)
+
 GROUP = "sovereign.ai"
 VERSION = "v1alpha1"
 
@@ -33,10 +35,6 @@ SERVICE_ACCOUNT_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/toke
 
 SERVING_SERVICE_ACCOUNT = "model-serving"
 NAMESPACE_ADMIN_ROLE = "sovereign-namespace-admin"
-
-
-def tenant_namespace(nation: str) -> str:
-    return f"tenant-{nation.lower()}"
 
 
 def transit_key_name(nation: str) -> str:

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from sovereign.cli.output import OutputFormat, console, fail, print_json
+from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.cases import CASES_DIR, load_cases, run_cases
-from sovereign.policy.engine import PolicyBundle, PolicyEngine
+from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.schema import SCHEMA_PATH, render_schema, write_schema
 
 app = typer.Typer(help="Policies: Cedar schema, base policies and their test cases.", no_args_is_help=True)

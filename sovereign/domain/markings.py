@@ -64,12 +64,11 @@ def _nation(code: str) -> str:
     return code
 
 
-class Markings(BaseModel):
-    """The markings every model and dataset carries."""
+class ResourceMarkings(BaseModel):
+    """The markings a model's or dataset's spec carries; its owner is the nation whose namespace holds it."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-    owner: str = Field(description="Owner (originator) nation, ISO 3166-1 alpha-3.")
     classification: Classification = Field(description="Classification level of the resource.")
     releasable_to: list[str] = Field(
         default_factory=list,
@@ -85,10 +84,20 @@ class Markings(BaseModel):
         description="Nations the originator excludes, whatever else says (a forbid).",
     )
 
-    _owner = field_validator("owner")(_nation)
     _releasable = field_validator("releasable_to")(_nation_or_nato)
     _denied = field_validator("denied_nations")(_nations)
     _compartments = field_validator("compartments")(lambda v: sorted(set(v)))
+
+    def owned_by(self, owner: str) -> Markings:
+        return Markings(owner=owner, **self.model_dump(by_alias=True))
+
+
+class Markings(ResourceMarkings):
+    """The markings every model and dataset carries, with its owner: what the policy engine sees."""
+
+    owner: str = Field(description="Owner (originator) nation, ISO 3166-1 alpha-3.")
+
+    _owner = field_validator("owner")(_nation)
 
     def releasable_set(self, members: frozenset[str] | None = None) -> frozenset[str]:
         """Owner plus releasableTo; NATO stays the symbol NATO unless the member nations are given."""

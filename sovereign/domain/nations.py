@@ -11,6 +11,11 @@ def is_nation_code(code: str) -> bool:
     return code in _CODES
 
 
+def tenant_namespace(nation: str) -> str:
+    """The namespace a nation's Tenant becomes; its models, datasets and policies live there."""
+    return f"tenant-{nation.lower()}"
+
+
 def nation_name(code: str) -> str:
     country = pycountry.countries.get(alpha_3=code)
     if country is None:

@@ -7,24 +7,22 @@ Decisions are cached by the principal's attributes, the action, the resources an
 
 from __future__ import annotations
 
-import hashlib
 import json
+import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cedarpy
 from pydantic import ValidationError
 
 from sovereign.domain.markings import AnswerMarking, Principal, Resource, answer_marking
+from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.schema import (
-    POLICY_DIR,
     action_uid,
     principal_entity,
     principal_uid,
-    render_schema,
     resource_entity,
     resource_uid,
 )
@@ -52,42 +50,70 @@ def deny(reason: str, deciding: Sequence[str] = ()) -> Decision:
     return Decision(allowed=False, reasons=[reason], deciding_policy_ids=sorted(set(deciding)))
 
 
-@dataclass(frozen=True)
-class PolicyBundle:
-    """Schema and policies; the version is a hash of both, so a new bundle never reuses cached decisions."""
-
-    schema: str
-    policies: str
-    version: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        digest = hashlib.sha256(self.schema.encode() + b"\0" + self.policies.encode()).hexdigest()
-        object.__setattr__(self, "version", digest[:16])
-
-    @classmethod
-    def load(cls, directory: Path = POLICY_DIR) -> PolicyBundle:
-        """The base policies (every *.cedar of the folder) with the schema generated from the domain model."""
-        policies = "\n".join(p.read_text() for p in sorted(directory.glob("*.cedar")))
-        return cls(schema=render_schema(), policies=policies)
-
-    def validate(self) -> list[str]:
-        result = cedarpy.validate_policies(self.policies, self.schema)
-        return [] if result.validation_passed else [str(e) for e in result.errors]
-
-
 class PolicyEngine:
-    """Decides with one bundle; `catalogue` resolves resources given by name (unknown names are denied)."""
+    """Decides with one bundle; `catalogue` resolves resources given by name (unknown names are denied).
 
-    def __init__(self, bundle: PolicyBundle, catalogue: Mapping[str, Resource] | None = None) -> None:
+    A request is evaluated against the base policies plus the rules of the nations it involves (the user's,
+    its issuer's and every resource owner's), never against the whole bundle.
+
+    Staleness: with `stale_after` set, whoever loads bundles must call `confirm_current(version)` at least
+    that often; a bundle not confirmed in time, or superseded by a newer version, denies every request.
+    """
+
+    def __init__(
+        self,
+        bundle: PolicyBundle,
+        catalogue: Mapping[str, Resource] | None = None,
+        *,
+        stale_after: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         problems = bundle.validate()
         if problems:
             raise ValueError(f"policy bundle does not validate against the schema: {problems}")
         self.bundle = bundle
         self.catalogue = dict(catalogue or {})
-        self._policies = cedarpy.PolicySet.from_str(bundle.policies)
+        self.stale_after = stale_after
+        self._clock = clock
+        self._confirmed_at = clock()
+        self._superseded_by: str | None = None
         self._schema = cedarpy.Schema.from_json_str(bundle.schema)
-        self._ids = _annotation_ids(bundle.policies)
+        self._policy_sets: dict[frozenset[str], tuple[cedarpy.PolicySet, dict[str, str]]] = {}
         self._cache: OrderedDict[tuple[Any, ...], Decision] = OrderedDict()
+
+    def confirm_current(self, version: str) -> None:
+        """The loader saw `version` as the current bundle: fresh again if it is ours, stale if not."""
+        if version == self.bundle.version:
+            self._confirmed_at = self._clock()
+            self._superseded_by = None
+        else:
+            self._superseded_by = version
+
+    def staleness(self) -> str | None:
+        """Why this engine's bundle may no longer be used, or None while it is current."""
+        if self._superseded_by is not None:
+            return (
+                f"stale policy bundle: deciding with {self.bundle.version} but the current bundle is "
+                f"{self._superseded_by}"
+            )
+        if self.stale_after is not None:
+            age = self._clock() - self._confirmed_at
+            if age > self.stale_after:
+                return (
+                    f"stale policy bundle: {self.bundle.version} not confirmed current for {age:.0f}s "
+                    f"(limit {self.stale_after:g}s)"
+                )
+        return None
+
+    def policy_set_for(self, nations: Iterable[str]) -> tuple[cedarpy.PolicySet, dict[str, str]]:
+        """The parsed base policies plus `nations`' rules, and Cedar's policy ids → @id; cached."""
+        key = frozenset(nations) & self.bundle.nations_with_rules
+        found = self._policy_sets.get(key)
+        if found is None:
+            text = self.bundle.policies_for(key)
+            found = (cedarpy.PolicySet.from_str(text), _annotation_ids(text))
+            self._policy_sets[key] = found
+        return found
 
     def decide(
         self,
@@ -116,6 +142,9 @@ class PolicyEngine:
         for resource in resolved:
             if seen.setdefault((resource.kind, resource.name), resource) != resource:
                 return deny(f"conflicting markings for {resource.kind.value} {resource.name!r}")
+        stale = self.staleness()
+        if stale:
+            return deny(stale)
         key = (user.model_dump_json(), action, *(r.model_dump_json() for r in resolved), self.bundle.version)
         cached = self._cache.get(key)
         if cached is not None:
@@ -142,7 +171,9 @@ class PolicyEngine:
                 }
                 for r in resources
             ]
-            results = cedarpy.is_authorized_batch(requests, self._policies, entities_json, self._schema)
+            involved = {user.nationality, user.issuer_nation, *(r.markings.owner for r in resources)}
+            policies, ids = self.policy_set_for(involved)
+            results = cedarpy.is_authorized_batch(requests, policies, entities_json, self._schema)
         except Exception as error:  # noqa: BLE001 — any engine failure is a deny
             return deny(f"policy engine error: {error}")
         reasons: list[str] = []
@@ -150,24 +181,21 @@ class PolicyEngine:
         deny_ids: set[str] = set()
         for resource, result in zip(resources, results, strict=True):
             errors = [str(e) for e in result.diagnostics.errors]
-            ids = [self._policy_id(p) for p in result.diagnostics.reasons]
+            deciding = [ids.get(p, p) for p in result.diagnostics.reasons]
             if errors:
                 return deny(f"{resource.name}: policy evaluation error: {errors[0]}")
             if result.decision == cedarpy.Decision.Allow:
-                allow_ids.update(ids)
+                allow_ids.update(deciding)
                 continue
-            deny_ids.update(ids)
-            if ids:
-                reasons.append(f"{resource.name}: forbidden by {', '.join(sorted(ids))}")
+            deny_ids.update(deciding)
+            if deciding:
+                reasons.append(f"{resource.name}: forbidden by {', '.join(sorted(deciding))}")
             else:
                 reasons.append(f"{resource.name}: no policy permits it ({explain(user, resource)})")
         if reasons:
             return Decision(False, reasons, sorted(deny_ids))
         marking = answer_marking([r.markings for r in resources])
         return Decision(True, [f"permitted for {len(resources)} resource(s)"], sorted(allow_ids), marking)
-
-    def _policy_id(self, policy: str) -> str:
-        return self._ids.get(policy, policy)
 
 
 def explain(user: Principal, resource: Resource) -> str:

@@ -148,6 +148,12 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         return _structural({**non_null[0], **rest}, defs)
 
     out = {key: value for key, value in node.items() if key in _KEPT_KEYWORDS}
+    # JSON Schema 2020 (pydantic) writes `exclusiveMinimum: 0`; OpenAPI v3.0, which CRDs use, writes
+    # `minimum: 0, exclusiveMinimum: true`.
+    for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if not isinstance(out.get(bound, True), bool):
+            out[limit] = out[bound]
+            out[bound] = True
     if "const" in node:
         out["enum"] = [node["const"]]
     if "properties" in node:

@@ -31,15 +31,17 @@ def test_every_policy_decides_some_case() -> None:
         "markings/limit-denied-nations",
         "markings/limit-suspended-tenant",
         "markings/limit-foreign-issuer",
+        "markings/limit-clearance",
+        "markings/limit-compartments",
     }
 
 
-def _denied_by_default(predicate) -> list[str]:
+def _denied_on_one_clause(predicate, expected_ids: list[str]) -> list[str]:
     return [
         c.name
         for c in CASES
         if c.expected == "DENY"
-        and not c.deciding_policy_ids
+        and c.deciding_policy_ids == expected_ids
         and predicate(c.principal, c.resource["markings"])
     ]
 
@@ -61,9 +63,19 @@ def test_every_clause_of_the_permit_denies_some_case_on_its_own() -> None:
     def compartmented(p, m):
         return set(m["compartments"]) <= set(p["compartments"])
 
-    assert _denied_by_default(lambda p, m: not releasable(p, m) and cleared(p, m) and compartmented(p, m))
-    assert _denied_by_default(lambda p, m: releasable(p, m) and not cleared(p, m) and compartmented(p, m))
-    assert _denied_by_default(lambda p, m: releasable(p, m) and cleared(p, m) and not compartmented(p, m))
+    # Releasability is the permit's alone (no policy decides); clearance and compartments also have forbids,
+    # which hold for a nation's own permits too.
+    assert _denied_on_one_clause(
+        lambda p, m: not releasable(p, m) and cleared(p, m) and compartmented(p, m), []
+    )
+    assert _denied_on_one_clause(
+        lambda p, m: releasable(p, m) and not cleared(p, m) and compartmented(p, m),
+        ["markings/limit-clearance"],
+    )
+    assert _denied_on_one_clause(
+        lambda p, m: releasable(p, m) and cleared(p, m) and not compartmented(p, m),
+        ["markings/limit-compartments"],
+    )
     # Releasability by owner, by nation and by NATO each allows some case.
     allowed = [c for c in CASES if c.expected == "ALLOW"]
     assert any(c.principal["nationality"] == c.resource["markings"]["owner"] for c in allowed)

@@ -7,7 +7,8 @@ import pytest
 
 from sovereign.domain.markings import Markings, Principal, Resource, ResourceKind
 from sovereign.policy import engine as engine_module
-from sovereign.policy.engine import PolicyBundle, PolicyEngine, decide
+from sovereign.policy.bundle import PolicyBundle
+from sovereign.policy.engine import PolicyEngine, decide
 from sovereign.policy.schema import action_uid, principal_entity, principal_uid, resource_entity, resource_uid
 
 ALICE = Principal(sub="alice", nationality="FRA", clearance="NATO SECRET", issuer_nation="FRA")
@@ -110,7 +111,7 @@ def test_an_unavailable_bundle_is_a_deny(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_a_bundle_that_does_not_validate_is_refused() -> None:
     bundle = PolicyBundle.load()
     bad = PolicyBundle(
-        schema=bundle.schema, policies="permit(principal, action, resource) when { resource.level > 1 };"
+        schema=bundle.schema, base="permit(principal, action, resource) when { resource.level > 1 };"
     )
     with pytest.raises(ValueError, match="does not validate"):
         PolicyEngine(bad)
@@ -148,7 +149,7 @@ def test_decisions_are_cached_per_bundle_version(monkeypatch: pytest.MonkeyPatch
     assert calls == [1]
     # A new bundle (another version) never reuses the old decisions.
     base = PolicyBundle.load()
-    newer = PolicyEngine(PolicyBundle(schema=base.schema, policies=base.policies + "\n// v2\n"))
+    newer = PolicyEngine(PolicyBundle(schema=base.schema, base=base.base + "\n// v2\n"))
     assert newer.bundle.version != engine.bundle.version
     newer.decide(ALICE, "invoke", [ANALYST])
     assert calls == [1, 1]

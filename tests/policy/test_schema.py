@@ -8,7 +8,7 @@ import cedarpy
 from pydantic import BaseModel
 
 from sovereign.domain.markings import Markings, Principal
-from sovereign.policy.engine import PolicyBundle
+from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.schema import NAMESPACE, SCHEMA_PATH, build_schema, render_schema
 
 

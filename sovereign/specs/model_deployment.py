@@ -1,0 +1,98 @@
+"""The ModelDeployment: one model a nation serves, in its tenant namespace. Addressed as `<nation>/<model>`.
+
+The spec is declared now (issue 4) so that its markings are checked at admission and its models appear in
+the access matrix; the operator serves it on Ray Serve with the serving issue.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from sovereign.domain.markings import ResourceMarkings
+from sovereign.specs.resource import CustomResourceDefinitionInfo, PrinterColumn, SpecModel
+from sovereign.specs.tenant import QUANTITY_PATTERN
+
+SERVED_NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class ModelResources(SpecModel):
+    """What one replica of the model needs."""
+
+    gpus: int = Field(0, ge=0, description="GPUs (nvidia.com/gpu) per replica; 0 serves on CPU.")
+    cpu: str = Field("1", pattern=QUANTITY_PATTERN, description="CPU cores per replica.")
+    memory: str = Field("4Gi", pattern=QUANTITY_PATTERN, description="Memory per replica.")
+
+
+class Autoscaling(SpecModel):
+    """Ray Serve autoscaling of the model's replicas."""
+
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas.")
+    max_replicas: int = Field(ge=1, description="Most replicas.")
+    target_ongoing_requests: float = Field(
+        2.0, gt=0, description="Ongoing requests per replica that Ray Serve scales to."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class ModelDeploymentSpec(SpecModel):
+    """A model served to the nation's users and to the nations it is released to."""
+
+    model: str = Field(
+        pattern=SERVED_NAME_PATTERN,
+        description="Served name; clients address it as `<nation lowercase>/<model>`, e.g. fra/analyst.",
+    )
+    source: str = Field(min_length=1, description="Local or volume path of the model files; never a hub id.")
+    sha256: dict[str, str] = Field(
+        min_length=1,
+        description="sha256 of every weight and tokenizer file, by path relative to `source`.",
+        json_schema_extra={"additionalProperties": {"type": "string", "pattern": SHA256_PATTERN}},
+    )
+    task: Literal["generate", "embed"] = Field("generate", description="What the model does.")
+    engine: Literal["vllm", "transformers"] = Field(
+        "transformers", description="vLLM on GPUs, transformers on CPUs."
+    )
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="Passed through to the engine.")
+    resources: ModelResources = Field(
+        default_factory=ModelResources, description="Per replica.", json_schema_extra={"default": {}}
+    )
+    replicas: int | None = Field(None, ge=0, description="Fixed replica count (or set autoscaling).")
+    autoscaling: Autoscaling | None = Field(None, description="Autoscaling (or set replicas).")
+    max_tokens: int = Field(1024, ge=1, description="Cap on tokens generated per request.")
+    markings: ResourceMarkings = Field(description="The model's classification, releasability, compartments.")
+
+    @model_validator(mode="after")
+    def _one_scaling(self) -> ModelDeploymentSpec:
+        if self.replicas is not None and self.autoscaling is not None:
+            raise ValueError("set replicas or autoscaling, not both")
+        for path, digest in self.sha256.items():
+            if not path or path.startswith("/") or ".." in path.split("/"):
+                raise ValueError(f"sha256: {path!r} must be a path relative to source")
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError(f"sha256[{path!r}]: not a lowercase hex sha256 digest")
+        return self
+
+
+MODEL_DEPLOYMENT_CRD = CustomResourceDefinitionInfo(
+    kind="ModelDeployment",
+    plural="modeldeployments",
+    singular="modeldeployment",
+    scope="Namespaced",
+    spec_model=ModelDeploymentSpec,
+    description="A model a nation serves on Ray Serve, with its markings.",
+    short_names=("md",),
+    printer_columns=(
+        PrinterColumn("Model", ".spec.model"),
+        PrinterColumn("Engine", ".spec.engine"),
+        PrinterColumn("Classification", ".spec.markings.classification"),
+        PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+        PrinterColumn("Endpoint", ".status.endpoint"),
+    ),
+)
