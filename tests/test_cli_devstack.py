@@ -54,7 +54,13 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     summary = json.loads(sovereign("up", "--state-dir", str(state_dir), "--output", "json").stdout)
     try:
-        assert sorted(summary["applied"]) == ["Tenant/deu", "Tenant/est", "Tenant/fra"]
+        assert sorted(summary["applied"]) == [
+            "ModelDeployment/fra-analyst",
+            "Tenant/deu",
+            "Tenant/est",
+            "Tenant/fra",
+            "TenantPolicy/fra-liaison",
+        ]
         env = read_env_file(state_dir / "env")
         assert {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN"} <= env.keys()
         assert (state_dir / "logs" / "kube-apiserver.log").exists() and (state_dir / "vault.pid").exists()

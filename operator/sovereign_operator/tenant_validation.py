@@ -15,9 +15,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kubernetes.utils import parse_quantity
-from pydantic import ValidationError
 
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.spec_problems import problems_with_spec_model
 
 # Kubernetes resource.Quantity with its sign (k8s docs: /docs/reference/kubernetes-api/common-definitions/
 # quantity/); parse_quantity alone accepts "NaN", "inf" and surrounding blanks, which the API never does.
@@ -35,7 +35,7 @@ _REPLACED_PATTERN_ERRORS = {("quotas", "cpu"), ("quotas", "memory"), ("keyRotati
 
 def problems_with_tenant_spec(spec: Mapping[str, Any]) -> list[str]:
     """Everything wrong with a Tenant's `spec` (camelCase, as sent to the API), each naming its field."""
-    problems = _model_problems(spec)
+    problems = problems_with_spec_model(TenantSpec, spec, _REPLACED_PATTERN_ERRORS)
     quotas = spec.get("quotas")
     if isinstance(quotas, Mapping):
         for name in _QUANTITY_FIELDS:
@@ -78,31 +78,6 @@ def rotation_period_seconds(period: str) -> float | None:
     if not period or _DURATION_PART.sub("", period):
         return None
     return sum(float(amount) * _SECONDS_PER_UNIT[unit] for amount, unit in _DURATION_PART.findall(period))
-
-
-def _model_problems(spec: Mapping[str, Any]) -> list[str]:
-    try:
-        TenantSpec.model_validate(dict(spec))
-    except ValidationError as error:
-        return [
-            f"{_field_path(e['loc'])}: {_readable(e)}"
-            for e in error.errors()
-            if not (e["type"] == "string_pattern_mismatch" and tuple(e["loc"]) in _REPLACED_PATTERN_ERRORS)
-        ]
-    return []
-
-
-def _field_path(loc: Iterable[int | str]) -> str:
-    path = "spec"
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
-def _readable(error: Mapping[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown field"
-    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _quantity_problems(path: str, value: object) -> list[str]:

@@ -67,10 +67,15 @@ def up(
             from sovereign_devstack.stack import start_operator
 
             state = start_operator(state_dir, state, lambda: create_operator_token(vault), progress)
-        applied = _apply_examples(api, examples_dir, progress) if examples else []
-        tenants = [entry.split("/", 1)[1] for entry in applied if entry.startswith("Tenant/")]
-        if tenants and not external:
-            wait_for_tenants_ready(api, tenants, ready_timeout, progress)
+        applied = []
+        if examples:
+            tenants, namespaced = _example_manifests(examples_dir)
+            applied = _apply_manifests(api, tenants, progress)
+            if tenants and not external:
+                names = [m["metadata"]["name"] for m in tenants]
+                wait_for_tenants_ready(api, names, ready_timeout, progress)
+            # Models and policies live in the namespaces the operator makes for the Tenants.
+            applied += _apply_manifests(api, namespaced, progress)
     except Exception as error:  # whatever went wrong, leave nothing half-made behind
         if not external:
             from sovereign_devstack.stack import stop_devstack
@@ -199,16 +204,25 @@ def _platform_env(state: Any, state_dir: Path) -> dict[str, str]:
     }
 
 
-def _apply_examples(api: Any, examples_dir: Path, progress: Any) -> list[str]:
+def _example_manifests(examples_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The example Tenants, and everything else (which needs the Tenants' namespaces)."""
     if not examples_dir.is_dir():
         raise ValueError(f"examples directory {examples_dir} does not exist (use --no-examples)")
-    applied = []
+    tenants, others = [], []
     for path in sorted(examples_dir.rglob("*.yaml")):
         for manifest in yaml.safe_load_all(path.read_text()):
             if manifest:
-                apply_object(api, manifest)
-                applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
-    progress(f"applied {len(applied)} example objects from {examples_dir}")
+                (tenants if manifest.get("kind") == "Tenant" else others).append(manifest)
+    return tenants, others
+
+
+def _apply_manifests(api: Any, manifests: list[dict[str, Any]], progress: Any) -> list[str]:
+    applied = []
+    for manifest in manifests:
+        apply_object(api, manifest)
+        applied.append(f"{manifest['kind']}/{manifest['metadata']['name']}")
+    if applied:
+        progress(f"applied {', '.join(applied)}")
     return applied
 
 

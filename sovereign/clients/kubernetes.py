@@ -123,6 +123,35 @@ def merge_patch_object(dynamic: DynamicClient, manifest: dict[str, Any]) -> dict
     return dict(patched.to_dict())
 
 
+def replace_object(dynamic: DynamicClient, manifest: dict[str, Any]) -> dict[str, Any]:
+    """PUT `manifest` over the live object: keys it lacks are removed (a merge patch would keep them)."""
+    resource = _resource(dynamic, manifest["apiVersion"], manifest["kind"])
+    namespace = manifest["metadata"].get("namespace") if resource.namespaced else None
+    return dict(resource.replace(body=manifest, namespace=namespace).to_dict())
+
+
+def merge_patch_status(
+    dynamic: DynamicClient,
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    status: dict[str, Any],
+) -> bool:
+    """Merge-patch the status subresource; False if the object is gone."""
+    resource = _resource(dynamic, api_version, kind)
+    try:
+        resource.status.patch(
+            body={"status": status},
+            name=name,
+            namespace=namespace if resource.namespaced else None,
+            content_type="application/merge-patch+json",
+        )
+    except NotFoundError:
+        return False
+    return True
+
+
 def delete_object(
     dynamic: DynamicClient, api_version: str, kind: str, name: str, namespace: str | None = None
 ) -> bool:
@@ -256,3 +285,33 @@ def read_secret_value(api: ApiClient, namespace: str, name: str, key: str) -> st
         raise
     encoded = (secret.data or {}).get(key)  # the API server merges write-only stringData into data
     return None if encoded is None else base64.b64decode(encoded).decode()
+
+
+# -- The catalogue (the CLI): models, datasets and the published policy bundle -------------------------
+
+
+def list_sovereign_objects(api: ApiClient, plural: str) -> list[dict[str, Any]]:
+    """Every `sovereign.ai/v1alpha1` object of `plural` (e.g. modeldeployments), in all namespaces.
+
+    [] when the API server does not serve that kind (its CRD is not installed).
+    """
+    custom = kubernetes.client.CustomObjectsApi(api)
+    try:
+        listed = custom.list_cluster_custom_object("sovereign.ai", "v1alpha1", plural, _request_timeout=10)
+    except ApiException as error:
+        if error.status == 404:
+            return []
+        raise
+    return [dict(item) for item in listed.get("items") or []]
+
+
+def read_configmap_data(api: ApiClient, namespace: str, name: str) -> dict[str, str] | None:
+    """The data of ConfigMap `namespace/name`, or None if it does not exist."""
+    core = kubernetes.client.CoreV1Api(api)
+    try:
+        configmap = core.read_namespaced_config_map(name, namespace, _request_timeout=10)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(configmap.data or {})

@@ -10,6 +10,8 @@ devstack (kube_api, vault_server from tests/conftest.py), driven as users drive 
   The handle has `.stop()` (SIGTERM, waits), `.kill()` (SIGKILL), `.wait_exit(timeout)`, `.returncode`,
   `.log_text()`, `.wait_for_log(text, timeout)` and `.is_leader()`.
 - `running_operator` (module scope): one leading operator for a module's tests.
+- `running_operator_with_webhook` (module scope): the same, also serving the validating webhooks on a free
+  loopback port (as `sovereign up` does); their registration is deleted again when the module ends.
 
 Only one operator should lead per Lease; processes that share the default Lease name queue as standbys.
 """
@@ -26,6 +28,8 @@ from pathlib import Path
 
 import hvac
 import pytest
+from sovereign_devstack.processes import free_loopback_port
+from sovereign_operator.admission_server import ADMISSION_CONFIGURATION
 
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.platform_setup import (
@@ -35,7 +39,7 @@ from sovereign.platform_setup import (
     prepare_vault,
 )
 from tests.conftest import KubeAPI, VaultServer
-from tests.helpers import wait_until
+from tests.helpers import kubectl, wait_until
 
 TEST_ENV = {
     "SOVEREIGN_RECONCILE_INTERVAL_SECONDS": "2",
@@ -163,6 +167,28 @@ def running_operator(
         yield process
     finally:
         process.stop()
+        print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")
+
+
+@pytest.fixture(scope="module")
+def running_operator_with_webhook(
+    platform: Platform, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    webhook = {"SOVEREIGN_WEBHOOK_HOST": "127.0.0.1", "SOVEREIGN_WEBHOOK_PORT": str(free_loopback_port())}
+    process = _start(platform, tmp_path_factory.mktemp("operator"), webhook)
+    try:
+        process.wait_for_log(STARTED_LOG, timeout=30)
+        yield process
+    finally:
+        process.stop()
+        # With failurePolicy Fail, a registration left behind would refuse every later object it covers.
+        kubectl(
+            platform.kube,
+            "delete",
+            "validatingwebhookconfiguration",
+            ADMISSION_CONFIGURATION,
+            "--ignore-not-found",
+        )
         print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")
 
 

@@ -1,6 +1,9 @@
-"""The validating admission webhook for Tenants: a bad Tenant is refused at apply time, naming the field.
+"""The validating admission webhooks: a bad Tenant, TenantPolicy, ModelDeployment or DataSet is refused at
+apply time, naming the field.
 
-The checks live in tenant_validation.py; this module only gathers their inputs. Served and registered
+The checks live in tenant_validation.py and resource_validation.py; this module only gathers their inputs.
+Metadata-only updates (kopf's finalizer, annotations) are never refused, or an object admitted under older
+rules could not even be deleted. Served and registered
 with the API server by admission_server.configure_admission (kopf docs: /admission, "Validation handlers").
 """
 
@@ -13,6 +16,13 @@ from kubernetes.client import ApiClient
 
 from sovereign.clients.kubernetes import list_tenants, load_api_client
 from sovereign_operator.constants import GROUP, VERSION
+from sovereign_operator.resource_validation import (
+    TenantFacts,
+    problems_with_dataset,
+    problems_with_model_deployment,
+    problems_with_tenant_policy,
+    tenant_facts_by_nation,
+)
 from sovereign_operator.tenant_validation import (
     problems_with_nation_uniqueness,
     problems_with_tenant_spec,
@@ -57,3 +67,44 @@ def _tenant_nations(memo: kopf.Memo) -> list[tuple[str, str | None]]:
     return [
         (tenant["metadata"]["name"], (tenant.get("spec") or {}).get("nation")) for tenant in list_tenants(api)
     ]
+
+
+@kopf.on.validate(GROUP, VERSION, "tenantpolicies", operations=["CREATE", "UPDATE"])
+def validate_tenant_policy(
+    name: str, namespace: str | None, spec: kopf.Spec, old: kopf.Body | None, memo: kopf.Memo, **_: Any
+) -> None:
+    if _metadata_only(spec, old):
+        return
+    problems = problems_with_tenant_policy(name, namespace, spec.get("cedar"), _tenants(memo))
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=UNPROCESSABLE)
+
+
+@kopf.on.validate(GROUP, VERSION, "modeldeployments", operations=["CREATE", "UPDATE"])
+def validate_model_deployment(
+    namespace: str | None, spec: kopf.Spec, old: kopf.Body | None, memo: kopf.Memo, **_: Any
+) -> None:
+    if _metadata_only(spec, old):
+        return
+    problems = problems_with_model_deployment(dict(spec), namespace, _tenants(memo))
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=UNPROCESSABLE)
+
+
+@kopf.on.validate(GROUP, VERSION, "datasets", operations=["CREATE", "UPDATE"])
+def validate_dataset(
+    namespace: str | None, spec: kopf.Spec, old: kopf.Body | None, memo: kopf.Memo, **_: Any
+) -> None:
+    if _metadata_only(spec, old):
+        return
+    problems = problems_with_dataset(dict(spec), namespace, _tenants(memo))
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=UNPROCESSABLE)
+
+
+def _metadata_only(spec: kopf.Spec, old: kopf.Body | None) -> bool:
+    return old is not None and dict(old.get("spec") or {}) == dict(spec)
+
+
+def _tenants(memo: kopf.Memo) -> dict[str, TenantFacts]:
+    return tenant_facts_by_nation(list_tenants(memo.admission_kubernetes))
