@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from sovereign.cli import crds_commands, devstack_commands, keys_commands, policy_commands, token_commands
+from sovereign.cli import (
+    access_matrix_commands,
+    crds_commands,
+    devstack_commands,
+    keys_commands,
+    policy_commands,
+    token_commands,
+)
 
 app = typer.Typer(
     name="sovereign",
@@ -15,6 +22,7 @@ app = typer.Typer(
 app.command("up")(devstack_commands.up)
 app.command("down")(devstack_commands.down)
 app.command("status")(devstack_commands.status)
+app.command("access-matrix")(access_matrix_commands.access_matrix_command)
 app.add_typer(crds_commands.app, name="crds")
 app.add_typer(keys_commands.app, name="keys")
 app.add_typer(policy_commands.app, name="policy")

@@ -1,9 +1,10 @@
 """Bearer tokens of the nations' users: validate them (the gateway) and issue them (the devstack issuer).
 
 A token is trusted only when it is a JWS signed with an asymmetric algorithm we allow (EdDSA, ES256, RS256)
-by a key of the issuer it names, for that issuer's audience, inside its validity window, and when its
-`nationality` is the nation of that issuer. Every refusal raises `TokenRejected` with a distinct
-`reason_code` (see REASON_CODES); the token itself is never logged nor put into a message.
+by a key of the issuer it names (inline, or served at the Tenant's `jwksUri`), for that issuer's audience,
+inside its validity window, and when its `nationality` is the nation of that issuer. Every refusal raises
+`TokenRejected` with a distinct `reason_code` (see REASON_CODES); the token itself is never logged nor put
+into a message.
 
 Clearance: a `clearance` claim above the Tenant's clearance is *reduced to* the Tenant's clearance (the
 issue says "capped"), and `VerifiedPrincipal.clearance_capped` records that it happened. A nation's issuer
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from sovereign.domain.markings import Classification
+from sovereign.identity.remote_jwks import KeySetUnavailable, NoSuchKey, is_fetchable_uri, remote_signing_key
 
 ALLOWED_ALGORITHMS = ("EdDSA", "ES256", "RS256")
 LEEWAY_SECONDS = 30  # clock skew tolerated on exp, nbf and iat
@@ -46,6 +48,7 @@ REASON_CODES = {
     "unsupported-algorithm": f"an algorithm other than {', '.join(ALLOWED_ALGORITHMS)}",
     "unknown-issuer": "no trusted Tenant issuer has this `iss`",
     "unknown-key": "the issuer's key set has no usable key with the token's `kid`",
+    "issuer-keys-unavailable": "the issuer's key set (at its jwksUri) could not be fetched or read",
     "bad-signature": "the signature does not verify with the issuer's key (tampered or forged)",
     "expired": "`exp` is past (beyond the leeway)",
     "not-yet-valid": "`nbf` or `iat` is in the future (beyond the leeway)",
@@ -86,6 +89,7 @@ class TrustedIssuer:
     jwks: dict[str, Any] = field(repr=False)
     max_clearance: Classification
     suspended: bool = False  # the Tenant's spec.suspended: the token is valid, the policy denies
+    jwks_uri: str | None = None  # keys served there (fetched when a token needs them) when `jwks` is empty
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,9 @@ def trusted_issuer_from_tenant(tenant: Mapping[str, Any]) -> TrustedIssuer:
     """The TrustedIssuer of a Tenant object (dict as the API returns it, camelCase fields).
 
     spec.identity (the nation's own issuer) wins; its key set is `jwks` inline, else the JWKS the operator
-    published in status.identity. Without spec.identity, status.identity (the devstack dev issuer).
-    A `jwksUri` is not fetched here: a Tenant naming only a URI raises IssuerUnavailable.
+    published in status.identity, else the one served at `jwksUri` (http or https). Without spec.identity,
+    status.identity (the devstack dev issuer). A `jwksUri` is not fetched here but when a token needs its
+    keys (remote_jwks: cached, refetched on an unknown kid); a fetch failure refuses that token.
     """
     spec = tenant.get("spec") or {}
     status = tenant.get("status") or {}
@@ -131,11 +136,13 @@ def trusted_issuer_from_tenant(tenant: Mapping[str, Any]) -> TrustedIssuer:
     jwks = given.get("jwks") or published.get("jwks")
     if not issuer or not audience:
         raise IssuerUnavailable(f"Tenant of {nation} has no identity issuer yet (is it Ready?)")
+    suspended = bool(spec.get("suspended", False))
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
         where = given.get("jwksUri") or published.get("jwksUri")
-        hint = f" (keys only at {where}, which is not fetched)" if where else ""
+        if isinstance(where, str) and is_fetchable_uri(where):
+            return TrustedIssuer(nation, str(issuer), str(audience), {}, max_clearance, suspended, where)
+        hint = f" (jwksUri {where!r} is not an http(s) URL)" if where else ""
         raise IssuerUnavailable(f"Tenant of {nation} publishes no JSON Web Key Set{hint}")
-    suspended = bool(spec.get("suspended", False))
     return TrustedIssuer(nation, str(issuer), str(audience), dict(jwks), max_clearance, suspended)
 
 
@@ -195,6 +202,17 @@ def _signing_key(trusted: TrustedIssuer, header: Mapping[str, Any], alg: str) ->
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenRejected("unknown-key", f"the token names no `kid`; {trusted.issuer} signs with a kid")
+    if trusted.jwks_uri and not trusted.jwks.get("keys"):
+        try:
+            remote = remote_signing_key(trusted.jwks_uri, kid)
+        except KeySetUnavailable as error:
+            raise TokenRejected("issuer-keys-unavailable", f"{trusted.issuer}: {error}") from None
+        except NoSuchKey:
+            remote = None
+        # The client keeps keys with use sig (or none); alg is the JWK's own, else its key type's default.
+        if remote is not None and remote.algorithm_name == alg and _usable(remote.key, alg):
+            return remote.key
+        raise TokenRejected("unknown-key", f"{trusted.issuer} has no {alg} signing key with kid {kid!r}")
     for jwk in trusted.jwks.get("keys", []):
         if not isinstance(jwk, dict) or jwk.get("kid") != kid:
             continue
@@ -204,14 +222,17 @@ def _signing_key(trusted: TrustedIssuer, header: Mapping[str, Any], alg: str) ->
             key = jwt.PyJWK(jwk, algorithm=alg).key
         except jwt.PyJWTError:
             continue
-        if not isinstance(key, _KEY_TYPES[alg]):
-            continue  # e.g. an RSA key under an ES256 header: never verifies
-        if isinstance(key, EllipticCurvePublicKey) and key.curve.name != "secp256r1":
-            continue
-        if isinstance(key, RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-            continue
-        return key
+        if _usable(key, alg):
+            return key
     raise TokenRejected("unknown-key", f"{trusted.issuer} has no {alg} signing key with kid {kid!r}")
+
+
+def _usable(key: Any, alg: str) -> bool:
+    if not isinstance(key, _KEY_TYPES[alg]):
+        return False  # e.g. an RSA key under an ES256 header: never verifies
+    if isinstance(key, EllipticCurvePublicKey) and key.curve.name != "secp256r1":
+        return False
+    return not (isinstance(key, RSAPublicKey) and key.key_size < MIN_RSA_BITS)
 
 
 def _number(claims: Mapping[str, Any], name: str) -> float | None:

@@ -166,6 +166,7 @@ def test_attack_is_rejected_with_its_reason(case: str, make: Callable[[], str], 
 
 def test_reason_codes_are_distinct_and_all_exercised() -> None:
     exercised = {reason for _, _, reason in ATTACKS}
+    exercised.add("issuer-keys-unavailable")  # a key set at a jwksUri: tests/identity/test_remote_jwks.py
     assert exercised == set(REASON_CODES), set(REASON_CODES) ^ exercised
 
 
@@ -249,7 +250,7 @@ def test_trusted_issuer_from_spec_identity_with_inline_jwks() -> None:
     "body",
     [
         _tenant(),  # not reconciled yet
-        _tenant(identity={"issuer": FRA_ISS, "audience": FRA_AUD, "jwksUri": "https://idp/jwks"}),
+        _tenant(identity={"issuer": FRA_ISS, "audience": FRA_AUD, "jwksUri": "file:///etc/jwks"}),
         {"spec": {"clearance": "NATO SECRET"}},
         {"spec": {"nation": "FRA", "clearance": "TOP"}},
     ],

@@ -1,0 +1,3 @@
+"""The operator's end-to-end fixtures (tests/operator/conftest.py), for CLI tests that need live Tenants."""
+
+from tests.operator.conftest import platform, pytest_runtest_makereport, running_operator  # noqa: F401
