@@ -30,9 +30,7 @@ class DataSetSpec(SpecModel):
     """A nation's documents, released as their markings say."""
 
     source: str = Field(min_length=1, description="Local or volume path of the documents (txt, md, jsonl).")
-    markings: ResourceMarkings = Field(
-        description="Classification, releasability, compartments."
-    )
+    markings: ResourceMarkings = Field(description="Classification, releasability, compartments.")
     embedding: Embedding = Field(description="The embedding model and chunking.")
 
 
