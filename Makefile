@@ -6,7 +6,7 @@ STATE_DIR ?= .sovereign
 # pytest-timeout guards single tests; the whole suite must stay under 20 minutes on 2 cores.
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint crds bench down clean
+.PHONY: install demo test lint crds bench bench-policy down clean
 
 install: $(VENV)/.installed
 
@@ -31,9 +31,14 @@ lint: install
 crds: install
 	$(BIN)/sovereign crds generate
 
-# 32 Tenants at once on a devstack of its own; writes its section of BENCHMARKS.md (see bench/README.md).
+# 32 Tenants at once on a devstack of its own, then policy decisions and the access matrix at NATO scale;
+# each writes its section of BENCHMARKS.md (see bench/README.md).
 bench: install
 	$(BIN)/python bench/tenants_at_scale.py $(BENCH_ARGS)
+	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
+
+bench-policy: install
+	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
 
 down: install
 	$(BIN)/sovereign down --state-dir $(STATE_DIR)

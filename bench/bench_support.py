@@ -140,4 +140,3 @@ def replace_benchmark_section(path: Path, title: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     path.write_text(text)
-

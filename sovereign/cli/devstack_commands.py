@@ -101,6 +101,14 @@ def up(
     console.print(f"  source {env_path}")
     console.print("  kubectl get tenants")
     console.print("  kubectl describe tenant fra")
+    console.print("  kubectl get modeldeployments,tenantpolicies -A")
+    console.print("  sovereign access-matrix")
+    for nation, groups in (("DEU", ""), ("EST", ""), ("EST", " --group liaison")):
+        console.print(
+            "  sovereign policy check --model fra/analyst --token "
+            f"\"$(sovereign token issue --nation {nation} --clearance 'NATO RESTRICTED'{groups})\"",
+            soft_wrap=True,
+        )
     console.print("  sovereign keys rotate --nation FRA")
     console.print("  kubectl get events")
     console.print('  curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/sys/mounts')

@@ -3,6 +3,10 @@
 Every request and its entities are validated against the schema generated from the domain model; any
 error (invalid input, an unknown resource, a Cedar error, a validation failure) is a deny with a reason.
 Decisions are cached by the principal's attributes, the action, the resources and the bundle version.
+
+Hot path: a cache key is a tuple of the attribute values themselves (never a serialisation), and each resource
+set's entities are parsed and validated against the schema once (`cedarpy.Entities`, cached); a request adds
+only its principal's entity to that handle, validated against the schema again as a whole.
 """
 
 from __future__ import annotations
@@ -17,17 +21,22 @@ from typing import Any
 import cedarpy
 from pydantic import ValidationError
 
-from sovereign.domain.markings import AnswerMarking, Principal, Resource, answer_marking
+from sovereign.domain.markings import AnswerMarking, Classification, Principal, Resource, answer_marking
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.schema import (
     action_uid,
-    principal_entity,
+    cedar_value,
     principal_uid,
     resource_entity,
     resource_uid,
 )
 
 CACHE_SIZE = 100_000
+_RANK = {level: level.rank for level in Classification}
+ENTITIES_CACHE_SIZE = 10_000
+NO_CONTEXT = (
+    "{}"  # a request's (empty) context, already as the JSON cedarpy would otherwise encode per request
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class PolicyEngine:
             raise ValueError(f"policy bundle does not validate against the schema: {problems}")
         self.bundle = bundle
         self.catalogue = dict(catalogue or {})
+        self._catalogue_keys = {name: resource_key(r) for name, r in self.catalogue.items()}
         self.stale_after = stale_after
         self._clock = clock
         self._confirmed_at = clock()
@@ -80,6 +90,15 @@ class PolicyEngine:
         self._schema = cedarpy.Schema.from_json_str(bundle.schema)
         self._policy_sets: dict[frozenset[str], tuple[cedarpy.PolicySet, dict[str, str]]] = {}
         self._cache: OrderedDict[tuple[Any, ...], Decision] = OrderedDict()
+        self._resource_json: dict[tuple[Any, ...], str] = {}
+        self._principal_json: dict[tuple[Any, ...], str] = {}
+        self._markings: dict[tuple[Any, ...], AnswerMarking] = {}
+        self._resource_entities: OrderedDict[tuple[Any, ...], cedarpy.Entities] = OrderedDict()
+
+    @property
+    def schema(self) -> cedarpy.Schema:
+        """The parsed schema every request and entity is validated against."""
+        return self._schema
 
     def confirm_current(self, version: str) -> None:
         """The loader saw `version` as the current bundle: fresh again if it is ours, stale if not."""
@@ -128,74 +147,212 @@ class PolicyEngine:
         if not resources:
             return deny("no resource in the request")
         resolved: list[Resource] = []
+        resource_keys: list[tuple[Any, ...]] = []
         for item in resources:
             if isinstance(item, str):
-                if item not in self.catalogue:
+                named = self.catalogue.get(item)
+                if named is None:
                     return deny(f"unknown resource {item!r}")
-                resolved.append(self.catalogue[item])
+                resolved.append(named)
+                resource_keys.append(self._catalogue_keys[item])
                 continue
             try:
-                resolved.append(item if isinstance(item, Resource) else Resource.model_validate(item))
+                resource = item if isinstance(item, Resource) else Resource.model_validate(item)
             except ValidationError as error:
                 return deny(f"invalid resource: {_first_error(error)}")
-        seen: dict[tuple[str, str], Resource] = {}
-        for resource in resolved:
-            if seen.setdefault((resource.kind, resource.name), resource) != resource:
-                return deny(f"conflicting markings for {resource.kind.value} {resource.name!r}")
-        stale = self.staleness()
-        if stale:
-            return deny(stale)
-        key = (user.model_dump_json(), action, *(r.model_dump_json() for r in resolved), self.bundle.version)
+            resolved.append(resource)
+            resource_keys.append(resource_key(resource))
+        if len(resolved) > 1:
+            seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+            for resource, rkey in zip(resolved, resource_keys, strict=True):
+                if seen.setdefault(rkey[:2], rkey) != rkey:
+                    return deny(f"conflicting markings for {resource.kind.value} {resource.name!r}")
+        if self._superseded_by is not None or self.stale_after is not None:  # else never stale
+            stale = self.staleness()
+            if stale:
+                return deny(stale)
+        user_key = principal_key(user)
+        key = (user_key, action, *resource_keys, self.bundle.version)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        decision = self._decide(user, action, resolved)
+        decision = self._decide(user, user_key, action, resolved, resource_keys)
         self._cache[key] = decision
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return decision
 
-    def _decide(self, user: Principal, action: str, resources: list[Resource]) -> Decision:
+    def resource_entity_json(self, resource: Resource, key: tuple[Any, ...] | None = None) -> str:
+        """The resource's Cedar entity as JSON, cached by its attribute values."""
+        key = key or resource_key(resource)
+        found = self._resource_json.get(key)
+        if found is None:
+            if len(self._resource_json) >= ENTITIES_CACHE_SIZE:
+                self._resource_json.clear()
+            found = self._resource_json[key] = json.dumps(resource_entity(resource))
+        return found
+
+    def _entities_for(
+        self,
+        user: Principal,
+        user_key: tuple[Any, ...],
+        resources: list[Resource],
+        keys: list[tuple[Any, ...]],
+    ) -> Any:
+        """The request's entities: the resources' handle (parsed and validated once) plus the principal."""
+        unique = tuple(dict.fromkeys(keys))
+        handle = self._resource_entities.get(unique)
+        if handle is None:
+            by_key = dict(zip(keys, resources, strict=True))
+            text = "[" + ",".join(self.resource_entity_json(by_key[k], k) for k in unique) + "]"
+            handle = cedarpy.Entities.from_json_str(text, self._schema)
+            self._resource_entities[unique] = handle
+            if len(self._resource_entities) > ENTITIES_CACHE_SIZE:
+                self._resource_entities.popitem(last=False)
+        else:
+            self._resource_entities.move_to_end(unique)
+        return handle.with_added_json_str(self._principal_entities_json(user, user_key), self._schema)
+
+    def _principal_entities_json(self, user: Principal, key: tuple[Any, ...]) -> str:
+        found = self._principal_json.get(key)
+        if found is None:
+            if len(self._principal_json) >= ENTITIES_CACHE_SIZE:
+                self._principal_json.clear()
+            found = self._principal_json[key] = "[" + json.dumps(fast_principal_entity(user)) + "]"
+        return found
+
+    def _marking(self, resources: list[Resource], keys: list[tuple[Any, ...]]) -> AnswerMarking:
+        """The answer's marking; for one resource it depends on its markings only, so it is cached."""
+        if len(resources) > 1:
+            return answer_marking([r.markings for r in resources])
+        found = self._markings.get(keys[0])
+        if found is None:
+            if len(self._markings) >= ENTITIES_CACHE_SIZE:
+                self._markings.clear()
+            found = self._markings[keys[0]] = answer_marking([resources[0].markings])
+        return found
+
+    def _decide(
+        self,
+        user: Principal,
+        user_key: tuple[Any, ...],
+        action: str,
+        resources: list[Resource],
+        keys: list[tuple[Any, ...]],
+    ) -> Decision:
         try:
-            entities_json = [
-                principal_entity(user),
-                *{(r.kind, r.name): resource_entity(r) for r in resources}.values(),
-            ]
+            entities = self._entities_for(user, user_key, resources, keys)
+            user_uid, action_id = principal_uid(user), action_uid(action)
             requests = [
                 {
-                    "principal": principal_uid(user),
-                    "action": action_uid(action),
+                    "principal": user_uid,
+                    "action": action_id,
                     "resource": resource_uid(r),
-                    "context": {},
+                    "context": NO_CONTEXT,
                 }
                 for r in resources
             ]
             involved = {user.nationality, user.issuer_nation, *(r.markings.owner for r in resources)}
             policies, ids = self.policy_set_for(involved)
-            results = cedarpy.is_authorized_batch(requests, policies, entities_json, self._schema)
+            results = cedarpy.is_authorized_batch(requests, policies, entities, self._schema)
         except Exception as error:  # noqa: BLE001 — any engine failure is a deny
             return deny(f"policy engine error: {error}")
         reasons: list[str] = []
         allow_ids: set[str] = set()
         deny_ids: set[str] = set()
         for resource, result in zip(resources, results, strict=True):
-            errors = [str(e) for e in result.diagnostics.errors]
-            deciding = [ids.get(p, p) for p in result.diagnostics.reasons]
-            if errors:
-                return deny(f"{resource.name}: policy evaluation error: {errors[0]}")
-            if result.decision == cedarpy.Decision.Allow:
-                allow_ids.update(deciding)
+            outcome = verdict(user, resource, result, ids)
+            if outcome.error is not None:
+                return deny(outcome.error)
+            if outcome.allowed:
+                allow_ids.update(outcome.deciding)
                 continue
-            deny_ids.update(deciding)
-            if deciding:
-                reasons.append(f"{resource.name}: forbidden by {', '.join(sorted(deciding))}")
-            else:
-                reasons.append(f"{resource.name}: no policy permits it ({explain(user, resource)})")
+            deny_ids.update(outcome.deciding)
+            reasons.append(outcome.reason(resource.name))
         if reasons:
             return Decision(False, reasons, sorted(deny_ids))
-        marking = answer_marking([r.markings for r in resources])
+        marking = self._marking(resources, keys)
         return Decision(True, [f"permitted for {len(resources)} resource(s)"], sorted(allow_ids), marking)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Cedar's answer for one resource of a request: allowed, its deciding @ids, and why not."""
+
+    allowed: bool
+    deciding: tuple[str, ...]
+    why: str = ""  # why a denied resource is denied; the reason is `<resource name>: <why>`
+    error: str | None = None  # an evaluation error: the whole request is denied with it
+
+    def reason(self, resource_name: str) -> str:
+        return f"{resource_name}: {self.why}"
+
+
+def verdict(
+    user: Principal, resource: Resource, result: cedarpy.AuthzResult, ids: Mapping[str, str]
+) -> Verdict:
+    """One resource's result as the engine reports it (shared with the access matrix)."""
+    errors = result.diagnostics.errors
+    if errors:
+        return Verdict(False, (), error=f"{resource.name}: policy evaluation error: {errors[0]}")
+    deciding = tuple(ids.get(p, p) for p in result.diagnostics.reasons)
+    if result.decision == cedarpy.Decision.Allow:
+        return Verdict(True, deciding)
+    if deciding:
+        return Verdict(False, deciding, f"forbidden by {', '.join(sorted(deciding))}")
+    return Verdict(False, (), f"no policy permits it ({explain(user, resource)})")
+
+
+def fast_principal_entity(user: Principal) -> dict[str, Any]:
+    """`schema.principal_entity(user)`, without its generic (and, for a Classification, slow) conversion.
+
+    Values of exactly str, bool or int are their own Cedar value and a Classification is its rank, as in
+    `schema.cedar_value`; anything else goes through `cedar_value` itself.
+    """
+    attrs = {}
+    for alias, name in _PRINCIPAL_FIELDS:
+        value = getattr(user, name)
+        kind = value.__class__
+        if kind is Classification:
+            attrs[alias] = _RANK[value]
+        elif kind is str or kind is bool or kind is int:
+            attrs[alias] = value
+        else:
+            attrs[alias] = cedar_value(value)
+    return {"uid": principal_uid(user), "attrs": attrs, "parents": []}
+
+
+_PRINCIPAL_FIELDS = tuple((field.alias or name, name) for name, field in Principal.model_fields.items())
+
+
+def principal_key(user: Principal) -> tuple[Any, ...]:
+    """Every attribute of the principal, as a hashable tuple (a cache key). Computed per call on purpose:
+    memoizing it on the instance would survive `model_copy(update=...)` and key a changed principal
+    with its old attributes."""
+    return (
+        user.sub,
+        user.nationality,
+        user.clearance,
+        tuple(user.compartments),
+        tuple(user.groups),
+        user.issuer_nation,
+        user.tenant_suspended,
+    )
+
+
+def resource_key(resource: Resource) -> tuple[Any, ...]:
+    """Kind, name and every marking of the resource, as a hashable tuple; (kind, name) first."""
+    m = resource.markings
+    return (
+        resource.kind,
+        resource.name,
+        m.owner,
+        m.classification,
+        tuple(m.releasable_to),
+        tuple(m.compartments),
+        tuple(m.denied_nations),
+    )
 
 
 def explain(user: Principal, resource: Resource) -> str:
@@ -208,7 +365,7 @@ def explain(user: Principal, resource: Resource) -> str:
         and "NATO" not in m.releasable_to
     ):
         missing.append(f"not releasable to {user.nationality}")
-    if user.clearance < m.classification:
+    if _RANK[user.clearance] < _RANK[m.classification]:
         missing.append(f"clearance {user.clearance} below {m.classification}")
     if not set(m.compartments) <= set(user.compartments):
         missing.append(f"missing compartments {sorted(set(m.compartments) - set(user.compartments))}")
