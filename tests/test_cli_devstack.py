@@ -62,7 +62,7 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
             "TenantPolicy/fra-liaison",
         ]
         env = read_env_file(state_dir / "env")
-        assert {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN"} <= env.keys()
+        assert {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN", "SOVEREIGN_GATEWAY_URL"} <= env.keys()
         assert (state_dir / "logs" / "kube-apiserver.log").exists() and (state_dir / "vault.pid").exists()
 
         # kubectl sees the example nations through the written kubeconfig.
@@ -98,7 +98,7 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
         code, status = status_json(state_dir)
         assert code == 0 and status["up"] is True
         pids = {c["name"]: c["pid"] for c in status["components"]}
-        assert sorted(pids) == ["kubernetes", "operator", "vault"]
+        assert sorted(pids) == ["kubernetes", "operator", "ray", "vault"]
         assert all(alive(pid) for pid in pids.values())
 
         # A second `up` reuses the running stack instead of starting another.
@@ -106,7 +106,7 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
         assert {c["name"]: c["pid"] for c in status_json(state_dir)[1]["components"]} == pids
     finally:
         down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
-    assert sorted(down["stopped"]) == ["kube-apiserver", "operator", "vault"]
+    assert sorted(down["stopped"]) == ["kube-apiserver", "operator", "ray", "vault"]
     assert not any(alive(pid) for pid in pids.values())
     code, status = status_json(state_dir)
     assert code == 1 and status["up"] is False

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from sovereign_devstack.processes import ServiceSpec, python_module_argv
+from sovereign_devstack.processes import ServiceSpec, free_loopback_port, python_module_argv
 
 KUBE_SERVICE = "kube-apiserver"
 VAULT_SERVICE = "vault"
@@ -46,7 +47,12 @@ OPERATOR_SERVICE = "operator"
 
 
 def operator_spec(
-    liveness_port: int, webhook_port: int, kubeconfig: str, vault_addr: str, vault_token: str
+    liveness_port: int,
+    webhook_port: int,
+    kubeconfig: str,
+    vault_addr: str,
+    vault_token: str,
+    serving_env: dict[str, str] | None = None,
 ) -> ServiceSpec:
     """The operator as a devstack process. It is product code started like in a cluster: only through its
     environment (the same variables a Deployment sets); it never imports the devstack.
@@ -69,5 +75,58 @@ def operator_spec(
             "SOVEREIGN_WEBHOOK_PORT": str(webhook_port),
             # The devstack is local and small: check drift every 10 s rather than a cluster's 30 s.
             "SOVEREIGN_RECONCILE_INTERVAL_SECONDS": "10",
+            **(serving_env or {}),
         },
+    )
+
+
+RAY_SERVICE = "ray"
+
+# Ray must not report usage nor fetch anything (Ray docs: "Usage Stats Collection"; "Configuring Ray").
+RAY_AIR_GAP_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def ray_head_spec(dashboard_port: int, num_cpus: int) -> ServiceSpec:
+    """A local Ray head in the foreground (`--block`), so its process group is the cluster: `down` stops it.
+
+    Every port Ray would otherwise take from its fixed defaults is chosen free, so several devstacks (and
+    the tests' in-process Ray clusters) can run on one machine (Ray docs: "Configuring Ray", ports). The
+    dashboard port must lie outside Ray's worker port range (10002-19999), which free ports from the OS
+    ephemeral range do.
+    """
+    ray = str(Path(sys.executable).with_name("ray"))
+    ports = {
+        "--port": free_loopback_port(),
+        "--ray-client-server-port": free_loopback_port(),
+        "--dashboard-agent-listen-port": free_loopback_port(),
+        "--dashboard-agent-grpc-port": free_loopback_port(),
+        "--metrics-export-port": free_loopback_port(),
+        "--runtime-env-agent-port": free_loopback_port(),
+        "--node-manager-port": free_loopback_port(),
+        "--object-manager-port": free_loopback_port(),
+    }
+    argv = [
+        ray,
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--dashboard-host",
+        "127.0.0.1",
+        "--dashboard-port",
+        str(dashboard_port),
+        "--include-dashboard",
+        "true",
+        "--num-cpus",
+        str(num_cpus),
+        "--disable-usage-stats",
+    ]
+    for flag, port in ports.items():
+        argv += [flag, str(port)]
+    return ServiceSpec(
+        name=RAY_SERVICE,
+        argv=argv,
+        health_url=f"http://127.0.0.1:{dashboard_port}/api/version",
+        env=RAY_AIR_GAP_ENV,
     )

@@ -25,9 +25,11 @@ from sovereign_devstack.processes import (
 from sovereign_devstack.services import (
     KUBE_SERVICE,
     OPERATOR_SERVICE,
+    RAY_SERVICE,
     VAULT_SERVICE,
     kube_api_spec,
     operator_spec,
+    ray_head_spec,
     vault_spec,
 )
 
@@ -45,6 +47,8 @@ class DevstackState(BaseModel):
     services: list[str] = []  # names of the processes this state dir owns
     service_account_certificate: str | None = None  # PEM; Vault verifies ServiceAccount tokens with it
     operator_liveness_url: str | None = None  # the operator's kopf liveness endpoint, once started
+    ray_dashboard_url: str | None = None  # the local Ray cluster's dashboard (Serve REST API), once started
+    gateway_url: str | None = None  # Ray Serve's HTTP base: a nation's endpoint is <gateway_url>/<nation>/v1
 
 
 def load_state(state_dir: Path) -> DevstackState | None:
@@ -78,7 +82,8 @@ def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> Devstack
     previous = load_state(state_dir)
     if previous is not None and not previous.external:
         # The control plane decides reuse; a dead operator alone is restarted by start_operator.
-        alive = {n: pid for n, pid in running_services(state_dir, previous).items() if n != OPERATOR_SERVICE}
+        restartable = (OPERATOR_SERVICE, RAY_SERVICE)  # started again by start_operator / start_local_ray
+        alive = {n: pid for n, pid in running_services(state_dir, previous).items() if n not in restartable}
         if alive and all(alive.values()):
             progress("devstack already running; reusing it")
             return previous
@@ -132,7 +137,9 @@ def start_operator(
         return state
     port = free_loopback_port()
     webhook_port = free_loopback_port()
-    spec = operator_spec(port, webhook_port, state.kubeconfig, state.vault_addr, operator_token())
+    spec = operator_spec(
+        port, webhook_port, state.kubeconfig, state.vault_addr, operator_token(), serving_env(state)
+    )
     start_service(spec, state_dir)
     services = [*[name for name in state.services if name != OPERATOR_SERVICE], OPERATOR_SERVICE]
     state = state.model_copy(
@@ -140,6 +147,43 @@ def start_operator(
     )
     save_state(state_dir, state)
     progress(f"operator running (log: {state_dir / 'logs' / (OPERATOR_SERVICE + '.log')})")
+    return state
+
+
+def serving_env(state: DevstackState) -> dict[str, str]:
+    """How the operator reaches the local Ray cluster (the `local-ray` runtime); empty without one."""
+    if not state.ray_dashboard_url or not state.gateway_url:
+        return {}
+    return {
+        "SOVEREIGN_RUNTIME": "local-ray",
+        "SOVEREIGN_RAY_DASHBOARD_URL": state.ray_dashboard_url,
+        "SOVEREIGN_SERVE_HTTP_PORT": state.gateway_url.rsplit(":", 1)[1],
+    }
+
+
+def start_local_ray(
+    state_dir: Path, state: DevstackState, progress: Callable[[str], None], num_cpus: int = 2
+) -> DevstackState:
+    """Start a local Ray head (the `local-ray` runtime) unless this state dir's Ray already runs.
+
+    Ray Serve's HTTP port is chosen here and handed to the operator, which puts it in every Serve config
+    (`http_options`), so the gateway URL is known before any application exists.
+    """
+    if RAY_SERVICE in state.services and running_services(state_dir, state).get(RAY_SERVICE):
+        progress("Ray already running; reusing it")
+        return state
+    dashboard_port = free_loopback_port()
+    start_service(ray_head_spec(dashboard_port, num_cpus), state_dir, timeout=120.0)
+    services = [*[name for name in state.services if name != RAY_SERVICE], RAY_SERVICE]
+    state = state.model_copy(
+        update={
+            "services": services,
+            "ray_dashboard_url": f"http://127.0.0.1:{dashboard_port}",
+            "gateway_url": f"http://127.0.0.1:{free_loopback_port()}",
+        }
+    )
+    save_state(state_dir, state)
+    progress(f"Ray {state.ray_dashboard_url} (dashboard); gateways will answer at {state.gateway_url}")
     return state
 
 

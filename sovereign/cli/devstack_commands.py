@@ -43,6 +43,9 @@ def up(
     ready_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the example Tenants to become Ready.")
     ] = 120.0,
+    ray: Annotated[
+        bool, typer.Option(help="Start a local Ray cluster for the nations' gateways and models (local-ray).")
+    ] = True,
     output: Output = OutputFormat.text,
 ) -> None:
     """Start the local control plane (Kubernetes API + Vault) and the operator, and install the platform."""
@@ -54,6 +57,10 @@ def up(
     state_dir = state_dir.resolve()
     state = _external_state(state_dir) if external else _start_devstack(state_dir, progress)
     try:
+        if ray and not external:
+            from sovereign_devstack.stack import start_local_ray
+
+            state = start_local_ray(state_dir, state, progress)
         env_path = write_env_file(state_dir / "env", _platform_env(state, state_dir))
         api = load_api_client(state.kubeconfig)
         progress(f"Kubernetes {server_version(api)}")
@@ -147,6 +154,10 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputForma
         ),
         _component("vault", state.vault_addr, pids.get("vault"), state.external, _vault_health, state),
     ]
+    if "ray" in state.services:
+        components.append(
+            _component("ray", state.ray_dashboard_url or "-", pids.get("ray"), False, _ray_health, state)
+        )
     if "operator" in state.services:
         components.append(
             _component(
@@ -209,6 +220,8 @@ def _platform_env(state: Any, state_dir: Path) -> dict[str, str]:
         "VAULT_ADDR": state.vault_addr,
         "VAULT_TOKEN": state.vault_token,
         "SOVEREIGN_STATE_DIR": str(state_dir),
+        # Ray Serve's HTTP base: a nation's OpenAI endpoint is $SOVEREIGN_GATEWAY_URL/<nation>/v1.
+        **({"SOVEREIGN_GATEWAY_URL": state.gateway_url} if getattr(state, "gateway_url", None) else {}),
     }
 
 
@@ -245,6 +258,12 @@ def _vault_health(state: Any) -> str:
 
 class OperatorUnhealthy(RuntimeError):
     """The operator's liveness endpoint does not answer 200 (not leading, or kopf stopped)."""
+
+
+def _ray_health(state: Any) -> str:
+    version = httpx.get(f"{state.ray_dashboard_url}/api/version", timeout=3.0)
+    version.raise_for_status()
+    return f"Ray {version.json().get('ray_version', '?')}; gateways at {state.gateway_url}"
 
 
 def _operator_health(state: Any) -> str:

@@ -1,0 +1,78 @@
+"""What the operator hands to Ray Serve: one config object per application, the only contract between them.
+
+`ModelServerConfig` is the `args` of a model application (one per ModelDeployment); `GatewayConfig` is the
+`user_config` of a nation's gateway deployment, so the operator can change it (a model added, a bundle
+published) without restarting the gateway (Ray Serve docs: "Configure Ray Serve deployments",
+`user_config` and `reconfigure`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sovereign.domain.markings import Markings
+
+RAY_VERSION = "2.60.0"  # pinned: pyproject, the RayService's rayVersion and the image agree
+
+# Every Ray Serve runtime environment carries these: nothing may reach a hub or report usage.
+AIR_GAP_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+
+
+def gateway_application_name(nation: str) -> str:
+    return f"{nation.lower()}-gateway"
+
+
+def model_application_name(nation: str, model: str) -> str:
+    """Unique across the Ray cluster: on the devstack all nations share one."""
+    return f"{nation.lower()}-{model}"
+
+
+def served_model_name(nation: str, model: str) -> str:
+    """How clients address a model: `<owner nation lowercase>/<model>`."""
+    return f"{nation.lower()}/{model}"
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+
+class ModelServerConfig(_Config):
+    """The args of one model application."""
+
+    name: str = Field(description="Served name, `<nation>/<model>`.")
+    nation: str = Field(description="Owner nation.")
+    source: str = Field(description="Directory of the model files.")
+    sha256: dict[str, str] = Field(description="Digest of every file, by path relative to source.")
+    task: Literal["generate", "embed"]
+    engine: Literal["vllm", "transformers"]
+    engine_args: dict[str, Any] = Field(default_factory=dict, alias="engineArgs")
+    max_tokens: int = Field(alias="maxTokens")
+
+
+class GatewayModel(_Config):
+    """A model the gateway may route to (any nation's; policy decides per request)."""
+
+    name: str = Field(description="Served name, `<nation>/<model>`.")
+    application: str = Field(description="Ray Serve application name of the model.")
+    task: Literal["generate", "embed"]
+    max_tokens: int = Field(alias="maxTokens")
+    markings: Markings
+
+
+class GatewayConfig(_Config):
+    """The user_config of a nation's gateway."""
+
+    nation: str = Field(description="The nation whose endpoint this is; only its users are served.")
+    tenants: list[dict[str, Any]] = Field(
+        description="Every Tenant as the API returns it, reduced to spec and status.identity: issuers, "
+        "clearances, suspension and quotas."
+    )
+    models: list[GatewayModel] = Field(description="Every served model of the platform, with its markings.")
+    bundle: dict[str, str] = Field(description="The published policy bundle (ConfigMap data).")
