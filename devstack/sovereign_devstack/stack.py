@@ -158,6 +158,11 @@ def serving_env(state: DevstackState) -> dict[str, str]:
         "SOVEREIGN_RUNTIME": "local-ray",
         "SOVEREIGN_RAY_DASHBOARD_URL": state.ray_dashboard_url,
         "SOVEREIGN_SERVE_HTTP_PORT": state.gateway_url.rsplit(":", 1)[1],
+        "SOVEREIGN_GATEWAY_URL": state.gateway_url,
+        "SOVEREIGN_SERVING_INTERVAL_SECONDS": "2",
+        # 2 CPUs shared by every nation's gateway and models: Ray reserves a twentieth of each request.
+        "SOVEREIGN_SERVING_CPU_SCALE": "0.05",
+        "SOVEREIGN_SERVING_MEMORY_SCALE": "0.01",
     }
 
 

@@ -16,6 +16,7 @@ import kopf
 from sovereign.clients.kubernetes import ensure_namespace, load_api_client
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.handlers import policy as policy_handlers  # noqa: F401  (registers its handlers)
+from sovereign_operator.handlers import serving as serving_handlers  # noqa: F401  (registers its handlers)
 from sovereign_operator.handlers import tenant as tenant_handlers
 from sovereign_operator.leader import LeaseElector, default_identity
 

@@ -6,6 +6,7 @@ The same variables configure it on a real cluster (Helm sets them) and on the de
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -59,6 +60,26 @@ class OperatorConfig(BaseModel):
         None, description="The webhook's TLS certificate (PEM); absent: kopf makes a self-signed one."
     )
     webhook_key_file: str | None = Field(None, description="The private key of webhook_cert_file (PEM).")
+    runtime: Literal["kuberay", "local-ray", "none"] = Field(
+        "kuberay",
+        description="Where models run: a RayService per nation (KubeRay), one local Ray cluster's dashboard "
+        "(the devstack), or nowhere (ModelDeployments are admitted but not served).",
+    )
+    ray_dashboard_url: str | None = Field(None, description="local-ray: the Ray dashboard (Serve REST API).")
+    serve_http_port: int | None = Field(None, description="local-ray: Ray Serve's HTTP port.")
+    gateway_url: str | None = Field(
+        None, description="Base URL clients use; a nation's endpoint is <gateway_url>/<nation>/v1."
+    )
+    serving_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the Serve config and the models' status are brought up to date."
+    )
+    serving_cpu_scale: float = Field(
+        1.0, gt=0, le=1, description="Share of a replica's CPU request that Ray reserves (devstack: small)."
+    )
+    serving_memory_scale: float = Field(1.0, gt=0, le=1, description="The same for memory.")
+    serving_image: str = Field(
+        "rayproject/ray:2.60.0-py311", description="kuberay: the image of the nations' Ray clusters."
+    )
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> OperatorConfig:
@@ -81,8 +102,21 @@ class OperatorConfig(BaseModel):
             "webhook_service": "SOVEREIGN_WEBHOOK_SERVICE",
             "webhook_cert_file": "SOVEREIGN_WEBHOOK_CERT_FILE",
             "webhook_key_file": "SOVEREIGN_WEBHOOK_KEY_FILE",
+            "runtime": "SOVEREIGN_RUNTIME",
+            "ray_dashboard_url": "SOVEREIGN_RAY_DASHBOARD_URL",
+            "serve_http_port": "SOVEREIGN_SERVE_HTTP_PORT",
+            "gateway_url": "SOVEREIGN_GATEWAY_URL",
+            "serving_interval_seconds": "SOVEREIGN_SERVING_INTERVAL_SECONDS",
+            "serving_cpu_scale": "SOVEREIGN_SERVING_CPU_SCALE",
+            "serving_memory_scale": "SOVEREIGN_SERVING_MEMORY_SCALE",
+            "serving_image": "SOVEREIGN_SERVING_IMAGE",
         }
         values = {field: env[var] for field, var in mapping.items() if env.get(var)}
         if "vault_addr" not in values:
             raise ValueError("VAULT_ADDR is not set: the operator cannot reach Vault")
-        return cls.model_validate(values)
+        config = cls.model_validate(values)
+        if config.runtime == "local-ray" and not (config.ray_dashboard_url and config.serve_http_port):
+            raise ValueError(
+                "SOVEREIGN_RUNTIME=local-ray needs SOVEREIGN_RAY_DASHBOARD_URL and SOVEREIGN_SERVE_HTTP_PORT"
+            )
+        return config

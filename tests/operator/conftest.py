@@ -44,6 +44,8 @@ from tests.helpers import kubectl, wait_until
 TEST_ENV = {
     "SOVEREIGN_RECONCILE_INTERVAL_SECONDS": "2",
     "SOVEREIGN_LEASE_DURATION_SECONDS": "3",
+    # Tenancy and policy tests run no Ray; the serving tests start the operator with their runtime.
+    "SOVEREIGN_RUNTIME": "none",
 }
 LEADER_LOG = "leader: acquired Lease"
 STARTED_LOG = "Initial authentication has finished"  # kopf, once the Lease is held

@@ -1,0 +1,89 @@
+"""A ModelDeployment's status from where it runs (pure): conditions, endpoint and the Ray application's state.
+
+Conditions (kstatus): Admitted (its nation's Tenant is Ready and its spec is served), IntegrityVerified (every
+file matched its sha256 before loading: the model server refuses to start otherwise), Ready (the Ray Serve
+application is RUNNING).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sovereign_operator.reconcile.conditions import Condition, merge_conditions
+
+ADMITTED = "Admitted"
+INTEGRITY_VERIFIED = "IntegrityVerified"
+READY = "Ready"
+MESSAGE_LIMIT = 1024  # Ray's messages carry tracebacks; keep the status readable
+# How the model server names a failed weight check (serving/sovereign_serving/integrity.py: IntegrityError).
+INTEGRITY_FAILURE_MARKERS = ("IntegrityError", "integrity check failed")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the operator put a model: not served (and why), or its Ray application's state."""
+
+    served: bool
+    reason: str = ""  # why not served (CamelCase) when served is False
+    message: str = ""
+    application: str = ""
+    app_status: str = ""  # Ray Serve's: NOT_STARTED, DEPLOYING, DEPLOY_FAILED, RUNNING, UNHEALTHY, DELETING
+    app_message: str = ""
+    endpoint: str = ""
+
+
+def model_deployment_status(
+    placement: Placement, live_status: dict[str, Any], generation: int | None
+) -> dict[str, Any]:
+    """The status to store (whole; compare with the live one before writing)."""
+    if not placement.served:
+        conditions = [
+            Condition(ADMITTED, False, placement.reason, placement.message),
+            Condition(INTEGRITY_VERIFIED, None, "NotStarted", "the model is not deployed"),
+            Condition(READY, False, placement.reason, placement.message),
+        ]
+        return {
+            "conditions": merge_conditions(live_status.get("conditions"), conditions, generation),
+            "observedGeneration": generation,
+            "endpoint": None,
+            "rayApplication": None,
+            "rayApplicationStatus": None,
+            "rayApplicationMessage": None,
+        }
+    status, message = placement.app_status or "NOT_STARTED", _short(placement.app_message)
+    integrity_failed = status == "DEPLOY_FAILED" and any(m in message for m in INTEGRITY_FAILURE_MARKERS)
+    if status == "RUNNING":
+        integrity = Condition(INTEGRITY_VERIFIED, True, "DigestsMatch", "every file matched its sha256")
+        ready = Condition(READY, True, "Running", f"serving at {placement.endpoint}")
+    elif integrity_failed:
+        integrity = Condition(INTEGRITY_VERIFIED, False, "DigestMismatch", message)
+        ready = Condition(READY, False, "IntegrityCheckFailed", message)
+    elif status in ("DEPLOY_FAILED", "UNHEALTHY"):
+        integrity = Condition(INTEGRITY_VERIFIED, None, "NotVerified", "the model server did not start")
+        ready = Condition(READY, False, _camel(status), message or f"Ray application is {status}")
+    else:
+        integrity = Condition(INTEGRITY_VERIFIED, None, "Verifying", "checked when the model server starts")
+        ready = Condition(READY, False, _camel(status), message or f"Ray application is {status}")
+    conditions = [
+        Condition(ADMITTED, True, "Deployed", f"Ray Serve application {placement.application}"),
+        integrity,
+        ready,
+    ]
+    return {
+        "conditions": merge_conditions(live_status.get("conditions"), conditions, generation),
+        "observedGeneration": generation,
+        "endpoint": placement.endpoint,
+        "rayApplication": placement.application,
+        "rayApplicationStatus": status,
+        "rayApplicationMessage": message,
+    }
+
+
+def _short(message: str) -> str:
+    message = message.strip()
+    return message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…"
+
+
+def _camel(status: str) -> str:
+    return "".join(part.capitalize() for part in status.split("_"))

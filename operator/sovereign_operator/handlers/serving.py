@@ -1,0 +1,68 @@
+"""kopf handlers that keep every nation's models served: one level-based pass, on change and on a clock.
+
+The pass (reconcile/serving.py) reads everything it needs each time, so one loop covers every trigger: a
+ModelDeployment event wakes it at once; Tenants becoming Ready, a new policy bundle and the Ray applications'
+progress are picked up within `serving_interval_seconds`. The loop lives inside kopf.run, which runs only
+while this replica holds the Lease, so two replicas never deploy at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import kopf
+
+from sovereign.clients import kubernetes as kube
+from sovereign_operator.constants import GROUP, VERSION
+from sovereign_operator.reconcile.serving import ServingState, run_serving_pass
+
+log = logging.getLogger(__name__)
+
+
+@kopf.on.startup()
+async def start_serving_loop(memo: kopf.Memo, **_: Any) -> None:
+    config = memo.config
+    if config.runtime == "none":
+        log.info("serving runtime 'none': ModelDeployments are admitted but not served")
+        return
+    state = ServingState(kube.dynamic_client(kube.load_api_client()), config)
+    memo.serving_wake = asyncio.Event()
+    memo.serving_task = asyncio.create_task(_serve_forever(state, memo.serving_wake))
+
+
+@kopf.on.cleanup()
+async def stop_serving_loop(memo: kopf.Memo, **_: Any) -> None:
+    task = getattr(memo, "serving_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments")
+def wake_serving_loop(memo: kopf.Memo, **_: Any) -> None:
+    wake = getattr(memo, "serving_wake", None)
+    if wake is not None:
+        wake.set()
+
+
+async def _serve_forever(state: ServingState, wake: asyncio.Event) -> None:
+    interval = state.config.serving_interval_seconds
+    last_error = ""
+    while True:
+        wake.clear()
+        try:
+            result = await asyncio.to_thread(run_serving_pass, state)
+            if result.deployed:
+                log.info(f"serving: {result.applications} applications for {', '.join(result.nations)}")
+            last_error = ""
+        except Exception as error:  # noqa: BLE001 — the loop must outlive any one failed pass
+            message = f"serving pass failed: {type(error).__name__}: {error}"
+            if message != last_error:  # once per distinct failure, not every few seconds
+                log.warning(message)
+            last_error = message
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=interval)

@@ -1,0 +1,184 @@
+"""One level-based serving pass: every Ready nation's gateway and models, deployed where the runtime says.
+
+Reads every Tenant, every ModelDeployment and the published policy bundle; builds each nation's Serve
+applications (builders/serve_config.py, pure); then
+- `local-ray`: PUTs one ServeDeploySchema holding every nation's applications to the local Ray dashboard
+  (the PUT is declarative for the whole Ray cluster), only when the body changed since the last PUT;
+- `kuberay`: applies one RayService per nation in its namespace (builders/rayservice.py);
+and finally writes each ModelDeployment's status from its Ray application's state. A model of a nation
+whose Tenant is not Ready, or whose spec no longer parses, is not served, and its status says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.dynamic import DynamicClient
+from pydantic import ValidationError
+from sovereign_serving.config import model_application_name
+
+from sovereign.clients import kubernetes as kube
+from sovereign.clients import ray
+from sovereign.domain.nations import tenant_namespace
+from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
+from sovereign.specs.model_deployment import ModelDeploymentSpec
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.model_status import Placement, model_deployment_status
+from sovereign_operator.builders.serve_config import (
+    build_serve_applications_for_nation,
+    build_serve_deploy_config,
+)
+from sovereign_operator.config import OperatorConfig
+from sovereign_operator.constants import GROUP, VERSION
+from sovereign_operator.reconcile.conditions import status_changes
+
+log = logging.getLogger(__name__)
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+@dataclass
+class ServingState:
+    dynamic: DynamicClient
+    config: OperatorConfig
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_body_digest: str | None = None  # local-ray: what was last PUT (a restart PUTs again: harmless)
+
+
+@dataclass(frozen=True)
+class ServingPass:
+    nations: list[str]
+    applications: int
+    deployed: bool  # whether this pass sent a new config
+
+
+def _tenant_ready(tenant: dict[str, Any]) -> bool:
+    conditions = (tenant.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _nation_of_namespace(tenants: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        tenant_namespace(nation): nation
+        for nation in ((t.get("spec") or {}).get("nation") for t in tenants)
+        if isinstance(nation, str)
+    }
+
+
+def run_serving_pass(state: ServingState) -> ServingPass:
+    with state.lock:
+        dynamic, config = state.dynamic, state.config
+        tenants = kube.list_objects(dynamic, API_VERSION, "Tenant") or []
+        models = kube.list_objects(dynamic, API_VERSION, "ModelDeployment") or []
+        bundle_data = _bundle_data(dynamic, config.platform_namespace)
+        ready = {t["spec"]["nation"]: t for t in tenants if _tenant_ready(t) and t["spec"].get("nation")}
+        by_namespace = _nation_of_namespace(tenants)
+
+        placements: dict[tuple[str, str], Placement] = {}
+        specs: dict[str, list[ModelDeploymentSpec]] = defaultdict(list)
+        for body in models:
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            nation = by_namespace.get(key[0])
+            if body["metadata"].get("deletionTimestamp"):
+                continue
+            if nation is None or nation not in ready:
+                placements[key] = Placement(False, "TenantNotReady", f"the Tenant of {key[0]} is not Ready")
+                continue
+            try:
+                spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+            except ValidationError as error:
+                placements[key] = Placement(False, "InvalidSpec", str(error.errors()[0]["msg"]))
+                continue
+            if any(s.model == spec.model for s in specs[nation]):
+                message = f"{nation} already serves {spec.model!r}"
+                placements[key] = Placement(False, "DuplicateModel", message)
+                continue
+            specs[nation].append(spec)
+            placements[key] = Placement(True, application=model_application_name(nation, spec.model))
+
+        all_models = {nation: specs.get(nation, []) for nation in sorted(ready)}
+        applications: list[dict[str, Any]] = []
+        for nation in sorted(ready):
+            applications += build_serve_applications_for_nation(
+                nation,
+                TenantSpec.model_validate(ready[nation]["spec"]),
+                all_models[nation],
+                list(ready.values()),
+                all_models,
+                bundle_data,
+                cpu_scale=config.serving_cpu_scale,
+                memory_scale=config.serving_memory_scale,
+            )
+        deployed, states = _deploy(state, applications, ready)
+        for body in models:
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            placement = placements.get(key)
+            if placement is None:
+                continue
+            if placement.served:
+                nation = by_namespace[key[0]]
+                app_status, app_message = states.get(placement.application, ("NOT_STARTED", ""))
+                placement = Placement(
+                    True,
+                    application=placement.application,
+                    app_status=app_status,
+                    app_message=app_message,
+                    endpoint=_endpoint(config, nation),
+                )
+            _write_status(dynamic, body, placement)
+        return ServingPass(sorted(ready), len(applications), deployed)
+
+
+def _bundle_data(dynamic: DynamicClient, namespace: str) -> dict[str, str]:
+    live = kube.read_object(dynamic, "v1", "ConfigMap", BUNDLE_CONFIGMAP, namespace)
+    if live is not None and live.get("data"):
+        return dict(live["data"])
+    # Not yet published (the policy handler publishes at start): the base bundle, never an empty one.
+    return PolicyBundle.load().to_configmap_data()
+
+
+def _deploy(
+    state: ServingState, applications: list[dict[str, Any]], ready: dict[str, dict[str, Any]]
+) -> tuple[bool, dict[str, tuple[str, str]]]:
+    config = state.config
+    if config.runtime == "none":
+        return False, {}
+    if config.runtime == "local-ray":
+        assert config.ray_dashboard_url is not None
+        body = build_serve_deploy_config(applications, config.serve_http_port)
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        deployed = False
+        if digest != state.last_body_digest:
+            ray.put_serve_applications(config.ray_dashboard_url, body)
+            state.last_body_digest = digest
+            deployed = True
+            log.info(f"Serve config with {len(applications)} applications put to the local Ray cluster")
+        return deployed, ray.application_states(ray.get_serve_status(config.ray_dashboard_url))
+    return _deploy_rayservices(state, applications, ready)
+
+
+def _deploy_rayservices(
+    state: ServingState, applications: list[dict[str, Any]], ready: dict[str, dict[str, Any]]
+) -> tuple[bool, dict[str, tuple[str, str]]]:
+    raise NotImplementedError("kuberay runtime: wired once the RayService builder lands")
+
+
+def _endpoint(config: OperatorConfig, nation: str) -> str:
+    base = config.gateway_url or ""
+    return f"{base.rstrip('/')}/{nation.lower()}/v1"
+
+
+def _write_status(dynamic: DynamicClient, body: dict[str, Any], placement: Placement) -> None:
+    live = dict(body.get("status") or {})
+    wanted = model_deployment_status(placement, live, body["metadata"].get("generation"))
+    changes = status_changes(live, wanted)
+    if changes:
+        metadata = body["metadata"]
+        kube.merge_patch_status(
+            dynamic, API_VERSION, "ModelDeployment", metadata["name"], metadata["namespace"], changes
+        )
