@@ -9,6 +9,7 @@ from sovereign.cli import (
     crds_commands,
     devstack_commands,
     keys_commands,
+    model_commands,
     policy_commands,
     token_commands,
 )
@@ -25,6 +26,7 @@ app.command("status")(devstack_commands.status)
 app.command("access-matrix")(access_matrix_commands.access_matrix_command)
 app.add_typer(crds_commands.app, name="crds")
 app.add_typer(keys_commands.app, name="keys")
+app.add_typer(model_commands.app, name="model")
 app.add_typer(policy_commands.app, name="policy")
 app.add_typer(token_commands.app, name="token")
 

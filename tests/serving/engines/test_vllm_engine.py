@@ -1,0 +1,62 @@
+"""The vLLM adapter: the mapping from a model's config to vLLM's engine arguments, as data."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import pytest
+from sovereign_serving.config import ModelServerConfig
+from sovereign_serving.engines import load_engine
+from sovereign_serving.engines.vllm_engine import VLLM_MISSING, vllm_engine_args
+
+BASE = {
+    "name": "fra/analyst",
+    "nation": "FRA",
+    "source": "/models/analyst",
+    "sha256": {"model.safetensors": "0" * 64},
+    "task": "generate",
+    "engine": "vllm",
+    "maxTokens": 4096,
+}
+EXPECTED = {
+    "model": "/models/analyst",
+    "tokenizer": "/models/analyst",
+    "served_model_name": "fra/analyst",
+    "max_model_len": 4096,
+}
+
+CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("defaults", {}, EXPECTED),
+    (
+        "engine args pass through",
+        {"engineArgs": {"tensor_parallel_size": 2, "gpu_memory_utilization": 0.85, "dtype": "bfloat16"}},
+        {**EXPECTED, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.85, "dtype": "bfloat16"},
+    ),
+    (
+        "max_model_len given wins",
+        {"engineArgs": {"max_model_len": 32768}},
+        {**EXPECTED, "max_model_len": 32768},
+    ),
+    ("embedding model pools", {"task": "embed"}, {**EXPECTED, "runner": "pooling"}),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_config_maps_to_engine_args(change: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert vllm_engine_args(ModelServerConfig.model_validate({**BASE, **change})) == expected
+
+
+@pytest.mark.parametrize("key", ["model", "tokenizer", "revision", "download_dir", "served_model_name"])
+def test_engine_args_cannot_change_which_files_load(key: str) -> None:
+    config = ModelServerConfig.model_validate({**BASE, "engineArgs": {key: "elsewhere"}})
+    with pytest.raises(ValueError, match=key):
+        vllm_engine_args(config)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_without_vllm_the_error_says_what_is_needed() -> None:
+    with pytest.raises(RuntimeError) as caught:
+        load_engine(ModelServerConfig.model_validate(BASE))
+    assert str(caught.value) == VLLM_MISSING
+    assert "the vllm engine needs a GPU node and the [vllm] extra" in VLLM_MISSING
