@@ -1,0 +1,144 @@
+"""A nation's RayService (KubeRay `ray.io/v1`): its Ray cluster and Serve config, in its tenant namespace.
+
+The runtime `kuberay` (a real cluster): KubeRay creates the Ray cluster and deploys `serveConfigV2` (the same
+`ServeDeploySchema` body the devstack PUTs to a local Ray's dashboard) and updates the applications in place
+when only the Serve config changes (KubeRay docs: "RayService", "Upgrading a RayService").
+
+Sizing: the head runs Ray's control processes, the Serve controller and proxy and the nation's gateway (small
+fractional CPU); one worker group runs the models, each worker pod sized to one replica of the nation's
+largest model (CPU, memory and GPUs, by the maximum of each), as many workers as replicas in total. With
+autoscaling models, KubeRay's in-tree autoscaler moves the workers between the sums of min and max replicas.
+A nation without models keeps an empty worker group. The namespace's ResourceQuota still caps what runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+from kubernetes.utils.quantity import parse_quantity
+from sovereign_serving.config import AIR_GAP_ENV, RAY_VERSION
+
+from sovereign.specs.model_deployment import ModelDeploymentSpec, ModelResources
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.serve_config import build_serve_deploy_config
+from sovereign_operator.constants import (
+    GPU_RESOURCE,
+    SERVING_SERVICE_ACCOUNT,
+    tenant_labels,
+    tenant_namespace,
+)
+
+RAYSERVICE_API_VERSION = "ray.io/v1"
+WORKER_GROUP = "models"
+# The head: GCS, dashboard, Serve controller and HTTP proxy, and the gateway replicas.
+DEFAULT_HEAD_RESOURCES = {"cpu": "1", "memory": "4Gi"}
+HEAD_PORTS = (("gcs-server", 6379), ("dashboard", 8265), ("client", 10001), ("serve", 8000))
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def rayservice_name(nation: str) -> str:
+    return f"{nation.lower()}-serving"
+
+
+def _serving(specs: Sequence[ModelDeploymentSpec]) -> list[ModelDeploymentSpec]:
+    return [spec for spec in specs if spec.replicas != 0]
+
+
+def _replica_range(spec: ModelDeploymentSpec) -> tuple[int, int]:
+    if spec.autoscaling is not None:
+        return spec.autoscaling.min_replicas, spec.autoscaling.max_replicas
+    replicas = 1 if spec.replicas is None else spec.replicas
+    return replicas, replicas
+
+
+def _largest(quantities: Sequence[str]) -> str:
+    return max(quantities, key=parse_quantity)
+
+
+def _container_resources(cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
+    # Requests equal limits: Ray schedules by what it was told, so the pod must be sure to have it.
+    amounts: dict[str, Any] = {"cpu": cpu, "memory": memory}
+    if gpus:
+        amounts[GPU_RESOURCE] = str(gpus)
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _pod_template(
+    nation: str, container: str, image: str, resources: dict[str, Any], ports: Sequence[tuple[str, int]] = ()
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "serviceAccountName": SERVING_SERVICE_ACCOUNT,
+        "containers": [
+            {
+                "name": container,
+                "image": image,
+                # The Ray processes themselves are air-gapped too (usage stats are read at ray start).
+                "env": [{"name": name, "value": value} for name, value in AIR_GAP_ENV.items()],
+                "resources": resources,
+                **(
+                    {"ports": [{"name": name, "containerPort": port} for name, port in ports]}
+                    if ports
+                    else {}
+                ),
+            }
+        ],
+    }
+    if GPU_RESOURCE in resources["limits"]:
+        spec["tolerations"] = [dict(GPU_TOLERATION)]
+    return {"metadata": {"labels": tenant_labels(nation)}, "spec": spec}
+
+
+def _worker_group(nation: str, models: Sequence[ModelDeploymentSpec], image: str) -> dict[str, Any]:
+    sized = [spec.resources for spec in models] or [ModelResources()]
+    resources = _container_resources(
+        _largest([r.cpu for r in sized]), _largest([r.memory for r in sized]), max(r.gpus for r in sized)
+    )
+    ranges = [_replica_range(spec) for spec in models]
+    low, high = sum(r[0] for r in ranges), sum(r[1] for r in ranges)
+    return {
+        "groupName": WORKER_GROUP,
+        "replicas": low,
+        "minReplicas": low,
+        "maxReplicas": high,
+        "rayStartParams": {},
+        "template": _pod_template(nation, "ray-worker", image, resources),
+    }
+
+
+def build_rayservice_for_nation(
+    tenant_spec: TenantSpec,
+    model_deployments: Sequence[ModelDeploymentSpec],
+    applications: Sequence[Mapping[str, Any]],
+    image: str,
+    *,
+    head_resources: Mapping[str, str] = DEFAULT_HEAD_RESOURCES,
+) -> dict[str, Any]:
+    """The nation's RayService: `applications` (from `build_serve_applications_for_nation`, built with
+    cpu_scale 1) as `serveConfigV2`, a Ray cluster of `image` sized from the nation's `model_deployments`."""
+    nation = tenant_spec.nation
+    models = _serving(model_deployments)
+    head = _container_resources(head_resources["cpu"], head_resources["memory"])
+    serve_config = yaml.safe_dump(build_serve_deploy_config(applications), sort_keys=False)
+    return {
+        "apiVersion": RAYSERVICE_API_VERSION,
+        "kind": "RayService",
+        "metadata": {
+            "name": rayservice_name(nation),
+            "namespace": tenant_namespace(nation),
+            "labels": tenant_labels(nation),
+        },
+        "spec": {
+            "serveConfigV2": serve_config,
+            "rayClusterConfig": {
+                "rayVersion": RAY_VERSION,
+                "enableInTreeAutoscaling": any(spec.autoscaling is not None for spec in models),
+                "headGroupSpec": {
+                    "rayStartParams": {"dashboard-host": "0.0.0.0"},
+                    "template": _pod_template(nation, "ray-head", image, head, HEAD_PORTS),
+                },
+                "workerGroupSpecs": [_worker_group(nation, models, image)],
+            },
+        },
+    }

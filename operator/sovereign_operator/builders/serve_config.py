@@ -1,0 +1,221 @@
+"""A nation's Ray Serve applications in Ray Serve's declarative schema (`ServeDeploySchema`), from specs.
+
+Per nation: the gateway application (HTTP ingress at `/<nation lowercase>`) and one application per
+ModelDeployment (no route prefix: the gateway calls it through a deployment handle). Ray Serve compares each
+application's config with the running one and only redeploys the applications whose config changed, and a
+changed `user_config` only calls the deployment's `reconfigure` (Ray Serve docs: "Updating Applications
+In-Place", "Configure Ray Serve deployments"). So the builders are deterministic: the same specs give the same
+dicts byte for byte, a model added to one nation adds one application and changes only the gateways'
+`user_config` (their list of models), and the other applications stay identical.
+
+CPU (and memory) per replica: Ray schedules by logical resources, so a model asking for `cpu: "1"` needs a
+whole free Ray CPU. On a cluster (KubeRay) the worker pods are sized from the same specs and `cpu_scale` stays
+1. On the devstack's local Ray (2 CPUs shared by every nation) the operator passes a `cpu_scale` below 1 (e.g.
+0.05: a 1-CPU model reserves 0.05 Ray CPUs) so that several nations' gateways and models fit; the scale only
+changes what Ray reserves, not what a replica may use. `memory_scale` does the same for memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
+from sovereign_serving.config import (
+    AIR_GAP_ENV,
+    GatewayConfig,
+    GatewayModel,
+    ModelServerConfig,
+    gateway_application_name,
+    model_application_name,
+    served_model_name,
+)
+
+from sovereign.specs.model_deployment import ModelDeploymentSpec
+from sovereign.specs.tenant import TenantSpec
+
+GATEWAY_IMPORT_PATH = "sovereign_serving.gateway:build_app"
+MODEL_SERVER_IMPORT_PATH = "sovereign_serving.model_server:build_app"
+GATEWAY_DEPLOYMENT = "Gateway"
+MODEL_SERVER_DEPLOYMENT = "ModelServer"
+# The gateway does authentication, a policy decision and a handle call per request: a tenth of a CPU
+# reserved per replica (not scaled by cpu_scale: it is already small enough to fit on the devstack).
+GATEWAY_NUM_CPUS = 0.1
+# Smallest CPU reservation of a scaled replica: Ray rounds logical resources to 1/10000.
+MIN_NUM_CPUS = 0.01
+
+
+def _runtime_env() -> dict[str, Any]:
+    return {"env_vars": dict(AIR_GAP_ENV)}
+
+
+def _num_cpus(quantity: str, scale: float) -> float:
+    cpus = Decimal(parse_quantity(quantity)) * Decimal(str(scale))
+    return max(MIN_NUM_CPUS, round(float(cpus), 4))
+
+
+def _memory_bytes(quantity: str, scale: float) -> int:
+    return int(Decimal(parse_quantity(quantity)) * Decimal(str(scale)))
+
+
+def _tenant_for_gateway(tenant: Mapping[str, Any]) -> dict[str, Any]:
+    """A Tenant reduced to what the gateway reads (spec, status.identity); no resourceVersion, no churn."""
+    reduced: dict[str, Any] = {"spec": dict(tenant.get("spec") or {})}
+    identity = (tenant.get("status") or {}).get("identity")
+    if identity is not None:
+        reduced["status"] = {"identity": identity}
+    return reduced
+
+
+def _gateway_models(all_models: Mapping[str, Sequence[ModelDeploymentSpec]]) -> list[GatewayModel]:
+    models = [
+        GatewayModel(
+            name=served_model_name(nation, spec.model),
+            application=model_application_name(nation, spec.model),
+            task=spec.task,
+            max_tokens=spec.max_tokens,
+            markings=spec.markings.owned_by(nation),
+        )
+        for nation, specs in all_models.items()
+        for spec in specs
+    ]
+    return sorted(models, key=lambda model: model.name)
+
+
+def build_gateway_application(
+    nation: str,
+    all_tenants: Sequence[Mapping[str, Any]],
+    all_models: Mapping[str, Sequence[ModelDeploymentSpec]],
+    bundle_data: Mapping[str, str],
+    *,
+    replicas: int = 1,
+) -> dict[str, Any]:
+    """The nation's gateway: HTTP at `/<nation lowercase>`, every model and Tenant in its `user_config`."""
+    tenants = sorted(
+        (_tenant_for_gateway(tenant) for tenant in all_tenants),
+        key=lambda tenant: str(tenant["spec"].get("nation", "")),
+    )
+    config = GatewayConfig(
+        nation=nation,
+        tenants=tenants,
+        models=_gateway_models(all_models),
+        bundle=dict(sorted(bundle_data.items())),
+    )
+    return {
+        "name": gateway_application_name(nation),
+        "route_prefix": f"/{nation.lower()}",
+        "import_path": GATEWAY_IMPORT_PATH,
+        "runtime_env": _runtime_env(),
+        "deployments": [
+            {
+                "name": GATEWAY_DEPLOYMENT,
+                "num_replicas": replicas,
+                "ray_actor_options": {"num_cpus": GATEWAY_NUM_CPUS},
+                "user_config": config.model_dump(mode="json", by_alias=True),
+            }
+        ],
+    }
+
+
+def build_model_application(
+    nation: str, spec: ModelDeploymentSpec, *, cpu_scale: float = 1.0, memory_scale: float = 1.0
+) -> dict[str, Any]:
+    """One ModelDeployment: no HTTP route (the gateway calls it by handle), its spec as the app's `args`.
+
+    `replicas: 0` has no application at all (Ray Serve wants at least one replica); the nation's builder
+    leaves such a model out, and the gateway still lists it (and answers that it is not being served).
+    """
+    if spec.replicas == 0:
+        raise ValueError(f"{spec.model} has replicas: 0, so no application")
+    args = ModelServerConfig(
+        name=served_model_name(nation, spec.model),
+        nation=nation,
+        source=spec.source,
+        sha256=dict(sorted(spec.sha256.items())),
+        task=spec.task,
+        engine=spec.engine,
+        engine_args=spec.engine_args,
+        max_tokens=spec.max_tokens,
+    )
+    deployment: dict[str, Any] = {"name": MODEL_SERVER_DEPLOYMENT}
+    if spec.autoscaling is not None:
+        deployment["autoscaling_config"] = {
+            "min_replicas": spec.autoscaling.min_replicas,
+            "max_replicas": spec.autoscaling.max_replicas,
+            "target_ongoing_requests": spec.autoscaling.target_ongoing_requests,
+        }
+    else:
+        deployment["num_replicas"] = 1 if spec.replicas is None else spec.replicas
+    deployment["ray_actor_options"] = {
+        "num_cpus": _num_cpus(spec.resources.cpu, cpu_scale),
+        "memory": _memory_bytes(spec.resources.memory, memory_scale),
+        "num_gpus": spec.resources.gpus,
+    }
+    return {
+        "name": model_application_name(nation, spec.model),
+        "route_prefix": None,
+        "import_path": MODEL_SERVER_IMPORT_PATH,
+        "args": args.model_dump(mode="json", by_alias=True),
+        "runtime_env": _runtime_env(),
+        "deployments": [deployment],
+    }
+
+
+def build_serve_applications_for_nation(
+    nation: str,
+    tenant_spec: TenantSpec,
+    model_deployments: Sequence[ModelDeploymentSpec],
+    all_tenants: Sequence[Mapping[str, Any]],
+    all_models: Mapping[str, Sequence[ModelDeploymentSpec]],
+    bundle_data: Mapping[str, str],
+    *,
+    cpu_scale: float = 1.0,
+    memory_scale: float = 1.0,
+    gateway_replicas: int = 1,
+) -> list[dict[str, Any]]:
+    """The nation's gateway application, then one application per ModelDeployment (sorted by model name;
+    none for a ModelDeployment with `replicas: 0`, which is stopped).
+
+    `model_deployments`: the nation's own (they run here); `all_tenants`: every Tenant object as the API
+    returns it; `all_models`: every nation's ModelDeployments by nation (the gateway routes to any of them,
+    policy decides per request); `bundle_data`: the published policy bundle ConfigMap's data.
+    """
+    if tenant_spec.nation != nation:
+        raise ValueError(f"the Tenant is {tenant_spec.nation}'s, not {nation}'s")
+    if not 0 < cpu_scale <= 1 or not 0 < memory_scale <= 1:
+        raise ValueError("cpu_scale and memory_scale must be in (0, 1]")
+    models = sorted((spec for spec in model_deployments if spec.replicas != 0), key=lambda spec: spec.model)
+    names = [spec.model for spec in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{nation} serves a model name twice: {names}")
+    gateway = build_gateway_application(
+        nation, all_tenants, all_models, bundle_data, replicas=gateway_replicas
+    )
+    return [
+        gateway,
+        *(
+            build_model_application(nation, spec, cpu_scale=cpu_scale, memory_scale=memory_scale)
+            for spec in models
+        ),
+    ]
+
+
+def build_serve_deploy_config(
+    applications: Sequence[Mapping[str, Any]], http_port: int | None = None, *, http_host: str = "127.0.0.1"
+) -> dict[str, Any]:
+    """The body of `PUT /api/serve/applications/` (and a RayService's `serveConfigV2`).
+
+    The PUT is declarative for the whole Ray cluster: applications missing from it are deleted, so on a
+    shared local Ray the body holds every nation's applications. `http_options` only when a port is given
+    (local Ray); KubeRay sets the proxy's host and port itself.
+    """
+    names = [application["name"] for application in applications]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"application names must be unique across the Ray cluster: {duplicates}")
+    body: dict[str, Any] = {}
+    if http_port is not None:
+        body["http_options"] = {"host": http_host, "port": http_port}
+    body["applications"] = [dict(application) for application in applications]
+    return body

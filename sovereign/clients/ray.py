@@ -1,0 +1,102 @@
+"""The platform's only way to Ray: the Ray dashboard's Serve REST API (what `serve deploy` and KubeRay use).
+
+`PUT /api/serve/applications/` takes a whole `ServeDeploySchema` body and is declarative for the whole Ray
+cluster: applications missing from it are deleted. `GET /api/serve/applications/` returns the Serve instance's
+details: every application with its status, message and deployments (Ray Serve docs: "Serve REST API").
+Connection errors are retried (the dashboard may still be starting); an answer that is not 2xx is not.
+
+Token authentication: Ray 2.60 turns it on for a cluster started with `RAY_AUTH_MODE=token`, and also,
+silently, for any `ray start` while `~/.ray/auth_token` exists and `RAY_AUTH_MODE` is unset (a local
+`ray.init()` writes that file). The dashboard then answers 401 without `Authorization: Bearer <token>`; pass
+the cluster's token as `token`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+SERVE_APPLICATIONS_PATH = "/api/serve/applications/"
+CONNECT_ATTEMPTS = 5
+
+
+class RayServeError(RuntimeError):
+    """The dashboard answered, but refused or failed the request; the message is Ray's own."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(f"Ray dashboard answered {status_code}: {message}")
+        self.status_code = status_code
+        self.message = message
+
+
+class RayUnavailable(RuntimeError):
+    """The Ray dashboard could not be reached."""
+
+
+_retry_connection_errors = retry(
+    retry=retry_if_exception_type((httpx.ConnectError, httpx.ConnectTimeout)),
+    stop=stop_after_attempt(CONNECT_ATTEMPTS),
+    wait=wait_exponential(multiplier=0.2, max=2.0),
+    reraise=True,
+)
+
+
+@_retry_connection_errors
+def _request(
+    method: str, url: str, headers: dict[str, str], timeout: float, body: Mapping[str, Any] | None
+) -> httpx.Response:
+    return httpx.request(method, url, json=body, headers=headers, timeout=timeout)
+
+
+def _call(
+    method: str,
+    dashboard_url: str,
+    token: str | None,
+    timeout: float,
+    body: Mapping[str, Any] | None = None,
+) -> httpx.Response:
+    url = dashboard_url.rstrip("/") + SERVE_APPLICATIONS_PATH
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = _request(method, url, headers, timeout, body)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        raise RayUnavailable(f"Ray dashboard at {dashboard_url} is unreachable: {error}") from error
+    if not response.is_success:
+        raise RayServeError(response.status_code, response.text.strip() or response.reason_phrase)
+    return response
+
+
+def put_serve_applications(
+    dashboard_url: str, body: Mapping[str, Any], *, token: str | None = None, timeout: float = 60.0
+) -> None:
+    """Deploy `body` (a ServeDeploySchema) as the Ray cluster's whole Serve config; returns once accepted.
+
+    Ray validates the body and answers at once; the applications then deploy in the background (watch
+    them with `get_serve_status`). RayServeError carries Ray's message for a refused body.
+    """
+    _call("PUT", dashboard_url, token, timeout, body)
+
+
+def get_serve_status(
+    dashboard_url: str, *, token: str | None = None, timeout: float = 10.0
+) -> dict[str, Any]:
+    """The Serve instance's details: `applications` by name, each with status, message and deployments."""
+    details = _call("GET", dashboard_url, token, timeout).json()
+    if not isinstance(details, dict):
+        raise RayServeError(200, f"unexpected answer: {details!r}")
+    return details
+
+
+def application_states(status_json: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """`{application name: (status, message)}` from `get_serve_status`'s answer (pure).
+
+    Statuses are Ray Serve's: NOT_STARTED, DEPLOYING, DEPLOY_FAILED, RUNNING, UNHEALTHY, DELETING.
+    """
+    applications = status_json.get("applications") or {}
+    return {
+        str(name): (str(app.get("status", "")), str(app.get("message") or ""))
+        for name, app in sorted(applications.items())
+    }

@@ -1,0 +1,252 @@
+"""The RayService builder, as data: one fixture nation, a table of cases that each change one thing.
+
+Every generated RayService is validated against KubeRay v1.7.0's own CRD schema
+(../shared/schemas/kuberay/ray.io_rayservices.yaml, made strict: a field the schema does not declare fails
+instead of being pruned), its serveConfigV2 against Ray Serve's `ServeDeploySchema`; and the CRD is installed
+into the devstack's API server and a generated RayService created there with kubectl and read back unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from ray.serve.schema import ServeDeploySchema
+from sovereign_operator.builders.rayservice import build_rayservice_for_nation
+from sovereign_operator.builders.serve_config import build_serve_applications_for_nation
+from sovereign_serving.config import AIR_GAP_ENV, RAY_VERSION
+
+from sovereign.clients.kubernetes import apply_object, load_api_client, wait_for_crd_established
+from sovereign.specs.model_deployment import ModelDeploymentSpec
+from sovereign.specs.tenant import TenantSpec
+from tests.conftest import KubeAPI
+from tests.helpers import kubectl, wait_until
+
+RAYSERVICE_CRD = (
+    Path(__file__).parents[2].parent / "shared" / "schemas" / "kuberay" / "ray.io_rayservices.yaml"
+)
+IMAGE = "registry.sovereign.example/sovereign-serving:0.1.0"
+DIGEST = "cd" * 32
+TENANT = TenantSpec.model_validate({"nation": "FRA", "displayName": "France", "clearance": "NATO SECRET"})
+MODEL: dict[str, Any] = {
+    "model": "analyst",
+    "source": "/models/fra/analyst",
+    "sha256": {"model.safetensors": DIGEST},
+    "resources": {"cpu": "1", "memory": "4Gi"},
+    "replicas": 1,
+    "markings": {"classification": "NATO RESTRICTED", "releasableTo": ["DEU"]},
+}
+LABELS = {"sovereign.ai/nation": "FRA", "app.kubernetes.io/managed-by": "sovereign-operator"}
+ENV = [{"name": name, "value": value} for name, value in AIR_GAP_ENV.items()]
+
+
+def model(**changes: Any) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate({**MODEL, **changes})
+
+
+def rayservice(*models: ModelDeploymentSpec) -> dict[str, Any]:
+    specs = list(models)
+    applications = build_serve_applications_for_nation(
+        "FRA", TENANT, specs, [{"spec": TENANT.model_dump(mode="json", by_alias=True)}], {"FRA": specs}, {}
+    )
+    return build_rayservice_for_nation(TENANT, specs, applications, IMAGE)
+
+
+def _strict(schema: Any) -> Any:
+    """The CRD schema with `additionalProperties: false` where it lists properties and keeps no unknowns."""
+    if isinstance(schema, dict):
+        strict = {key: _strict(value) for key, value in schema.items()}
+        if (
+            "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            strict["additionalProperties"] = False
+        return strict
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    return schema
+
+
+@cache
+def crd() -> dict[str, Any]:
+    # No skip: without KubeRay's schema this test must fail, not pass vacuously.
+    assert RAYSERVICE_CRD.is_file(), f"KubeRay's RayService CRD is missing: {RAYSERVICE_CRD}"
+    # The C loader when PyYAML has it: the file is 18,000 lines.
+    return yaml.load(RAYSERVICE_CRD.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+@cache
+def strict_validator() -> jsonschema.Draft7Validator:
+    [v1] = [version for version in crd()["spec"]["versions"] if version["name"] == "v1"]
+    return jsonschema.Draft7Validator(_strict(v1["schema"]["openAPIV3Schema"]))
+
+
+def assert_valid(obj: dict[str, Any]) -> None:
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in strict_validator().iter_errors(obj)
+    ]
+    assert not errors, "\n".join(errors)
+    ServeDeploySchema.model_validate(yaml.safe_load(obj["spec"]["serveConfigV2"]))
+
+
+def worker_group(obj: dict[str, Any]) -> dict[str, Any]:
+    [group] = obj["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    return group
+
+
+def test_the_strict_schema_catches_an_unknown_field() -> None:
+    obj = rayservice(model())
+    obj["spec"]["rayClusterConfig"]["rayVerison"] = RAY_VERSION
+    assert list(strict_validator().iter_errors(obj))
+
+
+def test_fra_rayservice_whole() -> None:
+    obj = rayservice(model())
+    assert_valid(obj)
+    spec = obj["spec"]
+    assert obj["metadata"] == {"name": "fra-serving", "namespace": "tenant-fra", "labels": LABELS}
+    cluster = spec["rayClusterConfig"]
+    assert cluster["rayVersion"] == RAY_VERSION == "2.60.0"
+    assert cluster["enableInTreeAutoscaling"] is False
+    head = cluster["headGroupSpec"]["template"]
+    assert head["metadata"] == {"labels": LABELS}
+    assert head["spec"]["serviceAccountName"] == "model-serving"
+    [head_container] = head["spec"]["containers"]
+    assert head_container["image"] == IMAGE
+    assert head_container["env"] == ENV
+    assert {p["containerPort"] for p in head_container["ports"]} == {6379, 8265, 10001, 8000}
+    assert worker_group(obj) == {
+        "groupName": "models",
+        "replicas": 1,
+        "minReplicas": 1,
+        "maxReplicas": 1,
+        "rayStartParams": {},
+        "template": {
+            "metadata": {"labels": LABELS},
+            "spec": {
+                "serviceAccountName": "model-serving",
+                "containers": [
+                    {
+                        "name": "ray-worker",
+                        "image": IMAGE,
+                        "env": ENV,
+                        "resources": {
+                            "requests": {"cpu": "1", "memory": "4Gi"},
+                            "limits": {"cpu": "1", "memory": "4Gi"},
+                        },
+                    }
+                ],
+            },
+        },
+    }
+    serve = yaml.safe_load(spec["serveConfigV2"])
+    assert [app["name"] for app in serve["applications"]] == ["fra-gateway", "fra-analyst"]
+    assert "http_options" not in serve  # KubeRay sets the proxy's host and port
+
+
+@pytest.mark.parametrize(
+    ("models", "expected"),
+    [
+        pytest.param([], (0, 0, 0, "1", "4Gi", None, False), id="no-models-empty-group"),
+        pytest.param([model(replicas=3)], (3, 3, 3, "1", "4Gi", None, False), id="replicas"),
+        pytest.param([model(replicas=0)], (0, 0, 0, "1", "4Gi", None, False), id="stopped-model"),
+        pytest.param(
+            [model(replicas=None, autoscaling={"minReplicas": 1, "maxReplicas": 5})],
+            (1, 1, 5, "1", "4Gi", None, True),
+            id="autoscaling",
+        ),
+        pytest.param(
+            [model(), model(model="big", resources={"cpu": "4", "memory": "2Gi"}, replicas=2)],
+            (3, 3, 3, "4", "4Gi", None, False),
+            id="largest-of-each-resource",
+        ),
+        pytest.param(
+            [model(resources={"gpus": 2, "cpu": "8", "memory": "32Gi"}, engine="vllm")],
+            (1, 1, 1, "8", "32Gi", "2", False),
+            id="gpu-workers",
+        ),
+    ],
+)
+def test_worker_group_sizing(models: list[ModelDeploymentSpec], expected: tuple[Any, ...]) -> None:
+    obj = rayservice(*models)
+    assert_valid(obj)
+    group = worker_group(obj)
+    limits = group["template"]["spec"]["containers"][0]["resources"]["limits"]
+    got = (
+        group["replicas"],
+        group["minReplicas"],
+        group["maxReplicas"],
+        limits["cpu"],
+        limits["memory"],
+        limits.get("nvidia.com/gpu"),
+        obj["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"],
+    )
+    assert got == expected
+    tolerations = group["template"]["spec"].get("tolerations")
+    gpu = expected[5] is not None
+    assert tolerations == (
+        [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}] if gpu else None
+    )
+
+
+def test_same_specs_give_the_same_object() -> None:
+    assert json.dumps(rayservice(model())) == json.dumps(rayservice(model()))
+
+
+# --- On the API server, with KubeRay's CRD installed --------------------------------------------------
+
+
+def without_defaults(read: Any, written: Any) -> Any:
+    """`read` restricted to the keys of `written` (dicts, recursively): what the API server kept of it."""
+    if isinstance(read, dict) and isinstance(written, dict):
+        return {key: without_defaults(read[key], written[key]) for key in written if key in read}
+    if isinstance(read, list) and isinstance(written, list) and len(read) == len(written):
+        return [without_defaults(r, w) for r, w in zip(read, written, strict=True)]
+    return read
+
+
+@pytest.fixture(scope="module")
+def rayservice_crd(kube_api: KubeAPI) -> None:
+    api = load_api_client(str(kube_api.kubeconfig))
+    apply_object(api, copy.deepcopy(crd()))
+    wait_for_crd_established(api, crd()["metadata"]["name"])
+
+
+def test_created_on_the_api_server_and_read_back(kube_api: KubeAPI, rayservice_crd: None) -> None:
+    obj = rayservice(
+        model(), model(model="embedder", task="embed", replicas=None, autoscaling={"maxReplicas": 2})
+    )
+    obj["metadata"]["namespace"] = "rayservice-test"  # the builder's namespace is the operator's to create
+    kubectl(kube_api, "create", "namespace", "rayservice-test", check=False)
+    kubectl(kube_api, "create", "-f", "-", input=json.dumps(obj))
+    try:
+        read = json.loads(
+            kubectl(
+                kube_api, "get", "rayservice", "fra-serving", "-n", "rayservice-test", "-o", "json"
+            ).stdout
+        )
+        # Nothing pruned, nothing changed: every field the builder wrote is one KubeRay's schema declares.
+        # The API server adds the CRD's defaults (numOfHosts: 1), nothing else.
+        assert without_defaults(read["spec"], obj["spec"]) == obj["spec"]
+        assert read["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]["numOfHosts"] == 1
+        assert read["metadata"]["labels"] == LABELS
+        table = kubectl(kube_api, "get", "rayservices", "-n", "rayservice-test").stdout
+        assert "fra-serving" in table
+    finally:
+        kubectl(kube_api, "delete", "rayservice", "fra-serving", "-n", "rayservice-test", "--wait=false")
+    wait_until(
+        lambda: (
+            kubectl(
+                kube_api, "get", "rayservice", "fra-serving", "-n", "rayservice-test", check=False
+            ).returncode
+            != 0
+        ),
+        "the RayService deleted",
+    )

@@ -1,0 +1,329 @@
+"""The Ray Serve config builder, as data: one fixture platform (FRA with one model, DEU with none), a table of
+cases that each change one thing, and every body validated by Ray Serve's own `ServeDeploySchema`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from ray.serve.schema import ServeDeploySchema
+from sovereign_operator.builders.serve_config import (
+    build_serve_applications_for_nation,
+    build_serve_deploy_config,
+)
+from sovereign_serving.config import AIR_GAP_ENV, GatewayConfig, ModelServerConfig
+
+from sovereign.specs.model_deployment import ModelDeploymentSpec
+from sovereign.specs.tenant import TenantSpec
+
+DIGEST = "ab" * 32
+MODEL: dict[str, Any] = {
+    "model": "analyst",
+    "source": "/models/fra/analyst",
+    "sha256": {"tokenizer.json": DIGEST, "model.safetensors": DIGEST},
+    "resources": {"cpu": "1", "memory": "4Gi"},
+    "replicas": 1,
+    "maxTokens": 512,
+    "markings": {"classification": "NATO RESTRICTED", "releasableTo": ["DEU"]},
+}
+TENANTS: dict[str, dict[str, Any]] = {
+    "FRA": {"nation": "FRA", "displayName": "France", "clearance": "NATO SECRET"},
+    "DEU": {"nation": "DEU", "displayName": "Germany", "clearance": "NATO CONFIDENTIAL"},
+}
+BUNDLE = {"version": "v1", "schema": "{}", "policies": "permit(principal, action, resource);"}
+GIB = 1024**3
+MIB = 1024**2
+
+
+def model(**changes: Any) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate({**MODEL, **changes})
+
+
+def tenant_object(nation: str) -> dict[str, Any]:
+    """A Tenant as the API returns it: with metadata and status the gateway does not need."""
+    return {
+        "apiVersion": "sovereign.ai/v1alpha1",
+        "kind": "Tenant",
+        "metadata": {"name": nation.lower(), "resourceVersion": "42", "uid": "u-" + nation},
+        "spec": TENANTS[nation],
+        "status": {"identity": {"issuer": f"https://{nation.lower()}.example"}, "keyVersion": 3},
+    }
+
+
+def applications(
+    nation: str = "FRA", models: dict[str, list[ModelDeploymentSpec]] | None = None, **options: Any
+) -> list[dict[str, Any]]:
+    all_models = {"FRA": [model()], "DEU": []} if models is None else models
+    return build_serve_applications_for_nation(
+        nation,
+        TenantSpec.model_validate(TENANTS[nation]),
+        all_models.get(nation, []),
+        [tenant_object(n) for n in ("FRA", "DEU")],
+        all_models,
+        BUNDLE,
+        **options,
+    )
+
+
+def validated(apps: list[dict[str, Any]], http_port: int | None = None) -> dict[str, Any]:
+    body = build_serve_deploy_config(apps, http_port)
+    ServeDeploySchema.model_validate(body)
+    return body
+
+
+def by_name(apps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {app["name"]: app for app in apps}
+
+
+def model_deployment(apps: list[dict[str, Any]], name: str = "fra-analyst") -> dict[str, Any]:
+    [deployment] = by_name(apps)[name]["deployments"]
+    return deployment
+
+
+# --- The fixture, whole --------------------------------------------------------------------------------
+
+
+def test_fra_applications_whole() -> None:
+    apps = applications()
+    validated(apps)
+    gateway, analyst = apps
+    assert analyst == {
+        "name": "fra-analyst",
+        "route_prefix": None,
+        "import_path": "sovereign_serving.model_server:build_app",
+        "args": {
+            "name": "fra/analyst",
+            "nation": "FRA",
+            "source": "/models/fra/analyst",
+            "sha256": {"model.safetensors": DIGEST, "tokenizer.json": DIGEST},
+            "task": "generate",
+            "engine": "transformers",
+            "engineArgs": {},
+            "maxTokens": 512,
+        },
+        "runtime_env": {"env_vars": AIR_GAP_ENV},
+        "deployments": [
+            {
+                "name": "ModelServer",
+                "num_replicas": 1,
+                "ray_actor_options": {"num_cpus": 1.0, "memory": 4 * GIB, "num_gpus": 0},
+            }
+        ],
+    }
+    assert {key: value for key, value in gateway.items() if key != "deployments"} == {
+        "name": "fra-gateway",
+        "route_prefix": "/fra",
+        "import_path": "sovereign_serving.gateway:build_app",
+        "runtime_env": {"env_vars": AIR_GAP_ENV},
+    }
+    [deployment] = gateway["deployments"]
+    assert deployment["name"] == "Gateway"
+    assert deployment["num_replicas"] == 1
+    assert 0 < deployment["ray_actor_options"]["num_cpus"] < 1
+    assert deployment["user_config"] == {
+        "nation": "FRA",
+        "tenants": [  # sorted by nation, reduced to spec and status.identity
+            {"spec": TENANTS["DEU"], "status": {"identity": {"issuer": "https://deu.example"}}},
+            {"spec": TENANTS["FRA"], "status": {"identity": {"issuer": "https://fra.example"}}},
+        ],
+        "models": [
+            {
+                "name": "fra/analyst",
+                "application": "fra-analyst",
+                "task": "generate",
+                "maxTokens": 512,
+                "markings": {
+                    "classification": "NATO RESTRICTED",
+                    "releasableTo": ["DEU"],
+                    "compartments": [],
+                    "deniedNations": [],
+                    "owner": "FRA",
+                },
+            }
+        ],
+        "bundle": BUNDLE,
+    }
+    # The contract with the serving side: both parse back into their config objects.
+    GatewayConfig.model_validate(deployment["user_config"])
+    ModelServerConfig.model_validate(analyst["args"])
+
+
+# --- One change at a time ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        pytest.param({}, {"num_replicas": 1}, id="replicas"),
+        pytest.param({"replicas": None}, {"num_replicas": 1}, id="no-replicas-means-one"),
+        pytest.param(
+            {"replicas": None, "autoscaling": {"minReplicas": 0, "maxReplicas": 4}},
+            {"autoscaling_config": {"min_replicas": 0, "max_replicas": 4, "target_ongoing_requests": 2.0}},
+            id="autoscaling-defaults",
+        ),
+        pytest.param(
+            {
+                "replicas": None,
+                "autoscaling": {"minReplicas": 2, "maxReplicas": 3, "targetOngoingRequests": 5},
+            },
+            {"autoscaling_config": {"min_replicas": 2, "max_replicas": 3, "target_ongoing_requests": 5.0}},
+            id="autoscaling",
+        ),
+    ],
+)
+def test_replicas_or_autoscaling(changes: dict[str, Any], expected: dict[str, Any]) -> None:
+    apps = applications(models={"FRA": [model(**changes)]})
+    validated(apps)
+    deployment = model_deployment(apps)
+    scaling = {k: v for k, v in deployment.items() if k in ("num_replicas", "autoscaling_config")}
+    assert scaling == expected
+
+
+@pytest.mark.parametrize(
+    ("resources", "options", "expected"),
+    [
+        pytest.param({"cpu": "500m"}, {}, (0.5, 4 * GIB, 0), id="millicores"),
+        pytest.param({"cpu": "2", "memory": "512Mi"}, {}, (2.0, 512 * MIB, 0), id="mebibytes"),
+        pytest.param({"gpus": 1, "cpu": "4", "memory": "16G"}, {}, (4.0, 16 * 10**9, 1), id="gpu"),
+        pytest.param({"cpu": "1"}, {"cpu_scale": 0.05}, (0.05, 4 * GIB, 0), id="devstack-cpu-scale"),
+        pytest.param({"cpu": "100m"}, {"cpu_scale": 0.05}, (0.01, 4 * GIB, 0), id="scaled-to-the-floor"),
+        pytest.param({"memory": "4Gi"}, {"memory_scale": 0.125}, (1.0, 512 * MIB, 0), id="memory-scale"),
+    ],
+)
+def test_ray_actor_options_from_resources(
+    resources: dict[str, Any], options: dict[str, Any], expected: tuple[float, int, int]
+) -> None:
+    apps = applications(models={"FRA": [model(resources=resources)]}, **options)
+    validated(apps)
+    num_cpus, memory, num_gpus = expected
+    assert model_deployment(apps)["ray_actor_options"] == {
+        "num_cpus": num_cpus,
+        "memory": memory,
+        "num_gpus": num_gpus,
+    }
+
+
+def test_zero_replicas_stops_the_application_but_the_gateway_still_lists_it() -> None:
+    apps = applications(models={"FRA": [model(replicas=0)]})
+    validated(apps)
+    assert [app["name"] for app in apps] == ["fra-gateway"]
+    assert [m["name"] for m in apps[0]["deployments"][0]["user_config"]["models"]] == ["fra/analyst"]
+
+
+def test_every_application_runs_air_gapped() -> None:
+    for app in applications(models={"FRA": [model(), model(model="embedder", task="embed")]}):
+        assert app["runtime_env"] == {"env_vars": AIR_GAP_ENV}
+
+
+def test_gateway_alone_when_the_nation_serves_no_model() -> None:
+    apps = applications("DEU")
+    validated(apps)
+    assert [app["name"] for app in apps] == ["deu-gateway"]
+    assert apps[0]["route_prefix"] == "/deu"
+    # DEU's gateway still knows FRA's model (released to DEU; policy decides per request).
+    assert [m["name"] for m in apps[0]["deployments"][0]["user_config"]["models"]] == ["fra/analyst"]
+
+
+def test_names_and_route_prefixes_unique_across_nations() -> None:
+    # Same model name in two nations: distinct applications; one body for the shared local Ray.
+    models = {"FRA": [model()], "DEU": [model(source="/models/deu/analyst")]}
+    fra, deu = applications("FRA", models), applications("DEU", models)
+    body = validated([*fra, *deu], http_port=8000)
+    assert [app["name"] for app in body["applications"]] == [
+        "fra-gateway",
+        "fra-analyst",
+        "deu-gateway",
+        "deu-analyst",
+    ]
+    routes = [app["route_prefix"] for app in body["applications"]]
+    assert routes == ["/fra", None, "/deu", None]
+    assert body["http_options"] == {"host": "127.0.0.1", "port": 8000}
+    gateway_models = fra[0]["deployments"][0]["user_config"]["models"]
+    assert [(m["name"], m["application"], m["markings"]["owner"]) for m in gateway_models] == [
+        ("deu/analyst", "deu-analyst", "DEU"),
+        ("fra/analyst", "fra-analyst", "FRA"),
+    ]
+    assert (
+        fra[0]["deployments"][0]["user_config"]["models"] == deu[0]["deployments"][0]["user_config"]["models"]
+    )
+
+
+def test_duplicate_application_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        build_serve_deploy_config([*applications(), *applications()])
+
+
+def test_mismatched_tenant_is_refused() -> None:
+    with pytest.raises(ValueError, match="FRA"):
+        build_serve_applications_for_nation(
+            "DEU", TenantSpec.model_validate(TENANTS["FRA"]), [], [], {}, BUNDLE
+        )
+
+
+def test_no_http_options_without_a_port() -> None:
+    assert set(validated(applications())) == {"applications"}
+
+
+# --- Updates in place: adding or changing one model touches nothing else ----------------------------
+
+
+def dumps(app: dict[str, Any]) -> str:
+    return json.dumps(app, sort_keys=False)
+
+
+def test_same_specs_give_the_same_bytes() -> None:
+    assert json.dumps(applications()) == json.dumps(applications())
+
+
+def test_adding_a_model_is_additive() -> None:
+    before = applications(models={"FRA": [model()], "DEU": []})
+    added = model(model="embedder", task="embed")
+    after = applications(models={"FRA": [added, model()], "DEU": []})
+    old, new = by_name(before), by_name(after)
+    assert set(new) - set(old) == {"fra-embedder"}
+    assert dumps(new["fra-analyst"]) == dumps(old["fra-analyst"])
+    # The gateway changes in its user_config alone (reconfigure, no restart): one model more.
+    old_gateway, new_gateway = old["fra-gateway"], new["fra-gateway"]
+    [old_deployment], [new_deployment] = old_gateway["deployments"], new_gateway["deployments"]
+    assert {k: v for k, v in new_gateway.items() if k != "deployments"} == {
+        k: v for k, v in old_gateway.items() if k != "deployments"
+    }
+    assert {k: v for k, v in new_deployment.items() if k != "user_config"} == {
+        k: v for k, v in old_deployment.items() if k != "user_config"
+    }
+    old_models = old_deployment["user_config"]["models"]
+    new_models = new_deployment["user_config"]["models"]
+    assert [m for m in new_models if m not in old_models] == [
+        {
+            "name": "fra/embedder",
+            "application": "fra-embedder",
+            "task": "embed",
+            "maxTokens": 512,
+            "markings": {**old_models[0]["markings"]},
+        }
+    ]
+    # Another nation's model appearing changes FRA's own model applications not at all.
+    with_deu = by_name(applications(models={"FRA": [model()], "DEU": [model(source="/d")]}))
+    assert dumps(with_deu["fra-analyst"]) == dumps(old["fra-analyst"])
+
+
+def test_changing_replicas_touches_only_that_application() -> None:
+    before = by_name(applications(models={"FRA": [model(), model(model="embedder")]}))
+    after = by_name(applications(models={"FRA": [model(replicas=3), model(model="embedder")]}))
+    assert dumps(after["fra-embedder"]) == dumps(before["fra-embedder"])
+    assert dumps(after["fra-gateway"]) == dumps(before["fra-gateway"])
+    assert model_deployment(list(after.values()))["num_replicas"] == 3
+
+
+def test_tenant_churn_does_not_reach_the_config() -> None:
+    # resourceVersion, uid and status beyond identity change all the time; the gateway config must not.
+    first = applications()
+    tenants = [tenant_object(n) for n in ("DEU", "FRA")]  # another order
+    for tenant in tenants:
+        tenant["metadata"]["resourceVersion"] = "43"
+        tenant["status"]["keyVersion"] = 4
+    second = build_serve_applications_for_nation(
+        "FRA", TenantSpec.model_validate(TENANTS["FRA"]), [model()], tenants, {"FRA": [model()]}, BUNDLE
+    )
+    assert json.dumps(second) == json.dumps(first)

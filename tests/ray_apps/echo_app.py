@@ -1,0 +1,19 @@
+"""A trivial Ray Serve application for tests/test_ray_client.py: answers with the air-gap variables set."""
+
+from __future__ import annotations
+
+import os
+
+from ray import serve
+from starlette.requests import Request
+
+ENV_KEYS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "RAY_USAGE_STATS_ENABLED")
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.01})
+class Echo:
+    async def __call__(self, request: Request) -> dict[str, str | None]:
+        return {key: os.environ.get(key) for key in ENV_KEYS}
+
+
+app = Echo.bind()
