@@ -1,0 +1,15 @@
+"""A nation's OpenAI-compatible gateway on Ray Serve: `build_app` is its import path's entry."""
+
+from ._app import Gateway, build_app
+from ._errors import NOT_AVAILABLE, GatewayError
+from ._ratelimit import QUOTA_NAMESPACE, QuotaKeeper, quota_actor_name
+
+__all__ = [
+    "NOT_AVAILABLE",
+    "QUOTA_NAMESPACE",
+    "Gateway",
+    "GatewayError",
+    "QuotaKeeper",
+    "build_app",
+    "quota_actor_name",
+]

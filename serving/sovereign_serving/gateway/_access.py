@@ -1,0 +1,153 @@
+"""Who is asking and what they may use: one `Access` per valid GatewayConfig, rebuilt on reconfigure.
+
+A request's bearer token is validated against every Tenant's issuer (so that a valid token of another
+nation is recognised as such and refused with its own message), must come from the gateway's own nation,
+and becomes the policy's Principal; each model is decided with `PolicyEngine.decide(principal, "invoke",
+[name])`. Validated tokens are cached until they expire (the cache dies with the config that filled it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sovereign.domain.markings import AnswerMarking, Principal, Resource, ResourceKind
+from sovereign.identity.principal import principal_for
+from sovereign.identity.tokens import (
+    LEEWAY_SECONDS,
+    REASON_CODES,
+    IssuerUnavailable,
+    TokenRejected,
+    TrustedIssuer,
+    issuers_by_url,
+    trusted_issuer_from_tenant,
+    validate_token,
+)
+from sovereign.policy.bundle import PolicyBundle
+from sovereign.policy.engine import PolicyEngine
+from sovereign.specs.tenant import Quotas
+from sovereign_serving.config import GatewayConfig, GatewayModel
+
+from ._errors import GatewayError, not_available, unauthenticated
+
+logger = logging.getLogger("sovereign.gateway")
+
+INVOKE = "invoke"
+TOKEN_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class Permitted:
+    """A model the principal may invoke, with the marking its answers carry."""
+
+    model: GatewayModel
+    marking: AnswerMarking
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-Sovereign-Classification": str(self.marking.classification),
+            "X-Sovereign-Releasable-To": ",".join(self.marking.releasable_to),
+        }
+
+
+@dataclass(frozen=True)
+class Limits:
+    requests_per_minute: int
+    tokens_per_minute: int
+
+
+class Access:
+    """Authentication and authorisation for one nation's endpoint under one GatewayConfig."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.nation = config.nation
+        self.tenants: dict[str, Mapping[str, Any]] = {}
+        issuers: list[TrustedIssuer] = []
+        for tenant in config.tenants:
+            try:
+                issuer = trusted_issuer_from_tenant(tenant)
+            except IssuerUnavailable as error:
+                logger.warning("tenant skipped, its users cannot be authenticated yet: %s", error)
+                continue
+            issuers.append(issuer)
+            self.tenants[issuer.nation] = tenant
+        self.issuers = issuers_by_url(issuers)
+        self.models = {model.name: model for model in config.models}
+        catalogue = {
+            model.name: Resource(kind=ResourceKind.model, name=model.name, markings=model.markings)
+            for model in config.models
+        }
+        self.engine = PolicyEngine(PolicyBundle.from_configmap_data(config.bundle), catalogue=catalogue)
+        self.limits = self._limits(config)
+        self._tokens: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def _limits(self, config: GatewayConfig) -> Limits:
+        own = next((t for t in config.tenants if (t.get("spec") or {}).get("nation") == config.nation), None)
+        if own is None:
+            raise ValueError(f"the config has no Tenant of {config.nation}, the gateway's own nation")
+        quotas = Quotas.model_validate((own.get("spec") or {}).get("quotas") or {})
+        return Limits(quotas.requests_per_minute, quotas.tokens_per_minute)
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The Principal of the request's bearer token, or a 401 GatewayError (never echoing the token).
+
+        A token not seen before is validated in a worker thread: its issuer's keys may have to be fetched
+        from a `jwksUri`, which must not block the replica's event loop.
+        """
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise unauthenticated("missing-token", "a bearer token is required (Authorization: Bearer …)")
+        now = time.time()
+        cached = self._tokens.get(token)
+        if cached is not None and now <= cached[1] + LEEWAY_SECONDS:
+            self._tokens.move_to_end(token)
+            return cached[0]
+        try:
+            verified = await asyncio.to_thread(validate_token, token, self.issuers, now)
+        except TokenRejected as rejected:
+            self._tokens.pop(token, None)
+            raise unauthenticated(
+                rejected.reason_code, f"invalid token: {REASON_CODES[rejected.reason_code]}"
+            ) from None
+        if verified.tenant_nation != self.nation:
+            raise unauthenticated("wrong-nation", f"this endpoint serves {self.nation} users only")
+        principal = principal_for(verified, self.tenants[verified.tenant_nation])
+        self._tokens[token] = (principal, float(verified.expires_at))
+        if len(self._tokens) > TOKEN_CACHE_SIZE:
+            self._tokens.popitem(last=False)
+        return principal
+
+    def permit(self, principal: Principal, model: str) -> Permitted:
+        """The model if the principal may invoke it; one 403 for unknown and forbidden models alike."""
+        decision = self.engine.decide(principal, INVOKE, [model])
+        found = self.models.get(model)
+        if not decision.allowed or found is None or decision.marking is None:
+            logger.info(
+                "denied: %s of %s may not invoke the requested model (%s)",
+                principal.sub,
+                principal.nationality,
+                "; ".join(decision.reasons),
+            )
+            raise not_available(model)
+        return Permitted(found, decision.marking)
+
+    def visible_models(self, principal: Principal) -> list[GatewayModel]:
+        return [
+            model
+            for name, model in self.models.items()
+            if self.engine.decide(principal, INVOKE, [name]).allowed
+        ]
+
+
+def check_task(permitted: Permitted, task: str, model: str) -> None:
+    if permitted.model.task != task:
+        kind = "an embedding model" if permitted.model.task == "embed" else "a generation model"
+        raise GatewayError(
+            400, f"model {model!r} is {kind}: use its endpoint", param="model", code="wrong_task"
+        )

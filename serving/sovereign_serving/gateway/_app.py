@@ -1,0 +1,232 @@
+"""The nation's gateway: a Ray Serve deployment with a FastAPI ingress speaking the OpenAI API.
+
+Each request: bearer token (own nation's users only) → rate limit → body checks → policy decision on
+the model → the model application through a Ray Serve handle, its `maxTokens` capping the request → the
+answer with its marking in `X-Sovereign-Classification` and `X-Sovereign-Releasable-To`.
+
+The config is the deployment's `user_config` (a GatewayConfig), applied by `reconfigure` on every
+replica; a bad one is refused and the previous one kept; before the first valid one every request is 503.
+"""
+
+
+# No `from __future__ import annotations` here: FastAPI must see the routes' annotations as classes in
+# the replica, where Serve rewrites their signatures (strings there are taken for query parameters).
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from pydantic import ValidationError
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import RayServeException
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from sovereign.domain.markings import Principal
+from sovereign_serving.config import GatewayConfig
+
+from . import _openai as openai_api
+from ._access import Access, Permitted, check_task
+from ._errors import GatewayError, model_failed, unavailable
+from ._ratelimit import QuotaClient
+
+logger = logging.getLogger("sovereign.gateway")
+
+app = FastAPI(title="Sovereign gateway", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.exception_handler(GatewayError)
+async def _gateway_error(_: Request, error: GatewayError) -> Response:
+    return error.response()
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, error: StarletteHTTPException) -> Response:
+    kind = "not_found" if error.status_code == 404 else "invalid_request"
+    message = "no such route" if error.status_code == 404 else "the request cannot be served"
+    return GatewayError(error.status_code, message, code=kind).response()
+
+
+def _why(error: Exception) -> str:
+    """Why a config was refused, without the values it held."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
+    return f"{type(error).__name__}: {error}"
+
+
+@serve.deployment(name="Gateway")
+@serve.ingress(app)
+class Gateway:
+    """One nation's OpenAI-compatible, policy-enforcing endpoint."""
+
+    def __init__(self) -> None:
+        self._access: Access | None = None
+        self._quota: QuotaClient | None = None
+        self._handles: dict[str, DeploymentHandle] = {}
+
+    async def reconfigure(self, config: dict[str, Any]) -> None:
+        try:
+            parsed = GatewayConfig.model_validate(config)
+            if self._access is not None and parsed.nation != self._access.nation:
+                raise ValueError(f"the gateway of {self._access.nation} cannot become {parsed.nation}'s")
+            access = Access(parsed)
+        except Exception as error:  # noqa: BLE001 — any bad config is refused the same way
+            logger.error("gateway config refused, keeping the previous one: %s", _why(error))
+            return
+        if self._quota is None:
+            self._quota = QuotaClient(access.nation)
+        try:
+            await self._quota.configure(access.limits.requests_per_minute, access.limits.tokens_per_minute)
+        except Exception:  # noqa: BLE001 — requests find it unavailable and get 503
+            logger.exception("the quota keeper of %s could not be configured", access.nation)
+        self._access = access
+        self._handles.clear()
+        logger.info(
+            "gateway of %s configured: %d issuers, %d models, bundle %s",
+            access.nation,
+            len(access.issuers),
+            len(access.models),
+            access.engine.bundle.version,
+        )
+
+    # SECTION routes
+
+    @app.get("/v1/models")
+    async def list_models(self, request: Request) -> Response:
+        access, principal = await self._admit(request)
+        return JSONResponse(openai_api.model_list(access.visible_models(principal)))
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._generate(request, "chat", openai_api.check_chat)
+
+    @app.post("/v1/completions")
+    async def completions(self, request: Request) -> Response:
+        return await self._generate(request, "completion", openai_api.check_completion)
+
+    @app.post("/v1/embeddings")
+    async def embeddings(self, request: Request) -> Response:
+        access, principal = await self._admit(request)
+        body = openai_api.parse_body(await request.body())
+        name = openai_api.model_name(body)
+        openai_api.check_embedding(body)
+        permitted = access.permit(principal, name)
+        check_task(permitted, "embed", name)
+        answer = await self._call(permitted, "embed", body)
+        self._charge(openai_api.tokens_used(answer))
+        return JSONResponse(answer, headers=permitted.headers())
+
+    # SECTION the request path
+
+    async def _admit(self, request: Request) -> tuple[Access, Principal]:
+        access = self._access
+        if access is None or self._quota is None:
+            raise unavailable("the gateway is not configured yet", code="not_configured")
+        principal = await access.authenticate(request.headers.get("authorization"))
+        await self._quota.admit()
+        return access, principal
+
+    async def _generate(self, request: Request, kind: str, check: Any) -> Response:
+        access, principal = await self._admit(request)
+        body = openai_api.parse_body(await request.body())
+        name = openai_api.model_name(body)
+        check(body)
+        stream = openai_api.wants_stream(body)
+        permitted = access.permit(principal, name)
+        check_task(permitted, "generate", name)
+        body = openai_api.capped(body, permitted.model, kind)
+        method = "chat" if kind == "chat" else "complete"
+        if stream:
+            return await self._stream(permitted, f"{method}_stream", body)
+        answer = await self._call(permitted, method, body)
+        self._charge(openai_api.tokens_used(answer))
+        return JSONResponse(answer, headers=permitted.headers())
+
+    async def _handle(self, application: str) -> DeploymentHandle:
+        handle = self._handles.get(application)
+        if handle is None:
+            try:
+                handle = await asyncio.to_thread(serve.get_app_handle, application)
+            except RayServeException:
+                logger.warning("model application %s is not running", application)
+                raise unavailable("the model is not available right now", code="model_unavailable") from None
+            self._handles[application] = handle
+        return handle
+
+    def _model_error(self, application: str, error: Exception) -> GatewayError:
+        if isinstance(error, RayServeException | RayActorError):
+            self._handles.pop(application, None)
+            logger.warning("model application %s unavailable: %s", application, type(error).__name__)
+            return unavailable("the model is not available right now", code="model_unavailable")
+        logger.warning("model application %s failed: %s", application, type(error).__name__)
+        return model_failed()
+
+    async def _call(self, permitted: Permitted, method: str, body: dict[str, Any]) -> Any:
+        application = permitted.model.application
+        handle = await self._handle(application)
+        try:
+            return await getattr(handle, method).remote(body)
+        except Exception as error:  # noqa: BLE001 — mapped to 502/503 without internals
+            raise self._model_error(application, error) from None
+
+    async def _stream(self, permitted: Permitted, method: str, body: dict[str, Any]) -> Response:
+        application = permitted.model.application
+        body, include_usage = openai_api.for_streaming(body)
+        handle = (await self._handle(application)).options(stream=True)
+        chunks = getattr(handle, method).remote(body)
+        try:
+            first = await anext(chunks, None)
+        except Exception as error:  # noqa: BLE001 — before the first byte: a proper error status
+            raise self._model_error(application, error) from None
+        return StreamingResponse(
+            self._events(application, chunks, first, include_usage),
+            media_type="text/event-stream",
+            headers={**permitted.headers(), "Cache-Control": "no-cache"},
+        )
+
+    async def _events(
+        self, application: str, chunks: Any, first: Any, include_usage: bool
+    ) -> AsyncIterator[bytes]:
+        used, counted = 0, 0
+        chunk = first
+        try:
+            while chunk is not None:
+                if openai_api.is_usage_chunk(chunk):
+                    used = openai_api.tokens_used(chunk)
+                    if include_usage:
+                        yield openai_api.sse(chunk)
+                else:
+                    counted += 1
+                    used = openai_api.tokens_used(chunk) or used
+                    yield openai_api.sse(chunk)
+                chunk = await anext(chunks, None)
+        except Exception as error:  # noqa: BLE001 — mid-stream: an error event, then the end
+            yield openai_api.sse(self._model_error(application, error).body())
+        finally:
+            self._charge(used or counted)
+        yield openai_api.DONE
+
+    def _charge(self, tokens: int) -> None:
+        if self._quota is not None:
+            self._quota.charge(tokens)
+
+
+def build_app(args: dict[str, Any]) -> serve.Application:
+    """The gateway application; `args` may hold `config` (a GatewayConfig dict, its first user_config).
+
+    The operator normally sets the user_config in the Serve config's deployment options instead, which
+    is also how it changes it later without restarting the gateway.
+    """
+    unknown = set(args) - {"config"}
+    if unknown:
+        raise ValueError(f"unknown gateway arguments: {sorted(unknown)}")
+    config = args.get("config")
+    deployment = Gateway if config is None else Gateway.options(user_config=config)
+    return deployment.bind()

@@ -1,0 +1,79 @@
+"""Errors as the OpenAI API shapes them: `{"error": {"message", "type", "param", "code"}}`.
+
+Messages are written here, never built from a request: no prompt, completion or token ever reaches one.
+"""
+
+from __future__ import annotations
+
+import math
+
+from starlette.responses import JSONResponse
+
+# One message for a model that does not exist and one that exists but is forbidden: a denial never tells
+# a user whether a model they may not use is there.
+NOT_AVAILABLE = "model {name!r} is not available to you"
+
+
+class GatewayError(Exception):
+    """An answer other than success: HTTP status, OpenAI error type, code and a safe message."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, dict[str, str | None]]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def unauthenticated(code: str, message: str) -> GatewayError:
+    return GatewayError(
+        401, message, type="authentication_error", code=code, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def not_available(model: str) -> GatewayError:
+    return GatewayError(
+        403, NOT_AVAILABLE.format(name=model), type="permission_error", code="model_not_available"
+    )
+
+
+def bad_request(message: str, param: str | None = None, code: str = "invalid_request") -> GatewayError:
+    return GatewayError(400, message, param=param, code=code)
+
+
+def rate_limited(retry_after: float, what: str) -> GatewayError:
+    seconds = max(1, math.ceil(retry_after))
+    return GatewayError(
+        429,
+        f"your nation's {what} per minute quota is used up; retry in {seconds} s",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+def unavailable(message: str, code: str = "service_unavailable") -> GatewayError:
+    return GatewayError(503, message, type="server_error", code=code)
+
+
+def model_failed() -> GatewayError:
+    return GatewayError(
+        502, "the model could not answer the request", type="server_error", code="model_error"
+    )

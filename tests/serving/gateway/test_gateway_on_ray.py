@@ -1,0 +1,345 @@
+"""The gateway on a real (in-process) Ray Serve, driven by the official `openai` client.
+
+One Ray and one Serve per module, deployed declaratively as the operator does: a fake model application, the
+gateways of DEU and POL (one replica each), of FRA (two replicas, a small request quota) and of EST (never
+configured). Everything is addressed as a client would: `http://127.0.0.1:<port>/<nation>/v1`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import ray
+from ray import serve
+from ray.serve.context import _get_global_client
+from ray.serve.schema import ServeDeploySchema
+from sovereign_devstack.processes import free_loopback_port
+from sovereign_serving.config import AIR_GAP_ENV, gateway_application_name
+from sovereign_serving.gateway import NOT_AVAILABLE
+
+from sovereign.domain.markings import Classification
+from tests.serving.gateway.nations import (
+    FAKE_APP,
+    ISSUERS,
+    bundle_keeping_deu_out,
+    gateway_config,
+    route_prefix,
+)
+
+FRA_REQUESTS_PER_MINUTE = 4
+GATEWAY_IMPORT_PATH = "sovereign_serving.gateway:build_app"
+FAKE_IMPORT_PATH = "tests.serving.gateway.fake_model:app"
+
+
+def gateway_app(nation: str, config: dict[str, Any] | None, replicas: int = 1) -> dict[str, Any]:
+    """A gateway application as the operator writes it into the nation's Serve config."""
+    deployment: dict[str, Any] = {
+        "name": "Gateway",
+        "num_replicas": replicas,
+        "ray_actor_options": {"num_cpus": 0},
+    }
+    if config is not None:
+        deployment["user_config"] = config
+    return {
+        "name": gateway_application_name(nation),
+        "route_prefix": route_prefix(nation),
+        "import_path": GATEWAY_IMPORT_PATH,
+        "args": {},
+        "deployments": [deployment],
+    }
+
+
+class ServeConfig:
+    """The whole cluster's Serve config, applied declaratively (what `PUT /api/serve/applications/` does),
+    so a changed user_config reaches the running replicas through `reconfigure`, without restarting them."""
+
+    def __init__(self, port: int, applications: list[dict[str, Any]]) -> None:
+        self.port = port
+        self.applications = {app["name"]: app for app in applications}
+
+    def apply(self, timeout: float = 120.0) -> None:
+        before = {name: self._deployed_at(name) for name in self.applications}
+        schema = ServeDeploySchema.model_validate(
+            {
+                "http_options": {"host": "127.0.0.1", "port": self.port},
+                "applications": list(self.applications.values()),
+            }
+        )
+        _get_global_client().deploy_apps(schema)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = serve.status().applications
+            if all(
+                name in status
+                and status[name].status == "RUNNING"
+                and status[name].last_deployed_time_s != before[name]
+                for name in self.applications
+            ):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"Serve applications not running after {timeout} s: {serve.status()}")
+
+    @staticmethod
+    def _deployed_at(name: str) -> float | None:
+        found = serve.status().applications.get(name)
+        return found.last_deployed_time_s if found else None
+
+    def set_gateway_config(self, nation: str, config: dict[str, Any]) -> None:
+        app = self.applications[gateway_application_name(nation)]
+        app["deployments"][0]["user_config"] = config
+        self.apply()
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[tuple[str, ServeConfig]]:
+    started = time.monotonic()
+    saved = {k: os.environ.get(k) for k in (*AIR_GAP_ENV, "PYTHONPATH")}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    os.environ.update(AIR_GAP_ENV)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, saved["PYTHONPATH"]) if p)
+    port = free_loopback_port()
+    # address="local": a Ray of our own, even when another one on this machine is the "current" cluster.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        config = ServeConfig(
+            port,
+            [
+                {
+                    "name": FAKE_APP,
+                    "route_prefix": None,
+                    "import_path": "tests.serving.gateway.fake_model:app",
+                },
+                gateway_app("DEU", gateway_config("DEU")),
+                gateway_app("POL", gateway_config("POL")),
+                gateway_app(
+                    "FRA", gateway_config("FRA", requests_per_minute=FRA_REQUESTS_PER_MINUTE), replicas=2
+                ),
+                gateway_app("EST", None),  # never configured
+            ],
+        )
+        config.apply()
+        print(f"\nRay, Serve and the applications up in {time.monotonic() - started:.1f} s")
+        yield f"http://127.0.0.1:{port}", config
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        print(f"\nmodule fixture total {time.monotonic() - started:.1f} s")
+
+
+@pytest.fixture
+def base_url(platform: tuple[str, ServeConfig]) -> str:
+    return platform[0]
+
+
+def client(base_url: str, nation: str, token: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}/{nation.lower()}/v1", api_key=token, max_retries=0)
+
+
+def user(nation: str, **claims: object) -> str:
+    return ISSUERS[nation].token(**claims)  # type: ignore[arg-type]
+
+
+# SECTION allowed calls
+
+
+def test_chat_across_nations_with_marking_headers(base_url: str) -> None:
+    deu = client(base_url, "DEU", user("DEU"))
+    raw = deu.chat.completions.with_raw_response.create(
+        model="fra/analyst", messages=[{"role": "user", "content": "hello"}], max_tokens=500
+    )
+    answer = raw.parse()
+    assert answer.choices[0].message.content == "messages=1 max_tokens=16"  # capped at maxTokens
+    assert raw.headers["X-Sovereign-Classification"] == "NATO RESTRICTED"
+    assert raw.headers["X-Sovereign-Releasable-To"] == "DEU,FRA"
+    assert answer.usage is not None and answer.usage.total_tokens == 5
+
+
+def test_chat_streaming(base_url: str) -> None:
+    deu = client(base_url, "DEU", user("DEU"))
+    with deu.chat.completions.with_streaming_response.create(
+        model="fra/analyst", messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as raw:
+        assert raw.headers["X-Sovereign-Classification"] == "NATO RESTRICTED"
+        assert raw.headers["X-Sovereign-Releasable-To"] == "DEU,FRA"
+        assert raw.headers["content-type"].startswith("text/event-stream")
+        chunks = list(raw.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "sovereign answer here "
+    assert chunks[-1].choices[0].finish_reason == "stop"  # no usage chunk: the client did not ask
+
+
+def test_chat_streaming_with_usage_and_the_done_event(base_url: str) -> None:
+    body = {
+        "model": "fra/analyst",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    response = httpx.post(
+        f"{base_url}/deu/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {user('DEU')}"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    events = [line for line in response.text.split("\n\n") if line]
+    assert all(event.startswith("data: ") for event in events)
+    assert events[-1] == "data: [DONE]"
+    assert '"usage":{"prompt_tokens":3' in events[-2]
+
+
+def test_completions_plain_and_streaming(base_url: str) -> None:
+    deu = client(base_url, "DEU", user("DEU"))
+    answer = deu.completions.create(model="fra/analyst", prompt="once upon", max_tokens=4)
+    assert answer.choices[0].text == "max_tokens=4"
+    streamed = "".join(
+        c.choices[0].text
+        for c in deu.completions.create(model="fra/analyst", prompt="once upon", stream=True)
+    )
+    assert streamed == "sovereignanswerhere"
+
+
+def test_embeddings(base_url: str) -> None:
+    deu = client(base_url, "DEU", user("DEU"))
+    raw = deu.embeddings.with_raw_response.create(model="fra/embed", input=["a", "b"])
+    answer = raw.parse()
+    assert [d.embedding for d in answer.data] == [[0.25, -0.5, 0.0], [0.25, -0.5, 1.0]]
+    assert raw.headers["X-Sovereign-Classification"] == "NATO UNCLASSIFIED"
+
+
+def test_models_listed_per_nation(base_url: str) -> None:
+    deu = [m.id for m in client(base_url, "DEU", user("DEU")).models.list()]
+    pol = [m.id for m in client(base_url, "POL", user("POL")).models.list()]
+    assert deu == ["fra/analyst", "fra/embed", "deu/ghost"]
+    assert pol == ["pol/scribe"]
+
+
+# SECTION denials and errors
+
+
+def error_of(excinfo: pytest.ExceptionInfo[openai.APIStatusError]) -> dict:
+    body = excinfo.value.body
+    assert isinstance(body, dict) and set(body) == {"message", "type", "param", "code"}, body
+    return body
+
+
+@pytest.mark.parametrize("model", ["fra/analyst", "fra/nothing-here"])
+def test_forbidden_and_unknown_models_get_one_answer(base_url: str, model: str) -> None:
+    pol = client(base_url, "POL", user("POL"))
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        pol.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
+    assert error_of(denied)["message"] == NOT_AVAILABLE.format(name=model)
+    assert error_of(denied)["code"] == "model_not_available"
+
+
+def test_another_nations_valid_token_is_refused(base_url: str) -> None:
+    with pytest.raises(openai.AuthenticationError) as refused:
+        client(base_url, "DEU", user("FRA")).models.list()
+    assert error_of(refused)["message"] == "this endpoint serves DEU users only"
+
+
+def test_expired_token_is_refused_with_its_code(base_url: str) -> None:
+    expired = ISSUERS["DEU"].token(now=time.time() - 7200, ttl_seconds=600)
+    with pytest.raises(openai.AuthenticationError) as refused:
+        client(base_url, "DEU", expired).models.list()
+    assert error_of(refused)["code"] == "expired"
+    assert expired not in str(refused.value.body)
+
+
+def test_missing_token_and_malformed_body(base_url: str) -> None:
+    missing = httpx.get(f"{base_url}/deu/v1/models", timeout=30)
+    assert missing.status_code == 401, missing.text
+    assert missing.json()["error"]["code"] == "missing-token"
+    bad = httpx.post(
+        f"{base_url}/deu/v1/chat/completions",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {user('DEU')}"},
+        timeout=30,
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+    with pytest.raises(openai.BadRequestError) as wrong_task:
+        client(base_url, "DEU", user("DEU")).embeddings.create(model="fra/analyst", input="x")
+    assert error_of(wrong_task)["code"] == "wrong_task"
+
+
+def test_model_unavailable_and_failing(base_url: str) -> None:
+    deu = client(base_url, "DEU", user("DEU"))
+    with pytest.raises(openai.InternalServerError) as unavailable:
+        deu.chat.completions.create(model="deu/ghost", messages=[{"role": "user", "content": "x"}])
+    assert unavailable.value.status_code == 503
+    assert error_of(unavailable)["message"] == "the model is not available right now"
+    with pytest.raises(openai.InternalServerError) as failed:
+        deu.chat.completions.create(
+            model="fra/analyst", messages=[{"role": "user", "content": "x"}], user="explode"
+        )
+    assert failed.value.status_code == 502
+    assert "on purpose" not in str(failed.value.body)
+
+
+# SECTION rate limits and configuration
+
+
+def test_request_quota_holds_across_two_replicas(base_url: str) -> None:
+    fra = client(base_url, "FRA", user("FRA"))
+
+    def call(_: int) -> tuple[int, str | None]:
+        try:
+            fra.models.list()
+            return 200, None
+        except openai.RateLimitError as limited:
+            return 429, limited.response.headers.get("Retry-After")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(call, range(3 * FRA_REQUESTS_PER_MINUTE)))
+    assert sum(1 for status, _ in results if status == 200) == FRA_REQUESTS_PER_MINUTE
+    retry_after = {after for status, after in results if status == 429}
+    assert retry_after and all(after is not None and int(after) >= 1 for after in retry_after)
+
+
+def test_reconfigure_with_a_new_bundle_changes_decisions(platform: tuple[str, ServeConfig]) -> None:
+    base_url, config = platform
+    deu = client(base_url, "DEU", user("DEU", subject="reconfigured"))
+    ask: dict[str, Any] = {"model": "fra/analyst", "messages": [{"role": "user", "content": "x"}]}
+    assert deu.chat.completions.create(**ask).choices
+    try:
+        config.set_gateway_config("DEU", gateway_config("DEU", bundle=bundle_keeping_deu_out()))
+        with pytest.raises(openai.PermissionDeniedError):
+            deu.chat.completions.create(**ask)
+        assert [m.id for m in deu.models.list()] == ["deu/ghost"]
+        config.set_gateway_config("DEU", {"nation": "DEU"})  # refused: the previous config stays
+        assert [m.id for m in deu.models.list()] == ["deu/ghost"]
+    finally:
+        config.set_gateway_config("DEU", gateway_config("DEU"))
+    assert deu.chat.completions.create(**ask).choices
+
+
+def test_unconfigured_gateway_answers_503(base_url: str) -> None:
+    response = httpx.get(f"{base_url}/est/v1/models", timeout=30)
+    assert response.status_code == 503
+    assert response.json()["error"] == {
+        "message": "the gateway is not configured yet",
+        "type": "server_error",
+        "param": None,
+        "code": "not_configured",
+    }
+
+
+def test_clearance_claim_is_passed_through(base_url: str) -> None:
+    low = user("DEU", clearance=Classification.NATO_UNCLASSIFIED)
+    with pytest.raises(openai.PermissionDeniedError):
+        client(base_url, "DEU", low).chat.completions.create(
+            model="fra/analyst", messages=[{"role": "user", "content": "x"}]
+        )

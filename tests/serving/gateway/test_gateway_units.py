@@ -1,0 +1,158 @@
+"""The gateway's pure parts, without Ray: access decisions, token cache, quotas, request checks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from sovereign_serving.config import GatewayConfig
+from sovereign_serving.gateway import NOT_AVAILABLE, GatewayError, build_app
+from sovereign_serving.gateway._access import Access
+from sovereign_serving.gateway._openai import capped, for_streaming, parse_body, tokens_used
+from sovereign_serving.gateway._ratelimit import TenantQuota, lease_size
+
+from sovereign.domain.markings import Classification
+from tests.serving.gateway.nations import ISSUERS, bundle_keeping_deu_out, gateway_config
+
+
+def access(nation: str, **options: Any) -> Access:
+    return Access(GatewayConfig.model_validate(gateway_config(nation, **options)))
+
+
+def bearer(nation: str, **claims: Any) -> str:
+    return f"Bearer {ISSUERS[nation].token(**claims)}"
+
+
+def refusal(call: Any) -> GatewayError:
+    with pytest.raises(GatewayError) as refused:
+        result = call()
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+    return refused.value
+
+
+def authenticate(gateway: Access, header: str) -> Any:
+    return asyncio.run(gateway.authenticate(header))
+
+
+def test_own_users_are_authenticated_and_cached() -> None:
+    deu = access("DEU")
+    header = bearer("DEU", subject="ada")
+    first = authenticate(deu, header)
+    assert (first.sub, first.nationality, first.issuer_nation) == ("ada", "DEU", "DEU")
+    assert authenticate(deu, header) is first  # cached until the token expires
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "code"),
+    [
+        (None, 401, "missing-token"),
+        ("Basic abc", 401, "missing-token"),
+        ("Bearer not-a-jwt", 401, "malformed"),
+    ],
+)
+def test_bad_credentials(header: str | None, status: int, code: str) -> None:
+    error = refusal(lambda: access("DEU").authenticate(header))
+    assert (error.status, error.code, error.headers["WWW-Authenticate"]) == (status, code, "Bearer")
+
+
+def test_expired_and_foreign_tokens() -> None:
+    deu = access("DEU")
+    expired = bearer("DEU", now=time.time() - 7200, ttl_seconds=60)
+    error = refusal(lambda: deu.authenticate(expired))
+    assert error.code == "expired" and expired.split()[1] not in error.message
+    foreign = refusal(lambda: authenticate(deu, bearer("FRA")))
+    assert (foreign.status, foreign.message) == (401, "this endpoint serves DEU users only")
+
+
+def test_unknown_and_forbidden_models_are_refused_alike() -> None:
+    pol = access("POL")
+    user = authenticate(pol, bearer("POL"))
+    answers = [refusal(lambda m=m: pol.permit(user, m)) for m in ("fra/analyst", "fra/absent")]
+    assert [(e.status, e.message) for e in answers] == [
+        (403, NOT_AVAILABLE.format(name="fra/analyst")),
+        (403, NOT_AVAILABLE.format(name="fra/absent")),
+    ]
+
+
+def test_permitted_model_carries_its_marking_and_listing_follows_policy() -> None:
+    deu = access("DEU")
+    user = authenticate(deu, bearer("DEU"))
+    assert deu.permit(user, "fra/analyst").headers() == {
+        "X-Sovereign-Classification": "NATO RESTRICTED",
+        "X-Sovereign-Releasable-To": "DEU,FRA",
+    }
+    assert [m.name for m in deu.visible_models(user)] == ["fra/analyst", "fra/embed", "deu/ghost"]
+    low = authenticate(deu, bearer("DEU", clearance=Classification.NATO_UNCLASSIFIED))
+    assert [m.name for m in deu.visible_models(low)] == ["fra/embed"]
+    ruled = access("DEU", bundle=bundle_keeping_deu_out())
+    assert [m.name for m in ruled.visible_models(authenticate(ruled, bearer("DEU")))] == ["deu/ghost"]
+
+
+def test_config_needs_the_own_tenant_and_an_intact_bundle() -> None:
+    config = gateway_config("DEU")
+    with pytest.raises(ValueError, match="no Tenant of LVA"):
+        Access(GatewayConfig.model_validate({**config, "nation": "LVA"}))
+    torn = {**config["bundle"], "version": "0000"}
+    with pytest.raises(ValueError, match="torn"):
+        Access(GatewayConfig.model_validate({**config, "bundle": torn}))
+
+
+def test_quotas_come_from_the_own_tenant() -> None:
+    limits = access("FRA", requests_per_minute=7, tokens_per_minute=70).limits
+    assert (limits.requests_per_minute, limits.tokens_per_minute) == (7, 70)
+
+
+def test_request_bucket_refills_and_reports_when() -> None:
+    quota = TenantQuota(requests_per_minute=2, tokens_per_minute=1000, now=0.0)
+    assert quota.lease(1, 0, 0.0)[0] == 1
+    assert quota.lease(5, 0, 0.0)[0] == 1
+    granted, retry_after, which = quota.lease(1, 0, 0.0)
+    assert (granted, which) == (0, "requests") and retry_after == pytest.approx(30.0)
+    assert quota.lease(1, 0, 30.0)[0] == 1  # one request every 30 s
+
+
+def test_token_bucket_is_charged_after_the_answer() -> None:
+    quota = TenantQuota(requests_per_minute=100, tokens_per_minute=60, now=0.0)
+    assert quota.lease(1, 0, 0.0)[0] == 1
+    quota.charge(90, 0.0)  # the answer used more than was left: the bucket owes 30
+    granted, retry_after, which = quota.lease(1, 0, 0.0)
+    assert (granted, which) == (0, "tokens") and retry_after == pytest.approx(31.0)
+    assert quota.lease(1, 0, 31.0)[0] == 1
+
+
+def test_zero_quota_admits_nothing_and_resize_keeps_the_level() -> None:
+    quota = TenantQuota(requests_per_minute=0, tokens_per_minute=100, now=0.0)
+    assert quota.lease(1, 0, 100.0)[:2] == (0, 60.0)
+    quota.resize(requests_per_minute=60, tokens_per_minute=100, now=100.0)
+    assert quota.lease(1, 0, 101.0)[0] == 1
+
+
+@pytest.mark.parametrize(("rpm", "batch"), [(0, 1), (4, 1), (600, 1), (12_000, 10), (10_000_000, 64)])
+def test_lease_size_stays_exact_for_small_quotas(rpm: int, batch: int) -> None:
+    assert lease_size(rpm) == batch
+
+
+def test_max_tokens_capped_at_the_model() -> None:
+    model = access("DEU").models["fra/analyst"]
+    assert capped({"model": "m"}, model, "chat")["max_tokens"] == 16
+    assert capped({"max_tokens": 500}, model, "completion")["max_tokens"] == 16
+    assert capped({"max_completion_tokens": 8}, model, "chat") == {"max_completion_tokens": 8}
+    for bad in (0, -1, "10", True):
+        assert refusal(lambda b=bad: capped({"max_tokens": b}, model, "chat")).status == 400
+
+
+def test_bodies_and_usage() -> None:
+    assert refusal(lambda: parse_body(b"[1]")).code == "invalid_json"
+    assert refusal(lambda: parse_body(b"{")).status == 400
+    body, include = for_streaming({"stream": True})
+    assert body["stream_options"] == {"include_usage": True} and include is False
+    assert tokens_used({"usage": {"prompt_tokens": 2, "completion_tokens": 3}}) == 5
+    assert tokens_used({"choices": []}) == 0
+
+
+def test_build_app_refuses_unknown_arguments() -> None:
+    with pytest.raises(ValueError, match="unknown gateway arguments"):
+        build_app({"conf": {}})
