@@ -55,6 +55,8 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
     summary = json.loads(sovereign("up", "--state-dir", str(state_dir), "--output", "json").stdout)
     try:
         assert sorted(summary["applied"]) == [
+            "ModelDeployment/deu-assistant",
+            "ModelDeployment/est-embedder",
             "ModelDeployment/fra-analyst",
             "Tenant/deu",
             "Tenant/est",

@@ -86,13 +86,17 @@ RAY_SERVICE = "ray"
 RAY_AIR_GAP_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
-def ray_head_spec(dashboard_port: int, num_cpus: int) -> ServiceSpec:
+def ray_head_spec(dashboard_port: int, num_cpus: int, auth_token: str) -> ServiceSpec:
     """A local Ray head in the foreground (`--block`), so its process group is the cluster: `down` stops it.
 
     Every port Ray would otherwise take from its fixed defaults is chosen free, so several devstacks (and
     the tests' in-process Ray clusters) can run on one machine (Ray docs: "Configuring Ray", ports). The
     dashboard port must lie outside Ray's worker port range (10002-19999), which free ports from the OS
     ephemeral range do.
+
+    Token authentication is on with this devstack's own token: Ray 2.60 turns it on by itself whenever
+    ~/.ray/auth_token exists, so leaving it implicit would make the dashboard refuse the operator depending
+    on what else ran on the machine (Ray docs: "Token authentication").
     """
     ray = str(Path(sys.executable).with_name("ray"))
     ports = {
@@ -128,5 +132,5 @@ def ray_head_spec(dashboard_port: int, num_cpus: int) -> ServiceSpec:
         name=RAY_SERVICE,
         argv=argv,
         health_url=f"http://127.0.0.1:{dashboard_port}/api/version",
-        env=RAY_AIR_GAP_ENV,
+        env={**RAY_AIR_GAP_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": auth_token},
     )

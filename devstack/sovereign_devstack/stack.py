@@ -49,6 +49,7 @@ class DevstackState(BaseModel):
     operator_liveness_url: str | None = None  # the operator's kopf liveness endpoint, once started
     ray_dashboard_url: str | None = None  # the local Ray cluster's dashboard (Serve REST API), once started
     gateway_url: str | None = None  # Ray Serve's HTTP base: a nation's endpoint is <gateway_url>/<nation>/v1
+    ray_token: str | None = None  # the local Ray cluster's auth token; its dashboard refuses requests without
 
 
 def load_state(state_dir: Path) -> DevstackState | None:
@@ -157,6 +158,7 @@ def serving_env(state: DevstackState) -> dict[str, str]:
     return {
         "SOVEREIGN_RUNTIME": "local-ray",
         "SOVEREIGN_RAY_DASHBOARD_URL": state.ray_dashboard_url,
+        "SOVEREIGN_RAY_TOKEN": state.ray_token or "",
         "SOVEREIGN_SERVE_HTTP_PORT": state.gateway_url.rsplit(":", 1)[1],
         "SOVEREIGN_GATEWAY_URL": state.gateway_url,
         "SOVEREIGN_SERVING_INTERVAL_SECONDS": "2",
@@ -178,13 +180,15 @@ def start_local_ray(
         progress("Ray already running; reusing it")
         return state
     dashboard_port = free_loopback_port()
-    start_service(ray_head_spec(dashboard_port, num_cpus), state_dir, timeout=120.0)
+    token = secrets.token_hex(32)
+    start_service(ray_head_spec(dashboard_port, num_cpus, token), state_dir, timeout=120.0)
     services = [*[name for name in state.services if name != RAY_SERVICE], RAY_SERVICE]
     state = state.model_copy(
         update={
             "services": services,
             "ray_dashboard_url": f"http://127.0.0.1:{dashboard_port}",
             "gateway_url": f"http://127.0.0.1:{free_loopback_port()}",
+            "ray_token": token,
         }
     )
     save_state(state_dir, state)

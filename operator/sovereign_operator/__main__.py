@@ -28,6 +28,8 @@ def main() -> int:
     debug = os.environ.get("SOVEREIGN_OPERATOR_DEBUG") == "1"  # kopf's own debug logs, for diagnosis
     kopf.configure(debug=debug, verbose=debug)
     logging.getLogger().setLevel(logging.DEBUG if debug else logging.INFO)
+    # One line per Ray status poll would drown the operator's own log.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
     config = OperatorConfig.from_environment()
     api = load_api_client()
     ensure_namespace(api, config.platform_namespace)

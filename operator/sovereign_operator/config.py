@@ -67,6 +67,7 @@ class OperatorConfig(BaseModel):
     )
     ray_dashboard_url: str | None = Field(None, description="local-ray: the Ray dashboard (Serve REST API).")
     serve_http_port: int | None = Field(None, description="local-ray: Ray Serve's HTTP port.")
+    ray_token: str | None = Field(None, repr=False, description="local-ray: the Ray cluster's auth token.")
     gateway_url: str | None = Field(
         None, description="Base URL clients use; a nation's endpoint is <gateway_url>/<nation>/v1."
     )
@@ -105,6 +106,7 @@ class OperatorConfig(BaseModel):
             "runtime": "SOVEREIGN_RUNTIME",
             "ray_dashboard_url": "SOVEREIGN_RAY_DASHBOARD_URL",
             "serve_http_port": "SOVEREIGN_SERVE_HTTP_PORT",
+            "ray_token": "SOVEREIGN_RAY_TOKEN",
             "gateway_url": "SOVEREIGN_GATEWAY_URL",
             "serving_interval_seconds": "SOVEREIGN_SERVING_INTERVAL_SECONDS",
             "serving_cpu_scale": "SOVEREIGN_SERVING_CPU_SCALE",

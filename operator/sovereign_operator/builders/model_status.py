@@ -81,8 +81,9 @@ def model_deployment_status(
 
 
 def _short(message: str) -> str:
+    # Ray's messages end with the exception that says what went wrong: keep the end.
     message = message.strip()
-    return message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…"
+    return message if len(message) <= MESSAGE_LIMIT else "…" + message[-(MESSAGE_LIMIT - 1) :]
 
 
 def _camel(status: str) -> str:

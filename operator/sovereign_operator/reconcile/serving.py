@@ -21,7 +21,7 @@ from typing import Any
 
 from kubernetes.dynamic import DynamicClient
 from pydantic import ValidationError
-from sovereign_serving.config import model_application_name
+from sovereign_serving.config import gateway_application_name, model_application_name
 
 from sovereign.clients import kubernetes as kube
 from sovereign.clients import ray
@@ -30,6 +30,7 @@ from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders.model_status import Placement, model_deployment_status
+from sovereign_operator.builders.rayservice import build_rayservice_for_nation, rayservice_name
 from sovereign_operator.builders.serve_config import (
     build_serve_applications_for_nation,
     build_serve_deploy_config,
@@ -114,7 +115,7 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 cpu_scale=config.serving_cpu_scale,
                 memory_scale=config.serving_memory_scale,
             )
-        deployed, states = _deploy(state, applications, ready)
+        deployed, states = _deploy(state, applications, ready, specs)
         for body in models:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             placement = placements.get(key)
@@ -143,7 +144,10 @@ def _bundle_data(dynamic: DynamicClient, namespace: str) -> dict[str, str]:
 
 
 def _deploy(
-    state: ServingState, applications: list[dict[str, Any]], ready: dict[str, dict[str, Any]]
+    state: ServingState,
+    applications: list[dict[str, Any]],
+    ready: dict[str, dict[str, Any]],
+    specs: dict[str, list[ModelDeploymentSpec]],
 ) -> tuple[bool, dict[str, tuple[str, str]]]:
     config = state.config
     if config.runtime == "none":
@@ -154,23 +158,72 @@ def _deploy(
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         deployed = False
         if digest != state.last_body_digest:
-            ray.put_serve_applications(config.ray_dashboard_url, body)
+            ray.put_serve_applications(config.ray_dashboard_url, body, token=config.ray_token)
             state.last_body_digest = digest
             deployed = True
             log.info(f"Serve config with {len(applications)} applications put to the local Ray cluster")
-        return deployed, ray.application_states(ray.get_serve_status(config.ray_dashboard_url))
-    return _deploy_rayservices(state, applications, ready)
+        status = ray.get_serve_status(config.ray_dashboard_url, token=config.ray_token)
+        return deployed, _states_with_causes(status)
+    return _deploy_rayservices(state, applications, ready, specs)
 
 
 def _deploy_rayservices(
-    state: ServingState, applications: list[dict[str, Any]], ready: dict[str, dict[str, Any]]
+    state: ServingState,
+    applications: list[dict[str, Any]],
+    ready: dict[str, dict[str, Any]],
+    specs: dict[str, list[ModelDeploymentSpec]],
 ) -> tuple[bool, dict[str, tuple[str, str]]]:
-    raise NotImplementedError("kuberay runtime: wired once the RayService builder lands")
+    """One RayService per Ready nation, in its namespace; KubeRay reports each application's state in the
+    RayService's `status.activeServiceStatus.applicationStatuses` (KubeRay docs: "RayService")."""
+    deployed = False
+    states: dict[str, tuple[str, str]] = {}
+    for nation, tenant in sorted(ready.items()):
+        own = [a for a in applications if a["name"] in _application_names(nation, specs.get(nation, []))]
+        desired = build_rayservice_for_nation(
+            TenantSpec.model_validate(tenant["spec"]), specs.get(nation, []), own, state.config.serving_image
+        )
+        metadata = desired["metadata"]
+        live = kube.read_object(
+            state.dynamic, desired["apiVersion"], desired["kind"], metadata["name"], metadata["namespace"]
+        )
+        if live is None:
+            live = kube.create_object(state.dynamic, desired)
+            deployed = True
+        elif live.get("spec") != desired["spec"]:
+            live = kube.replace_object(state.dynamic, desired)  # whole spec: nothing stale stays
+            deployed = True
+        active_service = (live.get("status") or {}).get("activeServiceStatus") or {}
+        active = active_service.get("applicationStatuses") or {}
+        for name, app in active.items():
+            causes = [str(d.get("message")) for d in (app.get("serveDeploymentStatuses") or {}).values()]
+            message = "\n".join([str(app.get("message") or ""), *[c for c in causes if c and c != "None"]])
+            states[name] = (str(app.get("status") or ""), message.strip())
+    return deployed, states
+
+
+def _application_names(nation: str, specs: list[ModelDeploymentSpec]) -> set[str]:
+    return {gateway_application_name(nation), *(model_application_name(nation, s.model) for s in specs)}
+
+
+def _states_with_causes(status_json: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each application's (status, message); a failed one's message gains its deployments' messages, where
+    Ray puts the cause (e.g. which model file failed its sha256), not in the application's own message."""
+    states = ray.application_states(status_json)
+    applications = status_json.get("applications") or {}
+    for name, (status, message) in states.items():
+        if status in ("DEPLOY_FAILED", "UNHEALTHY"):
+            deployments = (applications.get(name) or {}).get("deployments") or {}
+            causes = [str(d.get("message")) for d in deployments.values() if d.get("message")]
+            states[name] = (status, "\n".join([message, *causes]).strip())
+    return states
 
 
 def _endpoint(config: OperatorConfig, nation: str) -> str:
-    base = config.gateway_url or ""
-    return f"{base.rstrip('/')}/{nation.lower()}/v1"
+    if config.gateway_url:
+        return f"{config.gateway_url.rstrip('/')}/{nation.lower()}/v1"
+    if config.runtime == "kuberay":  # KubeRay's Serve Service: <RayService name>-serve-svc, port 8000
+        return f"http://{rayservice_name(nation)}-serve-svc.{tenant_namespace(nation)}.svc:8000/{nation.lower()}/v1"
+    return f"/{nation.lower()}/v1"
 
 
 def _write_status(dynamic: DynamicClient, body: dict[str, Any], placement: Placement) -> None:

@@ -14,6 +14,7 @@ replica; a bad one is refused and the previous one kept; before the first valid 
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,6 +34,8 @@ from . import _openai as openai_api
 from ._access import Access, Permitted, check_task
 from ._errors import GatewayError, model_failed, unavailable
 from ._ratelimit import QuotaClient
+
+APP_STATE_TTL = 2.0  # seconds a read of the model applications' states is reused
 
 logger = logging.getLogger("sovereign.gateway")
 
@@ -70,6 +73,7 @@ class Gateway:
         self._access: Access | None = None
         self._quota: QuotaClient | None = None
         self._handles: dict[str, DeploymentHandle] = {}
+        self._app_states: tuple[float, dict[str, str]] = (0.0, {})  # (read at, name → Ray status)
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         try:
@@ -149,7 +153,25 @@ class Gateway:
         self._charge(openai_api.tokens_used(answer))
         return JSONResponse(answer, headers=permitted.headers())
 
+    async def _running(self, application: str) -> bool:
+        """Whether Ray Serve reports the application RUNNING (read at most every APP_STATE_TTL seconds).
+
+        A handle call to an application without a healthy replica (failed integrity check, still
+        deploying) waits for one indefinitely; the caller gets 503 at once instead."""
+        read_at, states = self._app_states
+        if time.monotonic() - read_at > APP_STATE_TTL:
+            try:
+                status = await asyncio.to_thread(serve.status)
+                states = {name: str(app.status) for name, app in status.applications.items()}
+            except Exception as error:  # noqa: BLE001 — unknown state: treat as not running
+                logger.warning("cannot read Ray Serve's application states: %s", type(error).__name__)
+                states = {}
+            self._app_states = (time.monotonic(), states)
+        return states.get(application, "").endswith("RUNNING")
+
     async def _handle(self, application: str) -> DeploymentHandle:
+        if not await self._running(application):
+            raise unavailable("the model is not available right now", code="model_unavailable")
         handle = self._handles.get(application)
         if handle is None:
             try:

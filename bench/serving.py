@@ -1,0 +1,759 @@
+"""Benchmark: the gateway's overhead and tokens/s through the platform (issue "Benchmark"; not a timed test).
+
+Starts a Ray of its own (`address="local"`, 2 CPUs, a fresh temp dir) with Serve's HTTP proxy on a free
+loopback port, and measures, in one run:
+- gateway overhead: `POST /fra/v1/chat/completions` through the real gateway (JWT validation of tokens made by
+  `issue_token`, PolicyEngine decisions, markings, the Ray-actor rate limit with a quota far above the load)
+  to a trivial model (`tests/serving/gateway/fake_model.py`: answers at once) vs the same POST through a bare
+  FastAPI ingress (`bench/serving_apps.py`) that calls the same model application through a handle; same
+  client (httpx, N concurrent connections), alternating rounds of fixed duration after a warm-up;
+- tokens/s: the tiny Llama (`build_tiny_llama`) served by the real ModelServer (transformers engine) behind
+  the real gateway, called with the `openai` client (sequential, temperature 0), vs the same prompts through
+  `AutoModelForCausalLM.generate` in this process (same files, greedy, same max_new_tokens).
+Writes the results into BENCHMARKS.md (its own section, replaced on each run) and prints them.
+
+    .venv/bin/python bench/serving.py [--seconds 8] [--rounds 2] [--concurrency 8] [--profile] [--output json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import ray
+from bench_support import machine_description, replace_benchmark_section
+from ray import serve
+from rich.console import Console
+from rich.table import Table
+from serving_apps import BareIngress
+from sovereign_devstack.processes import free_loopback_port
+from sovereign_serving.config import AIR_GAP_ENV, gateway_application_name
+from sovereign_serving.gateway import Gateway
+from sovereign_serving.model_server import ModelServer
+from sovereign_serving.tiny_model import build_tiny_llama
+
+from sovereign.domain.markings import Classification
+from sovereign.policy.bundle import PolicyBundle
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+SECTION = "Serving: gateway overhead and tokens/s"
+GOALS = {"throughput_ratio": 0.90, "tokens_per_second_ratio": 0.90}
+NATION = "FRA"
+TRIVIAL_APP = "bench-trivial-model"  # the fake model of the gateway's tests, as its own application
+TRIVIAL_MODEL = "fra/trivial"
+TINY_APP = "fra-tiny"
+TINY_MODEL = "fra/tiny"
+BARE_PREFIX = "/bare"
+BARE_APP = "bench-bare-ingress"
+GATEWAY_NUM_CPUS = 0.1  # as the operator reserves (sovereign_operator.builders.serve_config)
+USERS = 16  # distinct tokens, cycled over the requests (each validated once, then from the token cache)
+# Far above anything this machine can send: admitted through the real QuotaKeeper, never refused.
+REQUESTS_PER_MINUTE = 10_000_000
+TOKENS_PER_MINUTE = 1_000_000_000
+MAX_TOKENS = 64
+TOKEN_ROUNDS = 2  # alternating rounds of all prompts, each way
+SEQUENTIAL_SECONDS = 3.0  # one connection, requests back to back: the latency without queueing
+PROMPTS = [
+    "Summarise the logistics report in three sentences.",
+    "What is the capital of France?",
+    "Translate into German: the gateway authenticates the token.",
+    "List the five classification levels.",
+    "Hello, how can I help you today?",
+    "Explain maritime surveillance to a new analyst.",
+    "Which nations share the platform?",
+    "Write a short note on cyber defence.",
+    "The quick brown fox jumps over the lazy dog. Continue.",
+    "Why are weights verified before a model is loaded?",
+    "Describe air policing in one paragraph.",
+    "What does a model released to another nation allow?",
+]
+OVERHEAD_BODY = {
+    "model": TRIVIAL_MODEL,
+    "messages": [{"role": "user", "content": "Summarise the logistics report."}],
+    "max_tokens": 16,
+}
+
+
+def _test_helpers() -> tuple[Any, Any]:
+    """The gateway tests' dev issuers (`nations.Issuer`) and fake model (`fake_model.FakeModel`)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    nations = importlib.import_module("tests.serving.gateway.nations")
+    fake_model = importlib.import_module("tests.serving.gateway.fake_model")
+    return nations, fake_model.FakeModel
+
+
+# SECTION Ray, Serve and the applications
+
+
+@dataclass
+class Rig:
+    base_url: str
+    issuer: Any
+    temp_dir: Path
+    gateway_config: dict[str, Any]
+
+
+def gateway_config(issuer: Any) -> dict[str, Any]:
+    def model(name: str, application: str, max_tokens: int) -> dict[str, Any]:
+        markings = {"owner": NATION, "classification": "NATO RESTRICTED", "releasableTo": []}
+        return {
+            "name": name,
+            "application": application,
+            "task": "generate",
+            "maxTokens": max_tokens,
+            "markings": markings,
+        }
+
+    return {
+        "nation": NATION,
+        "tenants": [issuer.tenant(REQUESTS_PER_MINUTE, TOKENS_PER_MINUTE)],
+        "models": [model(TRIVIAL_MODEL, TRIVIAL_APP, 16), model(TINY_MODEL, TINY_APP, MAX_TOKENS)],
+        "bundle": PolicyBundle.load().to_configmap_data(),
+    }
+
+
+@contextlib.contextmanager
+def serving_rig(console: Console) -> Iterator[Rig]:
+    """Our own Ray and Serve with the trivial model, the gateway and the bare ingress; all stopped after."""
+    nations, fake_model = _test_helpers()
+    issuer = nations.ISSUERS[NATION]
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray-bench-", dir="/tmp"))
+    saved = {key: os.environ.get(key) for key in (*AIR_GAP_ENV, "PYTHONPATH")}
+    os.environ.update(AIR_GAP_ENV)
+    # The replicas import `serving_apps` (bench/) and the fake model (tests/) by reference.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), str(BENCH_DIR), saved["PYTHONPATH"]) if p
+    )
+    port = free_loopback_port()
+    started = time.monotonic()
+    console.print(f"starting Ray (address=local, 2 CPUs, temp dir {temp_dir}) and Serve on port {port}…")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": dict(AIR_GAP_ENV)},
+        _temp_dir=str(temp_dir),
+    )
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        config = gateway_config(issuer)
+        trivial = fake_model.options(ray_actor_options={"num_cpus": 0}).bind()
+        serve.run(trivial, name=TRIVIAL_APP, route_prefix=None)
+        gateway = Gateway.options(user_config=config, ray_actor_options={"num_cpus": GATEWAY_NUM_CPUS})
+        serve.run(gateway.bind(), name=gateway_application_name(NATION), route_prefix=f"/{NATION.lower()}")
+        bare = BareIngress.options(ray_actor_options={"num_cpus": GATEWAY_NUM_CPUS})
+        serve.run(bare.bind(TRIVIAL_APP), name=BARE_APP, route_prefix=BARE_PREFIX)
+        console.print(f"  Ray, Serve and 3 applications up in {time.monotonic() - started:.1f} s")
+        yield Rig(f"http://127.0.0.1:{port}", issuer, temp_dir, config)
+    finally:
+        with contextlib.suppress(Exception):
+            serve.shutdown()
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# SECTION gateway overhead over HTTP
+
+
+@dataclass
+class Round:
+    requests: int
+    seconds: float
+    latencies: list[float]
+    failures: Counter[str]
+
+
+async def _load(url: str, headers: list[dict[str, str]], seconds: float, concurrency: int) -> Round:
+    """`concurrency` workers posting OVERHEAD_BODY back to back for `seconds`, one connection each."""
+    latencies: list[float] = []
+    failures: Counter[str] = Counter()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        async def worker(index: int) -> None:
+            sent = index
+            while time.perf_counter() < deadline:
+                began = time.perf_counter()
+                response = await client.post(url, json=OVERHEAD_BODY, headers=headers[sent % len(headers)])
+                latencies.append(time.perf_counter() - began)
+                if response.status_code != 200:
+                    failures[f"{response.status_code} {response.text[:120]}"] += 1
+                sent += concurrency
+
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return Round(len(latencies), elapsed, latencies, failures)
+
+
+def _summary(rounds: list[Round]) -> dict[str, Any]:
+    latencies = sorted(latency for r in rounds for latency in r.latencies)
+    requests, seconds = sum(r.requests for r in rounds), sum(r.seconds for r in rounds)
+    failures: Counter[str] = Counter()
+    for r in rounds:
+        failures.update(r.failures)
+    return {
+        "requests": requests,
+        "seconds": seconds,
+        "requests_per_second": requests / seconds,
+        "rounds_requests_per_second": [r.requests / r.seconds for r in rounds],
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3,
+        "mean_ms": statistics.fmean(latencies) * 1e3,
+        "failures": dict(failures),
+    }
+
+
+def measure_overhead(
+    rig: Rig, seconds: float, rounds: int, concurrency: int, profile: bool, console: Console
+) -> dict[str, Any]:
+    gateway_url = f"{rig.base_url}/{NATION.lower()}/v1/chat/completions"
+    bare_url = f"{rig.base_url}{BARE_PREFIX}/v1/chat/completions"
+    tokens = [
+        rig.issuer.token(subject=f"bench-analyst-{i}", clearance=Classification.NATO_SECRET)
+        for i in range(USERS)
+    ]
+    gateway_headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
+    bare_headers = [{}]
+    first = httpx.post(gateway_url, json=OVERHEAD_BODY, headers=gateway_headers[0], timeout=30)
+    if first.status_code != 200 or first.headers.get("X-Sovereign-Classification") != "NATO RESTRICTED":
+        raise RuntimeError(f"the gateway does not answer as expected: {first.status_code} {first.text[:300]}")
+    console.print(f"warm-up: 3 s through each ({concurrency} concurrent connections, {USERS} users' tokens)…")
+    asyncio.run(_load(gateway_url, gateway_headers, 3.0, concurrency))
+    asyncio.run(_load(bare_url, bare_headers, 3.0, concurrency))
+    measured: dict[str, list[Round]] = {"gateway": [], "bare": []}
+    for index in range(rounds):
+        for name, url, headers in (
+            ("bare", bare_url, bare_headers),
+            ("gateway", gateway_url, gateway_headers),
+        ):
+            console.print(f"round {index + 1}/{rounds}: {seconds:g} s through the {name} ingress…")
+            measured[name].append(asyncio.run(_load(url, headers, seconds, concurrency)))
+    console.print(f"one connection: {SEQUENTIAL_SECONDS:g} s through each, sequential requests…")
+    single = {
+        name: _summary([asyncio.run(_load(url, headers, SEQUENTIAL_SECONDS, 1))])
+        for name, url, headers in (
+            ("bare", bare_url, bare_headers),
+            ("gateway", gateway_url, gateway_headers),
+        )
+    }
+    gateway, bare = _summary(measured["gateway"]), _summary(measured["bare"])
+    result: dict[str, Any] = {
+        "concurrency": concurrency,
+        "round_seconds": seconds,
+        "rounds": rounds,
+        "users": USERS,
+        "gateway": gateway,
+        "baseline_bare_ingress": bare,
+        "throughput_ratio": gateway["requests_per_second"] / bare["requests_per_second"],
+        "added_p50_ms": gateway["p50_ms"] - bare["p50_ms"],
+        "added_p99_ms": gateway["p99_ms"] - bare["p99_ms"],
+        "one_connection": {"gateway": single["gateway"], "baseline_bare_ingress": single["bare"]},
+    }
+    if profile:
+        result["profile"] = profile_ingresses(
+            rig,
+            [("gateway", gateway_url, gateway_headers), ("bare", bare_url, bare_headers)],
+            seconds,
+            concurrency,
+            console,
+        )
+    return result
+
+
+# SECTION profiling the gateway replica (py-spy)
+
+
+def _replica_pids(application: str) -> dict[str, int]:
+    """Our Serve processes by title (descendants of this process only: never another Ray's), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    ours = {os.getpid()}
+    grew = True
+    while grew:
+        found_now = {pid for pid, parent in parents.items() if parent in ours} - ours
+        ours |= found_now
+        grew = bool(found_now)
+    found = {}
+    for pid in ours - {os.getpid()}:
+        with contextlib.suppress(OSError):
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            for marker in (f"ServeReplica:{application}:", "ProxyActor"):
+                if marker in title:
+                    found[marker.rstrip(":")] = pid
+    return found
+
+
+def _py_spy() -> str | None:
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+PROFILE_RATE = 200  # samples per second
+# Inclusive: samples whose stack holds a frame of this function (name, file), i.e. the gateway's steps.
+GATEWAY_STEPS = {
+    "token (Access.authenticate)": ("authenticate", "sovereign_serving/gateway/_access.py"),
+    "rate limit (QuotaClient.admit)": ("admit", "sovereign_serving/gateway/_ratelimit.py"),
+    "policy decision (Access.permit)": ("permit", "sovereign_serving/gateway/_access.py"),
+    "body checks (_openai)": ("", "sovereign_serving/gateway/_openai.py"),
+    "markings headers, JSON answer": ("JSONResponse", "starlette/responses.py"),
+}
+# Exclusive: where the sampled leaf frame is (first match wins).
+LEAF_KINDS = {
+    "sovereign code": ("sovereign", "bench/serving_apps.py", "tests/serving"),
+    "cedarpy": ("cedarpy",),
+    "FastAPI, Starlette, pydantic": ("fastapi/", "starlette/", "pydantic"),
+    "Ray Serve": ("ray/serve/",),
+    "Ray core and metrics": ("ray/",),
+    "asyncio, threads, other stdlib": ("asyncio/", "threading.py", "concurrent/", "json/", "python3"),
+}
+
+
+def profile_ingresses(
+    rig: Rig,
+    runs: list[tuple[str, str, list[dict[str, str]]]],
+    seconds: float,
+    concurrency: int,
+    console: Console,
+) -> dict[str, Any]:
+    """One more (unmeasured) round through each ingress while py-spy samples its replica and the HTTP proxy:
+    CPU ms per request in each process, by kind of code and, for the gateway, by step."""
+    py_spy = _py_spy()
+    if py_spy is None:
+        return {"error": "py-spy not found"}
+    profiles: dict[str, Any] = {}
+    for name, url, headers in runs:
+        application = gateway_application_name(NATION) if name == "gateway" else BARE_APP
+        pids = _replica_pids(application)
+        replica = f"ServeReplica:{application}"
+        if replica not in pids or "ProxyActor" not in pids:
+            return {"error": f"the processes of {application} or the proxy were not found"}
+        console.print(f"profiling the {name} replica (pid {pids[replica]}) and the proxy, {seconds:g} s…")
+        outputs = {process: rig.temp_dir / f"{name}-{process.split(':')[0]}.txt" for process in pids}
+        spies = [
+            subprocess.Popen(
+                [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds))]
+                + ["--rate", str(PROFILE_RATE), "--format", "raw", "--output", str(outputs[process])]
+                + ["--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for process, pid in pids.items()
+        ]
+        time.sleep(0.5)  # py-spy attached
+        began = time.perf_counter()
+        load = asyncio.run(_load(url, headers, seconds, concurrency))
+        for spy in spies:
+            spy.wait(timeout=60)
+        sampled = min(seconds, time.perf_counter() - began)
+        requests = load.requests * sampled / load.seconds  # served while py-spy sampled (about)
+        profiles[name] = {
+            "requests_per_second": load.requests / load.seconds,
+            "replica": _collapsed(outputs[replica], requests),
+            "http_proxy": _collapsed(outputs["ProxyActor"], requests),
+        }
+    return profiles
+
+
+def _collapsed(path: Path, requests: float) -> dict[str, Any]:
+    """py-spy's raw (collapsed) stacks of one process, in CPU ms per request (non-idle samples only)."""
+    samples = 0
+    kinds: Counter[str] = Counter()
+    steps: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    text = path.read_text(errors="replace") if path.exists() else ""
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        frames = [_frame(frame) for frame in stack.split(";")]
+        leaf = frames[-1]
+        kinds[next((k for k, marks in LEAF_KINDS.items() if any(m in leaf[1] for m in marks)), "other")] += (
+            count
+        )
+        leaves[f"{leaf[0]} ({leaf[1]})"] += count
+        for step, (function, file) in GATEWAY_STEPS.items():
+            if any(function in name and file in where for name, where in frames):
+                steps[step] += count
+
+    def ms(n: int) -> float:
+        return round(n / PROFILE_RATE / requests * 1e3, 3) if requests else 0.0
+
+    return {
+        "samples": samples,
+        "cpu_ms_per_request": ms(samples),
+        "by_kind_ms": {kind: ms(kinds[kind]) for kind in [*LEAF_KINDS, "other"]},
+        "gateway_steps_ms": {step: ms(steps[step]) for step in GATEWAY_STEPS},
+        "top_leaves_ms": {leaf: ms(n) for leaf, n in leaves.most_common(10)},
+    }
+
+
+def _frame(frame: str) -> tuple[str, str]:
+    """py-spy's `function (path/mod.py:12)` → (function, path/mod.py)."""
+    name, _, where = frame.partition(" (")
+    return name, where.rstrip(")").rsplit(":", 1)[0]
+
+
+# SECTION tokens/s
+
+
+def _tiny_model_application(source: Path, digests: dict[str, str], threads: int) -> Any:
+    from sovereign_serving.config import ModelServerConfig
+
+    config = ModelServerConfig.model_validate(
+        {
+            "name": TINY_MODEL,
+            "nation": NATION,
+            "source": str(source),
+            "sha256": digests,
+            "task": "generate",
+            "engine": "transformers",
+            "engineArgs": {"num_threads": threads},
+            "maxTokens": MAX_TOKENS,
+        }
+    )
+    return ModelServer.options(ray_actor_options={"num_cpus": 1}).bind(config)
+
+
+def measure_tokens(rig: Rig, console: Console) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    source = rig.temp_dir / "tiny-llama"
+    started = time.monotonic()
+    digests = build_tiny_llama(source)
+    threads = torch.get_num_threads()
+    serve.run(_tiny_model_application(source, digests, threads), name=TINY_APP, route_prefix=None)
+    console.print(
+        f"tiny Llama built and its ModelServer deployed in {time.monotonic() - started:.1f} s "
+        f"(torch threads: {threads} in the replica and here)"
+    )
+    messages = [[{"role": "user", "content": prompt}] for prompt in PROMPTS]
+
+    token = rig.issuer.token(subject="bench-tokens", clearance=Classification.NATO_SECRET)
+    client = openai.OpenAI(base_url=f"{rig.base_url}/{NATION.lower()}/v1", api_key=token, max_retries=0)
+
+    def through_platform(chat: list[dict[str, str]]) -> tuple[int, str]:
+        answer = client.chat.completions.create(
+            model=TINY_MODEL, messages=chat, temperature=0, max_tokens=MAX_TOKENS
+        )
+        assert answer.usage is not None
+        return answer.usage.completion_tokens, answer.choices[0].message.content or ""
+
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(source, local_files_only=True, dtype=torch.float32).eval()
+    generation = GenerationConfig(
+        max_new_tokens=MAX_TOKENS,
+        do_sample=False,
+        bos_token_id=model.generation_config.bos_token_id,
+        eos_token_id=model.generation_config.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+    def direct(chat: list[dict[str, str]]) -> tuple[int, str]:
+        text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+        output = model.generate(**inputs, generation_config=generation)
+        new_ids = output[0, inputs["input_ids"].shape[1] :].tolist()
+        return len(new_ids), tokenizer.decode(new_ids, skip_special_tokens=True)
+
+    handle = serve.get_app_handle(TINY_APP)
+
+    def through_handle(chat: list[dict[str, str]]) -> tuple[int, str]:
+        body = {"model": TINY_MODEL, "messages": chat, "temperature": 0, "max_tokens": MAX_TOKENS}
+        answer = handle.chat.remote(body).result(timeout_s=60)
+        return answer["usage"]["completion_tokens"], answer["choices"][0]["message"]["content"]
+
+    ways = {"platform": through_platform, "handle": through_handle, "direct": direct}
+    console.print("warm-up: one request each way…")
+    for call in ways.values():
+        call(messages[0])
+    counted: Counter[str] = Counter()
+    elapsed: Counter[str] = Counter()
+    texts: dict[str, list[str]] = {name: [] for name in ways}
+    for index in range(TOKEN_ROUNDS):
+        for name, call in ways.items():
+            console.print(
+                f"round {index + 1}/{TOKEN_ROUNDS}: {len(messages)} chat requests, sequential, "
+                f"max_tokens {MAX_TOKENS}: {name}…"
+            )
+            started_at = time.perf_counter()
+            for chat in messages:
+                tokens, text = call(chat)
+                counted[name] += tokens
+                texts[name].append(text)
+            elapsed[name] += time.perf_counter() - started_at
+    results = {
+        name: {
+            "requests": TOKEN_ROUNDS * len(messages),
+            "completion_tokens": counted[name],
+            "seconds": elapsed[name],
+            "tokens_per_second": counted[name] / elapsed[name],
+            "ms_per_request": elapsed[name] / (TOKEN_ROUNDS * len(messages)) * 1e3,
+        }
+        for name in ways
+    }
+    direct_rate = results["direct"]["tokens_per_second"]
+    return {
+        "prompts": len(messages),
+        "rounds": TOKEN_ROUNDS,
+        "max_tokens": MAX_TOKENS,
+        "torch_threads": threads,
+        "platform": results["platform"],
+        "model_server_handle": results["handle"],
+        "baseline_direct_generate": results["direct"],
+        "same_texts": texts["platform"] == texts["direct"] == texts["handle"],
+        "tokens_per_second_ratio": results["platform"]["tokens_per_second"] / direct_rate,
+        "handle_tokens_per_second_ratio": results["handle"]["tokens_per_second"] / direct_rate,
+    }
+
+
+# SECTION results
+
+
+def run(seconds: float, rounds: int, concurrency: int, profile: bool, console: Console) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine_description(), "goals": GOALS}
+    results["versions"] = _versions()
+    with serving_rig(console) as rig:
+        results["overhead"] = measure_overhead(rig, seconds, rounds, concurrency, profile, console)
+        results["tokens"] = measure_tokens(rig, console)
+    return results
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {package: version(package) for package in ("ray", "torch", "transformers", "httpx", "openai")}
+
+
+def results_table(results: dict[str, Any]) -> Table:
+    o, t = results["overhead"], results["tokens"]
+    g, b = o["gateway"], o["baseline_bare_ingress"]
+    g1, b1 = o["one_connection"]["gateway"], o["one_connection"]["baseline_bare_ingress"]
+    table = Table("measure", "value", "goal", "ratio to baseline", title=SECTION)
+    table.add_row(
+        f"baseline: bare FastAPI ingress → trivial model ({o['concurrency']} connections)",
+        f"{b['requests_per_second']:.0f} req/s",
+        "",
+        "1",
+    )
+    table.add_row("  p50 / p99 latency", f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} ms", "", "1 / 1")
+    table.add_row(
+        "gateway (token, policy, markings, rate limit) → trivial model",
+        f"{g['requests_per_second']:.0f} req/s",
+        _goal(
+            f">= {GOALS['throughput_ratio']:.2f} of baseline",
+            o["throughput_ratio"] >= GOALS["throughput_ratio"],
+        ),
+        f"{o['throughput_ratio']:.2f}",
+    )
+    table.add_row(
+        "  p50 / p99 latency",
+        f"{g['p50_ms']:.2f} / {g['p99_ms']:.2f} ms",
+        "",
+        f"{g['p50_ms'] / b['p50_ms']:.2f} / {g['p99_ms'] / b['p99_ms']:.2f}",
+    )
+    table.add_row(
+        "  added p50 / p99 latency", f"{o['added_p50_ms']:+.2f} / {o['added_p99_ms']:+.2f} ms", "", ""
+    )
+    table.add_row(
+        "  one connection, p50 / p99: bare",
+        f"{b1['p50_ms']:.2f} / {b1['p99_ms']:.2f} ms ({b1['requests_per_second']:.0f} req/s)",
+        "",
+        "1 / 1",
+    )
+    table.add_row(
+        "  one connection, p50 / p99: gateway",
+        f"{g1['p50_ms']:.2f} / {g1['p99_ms']:.2f} ms ({g1['requests_per_second']:.0f} req/s)",
+        "",
+        f"{g1['p50_ms'] / b1['p50_ms']:.2f} / {g1['p99_ms'] / b1['p99_ms']:.2f}",
+    )
+    failed = sum(r["failures"] and sum(r["failures"].values()) or 0 for r in (g, b, g1, b1))
+    table.add_row("  failed requests (all of the above)", str(failed), "", "")
+    d, p, h = t["baseline_direct_generate"], t["platform"], t["model_server_handle"]
+    requests = d["requests"]
+    table.add_row(
+        f"baseline: transformers generate in process ({requests} requests, max {t['max_tokens']} tokens)",
+        f"{d['tokens_per_second']:.0f} tokens/s",
+        "",
+        "1",
+    )
+    table.add_row(
+        "openai client → gateway → ModelServer (transformers)",
+        f"{p['tokens_per_second']:.0f} tokens/s",
+        _goal(
+            f">= {GOALS['tokens_per_second_ratio']:.2f} of baseline",
+            t["tokens_per_second_ratio"] >= GOALS["tokens_per_second_ratio"],
+        ),
+        f"{t['tokens_per_second_ratio']:.2f}",
+    )
+    table.add_row(
+        "  ModelServer through a Ray Serve handle (no HTTP, no gateway)",
+        f"{h['tokens_per_second']:.0f} tokens/s",
+        "",
+        f"{t['handle_tokens_per_second_ratio']:.2f}",
+    )
+    table.add_row(
+        "  time per request: direct / handle / platform",
+        f"{d['ms_per_request']:.1f} / {h['ms_per_request']:.1f} / {p['ms_per_request']:.1f} ms",
+        "",
+        "",
+    )
+    table.add_row(
+        "  completion tokens: direct / handle / platform",
+        f"{d['completion_tokens']} / {h['completion_tokens']} / {p['completion_tokens']}",
+        "",
+        "",
+    )
+    table.add_row("  same texts all three ways", "yes" if t["same_texts"] else "NO", "", "")
+    return table
+
+
+def _goal(goal: str, met: bool) -> str:
+    return f"{goal} ({'met' if met else 'not met'})"
+
+
+def markdown_section(results: dict[str, Any], command: str) -> str:
+    machine, versions, o, t = results["machine"], results["versions"], results["overhead"], results["tokens"]
+    lines = [
+        f"Run on {machine['date']}: {machine['cpu_model']}, {machine['nproc']} CPUs, "
+        f"{machine['memory_gib']:.1f} GiB memory, Python {machine['python']}, Ray {versions['ray']}, "
+        f"torch {versions['torch']}, transformers {versions['transformers']}.",
+        f"Command: `make bench-serving` (`.venv/bin/python bench/serving.py{command}`).",
+        "",
+        "| measure | value | goal | ratio to baseline |",
+        "|---|---|---|---|",
+    ]
+    table = results_table(results)
+    columns = [column.cells for column in table.columns]
+    for measure, value, goal, ratio in zip(*columns, strict=True):
+        sub_row = str(measure).startswith("  ")
+        lines.append(f"| {'↳ ' if sub_row else ''}{str(measure).strip()} | {value} | {goal} | {ratio} |")
+    lines += [
+        "",
+        "One local Ray (2 CPUs) and Serve on this machine, the client in the benchmark's process. Overhead: "
+        "`POST /fra/v1/chat/completions` through the real gateway (Ed25519 JWTs from `issue_token`, "
+        f"{o['users']} users cycled, so each token is validated once and then served from the token cache, "
+        "and each decision from the PolicyEngine's cache; quota far above the load, so every request still "
+        "takes a permit from the nation's QuotaKeeper actor, leased 64 at a time) vs the same POST through a "
+        "bare FastAPI ingress on the same Serve proxy calling the same model application through a handle; "
+        "the model is the gateway tests' fake model (answers at once). Both ingresses reserve 0.1 CPU, as "
+        f"the operator's gateway does. Same httpx client, {o['concurrency']} concurrent connections, 3 s "
+        f"warm-up each, then {o['rounds']} alternating rounds of {o['round_seconds']:g} s each way "
+        f"(req/s per round: bare {_rates(o['baseline_bare_ingress'])}, gateway {_rates(o['gateway'])}), "
+        f"then {SEQUENTIAL_SECONDS:g} s each on one connection. "
+        f"Tokens/s: {t['prompts']} fixed chat prompts, {t['rounds']} alternating rounds, sequential, "
+        f"temperature 0, max_tokens {t['max_tokens']}, through the `openai` client, the gateway and the "
+        f"ModelServer (1 CPU reserved, `engineArgs.num_threads` {t['torch_threads']}, as torch uses in this "
+        "process) vs `AutoModelForCausalLM.generate` on the same files in the benchmark process (chat "
+        "template, tokenising and decoding included); completion tokens from `usage` vs generated ids. "
+        "Ratios: measured value / baseline of the same run.",
+    ]
+    profile = o.get("profile") or {}
+    if "gateway" in profile and "bare" in profile:
+        lines += ["", _profile_text(profile)]
+    return "\n".join(lines)
+
+
+def _profile_text(profile: dict[str, Any]) -> str:
+    gateway, bare = profile["gateway"], profile["bare"]
+    replica, proxy = gateway["replica"]["cpu_ms_per_request"], gateway["http_proxy"]["cpu_ms_per_request"]
+    bare_replica, bare_proxy = bare["replica"]["cpu_ms_per_request"], bare["http_proxy"]["cpu_ms_per_request"]
+    kinds = ", ".join(
+        f"{kind} {gateway['replica']['by_kind_ms'][kind]:.2f} vs {bare['replica']['by_kind_ms'][kind]:.2f}"
+        for kind in [*LEAF_KINDS, "other"]
+    )
+    steps = ", ".join(f"{step} {ms:.2f}" for step, ms in gateway["replica"]["gateway_steps_ms"].items())
+    return (
+        "Where the time goes (`--profile`: py-spy at "
+        f"{PROFILE_RATE} Hz on the ingress replica and the HTTP proxy during one more round each way; CPU ms "
+        f"per request, non-idle samples): gateway replica {replica:.2f} vs bare ingress replica "
+        f"{bare_replica:.2f}; HTTP proxy {proxy:.2f} vs {bare_proxy:.2f}. By the code the replica was in "
+        f"(gateway vs bare): {kinds}. The gateway's steps (inclusive): {steps}."
+    )
+
+
+def _rates(summary: dict[str, Any]) -> str:
+    return ", ".join(f"{rate:.0f}" for rate in summary["rounds_requests_per_second"])
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The options of this run that change what is measured, as typed."""
+    options = {"seconds": 8.0, "rounds": 2, "concurrency": 8, "profile": False}
+    changed = [
+        f"--{name}" if value is True else f"--{name} {value:g}"
+        for name, default in options.items()
+        if (value := getattr(args, name)) != default
+    ]
+    return "".join(f" {option}" for option in changed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each measured round")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds each way")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP connections")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample both ingress replicas and the proxy with py-spy in one more round each way",
+    )
+    parser.add_argument("--output", choices=["text", "json"], default="text")
+    parser.add_argument("--benchmarks-file", type=Path, default=BENCHMARKS_MD)
+    args = parser.parse_args(argv)
+    console = Console(stderr=args.output == "json")
+    stdout = None
+    if args.output == "json":  # Ray's processes write to our stdout too: keep it for the JSON alone
+        sys.stdout.flush()
+        stdout = os.dup(1)
+        os.dup2(2, 1)
+    try:
+        results = run(args.seconds, args.rounds, args.concurrency, args.profile, console)
+    finally:
+        if stdout is not None:
+            sys.stdout.flush()
+            os.dup2(stdout, 1)
+            os.close(stdout)
+    replace_benchmark_section(args.benchmarks_file, SECTION, markdown_section(results, _command(args)))
+    if args.output == "json":
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    else:
+        console.print(results_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The whole serving path as a user meets it: Tenants made Ready by the real operator, ModelDeployments
+applied with kubectl, the operator deploying to a real local Ray cluster (the devstack's `local-ray` runtime,
+started as `sovereign up` starts it), and the nations' gateways answering the official `openai` client."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
+from sovereign_devstack.services import RAY_SERVICE, ray_head_spec
+from sovereign_serving.tiny_model import build_tiny_llama, copy_minilm
+
+from tests.helpers import kubectl, wait_until
+from tests.operator.conftest import (  # noqa: F401  (platform and the report hook are fixtures)
+    STARTED_LOG,
+    OperatorProcess,
+    Platform,
+    _start,
+    platform,
+    pytest_runtest_makereport,
+)
+from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
+
+SOVEREIGN = [str(Path(sys.executable).parent / "sovereign")]
+CLEARANCES = {"fra": "NATO SECRET", "deu": "NATO CONFIDENTIAL", "pol": "NATO SECRET"}
+
+
+@dataclass(frozen=True)
+class LocalRay:
+    dashboard_url: str
+    gateway_url: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Serving:
+    platform: Platform
+    ray: LocalRay
+    operator: OperatorProcess
+    models: Path  # built checkpoints: tiny-llama/, minilm/
+    digests: dict[str, dict[str, str]]
+
+    def endpoint(self, nation: str) -> str:
+        return f"{self.ray.gateway_url}/{nation}/v1"
+
+    def token(self, nation: str, clearance: str, *extra: str) -> str:
+        issued = subprocess.run(
+            [*SOVEREIGN, "token", "issue", "--nation", nation, "--clearance", clearance, *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={
+                **self.platform.kube.env(),
+                "VAULT_ADDR": self.platform.vault_url,
+                "VAULT_TOKEN": self.platform.root_token,
+            },
+        )
+        assert issued.returncode == 0, issued.stderr
+        return issued.stdout.strip()
+
+    def apply_model(self, name: str, nation: str, model: str, checkpoint: str, **spec: object) -> None:
+        manifest = {
+            "apiVersion": "sovereign.ai/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": name, "namespace": f"tenant-{nation}"},
+            "spec": {
+                "model": model,
+                "source": str(self.models / checkpoint),
+                "sha256": self.digests[checkpoint],
+                "engine": "transformers",
+                "replicas": 1,
+                "resources": {"cpu": "1", "memory": "1Gi"},
+                **spec,
+            },
+        }
+        kubectl(self.platform.kube, "apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+    def model_status(self, nation: str, name: str) -> dict:
+        out = kubectl(self.platform.kube, "get", "modeldeployment", name, "-n", f"tenant-{nation}", "-o=json")
+        return json.loads(out.stdout).get("status") or {}
+
+    def wait_condition(self, nation: str, name: str, kind: str, value: str, timeout: float = 180.0) -> dict:
+        def reached() -> dict | None:
+            status = self.model_status(nation, name)
+            found = {c["type"]: c for c in status.get("conditions", [])}.get(kind)
+            return status if found and found["status"] == value else None
+
+        wait_until(reached, f"{nation}/{name} {kind}={value}", timeout=timeout)
+        return self.model_status(nation, name)
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRay]:
+    """A local Ray head exactly as `sovereign up` starts it (its own ports and token, usage stats off)."""
+    state_dir = tmp_path_factory.mktemp("ray")
+    dashboard_port, token = free_loopback_port(), secrets.token_hex(32)
+    start_service(ray_head_spec(dashboard_port, 2, token), state_dir, timeout=120.0)
+    try:
+        gateway_url = f"http://127.0.0.1:{free_loopback_port()}"
+        yield LocalRay(f"http://127.0.0.1:{dashboard_port}", gateway_url, token)
+    finally:
+        stop_service(state_dir, RAY_SERVICE, timeout=5.0)
+
+
+@pytest.fixture(scope="module")
+def serving(
+    platform: Platform,  # noqa: F811  (the fixture imported above)
+    local_ray: LocalRay,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Serving]:
+    models = tmp_path_factory.mktemp("models")
+    digests = {
+        "tiny-llama": build_tiny_llama(models / "tiny-llama"),
+        "minilm": copy_minilm(models / "minilm"),
+    }
+    env = {
+        "SOVEREIGN_RUNTIME": "local-ray",
+        "SOVEREIGN_RAY_DASHBOARD_URL": local_ray.dashboard_url,
+        "SOVEREIGN_RAY_TOKEN": local_ray.token,
+        "SOVEREIGN_SERVE_HTTP_PORT": local_ray.gateway_url.rsplit(":", 1)[1],
+        "SOVEREIGN_GATEWAY_URL": local_ray.gateway_url,
+        "SOVEREIGN_SERVING_INTERVAL_SECONDS": "1",
+        "SOVEREIGN_SERVING_CPU_SCALE": "0.05",
+        "SOVEREIGN_SERVING_MEMORY_SCALE": "0.01",
+    }
+    operator = _start(platform, tmp_path_factory.mktemp("operator"), env)
+    try:
+        operator.wait_for_log(STARTED_LOG, timeout=30)
+        for name, clearance in CLEARANCES.items():
+            apply_tenant(platform.kube, name, name.upper(), clearance=clearance)
+        for name in CLEARANCES:
+            wait_ready(platform.kube, name, timeout=60)
+        yield Serving(platform, local_ray, operator, models, digests)
+    finally:
+        for name in CLEARANCES:
+            kubectl(platform.kube, "delete", "tenant", name, "--ignore-not-found", "--wait=false")
+        for name in CLEARANCES:
+            delete_tenant(platform.kube, name)
+        operator.stop()
+        print(f"--- {operator.log_path}\n{operator.log_text()[-20000:]}")

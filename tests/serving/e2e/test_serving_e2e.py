@@ -1,0 +1,157 @@
+"""From `kubectl apply` to an answered request, with the official `openai` client on each nation's endpoint.
+
+FRA serves `fra/analyst` (NATO RESTRICTED, releasable to DEU); DEU serves `deu/embedder` (MiniLM, DEU only);
+FRA also applies a model whose weights were tampered with. POL has a Tenant but no release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from sovereign.clients import ray
+from tests.helpers import kubectl, wait_until
+from tests.serving.e2e.conftest import Serving
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def deployed(serving: Serving) -> Iterator[Serving]:
+    serving.apply_model(
+        "fra-analyst",
+        "fra",
+        "analyst",
+        "tiny-llama",
+        maxTokens=16,
+        markings={"classification": "NATO RESTRICTED", "releasableTo": ["DEU"]},
+    )
+    serving.apply_model(
+        "deu-embedder",
+        "deu",
+        "embedder",
+        "minilm",
+        task="embed",
+        markings={"classification": "NATO UNCLASSIFIED"},
+    )
+    tampered = dict(serving.digests["tiny-llama"])
+    tampered["model.safetensors"] = "f" * 64
+    serving.digests["tampered"] = tampered
+    (serving.models / "tampered").symlink_to(serving.models / "tiny-llama")
+    serving.apply_model(
+        "fra-tampered", "fra", "tampered", "tampered", markings={"classification": "NATO UNCLASSIFIED"}
+    )
+    serving.wait_condition("fra", "fra-analyst", "Ready", "True")
+    serving.wait_condition("deu", "deu-embedder", "Ready", "True")
+    yield serving
+
+
+def client(serving: Serving, nation: str, token: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=serving.endpoint(nation), api_key=token, max_retries=0, timeout=60)
+
+
+def test_a_ready_model_shows_its_endpoint_and_verified_weights(deployed: Serving) -> None:
+    status = deployed.model_status("fra", "fra-analyst")
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"Admitted": "True", "IntegrityVerified": "True", "Ready": "True"}
+    assert status["endpoint"] == deployed.endpoint("fra")
+    assert status["rayApplicationStatus"] == "RUNNING"
+    table = kubectl(deployed.platform.kube, "get", "modeldeployments", "-n", "tenant-fra").stdout
+    assert "analyst" in table and "NATO RESTRICTED" in table and deployed.endpoint("fra") in table
+
+
+def test_tampered_weights_never_serve_and_the_status_names_the_file(deployed: Serving) -> None:
+    status = deployed.wait_condition("fra", "fra-tampered", "IntegrityVerified", "False")
+    ready = {c["type"]: c for c in status["conditions"]}["Ready"]
+    assert ready["status"] == "False" and ready["reason"] == "IntegrityCheckFailed"
+    assert "model.safetensors" in ready["message"]
+    token = deployed.token("FRA", "NATO SECRET")
+    with pytest.raises(openai.APIStatusError) as refused:
+        client(deployed, "fra", token).chat.completions.create(
+            model="fra/tampered", messages=[{"role": "user", "content": "hello"}]
+        )
+    assert refused.value.status_code in (502, 503)
+
+
+def test_each_nation_lists_only_the_models_its_user_may_use(deployed: Serving) -> None:
+    deu = client(deployed, "deu", deployed.token("DEU", "NATO CONFIDENTIAL"))
+    assert {m.id for m in deu.models.list()} == {"fra/analyst", "deu/embedder"}
+    pol = client(deployed, "pol", deployed.token("POL", "NATO SECRET"))
+    assert {m.id for m in pol.models.list()} == set()
+    fra = client(deployed, "fra", deployed.token("FRA", "NATO SECRET"))
+    assert "fra/analyst" in {m.id for m in fra.models.list()} and "deu/embedder" not in {
+        m.id for m in fra.models.list()
+    }
+
+
+def test_a_deu_user_uses_a_fra_model_released_to_deu_with_the_marking(deployed: Serving) -> None:
+    deu = client(deployed, "deu", deployed.token("DEU", "NATO CONFIDENTIAL"))
+    raw = deu.chat.completions.with_raw_response.create(
+        model="fra/analyst",
+        messages=[{"role": "user", "content": "Status report?"}],
+        max_tokens=8,
+        temperature=0,
+    )
+    answer = raw.parse()
+    assert answer.choices[0].message.role == "assistant"
+    assert 0 < answer.usage.completion_tokens <= 8
+    assert raw.headers["X-Sovereign-Classification"] == "NATO RESTRICTED"
+    assert raw.headers["X-Sovereign-Releasable-To"] == "DEU,FRA"
+
+
+def test_streaming_joins_to_the_same_answer(deployed: Serving) -> None:
+    deu = client(deployed, "deu", deployed.token("DEU", "NATO CONFIDENTIAL"))
+    request = {
+        "model": "fra/analyst",
+        "messages": [{"role": "user", "content": "Status report?"}],
+        "max_tokens": 8,
+        "temperature": 0,
+    }
+    whole = deu.chat.completions.create(**request).choices[0].message.content
+    streamed = "".join(
+        chunk.choices[0].delta.content or ""
+        for chunk in deu.chat.completions.create(**request, stream=True)
+        if chunk.choices
+    )
+    assert streamed == whole
+
+
+def test_embeddings_from_the_nations_own_model(deployed: Serving) -> None:
+    deu = client(deployed, "deu", deployed.token("DEU", "NATO CONFIDENTIAL"))
+    result = deu.embeddings.create(model="deu/embedder", input=["field report", "weather"])
+    assert [len(item.embedding) for item in result.data] == [384, 384]
+
+
+def test_a_user_without_release_is_refused_as_if_the_model_did_not_exist(deployed: Serving) -> None:
+    pol = client(deployed, "pol", deployed.token("POL", "NATO SECRET"))
+    messages = [{"role": "user", "content": "hello"}]
+    with pytest.raises(openai.PermissionDeniedError) as forbidden:
+        pol.chat.completions.create(model="fra/analyst", messages=messages)
+    with pytest.raises(openai.PermissionDeniedError) as unknown:
+        pol.chat.completions.create(model="fra/no-such-model", messages=messages)
+    assert forbidden.value.message.replace("fra/analyst", "X") == unknown.value.message.replace(
+        "fra/no-such-model", "X"
+    )
+
+
+def test_another_nations_valid_token_is_refused_on_this_endpoint(deployed: Serving) -> None:
+    deu_token = deployed.token("DEU", "NATO CONFIDENTIAL")
+    with pytest.raises(openai.AuthenticationError):
+        client(deployed, "fra", deu_token).models.list()
+
+
+def test_deleting_a_model_removes_its_application_only(deployed: Serving) -> None:
+    kubectl(deployed.platform.kube, "delete", "modeldeployment", "fra-tampered", "-n", "tenant-fra")
+
+    def applications() -> set[str]:
+        status = ray.get_serve_status(deployed.ray.dashboard_url, token=deployed.ray.token)
+        return set(ray.application_states(status))
+
+    wait_until(
+        lambda: "fra-tampered" not in applications(), "fra-tampered removed from Ray Serve", timeout=60
+    )
+    assert {"fra-analyst", "deu-embedder", "fra-gateway", "deu-gateway", "pol-gateway"} <= applications()
+    assert httpx.get(f"{deployed.endpoint('deu')}/models", timeout=10).status_code == 401  # still serving
