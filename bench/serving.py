@@ -12,7 +12,7 @@ loopback port, and measures, in one run:
   `AutoModelForCausalLM.generate` in this process (same files, greedy, same max_new_tokens).
 Writes the results into BENCHMARKS.md (its own section, replaced on each run) and prints them.
 
-    .venv/bin/python bench/serving.py [--seconds 8] [--rounds 2] [--concurrency 8] [--profile] [--output json]
+    .venv/bin/python bench/serving.py [--seconds 5] [--rounds 4] [--concurrency 8] [--profile] [--output json]
 """
 
 from __future__ import annotations
@@ -64,7 +64,10 @@ TINY_APP = "fra-tiny"
 TINY_MODEL = "fra/tiny"
 BARE_PREFIX = "/bare"
 BARE_APP = "bench-bare-ingress"
-GATEWAY_NUM_CPUS = 0.1  # as the operator reserves (sovereign_operator.builders.serve_config)
+# Reservations as the operator's (sovereign_operator.builders.serve_config): a gateway's, a model's default
+# `cpu: "1"` at cpu_scale 1.
+GATEWAY_NUM_CPUS = 0.1
+MODEL_NUM_CPUS = 1
 USERS = 16  # distinct tokens, cycled over the requests (each validated once, then from the token cache)
 # Far above anything this machine can send: admitted through the real QuotaKeeper, never refused.
 REQUESTS_PER_MINUTE = 10_000_000
@@ -273,6 +276,10 @@ def measure_overhead(
         "gateway": gateway,
         "baseline_bare_ingress": bare,
         "throughput_ratio": gateway["requests_per_second"] / bare["requests_per_second"],
+        "round_ratios": [
+            (g.requests / g.seconds) / (b.requests / b.seconds)
+            for g, b in zip(measured["gateway"], measured["bare"], strict=True)
+        ],
         "added_p50_ms": gateway["p50_ms"] - bare["p50_ms"],
         "added_p99_ms": gateway["p99_ms"] - bare["p99_ms"],
         "one_connection": {"gateway": single["gateway"], "baseline_bare_ingress": single["bare"]},
@@ -320,6 +327,7 @@ def _py_spy() -> str | None:
 
 
 PROFILE_RATE = 200  # samples per second
+PROFILE_DIR = Path(tempfile.gettempdir()) / "sovereign-bench-serving-profiles"  # raw stacks, kept
 # Inclusive: samples whose stack holds a frame of this function (name, file), i.e. the gateway's steps.
 GATEWAY_STEPS = {
     "token (Access.authenticate)": ("authenticate", "sovereign_serving/gateway/_access.py"),
@@ -377,7 +385,13 @@ def profile_ingresses(
             spy.wait(timeout=60)
         sampled = min(seconds, time.perf_counter() - began)
         requests = load.requests * sampled / load.seconds  # served while py-spy sampled (about)
+        kept = PROFILE_DIR / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        kept.mkdir(parents=True, exist_ok=True)
+        for output in outputs.values():
+            if output.exists():
+                shutil.copy(output, kept / output.name)
         profiles[name] = {
+            "raw_stacks": str(kept),
             "requests_per_second": load.requests / load.seconds,
             "replica": _collapsed(outputs[replica], requests),
             "http_proxy": _collapsed(outputs["ProxyActor"], requests),
@@ -429,7 +443,9 @@ def _frame(frame: str) -> tuple[str, str]:
 # SECTION tokens/s
 
 
-def _tiny_model_application(source: Path, digests: dict[str, str], threads: int) -> Any:
+def _tiny_model_application(source: Path, digests: dict[str, str]) -> Any:
+    """The ModelServer as the operator deploys it: 1 CPU reserved, no engineArgs (so torch in the replica
+    runs on the threads Ray gives a 1-CPU actor: OMP_NUM_THREADS=1)."""
     from sovereign_serving.config import ModelServerConfig
 
     config = ModelServerConfig.model_validate(
@@ -440,11 +456,10 @@ def _tiny_model_application(source: Path, digests: dict[str, str], threads: int)
             "sha256": digests,
             "task": "generate",
             "engine": "transformers",
-            "engineArgs": {"num_threads": threads},
             "maxTokens": MAX_TOKENS,
         }
     )
-    return ModelServer.options(ray_actor_options={"num_cpus": 1}).bind(config)
+    return ModelServer.options(ray_actor_options={"num_cpus": MODEL_NUM_CPUS}).bind(config)
 
 
 def measure_tokens(rig: Rig, console: Console) -> dict[str, Any]:
@@ -454,11 +469,13 @@ def measure_tokens(rig: Rig, console: Console) -> dict[str, Any]:
     source = rig.temp_dir / "tiny-llama"
     started = time.monotonic()
     digests = build_tiny_llama(source)
+    serve.run(_tiny_model_application(source, digests), name=TINY_APP, route_prefix=None)
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(MODEL_NUM_CPUS)  # the direct baseline on the replica's threads
     threads = torch.get_num_threads()
-    serve.run(_tiny_model_application(source, digests, threads), name=TINY_APP, route_prefix=None)
     console.print(
         f"tiny Llama built and its ModelServer deployed in {time.monotonic() - started:.1f} s "
-        f"(torch threads: {threads} in the replica and here)"
+        f"(torch threads: {threads} here, as in the replica; {default_threads} by default)"
     )
     messages = [[{"role": "user", "content": prompt}] for prompt in PROMPTS]
 
@@ -531,6 +548,7 @@ def measure_tokens(rig: Rig, console: Console) -> dict[str, Any]:
         "rounds": TOKEN_ROUNDS,
         "max_tokens": MAX_TOKENS,
         "torch_threads": threads,
+        "torch_threads_default_here": default_threads,
         "platform": results["platform"],
         "model_server_handle": results["handle"],
         "baseline_direct_generate": results["direct"],
@@ -577,7 +595,7 @@ def results_table(results: dict[str, Any]) -> Table:
             f">= {GOALS['throughput_ratio']:.2f} of baseline",
             o["throughput_ratio"] >= GOALS["throughput_ratio"],
         ),
-        f"{o['throughput_ratio']:.2f}",
+        f"{o['throughput_ratio']:.2f} (rounds {min(o['round_ratios']):.2f}–{max(o['round_ratios']):.2f})",
     )
     table.add_row(
         "  p50 / p99 latency",
@@ -676,9 +694,10 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
         f"then {SEQUENTIAL_SECONDS:g} s each on one connection. "
         f"Tokens/s: {t['prompts']} fixed chat prompts, {t['rounds']} alternating rounds, sequential, "
         f"temperature 0, max_tokens {t['max_tokens']}, through the `openai` client, the gateway and the "
-        f"ModelServer (1 CPU reserved, `engineArgs.num_threads` {t['torch_threads']}, as torch uses in this "
-        "process) vs `AutoModelForCausalLM.generate` on the same files in the benchmark process (chat "
-        "template, tokenising and decoding included); completion tokens from `usage` vs generated ids. "
+        f"ModelServer (deployed as the operator does: 1 CPU reserved, no engineArgs, so Ray gives torch "
+        f"{t['torch_threads']} thread) vs `AutoModelForCausalLM.generate` on the same files in the benchmark "
+        f"process on as many torch threads ({t['torch_threads_default_here']} by default; chat template, "
+        "tokenising and decoding included); completion tokens from `usage` vs generated ids. "
         "Ratios: measured value / baseline of the same run.",
     ]
     profile = o.get("profile") or {}
@@ -711,7 +730,7 @@ def _rates(summary: dict[str, Any]) -> str:
 
 def _command(args: argparse.Namespace) -> str:
     """The options of this run that change what is measured, as typed."""
-    options = {"seconds": 8.0, "rounds": 2, "concurrency": 8, "profile": False}
+    options = {"seconds": 5.0, "rounds": 4, "concurrency": 8, "profile": False}
     changed = [
         f"--{name}" if value is True else f"--{name} {value:g}"
         for name, default in options.items()
@@ -722,8 +741,8 @@ def _command(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each measured round")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds each way")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each measured round")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds each way")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP connections")
     parser.add_argument(
         "--profile",

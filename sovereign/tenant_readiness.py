@@ -81,3 +81,33 @@ def print_tenants(kubeconfig: str, console: Console) -> None:
             str(status.get("keyVersion", "")),
         )
     console.print(table)
+
+
+def wait_for_models_ready(
+    api: ApiClient, models: list[tuple[str, str]], timeout: float, progress: Callable[[str], None]
+) -> None:
+    """Block until every (namespace, name) ModelDeployment is Ready; TimeoutError names those that are not
+    with their Ready condition's reason and message (e.g. which file failed its sha256)."""
+    from sovereign.clients.kubernetes import dynamic_client, read_object
+
+    dynamic = dynamic_client(api)
+    deadline = time.monotonic() + timeout
+    waiting = sorted(models)
+    while True:
+        still = []
+        for namespace, name in waiting:
+            body = read_object(dynamic, "sovereign.ai/v1alpha1", "ModelDeployment", name, namespace) or {}
+            ready = ready_condition(body)
+            if ready.get("status") == "True":
+                progress(f"ModelDeployment {namespace}/{name} is Ready")
+            else:
+                still.append(((namespace, name), ready))
+        waiting = [key for key, _ in still]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            details = "; ".join(
+                f"{ns}/{n}: {r.get('reason', 'no status yet')} {r.get('message', '')}" for (ns, n), r in still
+            )
+            raise TimeoutError(f"ModelDeployments not Ready after {timeout:.0f}s ({details})")
+        time.sleep(POLL_SECONDS)

@@ -63,6 +63,13 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
             "Tenant/fra",
             "TenantPolicy/fra-liaison",
         ]
+        # `up` waited for the example models and called them as three analysts would.
+        assert [(c["caller"], c["status"]) for c in summary["demoCalls"]] == [
+            ("FRA", 200),
+            ("DEU", 200),
+            ("EST", 403),
+        ]
+        assert summary["demoCalls"][1]["marking"] == "NATO RESTRICTED REL TO DEU,FRA"
         env = read_env_file(state_dir / "env")
         assert {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN", "SOVEREIGN_GATEWAY_URL"} <= env.keys()
         assert (state_dir / "logs" / "kube-apiserver.log").exists() and (state_dir / "vault.pid").exists()

@@ -11,6 +11,7 @@ import typer
 import yaml
 from rich.table import Table
 
+from sovereign.cli.demo_check import print_demo_calls, print_how_to_call, run_demo_calls
 from sovereign.cli.envfile import write_env_file
 from sovereign.cli.output import OutputFormat, console, errors, fail, print_json
 from sovereign.clients.kubernetes import KubernetesUnavailable, apply_object, load_api_client, server_version
@@ -21,7 +22,7 @@ from sovereign.platform_setup import (
     install_operator_vault_policy,
     prepare_vault,
 )
-from sovereign.tenant_readiness import print_tenants, wait_for_tenants_ready
+from sovereign.tenant_readiness import print_tenants, wait_for_models_ready, wait_for_tenants_ready
 
 StateDir = Annotated[
     Path, typer.Option("--state-dir", help="Where pid files, logs, env and kubeconfig live.")
@@ -46,6 +47,9 @@ def up(
     ray: Annotated[
         bool, typer.Option(help="Start a local Ray cluster for the nations' gateways and models (local-ray).")
     ] = True,
+    models_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the example models to become Ready.")
+    ] = 300.0,
     output: Output = OutputFormat.text,
 ) -> None:
     """Start the local control plane (Kubernetes API + Vault) and the operator, and install the platform."""
@@ -74,7 +78,7 @@ def up(
             from sovereign_devstack.stack import start_operator
 
             state = start_operator(state_dir, state, lambda: create_operator_token(vault), progress)
-        applied = []
+        applied, demo_calls = [], []
         if examples:
             tenants, namespaced = _example_manifests(examples_dir)
             applied = _apply_manifests(api, tenants, progress)
@@ -84,6 +88,15 @@ def up(
             # Models and policies live in the namespaces the operator makes for the Tenants.
             _fill_example_models(namespaced, state_dir / "models", progress)
             applied += _apply_manifests(api, namespaced, progress)
+            models = [
+                (m["metadata"]["namespace"], m["metadata"]["name"])
+                for m in namespaced
+                if m.get("kind") == "ModelDeployment"
+            ]
+            if models and state.gateway_url:
+                progress(f"waiting for {len(models)} example models (Ray Serve deploys them)…")
+                wait_for_models_ready(api, models, models_timeout, progress)
+                demo_calls = run_demo_calls(state.gateway_url, state.vault_addr, state.vault_token)
     except Exception as error:  # whatever went wrong, leave nothing half-made behind
         if not external:
             from sovereign_devstack.stack import stop_devstack
@@ -99,12 +112,22 @@ def up(
         "vault": state.vault_addr,
         "external": state.external,
         "applied": applied,
+        "gatewayUrl": state.gateway_url,
+        "demoCalls": [
+            {"caller": c.caller, "endpoint": c.endpoint, "status": c.status, "marking": c.marking}
+            for c in demo_calls
+        ],
     }
     if output is OutputFormat.json:
         print_json(summary)
         return
     if applied:
         print_tenants(state.kubeconfig, console)
+    if demo_calls:
+        console.print("\n[bold]Three analysts call the gateways[/] (real tokens, policy and markings):")
+        print_demo_calls(demo_calls, console)
+    if state.gateway_url:
+        print_how_to_call(state.gateway_url, str(env_path), console)
     console.print("\n[bold]The platform is up.[/] Try:")
     console.print(f"  source {env_path}")
     console.print("  kubectl get tenants")
