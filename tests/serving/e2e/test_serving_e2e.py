@@ -143,6 +143,46 @@ def test_another_nations_valid_token_is_refused_on_this_endpoint(deployed: Servi
         client(deployed, "fra", deu_token).models.list()
 
 
+def replica_ids(serving: Serving, application: str) -> set[str]:
+    status = ray.get_serve_status(serving.ray.dashboard_url, token=serving.ray.token)
+    deployments = (status["applications"].get(application) or {}).get("deployments") or {}
+    return {
+        replica["replica_id"]
+        for deployment in deployments.values()
+        for replica in deployment.get("replicas") or []
+        if replica.get("state") == "RUNNING"
+    }
+
+
+def test_adding_a_model_or_replicas_leaves_the_other_applications_running(deployed: Serving) -> None:
+    analyst, embedder = replica_ids(deployed, "fra-analyst"), replica_ids(deployed, "deu-embedder")
+    assert len(analyst) == 1 and len(embedder) == 1
+    deployed.apply_model(
+        "deu-assistant", "deu", "assistant", "tiny-llama", markings={"classification": "NATO UNCLASSIFIED"}
+    )
+    deployed.wait_condition("deu", "deu-assistant", "Ready", "True")
+    assert (
+        replica_ids(deployed, "fra-analyst") == analyst and replica_ids(deployed, "deu-embedder") == embedder
+    )
+    kubectl(
+        deployed.platform.kube,
+        "patch",
+        "modeldeployment",
+        "deu-assistant",
+        "-n",
+        "tenant-deu",
+        "--type=merge",
+        "-p",
+        '{"spec": {"replicas": 2}}',
+    )
+    wait_until(
+        lambda: len(replica_ids(deployed, "deu-assistant")) == 2, "deu-assistant at 2 replicas", timeout=120
+    )
+    assert (
+        replica_ids(deployed, "fra-analyst") == analyst and replica_ids(deployed, "deu-embedder") == embedder
+    )
+
+
 def test_deleting_a_model_removes_its_application_only(deployed: Serving) -> None:
     kubectl(deployed.platform.kube, "delete", "modeldeployment", "fra-tampered", "-n", "tenant-fra")
 
