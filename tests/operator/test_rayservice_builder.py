@@ -8,29 +8,25 @@ into the devstack's API server and a generated RayService created there with kub
 
 from __future__ import annotations
 
-import copy
 import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
-from ray.serve.schema import ServeDeploySchema
 from sovereign_operator.builders.rayservice import build_rayservice_for_nation
 from sovereign_operator.builders.serve_config import build_serve_applications_for_nation
 from sovereign_serving.config import AIR_GAP_ENV, RAY_VERSION
 
-from sovereign.clients.kubernetes import apply_object, load_api_client, wait_for_crd_established
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from tests.conftest import KubeAPI
 from tests.helpers import kubectl, wait_until
-
-RAYSERVICE_CRD = (
-    Path(__file__).parents[2].parent / "shared" / "schemas" / "kuberay" / "ray.io_rayservices.yaml"
+from tests.operator.kuberay_schema import (  # noqa: F401  (rayservice_crd is a fixture)
+    assert_valid,
+    rayservice_crd,
+    strict_validator,
 )
+
 IMAGE = "registry.sovereign.example/sovereign-serving:0.1.0"
 DIGEST = "cd" * 32
 TENANT = TenantSpec.model_validate({"nation": "FRA", "displayName": "France", "clearance": "NATO SECRET"})
@@ -56,44 +52,6 @@ def rayservice(*models: ModelDeploymentSpec) -> dict[str, Any]:
         "FRA", TENANT, specs, [{"spec": TENANT.model_dump(mode="json", by_alias=True)}], {"FRA": specs}, {}
     )
     return build_rayservice_for_nation(TENANT, specs, applications, IMAGE)
-
-
-def _strict(schema: Any) -> Any:
-    """The CRD schema with `additionalProperties: false` where it lists properties and keeps no unknowns."""
-    if isinstance(schema, dict):
-        strict = {key: _strict(value) for key, value in schema.items()}
-        if (
-            "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            strict["additionalProperties"] = False
-        return strict
-    if isinstance(schema, list):
-        return [_strict(item) for item in schema]
-    return schema
-
-
-@cache
-def crd() -> dict[str, Any]:
-    # No skip: without KubeRay's schema this test must fail, not pass vacuously.
-    assert RAYSERVICE_CRD.is_file(), f"KubeRay's RayService CRD is missing: {RAYSERVICE_CRD}"
-    # The C loader when PyYAML has it: the file is 18,000 lines.
-    return yaml.load(RAYSERVICE_CRD.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-@cache
-def strict_validator() -> jsonschema.Draft7Validator:
-    [v1] = [version for version in crd()["spec"]["versions"] if version["name"] == "v1"]
-    return jsonschema.Draft7Validator(_strict(v1["schema"]["openAPIV3Schema"]))
-
-
-def assert_valid(obj: dict[str, Any]) -> None:
-    errors = [
-        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in strict_validator().iter_errors(obj)
-    ]
-    assert not errors, "\n".join(errors)
-    ServeDeploySchema.model_validate(yaml.safe_load(obj["spec"]["serveConfigV2"]))
 
 
 def worker_group(obj: dict[str, Any]) -> dict[str, Any]:
@@ -212,14 +170,10 @@ def without_defaults(read: Any, written: Any) -> Any:
     return read
 
 
-@pytest.fixture(scope="module")
-def rayservice_crd(kube_api: KubeAPI) -> None:
-    api = load_api_client(str(kube_api.kubeconfig))
-    apply_object(api, copy.deepcopy(crd()))
-    wait_for_crd_established(api, crd()["metadata"]["name"])
-
-
-def test_created_on_the_api_server_and_read_back(kube_api: KubeAPI, rayservice_crd: None) -> None:
+def test_created_on_the_api_server_and_read_back(
+    kube_api: KubeAPI,
+    rayservice_crd: None,  # noqa: F811  (the fixture imported above)
+) -> None:
     obj = rayservice(
         model(), model(model="embedder", task="embed", replicas=None, autoscaling={"maxReplicas": 2})
     )
