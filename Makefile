@@ -6,7 +6,7 @@ STATE_DIR ?= .sovereign
 # pytest-timeout guards single tests; the whole suite must stay under 20 minutes on 2 cores.
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint crds bench bench-policy down clean
+.PHONY: install demo test lint crds bench bench-policy bench-serving down clean
 
 install: $(VENV)/.installed
 
@@ -31,14 +31,18 @@ lint: install
 crds: install
 	$(BIN)/sovereign crds generate
 
-# 32 Tenants at once on a devstack of its own, then policy decisions and the access matrix at NATO scale;
-# each writes its section of BENCHMARKS.md (see bench/README.md).
+# 32 Tenants at once on a devstack of its own, then policy decisions and the access matrix at NATO scale,
+# then the gateway's overhead and tokens/s on a Ray of its own; each writes its section of BENCHMARKS.md (see bench/README.md).
 bench: install
 	$(BIN)/python bench/tenants_at_scale.py $(BENCH_ARGS)
 	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
+	$(BIN)/python bench/serving.py $(SERVING_BENCH_ARGS)
 
 bench-policy: install
 	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
+
+bench-serving: install
+	$(BIN)/python bench/serving.py $(SERVING_BENCH_ARGS)
 
 down: install
 	$(BIN)/sovereign down --state-dir $(STATE_DIR)

@@ -335,6 +335,7 @@ GATEWAY_STEPS = {
     "policy decision (Access.permit)": ("permit", "sovereign_serving/gateway/_access.py"),
     "body checks (_openai)": ("", "sovereign_serving/gateway/_openai.py"),
     "markings headers, JSON answer": ("JSONResponse", "starlette/responses.py"),
+    "Serve application states (serve.status, in a thread)": ("status", "ray/serve/api.py"),
 }
 # Exclusive: where the sampled leaf frame is (first match wins).
 LEAF_KINDS = {
@@ -355,7 +356,7 @@ def profile_ingresses(
     console: Console,
 ) -> dict[str, Any]:
     """One more (unmeasured) round through each ingress while py-spy samples its replica and the HTTP proxy:
-    CPU ms per request in each process, by kind of code and, for the gateway, by step."""
+    active ms per request in each process, by kind of code and, for the gateway, by step."""
     py_spy = _py_spy()
     if py_spy is None:
         return {"error": "py-spy not found"}
@@ -396,11 +397,17 @@ def profile_ingresses(
             "replica": _collapsed(outputs[replica], requests),
             "http_proxy": _collapsed(outputs["ProxyActor"], requests),
         }
+    status_ms = []
+    for _ in range(5):
+        began = time.perf_counter()
+        serve.status()
+        status_ms.append((time.perf_counter() - began) * 1e3)
+    profiles["serve_status_ms_in_driver"] = statistics.median(status_ms)
     return profiles
 
 
 def _collapsed(path: Path, requests: float) -> dict[str, Any]:
-    """py-spy's raw (collapsed) stacks of one process, in CPU ms per request (non-idle samples only)."""
+    """py-spy's raw (collapsed) stacks of one process, in active ms per request (non-idle samples only)."""
     samples = 0
     kinds: Counter[str] = Counter()
     steps: Counter[str] = Counter()
@@ -669,7 +676,7 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
         f"Run on {machine['date']}: {machine['cpu_model']}, {machine['nproc']} CPUs, "
         f"{machine['memory_gib']:.1f} GiB memory, Python {machine['python']}, Ray {versions['ray']}, "
         f"torch {versions['torch']}, transformers {versions['transformers']}.",
-        f"Command: `make bench-serving` (`.venv/bin/python bench/serving.py{command}`).",
+        f"Command: `make bench-serving{_make_args(command)}` (`.venv/bin/python bench/serving.py{command}`).",
         "",
         "| measure | value | goal | ratio to baseline |",
         "|---|---|---|---|",
@@ -716,12 +723,17 @@ def _profile_text(profile: dict[str, Any]) -> str:
     )
     steps = ", ".join(f"{step} {ms:.2f}" for step, ms in gateway["replica"]["gateway_steps_ms"].items())
     return (
-        "Where the time goes (`--profile`: py-spy at "
-        f"{PROFILE_RATE} Hz on the ingress replica and the HTTP proxy during one more round each way; CPU ms "
-        f"per request, non-idle samples): gateway replica {replica:.2f} vs bare ingress replica "
-        f"{bare_replica:.2f}; HTTP proxy {proxy:.2f} vs {bare_proxy:.2f}. By the code the replica was in "
-        f"(gateway vs bare): {kinds}. The gateway's steps (inclusive): {steps}."
+        f"Where the time goes (`--profile`: py-spy at {PROFILE_RATE} Hz on the ingress replica and the HTTP "
+        "proxy during one more round each way; active ms per request, from non-idle samples, which include "
+        f"waiting for a CPU): gateway replica {replica:.2f} vs bare ingress replica {bare_replica:.2f}; "
+        f"HTTP proxy {proxy:.2f} vs {bare_proxy:.2f}. By the code the replica was in "
+        f"(gateway vs bare): {kinds}. The gateway's steps (inclusive): {steps}. One `serve.status()` call "
+        f"from the benchmark's process, median of 5: {profile['serve_status_ms_in_driver']:.0f} ms."
     )
+
+
+def _make_args(command: str) -> str:
+    return f' SERVING_BENCH_ARGS="{command.strip()}"' if command else ""
 
 
 def _rates(summary: dict[str, Any]) -> str:

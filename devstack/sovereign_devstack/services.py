@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from sovereign_serving.config import AIR_GAP_ENV, RAY_BOOTSTRAP_CONFIG
+
 from sovereign_devstack.processes import ServiceSpec, free_loopback_port, python_module_argv
 
 KUBE_SERVICE = "kube-apiserver"
@@ -82,11 +84,7 @@ def operator_spec(
 
 RAY_SERVICE = "ray"
 
-# Ray must not report usage nor fetch anything (Ray docs: "Usage Stats Collection"; "Configuring Ray").
-RAY_AIR_GAP_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-
-
-def ray_head_spec(dashboard_port: int, num_cpus: int, auth_token: str) -> ServiceSpec:
+def ray_head_spec(dashboard_port: int, num_cpus: int, auth_token: str, home: Path) -> ServiceSpec:
     """A local Ray head in the foreground (`--block`), so its process group is the cluster: `down` stops it.
 
     Every port Ray would otherwise take from its fixed defaults is chosen free, so several devstacks (and
@@ -97,7 +95,13 @@ def ray_head_spec(dashboard_port: int, num_cpus: int, auth_token: str) -> Servic
     Token authentication is on with this devstack's own token: Ray 2.60 turns it on by itself whenever
     ~/.ray/auth_token exists, so leaving it implicit would make the dashboard refuse the operator depending
     on what else ran on the machine (Ray docs: "Token authentication").
+
+    Air gap: the head gets AIR_GAP_ENV (usage stats off, their "disabled" report sent to a closed loopback
+    port) and its own HOME holding an empty ray_bootstrap_config.yaml, without which Ray's dashboard probes
+    cloud metadata services (Ray docs: "Usage Stats Collection"; tests/airgap shows both are needed).
     """
+    home.mkdir(parents=True, exist_ok=True)
+    (home / RAY_BOOTSTRAP_CONFIG).touch()
     ray = str(Path(sys.executable).with_name("ray"))
     ports = {
         "--port": free_loopback_port(),
@@ -132,5 +136,5 @@ def ray_head_spec(dashboard_port: int, num_cpus: int, auth_token: str) -> Servic
         name=RAY_SERVICE,
         argv=argv,
         health_url=f"http://127.0.0.1:{dashboard_port}/api/version",
-        env={**RAY_AIR_GAP_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": auth_token},
+        env={**AIR_GAP_ENV, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": auth_token},
     )

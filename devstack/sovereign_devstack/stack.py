@@ -181,7 +181,8 @@ def start_local_ray(
         return state
     dashboard_port = free_loopback_port()
     token = secrets.token_hex(32)
-    start_service(ray_head_spec(dashboard_port, num_cpus, token), state_dir, timeout=120.0)
+    spec = ray_head_spec(dashboard_port, num_cpus, token, home=state_dir / "ray-home")
+    start_service(spec, state_dir, timeout=120.0)
     services = [*[name for name in state.services if name != RAY_SERVICE], RAY_SERVICE]
     state = state.model_copy(
         update={

@@ -16,13 +16,21 @@ from sovereign.domain.markings import Markings
 
 RAY_VERSION = "2.60.0"  # pinned: pyproject, the RayService's rayVersion and the image agree
 
-# Every Ray Serve runtime environment carries these: nothing may reach a hub or report usage.
+# Every Ray process and Serve runtime environment carries these: nothing may reach a hub or report usage.
+# With usage stats disabled, Ray 2.60's dashboard still posts a "usage stats disabled" report to
+# usage-stats.ray.io (ray-project/ray#43538); its report URL is pointed at a closed loopback port, so
+# nothing leaves the machine. The air-gap test (tests/airgap) refuses and records any such attempt.
 AIR_GAP_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_USAGE_STATS_REPORT_URL": "http://127.0.0.1:9/",
 }
+
+# Ray's dashboard probes cloud metadata services (169.254.169.254, metadata.google.internal) to guess its
+# provider unless this file exists in the head's home directory (Ray: usage_lib, "ray_bootstrap_config").
+RAY_BOOTSTRAP_CONFIG = "ray_bootstrap_config.yaml"
 
 
 def gateway_application_name(nation: str) -> str:

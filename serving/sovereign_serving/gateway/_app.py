@@ -74,6 +74,7 @@ class Gateway:
         self._quota: QuotaClient | None = None
         self._handles: dict[str, DeploymentHandle] = {}
         self._app_states: tuple[float, dict[str, str]] = (0.0, {})  # (read at, name → Ray status)
+        self._app_state_refresh: asyncio.Future[None] | None = None
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         try:
@@ -154,20 +155,30 @@ class Gateway:
         return JSONResponse(answer, headers=permitted.headers())
 
     async def _running(self, application: str) -> bool:
-        """Whether Ray Serve reports the application RUNNING (read at most every APP_STATE_TTL seconds).
+        """Whether Ray Serve reports the application RUNNING.
 
         A handle call to an application without a healthy replica (failed integrity check, still
-        deploying) waits for one indefinitely; the caller gets 503 at once instead."""
+        deploying) waits for one indefinitely; the caller gets 503 at once instead. The states are read in
+        the background at most every APP_STATE_TTL seconds by one shared refresh, so requests do not wait
+        for Ray's controller; a request waits only when the application is not known yet.
+        """
         read_at, states = self._app_states
-        if time.monotonic() - read_at > APP_STATE_TTL:
-            try:
-                status = await asyncio.to_thread(serve.status)
-                states = {name: str(app.status) for name, app in status.applications.items()}
-            except Exception as error:  # noqa: BLE001 — unknown state: treat as not running
-                logger.warning("cannot read Ray Serve's application states: %s", type(error).__name__)
-                states = {}
-            self._app_states = (time.monotonic(), states)
+        stale = time.monotonic() - read_at > APP_STATE_TTL
+        if stale and (self._app_state_refresh is None or self._app_state_refresh.done()):
+            self._app_state_refresh = asyncio.ensure_future(self._refresh_app_states())
+        if application not in states and self._app_state_refresh is not None:
+            await asyncio.shield(self._app_state_refresh)
+            states = self._app_states[1]
         return states.get(application, "").endswith("RUNNING")
+
+    async def _refresh_app_states(self) -> None:
+        try:
+            status = await asyncio.to_thread(serve.status)
+            states = {name: str(app.status) for name, app in status.applications.items()}
+        except Exception as error:  # noqa: BLE001 — unknown state: treat as not running
+            logger.warning("cannot read Ray Serve's application states: %s", type(error).__name__)
+            states = {}
+        self._app_states = (time.monotonic(), states)
 
     async def _handle(self, application: str) -> DeploymentHandle:
         if not await self._running(application):

@@ -4,6 +4,8 @@ started as `sovereign up` starts it), and the nations' gateways answering the of
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import secrets
 import subprocess
@@ -97,25 +99,32 @@ class Serving:
         return self.model_status(nation, name)
 
 
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRay]:
-    """A local Ray head exactly as `sovereign up` starts it (its own ports and token, usage stats off)."""
-    state_dir = tmp_path_factory.mktemp("ray")
+@contextlib.contextmanager
+def running_local_ray(
+    state_dir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[LocalRay, int]]:
+    """A local Ray head exactly as `sovereign up` starts it (its own ports, token and home; usage stats off),
+    with `extra_env` added; yields it and the head's pid (its process group), and stops that group after."""
     dashboard_port, token = free_loopback_port(), secrets.token_hex(32)
-    start_service(ray_head_spec(dashboard_port, 2, token), state_dir, timeout=120.0)
+    spec = ray_head_spec(dashboard_port, 2, token, home=state_dir / "ray-home")
+    spec = dataclasses.replace(spec, env={**(spec.env or {}), **(extra_env or {})})
+    head_pid = start_service(spec, state_dir, timeout=120.0)
     try:
         gateway_url = f"http://127.0.0.1:{free_loopback_port()}"
-        yield LocalRay(f"http://127.0.0.1:{dashboard_port}", gateway_url, token)
+        yield LocalRay(f"http://127.0.0.1:{dashboard_port}", gateway_url, token), head_pid
     finally:
         stop_service(state_dir, RAY_SERVICE, timeout=5.0)
 
 
-@pytest.fixture(scope="module")
-def serving(
-    platform: Platform,  # noqa: F811  (the fixture imported above)
+@contextlib.contextmanager
+def serving_platform(
+    cluster: Platform,
     local_ray: LocalRay,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Serving]:
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[OperatorProcess, Path, dict[str, dict[str, str]]]]:
+    """The operator on the `local-ray` runtime, the CLEARANCES nations Ready, the checkpoints built; yields
+    (operator, models dir, digests), and offboards the nations and stops the operator after."""
     models = tmp_path_factory.mktemp("models")
     digests = {
         "tiny-llama": build_tiny_llama(models / "tiny-llama"),
@@ -130,19 +139,36 @@ def serving(
         "SOVEREIGN_SERVING_INTERVAL_SECONDS": "1",
         "SOVEREIGN_SERVING_CPU_SCALE": "0.05",
         "SOVEREIGN_SERVING_MEMORY_SCALE": "0.01",
+        **(extra_env or {}),
     }
-    operator = _start(platform, tmp_path_factory.mktemp("operator"), env)
+    operator = _start(cluster, tmp_path_factory.mktemp("operator"), env)
     try:
         operator.wait_for_log(STARTED_LOG, timeout=30)
         for name, clearance in CLEARANCES.items():
-            apply_tenant(platform.kube, name, name.upper(), clearance=clearance)
+            apply_tenant(cluster.kube, name, name.upper(), clearance=clearance)
         for name in CLEARANCES:
-            wait_ready(platform.kube, name, timeout=60)
-        yield Serving(platform, local_ray, operator, models, digests)
+            wait_ready(cluster.kube, name, timeout=60)
+        yield operator, models, digests
     finally:
         for name in CLEARANCES:
-            kubectl(platform.kube, "delete", "tenant", name, "--ignore-not-found", "--wait=false")
+            kubectl(cluster.kube, "delete", "tenant", name, "--ignore-not-found", "--wait=false")
         for name in CLEARANCES:
-            delete_tenant(platform.kube, name)
+            delete_tenant(cluster.kube, name)
         operator.stop()
         print(f"--- {operator.log_path}\n{operator.log_text()[-20000:]}")
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRay]:
+    with running_local_ray(tmp_path_factory.mktemp("ray")) as (ray, _):
+        yield ray
+
+
+@pytest.fixture(scope="module")
+def serving(
+    platform: Platform,  # noqa: F811  (the fixture imported above)
+    local_ray: LocalRay,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Serving]:
+    with serving_platform(platform, local_ray, tmp_path_factory) as (operator, models, digests):
+        yield Serving(platform, local_ray, operator, models, digests)
