@@ -22,7 +22,7 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/sovereign crds generate --check
-	$(BIN)/python -m pytest $(PYTEST_ARGS); code=$$?; \
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS); code=$$?; \
 	  if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$code
 
 lint: install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,9 +57,8 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
         stop_service(state_dir, "kube-apiserver")
 
 
-@pytest.fixture(scope="session")
-def vault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
-    state_dir = tmp_path_factory.mktemp("vault")
+@contextlib.contextmanager
+def running_vault(state_dir: Path) -> Iterator[VaultServer]:
     port = free_loopback_port()
     token = "devstack-root"
     start_service(vault_spec(port, token), state_dir)
@@ -66,3 +66,17 @@ def vault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServ
         yield VaultServer(url=f"http://127.0.0.1:{port}", root_token=token)
     finally:
         stop_service(state_dir, "vault")
+
+
+@pytest.fixture(scope="session")
+def vault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
+    """One Vault for the session; the platform fixture prepares it (transit, KV, Kubernetes auth)."""
+    with running_vault(tmp_path_factory.mktemp("vault")) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_vault(tmp_path: Path) -> Iterator[VaultServer]:
+    """A Vault of the test's own, for tests that change what the session's Vault is prepared with."""
+    with running_vault(tmp_path / "vault") as server:
+        yield server

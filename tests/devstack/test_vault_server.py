@@ -91,7 +91,9 @@ def test_unknown_engine_type_is_rejected(root) -> None:
         root.sys.enable_secrets_engine(backend_type="no-such-engine", path=unique("x"))
 
 
-def test_enable_and_disable_kubernetes_auth(root) -> None:
+def test_enable_and_disable_kubernetes_auth(fresh_vault) -> None:
+    # Its own Vault: the session's has Kubernetes auth at the default path once the platform is prepared.
+    root = hvac.Client(url=fresh_vault.url, token=fresh_vault.root_token)
     root.sys.enable_auth_method(method_type="kubernetes")  # default path "kubernetes"
     path = unique("k8s")
     root.sys.enable_auth_method(method_type="kubernetes", path=path)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 from ray import serve
+from sovereign_serving.config import AIR_GAP_ENV
 from starlette.requests import Request
 
-ENV_KEYS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "RAY_USAGE_STATS_ENABLED")
+ENV_KEYS = tuple(AIR_GAP_ENV)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.01})
