@@ -72,6 +72,13 @@ class GatewayModel(_Config):
     task: Literal["generate", "embed"]
     max_tokens: int = Field(alias="maxTokens")
     markings: Markings
+    federation_url: str | None = Field(
+        default=None,
+        alias="federationUrl",
+        description="Another nation's model only, on a runtime where it runs in that nation's own Ray "
+        "cluster (kuberay): the owner's gateway base (`http://<host>:8000/<owner lowercase>`), whose "
+        "`/federation/v1/...` routes the gateway calls over HTTP instead of a Serve handle.",
+    )
 
 
 class GatewayConfig(_Config):

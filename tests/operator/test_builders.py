@@ -61,6 +61,7 @@ KUBERNETES_BUILDERS: dict[str, Callable[[TenantSpec], dict[str, Any]]] = {
 
 # --- The fixture Tenant, whole objects -------------------------------------------------------------
 
+
 def selecting(namespace: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {NAME_LABEL: namespace}}}
 
@@ -68,6 +69,29 @@ def selecting(namespace: str) -> dict[str, Any]:
 def metadata(name: str) -> dict[str, Any]:
     return {"name": name, "namespace": "tenant-fra", "labels": LABELS}
 
+
+# Gateway-to-gateway federation: the Ray pods of other Tenants' namespaces, on the Serve port only.
+NATION_LABELLED = {
+    "matchLabels": {"app.kubernetes.io/managed-by": "sovereign-operator"},
+    "matchExpressions": [{"key": "sovereign.ai/nation", "operator": "Exists"}],
+}
+
+
+def other_nations_serving(own_namespace: str) -> dict[str, Any]:
+    return {
+        "namespaceSelector": {
+            "matchLabels": {"app.kubernetes.io/managed-by": "sovereign-operator"},
+            "matchExpressions": [
+                {"key": "sovereign.ai/nation", "operator": "Exists"},
+                {"key": NAME_LABEL, "operator": "NotIn", "values": [own_namespace]},
+            ],
+        },
+        "podSelector": NATION_LABELLED,
+    }
+
+
+OTHER_NATIONS_SERVING = other_nations_serving("tenant-fra")
+SERVE_PORT = {"protocol": "TCP", "port": 8000}
 
 EXPECTED_FOR_FRA = {
     "namespace": {
@@ -108,7 +132,11 @@ EXPECTED_FOR_FRA = {
         "spec": {
             "podSelector": {},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": [{"podSelector": {}}]}, {"from": [selecting("sovereign-system")]}],
+            "ingress": [
+                {"from": [{"podSelector": {}}]},
+                {"from": [selecting("sovereign-system")]},
+                {"from": [OTHER_NATIONS_SERVING], "ports": [SERVE_PORT]},
+            ],
             "egress": [
                 {"to": [{"podSelector": {}}]},
                 {
@@ -117,6 +145,7 @@ EXPECTED_FOR_FRA = {
                 },
                 {"to": [selecting("sovereign-system")]},
                 {"to": [selecting("vault")], "ports": [{"protocol": "TCP", "port": 8200}]},
+                {"to": [OTHER_NATIONS_SERVING], "ports": [SERVE_PORT]},
             ],
         },
     },
@@ -186,6 +215,19 @@ ROBOT = {"kind": "ServiceAccount", "name": "ci", "namespace": "fra-ci"}
 FRA_MEMORY = ("128Mi", "1Gi", "32Gi")
 FRA_CPU = ("100m", "1", "8")
 
+FRA_NETWORK_SPEC = EXPECTED_FOR_FRA["network"]["spec"]
+NETWORK_OF_DEU = {  # the federation rules leave out DEU's own namespace instead of FRA's
+    "spec": {
+        direction: [
+            {**rule, peers: [other_nations_serving("tenant-deu")]}
+            if rule[peers] == [OTHER_NATIONS_SERVING]
+            else rule
+            for rule in FRA_NETWORK_SPEC[direction]
+        ]
+        for direction, peers in (("ingress", "from"), ("egress", "to"))
+    }
+}
+
 CASES = [
     Case(
         "nation-names-namespace",
@@ -193,7 +235,12 @@ CASES = [
         "namespace",
         {"metadata": {"name": "tenant-deu", "labels": {**DEU_LABEL, NAME_LABEL: "tenant-deu"}}},
     ),
-    *(Case(f"nation-places-{kind}", {"nation": "DEU"}, kind, DEU) for kind in NAMESPACED_KINDS),
+    *(
+        Case(f"nation-places-{kind}", {"nation": "DEU"}, kind, DEU)
+        for kind in NAMESPACED_KINDS
+        if kind != "network"
+    ),
+    Case("nation-places-network", {"nation": "DEU"}, "network", merged(DEU, NETWORK_OF_DEU)),
     Case("cpu", quotas(cpu="12"), "quota", hard(requests_cpu="12", limits_cpu="12")),
     Case("memory", quotas(memory="64Gi"), "quota", hard(requests_memory="64Gi", limits_memory="64Gi")),
     Case("gpus", quotas(gpus=4), "quota", {"spec": {"hard": {"requests.nvidia.com/gpu": "4"}}}),
@@ -232,16 +279,99 @@ CASES = [
 @pytest.mark.parametrize(
     ("address", "rule"),
     [
-        ("https://10.20.0.5:8200", {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}],
-                                    "ports": [{"protocol": "TCP", "port": 8200}]}),
-        ("https://[fd00::5]", {"to": [{"ipBlock": {"cidr": "fd00::5/128"}}],
-                               "ports": [{"protocol": "TCP", "port": 443}]}),
+        (
+            "https://10.20.0.5:8200",
+            {"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [{"protocol": "TCP", "port": 8200}]},
+        ),
+        (
+            "https://[fd00::5]",
+            {"to": [{"ipBlock": {"cidr": "fd00::5/128"}}], "ports": [{"protocol": "TCP", "port": 443}]},
+        ),
     ],
     ids=["ipv4-with-port", "ipv6-default-https-port"],
 )
 def test_nations_own_vault_at_an_ip_gets_exactly_one_egress_rule(address: str, rule: dict[str, Any]) -> None:
     egress = network_policy(tenant(vault={"address": address}))["spec"]["egress"]
     assert egress == [*EXPECTED_FOR_FRA["network"]["spec"]["egress"], rule]
+
+
+def selected(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions In/NotIn/Exists) against labels."""
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+    return True
+
+
+def admitted_from_elsewhere(
+    rules: list[dict[str, Any]], peers: str, namespace: dict[str, str], pod: dict[str, str], port: int
+) -> bool:
+    """Whether a rule with a namespaceSelector lets a pod of another namespace through on a TCP port."""
+    for rule in rules:
+        ports = rule.get("ports")
+        if ports is not None and not any(p["protocol"] == "TCP" and p["port"] == port for p in ports):
+            continue
+        for peer in rule[peers]:
+            if "namespaceSelector" not in peer:
+                continue  # a bare podSelector: the policy's own namespace only
+            if selected(peer["namespaceSelector"], namespace) and selected(peer.get("podSelector", {}), pod):
+                return True
+    return False
+
+
+def tenant_namespace_labels(nation: str) -> dict[str, str]:
+    return build_namespace_for_tenant(tenant(nation=nation))["metadata"]["labels"]
+
+
+RAY_POD_OF = {
+    nation: {
+        "sovereign.ai/nation": nation,
+        "app.kubernetes.io/managed-by": "sovereign-operator",
+        "ray.io/node-type": "head",
+    }
+    for nation in ("DEU", "FRA")
+}
+
+
+@pytest.mark.parametrize(
+    ("namespace", "pod", "port", "allowed"),
+    [
+        (tenant_namespace_labels("DEU"), RAY_POD_OF["DEU"], 8000, True),
+        (tenant_namespace_labels("DEU"), RAY_POD_OF["DEU"], 8265, False),  # not the dashboard
+        (tenant_namespace_labels("DEU"), RAY_POD_OF["DEU"], 6379, False),  # not the GCS
+        (tenant_namespace_labels("DEU"), {"app": "something-else"}, 8000, False),  # not Ray's pods
+        (tenant_namespace_labels("FRA"), RAY_POD_OF["FRA"], 8000, False),  # own namespace: its own rule
+        ({NAME_LABEL: "default"}, RAY_POD_OF["DEU"], 8000, False),  # not a Tenant's namespace
+        (
+            {NAME_LABEL: "sovereign-system", "app.kubernetes.io/managed-by": "sovereign-operator"},
+            RAY_POD_OF["DEU"],
+            8000,
+            False,
+        ),  # the operator's own namespace is no nation's
+    ],
+    ids=[
+        "deu-ray-serve",
+        "deu-dashboard",
+        "deu-gcs",
+        "deu-other-pod",
+        "own-namespace",
+        "untenanted",
+        "platform-namespace-by-this-rule",
+    ],
+)
+def test_federation_between_nations_is_serve_port_to_serve_port(
+    namespace: dict[str, str], pod: dict[str, str], port: int, allowed: bool
+) -> None:
+    spec = network_policy(tenant())["spec"]
+    assert admitted_from_elsewhere(spec["ingress"][2:], "from", namespace, pod, port) is allowed
+    assert admitted_from_elsewhere(spec["egress"][4:], "to", namespace, pod, port) is allowed
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
@@ -289,7 +419,9 @@ def test_namespace_admin_cluster_role_is_least_privilege() -> None:
 # --- Vault: mounts, role, policy ------------------------------------------------------------------------
 
 BYO_VAULT = {
-    "address": "https://v:8200", "authMount": "k8s-fra", "transitMount": "fra-t",
+    "address": "https://v:8200",
+    "authMount": "k8s-fra",
+    "transitMount": "fra-t",
     "kvMount": "fra-kv",
 }
 
@@ -309,8 +441,11 @@ def test_vault_mounts(changes: dict[str, Any], expected: VaultMounts) -> None:
 
 @pytest.mark.parametrize(
     ("changes", "nation", "mount"),
-    [({}, "fra", "kubernetes"), ({"nation": "EST"}, "est", "kubernetes"),
-     ({"vault": BYO_VAULT}, "fra", "k8s-fra")],
+    [
+        ({}, "fra", "kubernetes"),
+        ({"nation": "EST"}, "est", "kubernetes"),
+        ({"vault": BYO_VAULT}, "fra", "k8s-fra"),
+    ],
     ids=["fixture", "nation", "own-vault"],
 )
 def test_vault_role(changes: dict[str, Any], nation: str, mount: str) -> None:

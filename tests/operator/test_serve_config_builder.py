@@ -327,3 +327,77 @@ def test_tenant_churn_does_not_reach_the_config() -> None:
         "FRA", TenantSpec.model_validate(TENANTS["FRA"]), [model()], tenants, {"FRA": [model()]}, BUNDLE
     )
     assert json.dumps(second) == json.dumps(first)
+
+
+# --- Federation (kuberay: one Ray cluster per nation) ------------------------------------------------
+
+FEDERATION_URLS = {
+    "FRA": "http://fra-serving-serve-svc.tenant-fra.svc:8000/fra",
+    "DEU": "http://deu-serving-serve-svc.tenant-deu.svc:8000/deu/",  # a trailing slash is dropped
+}
+BOTH_NATIONS = {"FRA": [model()], "DEU": [model(model="scribe", source="/models/deu/scribe")]}
+
+
+def gateway_models(apps: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Each model the gateway lists, with its federationUrl (None: called by handle)."""
+    return {m["name"]: m.get("federationUrl") for m in apps[0]["deployments"][0]["user_config"]["models"]}
+
+
+@pytest.mark.parametrize(
+    ("nation", "federation_urls", "expected"),
+    [
+        pytest.param("FRA", None, {"deu/scribe": None, "fra/analyst": None}, id="shared-ray-none"),
+        pytest.param(
+            "FRA",
+            FEDERATION_URLS,
+            {"deu/scribe": "http://deu-serving-serve-svc.tenant-deu.svc:8000/deu", "fra/analyst": None},
+            id="fra-reaches-deu-owns-its-own",
+        ),
+        pytest.param(
+            "DEU",
+            FEDERATION_URLS,
+            {"deu/scribe": None, "fra/analyst": "http://fra-serving-serve-svc.tenant-fra.svc:8000/fra"},
+            id="deu-reaches-fra-owns-its-own",
+        ),
+    ],
+)
+def test_federation_urls_only_for_other_nations_models(
+    nation: str, federation_urls: dict[str, str] | None, expected: dict[str, str | None]
+) -> None:
+    apps = applications(nation, BOTH_NATIONS, federation_urls=federation_urls)
+    validated(apps)
+    assert gateway_models(apps) == expected
+    config = GatewayConfig.model_validate(apps[0]["deployments"][0]["user_config"])
+    assert {m.name: m.federation_url for m in config.models} == expected
+
+
+def test_without_federation_the_config_has_no_federation_key() -> None:
+    apps = applications(models=BOTH_NATIONS)
+    assert json.dumps(apps) == json.dumps(applications(models=BOTH_NATIONS, federation_urls=None))
+    assert "federationUrl" not in json.dumps(apps)
+
+
+def test_federation_changes_only_the_gateways_user_config() -> None:
+    plain, federated = (
+        by_name(applications(models=BOTH_NATIONS)),
+        by_name(applications(models=BOTH_NATIONS, federation_urls=FEDERATION_URLS)),
+    )
+    assert dumps(federated["fra-analyst"]) == dumps(plain["fra-analyst"])
+    [before], [after] = plain["fra-gateway"]["deployments"], federated["fra-gateway"]["deployments"]
+    assert {k: v for k, v in after.items() if k != "user_config"} == {
+        k: v for k, v in before.items() if k != "user_config"
+    }
+
+
+def test_a_nation_without_a_federation_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="no federation URL for DEU"):
+        applications(models=BOTH_NATIONS, federation_urls={"FRA": FEDERATION_URLS["FRA"]})
+
+
+def test_the_operator_passes_each_nations_serve_service_on_kuberay() -> None:
+    from sovereign_operator.reconcile.serving import _federation_urls
+
+    assert _federation_urls(["DEU", "FRA"]) == {
+        "DEU": "http://deu-serving-serve-svc.tenant-deu.svc:8000/deu",
+        "FRA": "http://fra-serving-serve-svc.tenant-fra.svc:8000/fra",
+    }

@@ -3,6 +3,11 @@
 Once a pod is selected by a policy of a given type, only what some policy allows gets through; selecting all
 pods for Ingress and Egress makes this policy the namespace's whole allow-list.
 k8s docs: /docs/concepts/services-networking/network-policies/#default-policies
+
+Between nations only one door: TCP 8000 (Ray Serve's proxy, where each nation's gateway listens), from and
+to the Ray pods of other Tenants' namespaces, for gateway-to-gateway federation, where the owner of a model
+authenticates and decides again. (One policy selects the whole namespace, so the ingress rule admits those
+peers on port 8000 of any pod here; only the Ray pods listen on it.)
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from urllib.parse import urlsplit
 
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.constants import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
     NAMESPACE_NAME_LABEL,
+    NATION_LABEL,
     TENANT_NETWORK_POLICY,
     tenant_labels,
     tenant_namespace,
@@ -21,6 +29,7 @@ from sovereign_operator.constants import (
 
 DNS_NAMESPACE = "kube-system"
 DNS_PORT = 53
+SERVE_PORT = 8000  # a RayService's Serve proxy (KubeRay's `<name>-serve-svc`), where a gateway listens
 
 
 def _namespace_named(name: str) -> dict[str, Any]:
@@ -32,6 +41,31 @@ def _namespace_named(name: str) -> dict[str, Any]:
 # A bare podSelector in a peer selects pods in the policy's own namespace: the nation's Ray cluster.
 # k8s docs: /docs/concepts/services-networking/network-policies/#behavior-of-to-and-from-selectors
 _SAME_NAMESPACE: dict[str, Any] = {"podSelector": {}}
+
+
+def _other_nations_serving(nation: str) -> dict[str, Any]:
+    """The Ray pods of every other nation: pods the operator labels as a nation's (its RayService's), in
+    namespaces labelled as a Tenant's (build_namespace_for_tenant), other than this nation's own."""
+    labelled_as_a_nation = {
+        "matchLabels": {MANAGED_BY_LABEL: MANAGED_BY},
+        "matchExpressions": [{"key": NATION_LABEL, "operator": "Exists"}],
+    }
+    return {
+        "namespaceSelector": {
+            **labelled_as_a_nation,
+            "matchExpressions": [
+                *labelled_as_a_nation["matchExpressions"],
+                {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": [tenant_namespace(nation)]},
+            ],
+        },
+        "podSelector": labelled_as_a_nation,
+    }
+
+
+def _federation(nation: str) -> dict[str, Any]:
+    """Gateway to gateway (federation): another nation's gateway calls this nation's for the models this
+    nation owns, and this nation's gateway calls theirs; on the Serve port only, over TCP."""
+    return {"peer": _other_nations_serving(nation), "ports": [{"protocol": "TCP", "port": SERVE_PORT}]}
 
 
 def _nation_vault_egress(spec: TenantSpec) -> list[dict[str, Any]]:
@@ -49,16 +83,22 @@ def _nation_vault_egress(spec: TenantSpec) -> list[dict[str, Any]]:
     except ValueError:
         return []
     port = url.port or (443 if url.scheme == "https" else 8200)
-    return [{"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}],
-             "ports": [{"protocol": "TCP", "port": port}]}]
+    return [
+        {
+            "to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}],
+            "ports": [{"protocol": "TCP", "port": port}],
+        }
+    ]
 
 
 def build_network_policy_for_tenant(
     spec: TenantSpec, *, platform_namespace: str, vault_namespace: str, vault_port: int
 ) -> dict[str, Any]:
+    federation = _federation(spec.nation)
     ingress = [
         {"from": [dict(_SAME_NAMESPACE)]},
         {"from": [_namespace_named(platform_namespace)]},  # the gateway calls the nation's models
+        {"from": [federation["peer"]], "ports": federation["ports"]},
     ]
     egress = [
         {"to": [dict(_SAME_NAMESPACE)]},
@@ -68,6 +108,7 @@ def build_network_policy_for_tenant(
         },
         {"to": [_namespace_named(platform_namespace)]},
         {"to": [_namespace_named(vault_namespace)], "ports": [{"protocol": "TCP", "port": vault_port}]},
+        {"to": [federation["peer"]], "ports": federation["ports"]},
         *_nation_vault_egress(spec),
     ]
     return {

@@ -68,19 +68,42 @@ def _tenant_for_gateway(tenant: Mapping[str, Any]) -> dict[str, Any]:
     return reduced
 
 
-def _gateway_models(all_models: Mapping[str, Sequence[ModelDeploymentSpec]]) -> list[GatewayModel]:
+def _gateway_models(
+    nation: str,
+    all_models: Mapping[str, Sequence[ModelDeploymentSpec]],
+    federation_urls: Mapping[str, str] | None,
+) -> list[GatewayModel]:
     models = [
         GatewayModel(
-            name=served_model_name(nation, spec.model),
-            application=model_application_name(nation, spec.model),
+            name=served_model_name(owner, spec.model),
+            application=model_application_name(owner, spec.model),
             task=spec.task,
             max_tokens=spec.max_tokens,
-            markings=spec.markings.owned_by(nation),
+            markings=spec.markings.owned_by(owner),
+            federation_url=_federation_url(nation, owner, federation_urls),
         )
-        for nation, specs in all_models.items()
+        for owner, specs in all_models.items()
         for spec in specs
     ]
     return sorted(models, key=lambda model: model.name)
+
+
+def _federation_url(nation: str, owner: str, federation_urls: Mapping[str, str] | None) -> str | None:
+    """Another nation's gateway base when its models run in another Ray cluster; never for own models."""
+    if federation_urls is None or owner == nation:
+        return None
+    if owner not in federation_urls:
+        raise ValueError(f"no federation URL for {owner}, whose models {nation}'s gateway lists")
+    return federation_urls[owner].rstrip("/")
+
+
+def _model_dict(model: GatewayModel) -> dict[str, Any]:
+    """A model as the gateway's user_config holds it: `federationUrl` only when set (unchanged bytes on a
+    shared Ray cluster, where there is none)."""
+    dumped = model.model_dump(mode="json", by_alias=True)
+    if dumped.get("federationUrl") is None:
+        dumped.pop("federationUrl", None)
+    return dumped
 
 
 def build_gateway_application(
@@ -90,8 +113,14 @@ def build_gateway_application(
     bundle_data: Mapping[str, str],
     *,
     replicas: int = 1,
+    federation_urls: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The nation's gateway: HTTP at `/<nation lowercase>`, every model and Tenant in its `user_config`."""
+    """The nation's gateway: HTTP at `/<nation lowercase>`, every model and Tenant in its `user_config`.
+
+    `federation_urls` (nation → that nation's in-cluster gateway base), when each nation runs its own Ray
+    cluster (kuberay): every other nation's model gets its owner's as `federationUrl`, so the gateway calls
+    the owner's gateway (which decides again, with its own policy and quotas) instead of a Serve handle.
+    """
     tenants = sorted(
         (_tenant_for_gateway(tenant) for tenant in all_tenants),
         key=lambda tenant: str(tenant["spec"].get("nation", "")),
@@ -99,9 +128,11 @@ def build_gateway_application(
     config = GatewayConfig(
         nation=nation,
         tenants=tenants,
-        models=_gateway_models(all_models),
+        models=_gateway_models(nation, all_models, federation_urls),
         bundle=dict(sorted(bundle_data.items())),
     )
+    user_config = config.model_dump(mode="json", by_alias=True)
+    user_config["models"] = [_model_dict(model) for model in config.models]
     return {
         "name": gateway_application_name(nation),
         "route_prefix": f"/{nation.lower()}",
@@ -112,7 +143,7 @@ def build_gateway_application(
                 "name": GATEWAY_DEPLOYMENT,
                 "num_replicas": replicas,
                 "ray_actor_options": {"num_cpus": GATEWAY_NUM_CPUS},
-                "user_config": config.model_dump(mode="json", by_alias=True),
+                "user_config": user_config,
             }
         ],
     }
@@ -173,13 +204,15 @@ def build_serve_applications_for_nation(
     cpu_scale: float = 1.0,
     memory_scale: float = 1.0,
     gateway_replicas: int = 1,
+    federation_urls: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The nation's gateway application, then one application per ModelDeployment (sorted by model name;
     none for a ModelDeployment with `replicas: 0`, which is stopped).
 
     `model_deployments`: the nation's own (they run here); `all_tenants`: every Tenant object as the API
     returns it; `all_models`: every nation's ModelDeployments by nation (the gateway routes to any of them,
-    policy decides per request); `bundle_data`: the published policy bundle ConfigMap's data.
+    policy decides per request); `bundle_data`: the published policy bundle ConfigMap's data;
+    `federation_urls`: see `build_gateway_application`.
     """
     if tenant_spec.nation != nation:
         raise ValueError(f"the Tenant is {tenant_spec.nation}'s, not {nation}'s")
@@ -190,7 +223,12 @@ def build_serve_applications_for_nation(
     if len(set(names)) != len(names):
         raise ValueError(f"{nation} serves a model name twice: {names}")
     gateway = build_gateway_application(
-        nation, all_tenants, all_models, bundle_data, replicas=gateway_replicas
+        nation,
+        all_tenants,
+        all_models,
+        bundle_data,
+        replicas=gateway_replicas,
+        federation_urls=federation_urls,
     )
     return [
         gateway,

@@ -104,6 +104,7 @@ def run_serving_pass(state: ServingState) -> ServingPass:
 
         all_models = {nation: specs.get(nation, []) for nation in sorted(ready)}
         applications: list[dict[str, Any]] = []
+        federation_urls = _federation_urls(sorted(ready)) if config.runtime == "kuberay" else None
         for nation in sorted(ready):
             applications += build_serve_applications_for_nation(
                 nation,
@@ -114,6 +115,7 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 bundle_data,
                 cpu_scale=config.serving_cpu_scale,
                 memory_scale=config.serving_memory_scale,
+                federation_urls=federation_urls,
             )
         deployed, states = _deploy(state, applications, ready, specs)
         for body in models:
@@ -218,11 +220,23 @@ def _states_with_causes(status_json: dict[str, Any]) -> dict[str, tuple[str, str
     return states
 
 
+def _serve_base(nation: str) -> str:
+    """A nation's gateway inside the cluster: KubeRay's Serve Service, `<RayService name>-serve-svc`, port
+    8000, at the gateway's route prefix."""
+    return f"http://{rayservice_name(nation)}-serve-svc.{tenant_namespace(nation)}.svc:8000/{nation.lower()}"
+
+
+def _federation_urls(nations: list[str]) -> dict[str, str]:
+    """kuberay: each nation's models run in its own Ray cluster, so another nation's gateway reaches them
+    through their owner's gateway (its `/federation/v1/...` routes), which decides again."""
+    return {nation: _serve_base(nation) for nation in nations}
+
+
 def _endpoint(config: OperatorConfig, nation: str) -> str:
     if config.gateway_url:
         return f"{config.gateway_url.rstrip('/')}/{nation.lower()}/v1"
-    if config.runtime == "kuberay":  # KubeRay's Serve Service: <RayService name>-serve-svc, port 8000
-        return f"http://{rayservice_name(nation)}-serve-svc.{tenant_namespace(nation)}.svc:8000/{nation.lower()}/v1"
+    if config.runtime == "kuberay":
+        return f"{_serve_base(nation)}/v1"
     return f"/{nation.lower()}/v1"
 
 

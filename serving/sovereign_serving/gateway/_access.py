@@ -4,6 +4,10 @@ A request's bearer token is validated against every Tenant's issuer (so that a v
 nation is recognised as such and refused with its own message), must come from the gateway's own nation,
 and becomes the policy's Principal; each model is decided with `PolicyEngine.decide(principal, "invoke",
 [name])`. Validated tokens are cached until they expire (the cache dies with the config that filled it).
+
+Federation (`any_nation=True`, `owned_only=True`): another nation's gateway forwards its user's token to
+the owner of a model; the owner accepts a token of any Tenant's issuer, validated the same way, but only
+for the models it owns, and decides with its own policy.
 """
 
 from __future__ import annotations
@@ -93,9 +97,11 @@ class Access:
         quotas = Quotas.model_validate((own.get("spec") or {}).get("quotas") or {})
         return Limits(quotas.requests_per_minute, quotas.tokens_per_minute)
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, *, any_nation: bool = False) -> Principal:
         """The Principal of the request's bearer token, or a 401 GatewayError (never echoing the token).
 
+        Only the gateway's own nation's users unless `any_nation` (the federation routes, where another
+        nation's gateway forwards its user's token; what they may use is `permit(..., owned_only=True)`).
         A token not seen before is validated in a worker thread: its issuer's keys may have to be fetched
         from a `jwksUri`, which must not block the replica's event loop.
         """
@@ -107,7 +113,7 @@ class Access:
         cached = self._tokens.get(token)
         if cached is not None and now <= cached[1] + LEEWAY_SECONDS:
             self._tokens.move_to_end(token)
-            return cached[0]
+            return self._of_nation(cached[0], any_nation)
         try:
             verified = await asyncio.to_thread(validate_token, token, self.issuers, now)
         except TokenRejected as rejected:
@@ -115,18 +121,32 @@ class Access:
             raise unauthenticated(
                 rejected.reason_code, f"invalid token: {REASON_CODES[rejected.reason_code]}"
             ) from None
-        if verified.tenant_nation != self.nation:
-            raise unauthenticated("wrong-nation", f"this endpoint serves {self.nation} users only")
+        if verified.tenant_nation != self.nation and not any_nation:
+            raise self._wrong_nation()
         principal = principal_for(verified, self.tenants[verified.tenant_nation])
         self._tokens[token] = (principal, float(verified.expires_at))
         if len(self._tokens) > TOKEN_CACHE_SIZE:
             self._tokens.popitem(last=False)
         return principal
 
-    def permit(self, principal: Principal, model: str) -> Permitted:
-        """The model if the principal may invoke it; one 403 for unknown and forbidden models alike."""
+    def _of_nation(self, principal: Principal, any_nation: bool) -> Principal:
+        # The cache holds other nations' users too (from the federation routes): checked on every hit.
+        if principal.issuer_nation != self.nation and not any_nation:
+            raise self._wrong_nation()
+        return principal
+
+    def _wrong_nation(self) -> GatewayError:
+        return unauthenticated("wrong-nation", f"this endpoint serves {self.nation} users only")
+
+    def permit(self, principal: Principal, model: str, *, owned_only: bool = False) -> Permitted:
+        """The model if the principal may invoke it; one 403 for unknown and forbidden models alike.
+
+        `owned_only` (the federation routes): another nation's model is refused as if it were unknown.
+        """
         decision = self.engine.decide(principal, INVOKE, [model])
         found = self.models.get(model)
+        if owned_only and found is not None and found.markings.owner != self.nation:
+            found = None
         if not decision.allowed or found is None or decision.marking is None:
             logger.info(
                 "denied: %s of %s may not invoke the requested model (%s)",

@@ -4,6 +4,11 @@ Each request: bearer token (own nation's users only) → rate limit → body che
 the model → the model application through a Ray Serve handle, its `maxTokens` capping the request → the
 answer with its marking in `X-Sovereign-Classification` and `X-Sovereign-Releasable-To`.
 
+Federation (one Ray cluster per nation, kuberay): another nation's model with a `federationUrl` is called
+over HTTP at its owner's gateway (`_federation.py`), after this gateway's own decision. The owner serves
+such calls on `/federation/v1/...`: the same path, but a token of any Tenant's issuer is accepted, only for
+the models the owner owns, decided by the owner's policy and charged to the owner's quotas.
+
 The config is the deployment's `user_config` (a GatewayConfig), applied by `reconfigure` on every
 replica; a bad one is refused and the previous one kept; before the first valid one every request is 503.
 """
@@ -33,6 +38,7 @@ from sovereign_serving.config import GatewayConfig
 from . import _openai as openai_api
 from ._access import Access, Permitted, check_task
 from ._errors import GatewayError, model_failed, unavailable
+from ._federation import Federation
 from ._ratelimit import QuotaClient
 
 APP_STATE_TTL = 2.0  # seconds a read of the model applications' states is reused
@@ -75,6 +81,7 @@ class Gateway:
         self._handles: dict[str, DeploymentHandle] = {}
         self._app_states: tuple[float, dict[str, str]] = (0.0, {})  # (read at, name → Ray status)
         self._app_state_refresh: asyncio.Future[None] | None = None
+        self._federation = Federation()
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         try:
@@ -118,41 +125,74 @@ class Gateway:
 
     @app.post("/v1/embeddings")
     async def embeddings(self, request: Request) -> Response:
-        access, principal = await self._admit(request)
-        body = openai_api.parse_body(await request.body())
-        name = openai_api.model_name(body)
-        openai_api.check_embedding(body)
-        permitted = access.permit(principal, name)
-        check_task(permitted, "embed", name)
-        answer = await self._call(permitted, "embed", body)
-        self._charge(openai_api.tokens_used(answer))
-        return JSONResponse(answer, headers=permitted.headers())
+        return await self._embed(request)
+
+    # Another nation's gateway forwarding its user's request for a model this nation owns.
+
+    @app.post("/federation/v1/chat/completions")
+    async def federated_chat_completions(self, request: Request) -> Response:
+        return await self._generate(request, "chat", openai_api.check_chat, federated=True)
+
+    @app.post("/federation/v1/completions")
+    async def federated_completions(self, request: Request) -> Response:
+        return await self._generate(request, "completion", openai_api.check_completion, federated=True)
+
+    @app.post("/federation/v1/embeddings")
+    async def federated_embeddings(self, request: Request) -> Response:
+        return await self._embed(request, federated=True)
 
     # SECTION the request path
 
-    async def _admit(self, request: Request) -> tuple[Access, Principal]:
+    async def _admit(self, request: Request, federated: bool = False) -> tuple[Access, Principal]:
         access = self._access
         if access is None or self._quota is None:
             raise unavailable("the gateway is not configured yet", code="not_configured")
-        principal = await access.authenticate(request.headers.get("authorization"))
+        principal = await access.authenticate(request.headers.get("authorization"), any_nation=federated)
         await self._quota.admit()
         return access, principal
 
-    async def _generate(self, request: Request, kind: str, check: Any) -> Response:
-        access, principal = await self._admit(request)
+    async def _generate(self, request: Request, kind: str, check: Any, federated: bool = False) -> Response:
+        access, principal = await self._admit(request, federated)
         body = openai_api.parse_body(await request.body())
         name = openai_api.model_name(body)
         check(body)
         stream = openai_api.wants_stream(body)
-        permitted = access.permit(principal, name)
+        permitted = access.permit(principal, name, owned_only=federated)
         check_task(permitted, "generate", name)
         body = openai_api.capped(body, permitted.model, kind)
+        if permitted.model.federation_url and not federated:
+            return await self._forward(request, permitted, kind, body, stream)
         method = "chat" if kind == "chat" else "complete"
         if stream:
             return await self._stream(permitted, f"{method}_stream", body)
         answer = await self._call(permitted, method, body)
         self._charge(openai_api.tokens_used(answer))
         return JSONResponse(answer, headers=permitted.headers())
+
+    async def _embed(self, request: Request, federated: bool = False) -> Response:
+        access, principal = await self._admit(request, federated)
+        body = openai_api.parse_body(await request.body())
+        name = openai_api.model_name(body)
+        openai_api.check_embedding(body)
+        permitted = access.permit(principal, name, owned_only=federated)
+        check_task(permitted, "embed", name)
+        if permitted.model.federation_url and not federated:
+            return await self._forward(request, permitted, "embed", body, stream=False)
+        answer = await self._call(permitted, "embed", body)
+        self._charge(openai_api.tokens_used(answer))
+        return JSONResponse(answer, headers=permitted.headers())
+
+    async def _forward(
+        self, request: Request, permitted: Permitted, kind: str, body: dict[str, Any], stream: bool
+    ) -> Response:
+        """Another nation's model, through its owner's gateway (which decides again); a federated request
+        is never forwarded further."""
+        authorization = request.headers.get("authorization")
+        if stream:
+            return await self._federation.stream(permitted, kind, authorization, body, self._charge)
+        response, tokens = await self._federation.answer(permitted, kind, authorization, body)
+        self._charge(tokens)
+        return response
 
     async def _running(self, application: str) -> bool:
         """Whether Ray Serve reports the application RUNNING.

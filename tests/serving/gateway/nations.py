@@ -113,13 +113,22 @@ def gateway_config(
     bundle: PolicyBundle = BUNDLE,
     requests_per_minute: int = 600,
     tokens_per_minute: int = 100_000,
+    federation_urls: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """A nation's gateway config; `federation_urls` (owner → its gateway base) as the operator sets them on
+    kuberay: other nations' models are then called through their owner's gateway, over HTTP."""
+    models = [
+        {**m, "federationUrl": federation_urls[owner]}
+        if federation_urls and (owner := m["markings"]["owner"]) != nation and owner in federation_urls
+        else m
+        for m in MODELS
+    ]
     tenants = [
         issuer.tenant(requests_per_minute, tokens_per_minute) if issuer.nation == nation else issuer.tenant()
         for issuer in ISSUERS.values()
     ]
     tenants.append({"spec": {"nation": "EST", "clearance": "NATO SECRET"}})  # not Ready: no issuer yet
-    config = {"nation": nation, "tenants": tenants, "models": MODELS, "bundle": bundle.to_configmap_data()}
+    config = {"nation": nation, "tenants": tenants, "models": models, "bundle": bundle.to_configmap_data()}
     GatewayConfig.model_validate(config)
     return config
 

@@ -3,6 +3,10 @@
 One Ray and one Serve per module, deployed declaratively as the operator does: a fake model application, the
 gateways of DEU and POL (one replica each), of FRA (two replicas, a small request quota) and of EST (never
 configured). Everything is addressed as a client would: `http://127.0.0.1:<port>/<nation>/v1`.
+
+Federation (kuberay, one Ray cluster per nation) on the same Ray: a second DEU gateway, at `/deu-federated`,
+whose config gives FRA's models a `federationUrl` pointing at FRA's gateway over HTTP (`/fra`), so it must
+go through FRA's `/federation/v1/...` routes although a handle would exist here.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from ray.serve.context import _get_global_client
 from ray.serve.schema import ServeDeploySchema
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.config import AIR_GAP_ENV, gateway_application_name
-from sovereign_serving.gateway import NOT_AVAILABLE
+from sovereign_serving.gateway import NOT_AVAILABLE, QUOTA_NAMESPACE, quota_actor_name
 
 from sovereign.domain.markings import Classification
 from tests.serving.gateway.nations import (
@@ -34,12 +38,16 @@ from tests.serving.gateway.nations import (
 )
 
 FRA_REQUESTS_PER_MINUTE = 4
+FEDERATED_DEU = "/deu-federated"  # DEU's gateway as on kuberay: FRA's models through FRA's gateway
 GATEWAY_IMPORT_PATH = "sovereign_serving.gateway:build_app"
 FAKE_IMPORT_PATH = "tests.serving.gateway.fake_model:app"
 
 
-def gateway_app(nation: str, config: dict[str, Any] | None, replicas: int = 1) -> dict[str, Any]:
-    """A gateway application as the operator writes it into the nation's Serve config."""
+def gateway_app(
+    nation: str, config: dict[str, Any] | None, replicas: int = 1, *, prefix: str | None = None
+) -> dict[str, Any]:
+    """A gateway application as the operator writes it into the nation's Serve config (`prefix`: a second
+    gateway of the nation, at another route, under an application name of its own)."""
     deployment: dict[str, Any] = {
         "name": "Gateway",
         "num_replicas": replicas,
@@ -48,8 +56,8 @@ def gateway_app(nation: str, config: dict[str, Any] | None, replicas: int = 1) -
     if config is not None:
         deployment["user_config"] = config
     return {
-        "name": gateway_application_name(nation),
-        "route_prefix": route_prefix(nation),
+        "name": gateway_application_name(nation) + (prefix.replace("/", "-") if prefix else ""),
+        "route_prefix": prefix or route_prefix(nation),
         "import_path": GATEWAY_IMPORT_PATH,
         "args": {},
         "deployments": [deployment],
@@ -123,6 +131,11 @@ def platform() -> Iterator[tuple[str, ServeConfig]]:
                     "FRA", gateway_config("FRA", requests_per_minute=FRA_REQUESTS_PER_MINUTE), replicas=2
                 ),
                 gateway_app("EST", None),  # never configured
+                gateway_app(
+                    "DEU",
+                    gateway_config("DEU", federation_urls={"FRA": f"http://127.0.0.1:{port}/fra"}),
+                    prefix=FEDERATED_DEU,
+                ),
             ],
         )
         config.apply()
@@ -292,7 +305,18 @@ def test_model_unavailable_and_failing(base_url: str) -> None:
 # SECTION rate limits and configuration
 
 
+def fresh_quota(nation: str, requests_per_minute: int = FRA_REQUESTS_PER_MINUTE) -> None:
+    """The nation's buckets full again, so quota tests do not depend on what earlier tests used: its
+    QuotaKeeper resized to a huge quota (refilled within milliseconds), then back to the nation's limits
+    (a resize keeps the level, capped at the new capacity). Tokens: the fixture's."""
+    keeper = ray.get_actor(quota_actor_name(nation), namespace=QUOTA_NAMESPACE)
+    ray.get(keeper.configure.remote(10**9, 10**12))
+    time.sleep(0.05)
+    ray.get(keeper.configure.remote(requests_per_minute, 100_000))
+
+
 def test_request_quota_holds_across_two_replicas(base_url: str) -> None:
+    fresh_quota("FRA")
     fra = client(base_url, "FRA", user("FRA"))
 
     def call(_: int) -> tuple[int, str | None]:
@@ -343,3 +367,123 @@ def test_clearance_claim_is_passed_through(base_url: str) -> None:
         client(base_url, "DEU", low).chat.completions.create(
             model="fra/analyst", messages=[{"role": "user", "content": "x"}]
         )
+
+
+# SECTION federation: DEU's gateway reaches FRA's models through FRA's gateway (FRA decides too)
+
+
+def federated(base_url: str, token: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{base_url}{FEDERATED_DEU}/v1", api_key=token, max_retries=0)
+
+
+def ask_fra_directly(base_url: str, token: str, route: str, model: str) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
+    return httpx.post(
+        f"{base_url}/fra/{route}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def test_federated_calls_answer_with_the_owners_marking(base_url: str) -> None:
+    fresh_quota("FRA")  # 3 of FRA's 4 requests
+    deu = federated(base_url, user("DEU"))
+    raw = deu.chat.completions.with_raw_response.create(
+        model="fra/analyst", messages=[{"role": "user", "content": "hello"}], max_tokens=500
+    )
+    answer = raw.parse()
+    assert answer.choices[0].message.content == "messages=1 max_tokens=16"
+    assert (raw.headers["X-Sovereign-Classification"], raw.headers["X-Sovereign-Releasable-To"]) == (
+        "NATO RESTRICTED",
+        "DEU,FRA",
+    )
+    assert answer.usage is not None and answer.usage.total_tokens == 5
+    assert deu.completions.create(model="fra/analyst", prompt="once", max_tokens=4).choices[0].text == (
+        "max_tokens=4"
+    )
+    embedded = deu.embeddings.with_raw_response.create(model="fra/embed", input=["a", "b"])
+    assert [d.embedding for d in embedded.parse().data] == [[0.25, -0.5, 0.0], [0.25, -0.5, 1.0]]
+    assert embedded.headers["X-Sovereign-Classification"] == "NATO UNCLASSIFIED"
+
+
+def test_federated_streaming(base_url: str) -> None:
+    fresh_quota("FRA")  # 3 of FRA's 4 requests
+    token = user("DEU")
+    deu = federated(base_url, token)
+    with deu.chat.completions.with_streaming_response.create(
+        model="fra/analyst", messages=[{"role": "user", "content": "hi"}], stream=True
+    ) as raw:
+        assert raw.headers["X-Sovereign-Classification"] == "NATO RESTRICTED"
+        assert raw.headers["content-type"].startswith("text/event-stream")
+        chunks = list(raw.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "sovereign answer here "
+    assert chunks[-1].choices and chunks[-1].choices[0].finish_reason == "stop"  # no usage chunk asked
+    streamed = deu.completions.create(model="fra/analyst", prompt="once", stream=True)
+    assert "".join(c.choices[0].text for c in streamed) == "sovereignanswerhere"
+    response = httpx.post(
+        f"{base_url}{FEDERATED_DEU}/v1/chat/completions",
+        json={
+            "model": "fra/analyst",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    events = [event for event in response.text.split("\n\n") if event]
+    assert events[-1] == "data: [DONE]" and events.count("data: [DONE]") == 1
+    assert '"usage":{"prompt_tokens":3' in events[-2]
+
+
+def test_the_owners_quota_is_charged_and_its_429_passed_through(base_url: str) -> None:
+    fresh_quota("FRA")
+    deu = federated(base_url, user("DEU"))
+    ask: dict[str, Any] = {"model": "fra/analyst", "messages": [{"role": "user", "content": "x"}]}
+    for _ in range(FRA_REQUESTS_PER_MINUTE):
+        assert deu.chat.completions.create(**ask).choices
+    with pytest.raises(openai.RateLimitError) as limited:  # DEU's own quota (600/min) is far from used up
+        deu.chat.completions.create(**ask)
+    assert error_of(limited)["message"].startswith("your nation's requests per minute quota is used up")
+    assert int(limited.value.response.headers["Retry-After"]) >= 1
+
+
+def test_the_callers_denial_never_reaches_the_owner(base_url: str) -> None:
+    fresh_quota("FRA")
+    ask: dict[str, Any] = {"model": "fra/analyst", "messages": [{"role": "user", "content": "x"}]}
+    low = federated(base_url, user("DEU", clearance=Classification.NATO_UNCLASSIFIED))
+    for _ in range(FRA_REQUESTS_PER_MINUTE + 1):
+        with pytest.raises(openai.PermissionDeniedError) as denied:  # DEU's own decision
+            low.chat.completions.create(**ask)
+        assert error_of(denied)["message"] == NOT_AVAILABLE.format(name="fra/analyst")
+    with pytest.raises(openai.AuthenticationError):  # a POL user has no business on DEU's endpoint
+        federated(base_url, user("POL")).chat.completions.create(**ask)
+    deu = federated(base_url, user("DEU"))
+    for _ in range(FRA_REQUESTS_PER_MINUTE):  # FRA's quota untouched by the denied calls
+        assert deu.chat.completions.create(**ask).choices
+
+
+def test_the_owner_decides_on_its_federation_routes(base_url: str) -> None:
+    fresh_quota("FRA")  # 4 of FRA's 4 requests
+    deu_token = user("DEU", subject="federated")
+    pol = ask_fra_directly(base_url, user("POL"), "federation/v1/chat/completions", "fra/analyst")
+    assert pol.status_code == 403, pol.text  # FRA did not release it to POL
+    assert pol.json()["error"]["message"] == NOT_AVAILABLE.format(name="fra/analyst")
+    # Another nation's model and an unknown one: the same refusal.
+    for model in ("deu/ghost", "fra/nothing-here"):
+        refused = ask_fra_directly(base_url, deu_token, "federation/v1/chat/completions", model)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"] == {
+            "message": NOT_AVAILABLE.format(name=model),
+            "type": "permission_error",
+            "param": None,
+            "code": "model_not_available",
+        }
+    # The owner's failure comes back to DEU's user as it was (502, no internals).
+    with pytest.raises(openai.InternalServerError) as failed:
+        federated(base_url, deu_token).chat.completions.create(
+            model="fra/analyst", messages=[{"role": "user", "content": "x"}], user="explode"
+        )
+    assert failed.value.status_code == 502 and error_of(failed)["code"] == "model_error"
+    # FRA's public endpoint still serves FRA's users only, even for a token its federation route accepted.
+    public = ask_fra_directly(base_url, deu_token, "v1/chat/completions", "fra/analyst")
+    assert public.status_code == 401 and public.json()["error"]["code"] == "wrong-nation"
+    assert ask_fra_directly(base_url, deu_token, "federation/v1/models", "x").status_code in (404, 405)

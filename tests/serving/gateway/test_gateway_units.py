@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.config import GatewayConfig
 from sovereign_serving.gateway import NOT_AVAILABLE, GatewayError, build_app
 from sovereign_serving.gateway._access import Access
+from sovereign_serving.gateway._federation import Federation, federation_url
 from sovereign_serving.gateway._openai import capped, for_streaming, parse_body, tokens_used
 from sovereign_serving.gateway._ratelimit import TenantQuota, lease_size
 
@@ -65,6 +67,37 @@ def test_expired_and_foreign_tokens() -> None:
     assert error.code == "expired" and expired.split()[1] not in error.message
     foreign = refusal(lambda: authenticate(deu, bearer("FRA")))
     assert (foreign.status, foreign.message) == (401, "this endpoint serves DEU users only")
+
+
+def test_federation_accepts_any_tenants_users_for_own_models_only() -> None:
+    fra = access("FRA")
+    header = bearer("DEU", subject="visitor")
+    visitor = asyncio.run(fra.authenticate(header, any_nation=True))
+    assert (visitor.nationality, visitor.issuer_nation) == ("DEU", "DEU")
+    assert fra.permit(visitor, "fra/analyst", owned_only=True).model.name == "fra/analyst"
+    # Another nation's model (even one the visitor's own gateway could serve) and an unknown one, alike.
+    for model in ("deu/ghost", "pol/scribe", "fra/absent"):
+        error = refusal(lambda m=model: fra.permit(visitor, m, owned_only=True))
+        assert (error.status, error.message) == (403, NOT_AVAILABLE.format(name=model))
+    # The token is cached now; the public routes still refuse it.
+    public = refusal(lambda: fra.authenticate(header))
+    assert (public.status, public.code) == (401, "wrong-nation")
+    assert refusal(lambda: fra.authenticate("Bearer junk", any_nation=True)).code == "malformed"
+
+
+def test_an_unreachable_owner_is_503_model_unavailable() -> None:
+    base = f"http://127.0.0.1:{free_loopback_port()}/fra"  # nothing listens there
+    config = gateway_config("DEU", federation_urls={"FRA": base})
+    deu = Access(GatewayConfig.model_validate(config))
+    permitted = deu.permit(authenticate(deu, bearer("DEU")), "fra/analyst")
+    assert federation_url(permitted, "chat") == f"{base}/federation/v1/chat/completions"
+    body = {"model": "fra/analyst", "messages": [{"role": "user", "content": "x"}]}
+    for call in (
+        lambda: Federation().answer(permitted, "chat", bearer("DEU"), body),
+        lambda: Federation().stream(permitted, "chat", bearer("DEU"), body, lambda _: None),
+    ):
+        error = refusal(call)
+        assert (error.status, error.code) == (503, "model_unavailable")
 
 
 def test_unknown_and_forbidden_models_are_refused_alike() -> None:

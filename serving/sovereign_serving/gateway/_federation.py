@@ -1,0 +1,180 @@
+"""Another nation's model through its owner's gateway, over HTTP (one Ray cluster per nation: no handle).
+
+After its own decision, the caller's gateway posts the (already capped) body with its user's
+`Authorization` header to the owner's `/federation/v1/<route>`; the owner authenticates the token (any
+Tenant's issuer), decides with its own policy, charges its own quotas and calls its model. The owner's
+answer comes back as it is: JSON or SSE bytes with the owner's marking headers, and the owner's errors
+with their status and OpenAI-shaped body (a 403 of the owner stays 403, its 429 stays 429 with
+Retry-After). An owner that cannot be reached is 503 `model_unavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from . import _openai as openai_api
+from ._access import Permitted
+from ._errors import GatewayError, model_failed, unavailable
+
+logger = logging.getLogger("sovereign.gateway")
+
+FEDERATION_PREFIX = "/federation/v1"
+ROUTES = {"chat": "chat/completions", "completion": "completions", "embed": "embeddings"}
+# Generation can take long; connecting to a gateway in the cluster cannot.
+TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=10.0)
+MARKING_HEADERS = ("X-Sovereign-Classification", "X-Sovereign-Releasable-To")
+OWNER_ERROR_HEADERS = ("Retry-After", "WWW-Authenticate")
+
+
+def federation_url(permitted: Permitted, kind: str) -> str:
+    base = permitted.model.federation_url
+    if not base:
+        raise ValueError(f"{permitted.model.name} has no federation URL")
+    return f"{base.rstrip('/')}{FEDERATION_PREFIX}/{ROUTES[kind]}"
+
+
+def _unreachable(permitted: Permitted, error: Exception) -> GatewayError:
+    logger.warning("the gateway of %s's model is unreachable: %s", permitted.model.name, type(error).__name__)
+    return unavailable("the model is not available right now", code="model_unavailable")
+
+
+def _marking(response: httpx.Response, permitted: Permitted) -> dict[str, str]:
+    """The owner's marking of its answer (ours, from the same markings, only if it sent none)."""
+    owner = {name: response.headers[name] for name in MARKING_HEADERS if name in response.headers}
+    return owner if len(owner) == len(MARKING_HEADERS) else permitted.headers()
+
+
+def _owner_error(response: httpx.Response) -> Response:
+    """The owner's refusal or failure as it answered it, when it is OpenAI-shaped; a generic one if not."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not (isinstance(body, dict) and isinstance(body.get("error"), dict)):
+        logger.warning("the owner's gateway answered %d without an OpenAI error", response.status_code)
+        if response.status_code >= 500:
+            return model_failed().response()
+        return GatewayError(
+            response.status_code, "the request cannot be served", code="invalid_request"
+        ).response()
+    headers = {name: response.headers[name] for name in OWNER_ERROR_HEADERS if name in response.headers}
+    return JSONResponse(body, status_code=response.status_code, headers=headers)
+
+
+class Federation:
+    """A replica's HTTP client to other nations' gateways (one connection pool, made in the replica)."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            # trust_env=False: no proxy from the environment; the owner's gateway is in the cluster.
+            self._client = httpx.AsyncClient(timeout=TIMEOUT, trust_env=False, follow_redirects=False)
+        return self._client
+
+    @staticmethod
+    def _headers(authorization: str | None) -> dict[str, str]:
+        return {"Authorization": authorization or "", "Accept": "application/json, text/event-stream"}
+
+    async def answer(
+        self, permitted: Permitted, kind: str, authorization: str | None, body: dict[str, Any]
+    ) -> tuple[Response, int]:
+        """The owner's non-streaming answer (or error) and the tokens it used."""
+        try:
+            response = await self._http().post(
+                federation_url(permitted, kind), json=body, headers=self._headers(authorization)
+            )
+        except httpx.HTTPError as error:
+            raise _unreachable(permitted, error) from None
+        if response.status_code >= 400:
+            return _owner_error(response), 0
+        try:
+            answer = response.json()
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("the gateway of %s's model answered no JSON", permitted.model.name)
+            raise model_failed() from None
+        return JSONResponse(answer, headers=_marking(response, permitted)), openai_api.tokens_used(answer)
+
+    async def stream(
+        self,
+        permitted: Permitted,
+        kind: str,
+        authorization: str | None,
+        body: dict[str, Any],
+        charge: Callable[[int], None],
+    ) -> Response:
+        """The owner's SSE stream passed through (the usage chunk only if the client asked for it)."""
+        body, include_usage = openai_api.for_streaming(body)
+        client = self._http()
+        request = client.build_request(
+            "POST", federation_url(permitted, kind), json=body, headers=self._headers(authorization)
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            raise _unreachable(permitted, error) from None
+        if response.status_code >= 400:
+            try:
+                await response.aread()
+            except httpx.HTTPError as error:
+                raise _unreachable(permitted, error) from None
+            finally:
+                await response.aclose()
+            return _owner_error(response)
+        return StreamingResponse(
+            self._events(permitted, response, include_usage, charge),
+            media_type="text/event-stream",
+            headers={**_marking(response, permitted), "Cache-Control": "no-cache"},
+        )
+
+    async def _events(
+        self,
+        permitted: Permitted,
+        response: httpx.Response,
+        include_usage: bool,
+        charge: Callable[[int], None],
+    ) -> AsyncIterator[bytes]:
+        used, counted, done = 0, 0, False
+        pending = b""
+        try:
+            async for data in response.aiter_bytes():
+                pending += data
+                while b"\n\n" in pending:
+                    event, pending = pending.split(b"\n\n", 1)
+                    if event.strip() == openai_api.DONE.strip():
+                        done = True
+                    else:
+                        chunk = _chunk_of(event)
+                        if openai_api.is_usage_chunk(chunk):
+                            used = openai_api.tokens_used(chunk)
+                            if not include_usage:
+                                continue
+                        elif isinstance(chunk, dict) and "error" not in chunk:
+                            counted += 1
+                            used = openai_api.tokens_used(chunk) or used
+                    yield event + b"\n\n"
+        except httpx.HTTPError as error:  # mid-stream: an error event, then the end
+            yield openai_api.sse(_unreachable(permitted, error).body())
+            done = False
+        finally:
+            await response.aclose()
+            charge(used or counted)
+        if not done:
+            yield openai_api.DONE
+
+
+def _chunk_of(event: bytes) -> Any:
+    """The JSON of one `data: …` event, None for anything else."""
+    if not event.startswith(b"data:"):
+        return None
+    try:
+        return json.loads(event[len(b"data:") :])
+    except (ValueError, UnicodeDecodeError):
+        return None
