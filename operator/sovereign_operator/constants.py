@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sovereign.domain.nations import tenant_namespace  # noqa: F401  (re-exported for the operator)
+from sovereign.domain.nations import (  # noqa: F401  (re-exported for the operator)
+    SERVING_SERVICE_ACCOUNT,
+    tenant_namespace,
+    vault_role_name,
+)
 
 GROUP = "sovereign.ai"
 VERSION = "v1alpha1"
@@ -33,7 +37,6 @@ NATION_VAULT_OPERATOR_ROLE = "sovereign-operator"
 OPERATOR_SERVICE_ACCOUNT = "sovereign-system/sovereign-operator"
 SERVICE_ACCOUNT_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
-SERVING_SERVICE_ACCOUNT = "model-serving"
 NAMESPACE_ADMIN_ROLE = "sovereign-namespace-admin"
 
 
@@ -42,10 +45,6 @@ def transit_key_name(nation: str) -> str:
 
 
 def vault_policy_name(nation: str) -> str:
-    return f"tenant-{nation.lower()}"
-
-
-def vault_role_name(nation: str) -> str:
     return f"tenant-{nation.lower()}"
 
 

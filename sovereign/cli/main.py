@@ -6,6 +6,7 @@ import typer
 
 from sovereign.cli import (
     access_matrix_commands,
+    audit_commands,
     crds_commands,
     devstack_commands,
     keys_commands,
@@ -28,6 +29,7 @@ app.add_typer(crds_commands.app, name="crds")
 app.add_typer(keys_commands.app, name="keys")
 app.add_typer(model_commands.app, name="model")
 app.add_typer(policy_commands.app, name="policy")
+app.add_typer(audit_commands.app, name="audit")
 app.add_typer(token_commands.app, name="token")
 
 

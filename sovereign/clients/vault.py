@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import hvac
 import requests
 
@@ -226,3 +228,42 @@ def create_kubernetes_role(
         ttl=ttl,
         mount_point=mount,
     )
+
+
+# -- envelope encryption with a nation's transit key (the audit log) ----------------------------------------
+
+
+def generate_data_key(client: hvac.Client, mount: str, key_name: str) -> tuple[bytes, str]:
+    """A fresh 256-bit data key: its plaintext (keep it in memory only) and its `vault:vN:` wrapped form.
+
+    Two calls: `datakey/wrapped` (Vault makes the key and answers only its ciphertext, so the plaintext
+    never crosses the wire at creation) and one `decrypt` of it for the writer's memory.
+    Vault docs: /vault/api-docs/secret/transit#generate-data-key
+    """
+    response = client.secrets.transit.generate_data_key(
+        name=key_name, key_type="wrapped", bits=256, mount_point=mount
+    )
+    wrapped = str(response["data"]["ciphertext"])
+    [plaintext] = decrypt_data_keys(client, mount, key_name, [wrapped])
+    if plaintext is None:
+        raise RuntimeError(f"Vault could not unwrap the data key it just made with {key_name}")
+    return plaintext, wrapped
+
+
+def decrypt_data_keys(
+    client: hvac.Client, mount: str, key_name: str, wrapped: list[str]
+) -> list[bytes | None]:
+    """Unwrap data keys in one batch call: each key, or None where Vault could not decrypt that item.
+
+    Raises hvac.exceptions.Forbidden (403) when the token may not decrypt with `key_name` at all.
+    Vault docs: /vault/api-docs/secret/transit#decrypt-data (batch_input; a failing item carries `error`).
+    """
+    if not wrapped:
+        return []
+    response = client.secrets.transit.decrypt_data(
+        name=key_name, batch_input=[{"ciphertext": item} for item in wrapped], mount_point=mount
+    )
+    return [
+        None if result.get("error") else base64.b64decode(result["plaintext"])
+        for result in response["data"]["batch_results"]
+    ]

@@ -16,6 +16,15 @@ def tenant_namespace(nation: str) -> str:
     return f"tenant-{nation.lower()}"
 
 
+# The ServiceAccount a nation's workloads run as, and the Vault Kubernetes-auth role it logs in with: the
+# nation's own credentials (its auditors use them too).
+SERVING_SERVICE_ACCOUNT = "model-serving"
+
+
+def vault_role_name(nation: str) -> str:
+    return f"tenant-{nation.lower()}"
+
+
 def nation_name(code: str) -> str:
     country = pycountry.countries.get(alpha_3=code)
     if country is None:
