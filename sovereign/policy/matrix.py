@@ -266,6 +266,18 @@ def group_key(resource: Resource, kept: frozenset[str] | set[str], own: str | No
     )
 
 
+def _static_policies(policies: str) -> list[dict[str, Any]] | None:
+    """The policies' JSON form, static policies only; None when cedarpy cannot parse them or any is a
+    template (a template's slots could name anything)."""
+    try:
+        parsed = json.loads(cedarpy.policies_to_json_str(policies))
+    except Exception:  # noqa: BLE001 — cedarpy raises ValueError with the parser's message
+        return None
+    if parsed.get("templates") or parsed.get("templateLinks"):
+        return None
+    return list(parsed.get("staticPolicies", {}).values())
+
+
 def nation_literals(policies: str) -> frozenset[str] | None:
     """The nation literals `policies` compare resources' nation attributes with; None if they do not qualify.
 
@@ -274,14 +286,11 @@ def nation_literals(policies: str) -> frozenset[str] | None:
     principal.nationality, principal.issuerNation or a string literal, the resource is otherwise seen only
     through classification, compartments, `is` and `has`, and no resource entity is named.
     """
-    try:
-        parsed = json.loads(cedarpy.policies_to_json_str(policies))
-    except Exception:  # noqa: BLE001 — not understood: evaluate exactly
-        return None
-    if parsed.get("templates") or parsed.get("templateLinks"):
+    static = _static_policies(policies)
+    if static is None:  # not understood, or templates: evaluate exactly
         return None
     literals: set[str] = set()
-    for policy in parsed.get("staticPolicies", {}).values():
+    for policy in static:
         scope = policy.get("resource", {})
         if scope.get("op") not in ("All", "is") or "in" in scope:
             return None
@@ -309,14 +318,11 @@ def string_literals(policies: str) -> frozenset[str] | None:
     renaming a string the policies never mention could change a decision. (Action scopes name actions
     only, which are the same for every row.)
     """
-    try:
-        parsed = json.loads(cedarpy.policies_to_json_str(policies))
-    except Exception:  # noqa: BLE001 — not understood: no renaming
-        return None
-    if parsed.get("templates") or parsed.get("templateLinks"):
+    static = _static_policies(policies)
+    if static is None:  # not understood, or templates: no renaming
         return None
     literals: set[str] = set()
-    for policy in parsed.get("staticPolicies", {}).values():
+    for policy in static:
         for scope in (policy.get("principal", {}), policy.get("resource", {})):
             if scope.get("op") not in ("All", "is") or "in" in scope:
                 return None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tests.operator.conftest import (  # noqa: F401  (platform and the report ho
     platform,
     pytest_runtest_makereport,
 )
-from tests.serving.e2e.conftest import SOVEREIGN, LocalRay, Serving, running_local_ray, serving_platform
+from tests.serving.e2e.conftest import LocalRay, Serving, running_local_ray, serving_platform
 
 GUARD_DIR = Path(__file__).resolve().parent / "egress_guard"
 
@@ -42,22 +41,9 @@ class Guard:
 class GuardedServing(Serving):
     guard: Guard
 
-    def token(self, nation: str, clearance: str, *extra: str) -> str:
-        """`sovereign token issue`, as in Serving.token, with the guard in the CLI process too."""
-        issued = subprocess.run(
-            [*SOVEREIGN, "token", "issue", "--nation", nation, "--clearance", clearance, *extra],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={
-                **self.platform.kube.env(),
-                "VAULT_ADDR": self.platform.vault_url,
-                "VAULT_TOKEN": self.platform.root_token,
-                **self.guard.env(),
-            },
-        )
-        assert issued.returncode == 0, issued.stderr
-        return issued.stdout.strip()
+    def cli_env(self) -> dict[str, str]:
+        """Serving's CLI environment with the guard: the CLI that issues tokens is guarded too."""
+        return {**super().cli_env(), **self.guard.env()}
 
 
 @pytest.fixture(scope="module")

@@ -34,24 +34,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def deployed(guarded_serving: GuardedServing) -> Iterator[GuardedServing]:
     serving = guarded_serving
-    serving.apply_model(
-        "fra-analyst",
-        "fra",
-        "analyst",
-        "tiny-llama",
-        maxTokens=16,
-        markings={"classification": "NATO RESTRICTED", "releasableTo": ["DEU"]},
-    )
-    serving.apply_model(
-        "deu-embedder",
-        "deu",
-        "embedder",
-        "minilm",
-        task="embed",
-        markings={"classification": "NATO UNCLASSIFIED"},
-    )
-    serving.wait_condition("fra", "fra-analyst", "Ready", "True")
-    serving.wait_condition("deu", "deu-embedder", "Ready", "True")
+    serving.apply_analyst_and_embedder()
     yield serving
 
 

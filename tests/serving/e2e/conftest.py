@@ -53,20 +53,46 @@ class Serving:
     def endpoint(self, nation: str) -> str:
         return f"{self.ray.gateway_url}/{nation}/v1"
 
+    def cli_env(self) -> dict[str, str]:
+        """The environment of the `sovereign` CLI processes the tests run."""
+        return {
+            **self.platform.kube.env(),
+            "VAULT_ADDR": self.platform.vault_url,
+            "VAULT_TOKEN": self.platform.root_token,
+        }
+
     def token(self, nation: str, clearance: str, *extra: str) -> str:
         issued = subprocess.run(
             [*SOVEREIGN, "token", "issue", "--nation", nation, "--clearance", clearance, *extra],
             capture_output=True,
             text=True,
             timeout=60,
-            env={
-                **self.platform.kube.env(),
-                "VAULT_ADDR": self.platform.vault_url,
-                "VAULT_TOKEN": self.platform.root_token,
-            },
+            env=self.cli_env(),
         )
         assert issued.returncode == 0, issued.stderr
         return issued.stdout.strip()
+
+    def apply_analyst_and_embedder(self) -> None:
+        """FRA's `fra/analyst` (tiny Llama, NATO RESTRICTED, released to DEU) and DEU's `deu/embedder`
+        (MiniLM, DEU only), both waited for until Ready."""
+        self.apply_model(
+            "fra-analyst",
+            "fra",
+            "analyst",
+            "tiny-llama",
+            maxTokens=16,
+            markings={"classification": "NATO RESTRICTED", "releasableTo": ["DEU"]},
+        )
+        self.apply_model(
+            "deu-embedder",
+            "deu",
+            "embedder",
+            "minilm",
+            task="embed",
+            markings={"classification": "NATO UNCLASSIFIED"},
+        )
+        self.wait_condition("fra", "fra-analyst", "Ready", "True")
+        self.wait_condition("deu", "deu-embedder", "Ready", "True")
 
     def apply_model(self, name: str, nation: str, model: str, checkpoint: str, **spec: object) -> None:
         manifest = {

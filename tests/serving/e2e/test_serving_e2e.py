@@ -21,22 +21,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def deployed(serving: Serving) -> Iterator[Serving]:
-    serving.apply_model(
-        "fra-analyst",
-        "fra",
-        "analyst",
-        "tiny-llama",
-        maxTokens=16,
-        markings={"classification": "NATO RESTRICTED", "releasableTo": ["DEU"]},
-    )
-    serving.apply_model(
-        "deu-embedder",
-        "deu",
-        "embedder",
-        "minilm",
-        task="embed",
-        markings={"classification": "NATO UNCLASSIFIED"},
-    )
     tampered = dict(serving.digests["tiny-llama"])
     tampered["model.safetensors"] = "f" * 64
     serving.digests["tampered"] = tampered
@@ -44,8 +28,7 @@ def deployed(serving: Serving) -> Iterator[Serving]:
     serving.apply_model(
         "fra-tampered", "fra", "tampered", "tampered", markings={"classification": "NATO UNCLASSIFIED"}
     )
-    serving.wait_condition("fra", "fra-analyst", "Ready", "True")
-    serving.wait_condition("deu", "deu-embedder", "Ready", "True")
+    serving.apply_analyst_and_embedder()
     yield serving
 
 
