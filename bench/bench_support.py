@@ -4,9 +4,11 @@ request counts from the devstack servers' logs, the machine's description, and B
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,3 +142,15 @@ def replace_benchmark_section(path: Path, title: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     path.write_text(text)
+
+
+def publish_results(
+    path: Path, title: str, markdown: str, results: dict[str, Any], table: Any, output: str, console: Any
+) -> None:
+    """Write the run's section of BENCHMARKS.md, then print the results: JSON on stdout, else the table."""
+    replace_benchmark_section(path, title, markdown)
+    if output == "json":
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    else:
+        console.print(table)

@@ -19,7 +19,6 @@ Writes the results into BENCHMARKS.md (its own section, replaced on each run) an
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import cedarpy
-from bench_support import machine_description, replace_benchmark_section
+from bench_support import machine_description, publish_results
 from rich.console import Console
 from rich.table import Table
 
@@ -482,12 +481,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=args.output == "json")
     results = run(args.decisions, args.baseline_tenants, args.matrix_runs, console)
-    replace_benchmark_section(args.benchmarks_file, SECTION, markdown_section(results))
-    if args.output == "json":
-        json.dump(results, sys.stdout, indent=2)
-        print()
-    else:
-        console.print(results_table(results))
+    publish_results(
+        args.benchmarks_file,
+        SECTION,
+        markdown_section(results),
+        results,
+        results_table(results),
+        args.output,
+        console,
+    )
     return 0
 
 

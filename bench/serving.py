@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import importlib
-import json
 import os
 import shutil
 import statistics
@@ -38,7 +37,7 @@ from typing import Any
 import httpx
 import openai
 import ray
-from bench_support import machine_description, replace_benchmark_section
+from bench_support import machine_description, publish_results
 from ray import serve
 from rich.console import Console
 from rich.table import Table
@@ -777,12 +776,15 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
             os.dup2(stdout, 1)
             os.close(stdout)
-    replace_benchmark_section(args.benchmarks_file, SECTION, markdown_section(results, _command(args)))
-    if args.output == "json":
-        json.dump(results, sys.stdout, indent=2)
-        print()
-    else:
-        console.print(results_table(results))
+    publish_results(
+        args.benchmarks_file,
+        SECTION,
+        markdown_section(results, _command(args)),
+        results,
+        results_table(results),
+        args.output,
+        console,
+    )
     return 0
 
 

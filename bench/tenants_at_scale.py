@@ -14,7 +14,6 @@ Writes the results into BENCHMARKS.md (its own section, replaced on each run) an
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from bench_support import (
     RequestLog,
     machine_description,
     platform_for_benchmark,
-    replace_benchmark_section,
+    publish_results,
 )
 from kubernetes.client import ApiClient, CustomObjectsApi
 from rich.console import Console
@@ -244,12 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=args.output == "json")
     results = run(args.tenants, args.steady_seconds, console)
-    replace_benchmark_section(args.benchmarks_file, "Tenants at scale", markdown_section(results))
-    if args.output == "json":
-        json.dump(results, sys.stdout, indent=2)
-        print()
-    else:
-        console.print(results_table(results))
+    publish_results(
+        args.benchmarks_file,
+        "Tenants at scale",
+        markdown_section(results),
+        results,
+        results_table(results),
+        args.output,
+        console,
+    )
     return 0
 
 
