@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sovereign_devstack.keys import write_service_account_key
 from sovereign_devstack.kubeconfig import write_kubeconfig
+from sovereign_devstack.otlp_receiver import OtlpReceiver
 from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
 from sovereign_devstack.services import kube_api_spec, vault_spec
 
@@ -80,3 +81,11 @@ def fresh_vault(tmp_path: Path) -> Iterator[VaultServer]:
     """A Vault of the test's own, for tests that change what the session's Vault is prepared with."""
     with running_vault(tmp_path / "vault") as server:
         yield server
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """A real OTLP/HTTP trace receiver on a free loopback port; point OTEL_EXPORTER_OTLP_ENDPOINT at
+    `.endpoint` and read what arrived with `.spans()` (flattened) or `.raw_bodies()` (the bytes)."""
+    with OtlpReceiver() as receiver:
+        yield receiver

@@ -81,6 +81,14 @@ class OperatorConfig(BaseModel):
     serving_image: str = Field(
         "rayproject/ray:2.60.0-py311", description="kuberay: the image of the nations' Ray clusters."
     )
+    metrics_port: int | None = Field(
+        None, description="Serve the operator's Prometheus metrics on 0.0.0.0:<port>/metrics."
+    )
+    telemetry_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="The OTEL_* variables of the operator's environment, passed on to the nations' Ray "
+        "Serve applications so that their spans go to the same OTLP endpoint.",
+    )
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> OperatorConfig:
@@ -112,8 +120,10 @@ class OperatorConfig(BaseModel):
             "serving_cpu_scale": "SOVEREIGN_SERVING_CPU_SCALE",
             "serving_memory_scale": "SOVEREIGN_SERVING_MEMORY_SCALE",
             "serving_image": "SOVEREIGN_SERVING_IMAGE",
+            "metrics_port": "SOVEREIGN_METRICS_PORT",
         }
-        values = {field: env[var] for field, var in mapping.items() if env.get(var)}
+        values: dict[str, object] = {field: env[var] for field, var in mapping.items() if env.get(var)}
+        values["telemetry_env"] = {name: value for name, value in env.items() if name.startswith("OTEL_")}
         if "vault_addr" not in values:
             raise ValueError("VAULT_ADDR is not set: the operator cannot reach Vault")
         config = cls.model_validate(values)
