@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 STATE_DIR ?= .sovereign
 # pytest-timeout guards single tests; the whole suite must stay under 20 minutes on 2 cores.
 PYTEST_ARGS ?=
+# The trace viewer `sovereign up` starts: Phoenix in a venv of its own (~850 MB; its pins would fight Ray's).
+VIEWER_VENV := .venv-viewer
+PHOENIX_VERSION ?= 20.26.1
 
-.PHONY: install demo test lint crds bench bench-policy bench-serving down clean
+.PHONY: install viewer demo test lint crds bench bench-policy bench-serving bench-audit down clean
 
 install: $(VENV)/.installed
 
@@ -16,7 +19,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: install
+viewer: $(VIEWER_VENV)/.installed-$(PHOENIX_VERSION)
+
+$(VIEWER_VENV)/.installed-$(PHOENIX_VERSION):
+	test -x $(VIEWER_VENV)/bin/python || $(PYTHON) -m venv $(VIEWER_VENV)
+	$(VIEWER_VENV)/bin/python -m pip install --quiet 'arize-phoenix==$(PHOENIX_VERSION)'
+	touch $@
+
+demo: install viewer
 	$(BIN)/sovereign up --state-dir $(STATE_DIR)
 
 test: install
@@ -37,6 +47,7 @@ bench: install
 	$(BIN)/python bench/tenants_at_scale.py $(BENCH_ARGS)
 	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
 	$(BIN)/python bench/serving.py $(SERVING_BENCH_ARGS)
+	$(BIN)/python bench/audit.py $(AUDIT_BENCH_ARGS)
 
 bench-policy: install
 	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
@@ -49,3 +60,6 @@ down: install
 
 clean: down
 	rm -rf $(STATE_DIR)
+
+bench-audit: install
+	$(BIN)/python bench/audit.py $(AUDIT_BENCH_ARGS)

@@ -14,6 +14,7 @@ import pytest
 
 from sovereign.cli.envfile import read_env_file
 from tests.conftest import ROOT
+from tests.devstack.test_trace_viewer import phoenix_stand_in
 from tests.helpers import kubectl
 
 
@@ -50,7 +51,15 @@ def status_json(state_dir: Path) -> tuple[int, dict]:
     return result.returncode, json.loads(result.stdout)
 
 
-def test_up_status_down_round_trip(tmp_path: Path) -> None:
+def process_environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The trace viewer is a stand-in (the project's OTLP receiver behind SOVEREIGN_PHOENIX), whether or not
+    # Phoenix is installed here: the suite never installs it (see tests/devstack/test_trace_viewer.py).
+    monkeypatch.setenv("SOVEREIGN_PHOENIX", str(phoenix_stand_in(tmp_path / "viewer")))
     state_dir = tmp_path / "state"
     summary = json.loads(sovereign("up", "--state-dir", str(state_dir), "--output", "json").stdout)
     try:
@@ -107,21 +116,27 @@ def test_up_status_down_round_trip(tmp_path: Path) -> None:
         code, status = status_json(state_dir)
         assert code == 0 and status["up"] is True
         pids = {c["name"]: c["pid"] for c in status["components"]}
-        assert sorted(pids) == ["kubernetes", "operator", "ray", "vault"]
+        assert sorted(pids) == ["kubernetes", "operator", "ray", "trace-viewer", "vault"]
         assert all(alive(pid) for pid in pids.values())
+        # The trace viewer is in DIR/env, and the operator and the Ray head export their spans to it.
+        viewer = summary["traceViewerUrl"]
+        assert viewer and env["OTEL_EXPORTER_OTLP_ENDPOINT"] == env["SOVEREIGN_TRACE_VIEWER_URL"] == viewer
+        for component in ("operator", "ray"):
+            assert process_environment(pids[component])["OTEL_EXPORTER_OTLP_ENDPOINT"] == viewer, component
 
         # A second `up` reuses the running stack instead of starting another.
         sovereign("up", "--state-dir", str(state_dir), "--no-examples")
         assert {c["name"]: c["pid"] for c in status_json(state_dir)[1]["components"]} == pids
     finally:
         down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
-    assert sorted(down["stopped"]) == ["kube-apiserver", "operator", "ray", "vault"]
+    assert sorted(down["stopped"]) == ["kube-apiserver", "operator", "ray", "trace-viewer", "vault"]
     assert not any(alive(pid) for pid in pids.values())
     code, status = status_json(state_dir)
     assert code == 1 and status["up"] is False
 
 
-def test_failed_up_leaves_nothing_running(tmp_path: Path) -> None:
+def test_failed_up_leaves_nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOVEREIGN_PHOENIX", str(phoenix_stand_in(tmp_path / "viewer")))  # stopped too
     state_dir = tmp_path / "state"
     result = sovereign(
         "up", "--state-dir", str(state_dir), "--examples-dir", str(tmp_path / "missing"), check=False

@@ -8,6 +8,7 @@ from pathlib import Path
 from sovereign_serving.config import AIR_GAP_ENV, RAY_BOOTSTRAP_CONFIG
 
 from sovereign_devstack.processes import ServiceSpec, free_loopback_port, python_module_argv
+from sovereign_devstack.trace_viewer import PHOENIX_AIR_GAP_ENV
 
 KUBE_SERVICE = "kube-apiserver"
 VAULT_SERVICE = "vault"
@@ -84,7 +85,10 @@ def operator_spec(
 
 RAY_SERVICE = "ray"
 
-def ray_head_spec(dashboard_port: int, num_cpus: int, auth_token: str, home: Path) -> ServiceSpec:
+
+def ray_head_spec(
+    dashboard_port: int, num_cpus: int, auth_token: str, home: Path, metrics_port: int | None = None
+) -> ServiceSpec:
     """A local Ray head in the foreground (`--block`), so its process group is the cluster: `down` stops it.
 
     Every port Ray would otherwise take from its fixed defaults is chosen free, so several devstacks (and
@@ -99,6 +103,9 @@ def ray_head_spec(dashboard_port: int, num_cpus: int, auth_token: str, home: Pat
     Air gap: the head gets AIR_GAP_ENV (usage stats off, their "disabled" report sent to a closed loopback
     port) and its own HOME holding an empty ray_bootstrap_config.yaml, without which Ray's dashboard probes
     cloud metadata services (Ray docs: "Usage Stats Collection"; tests/airgap shows both are needed).
+
+    `metrics_port`: where the node's metrics agent serves every Ray process's metrics (the replicas'
+    `ray.util.metrics` among them) in Prometheus format, `http://127.0.0.1:<port>/metrics`; free if not given.
     """
     home.mkdir(parents=True, exist_ok=True)
     (home / RAY_BOOTSTRAP_CONFIG).touch()
@@ -108,7 +115,7 @@ def ray_head_spec(dashboard_port: int, num_cpus: int, auth_token: str, home: Pat
         "--ray-client-server-port": free_loopback_port(),
         "--dashboard-agent-listen-port": free_loopback_port(),
         "--dashboard-agent-grpc-port": free_loopback_port(),
-        "--metrics-export-port": free_loopback_port(),
+        "--metrics-export-port": metrics_port or free_loopback_port(),
         "--runtime-env-agent-port": free_loopback_port(),
         "--node-manager-port": free_loopback_port(),
         "--object-manager-port": free_loopback_port(),
@@ -137,4 +144,26 @@ def ray_head_spec(dashboard_port: int, num_cpus: int, auth_token: str, home: Pat
         argv=argv,
         health_url=f"http://127.0.0.1:{dashboard_port}/api/version",
         env={**AIR_GAP_ENV, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": auth_token},
+    )
+
+
+TRACE_VIEWER_SERVICE = "trace-viewer"
+
+
+def phoenix_spec(executable: Path, port: int, grpc_port: int, working_dir: Path) -> ServiceSpec:
+    """Phoenix (`phoenix serve`) as the devstack's trace viewer: UI, REST/GraphQL API and OTLP/HTTP
+    (`<url>/v1/traces`) on 127.0.0.1:`port`, its SQLite database in `working_dir`, every outbound feature
+    off (sovereign_devstack.trace_viewer explains each setting), OTLP/gRPC moved to `grpc_port`.
+    """
+    return ServiceSpec(
+        name=TRACE_VIEWER_SERVICE,
+        argv=[str(executable), "serve"],
+        health_url=f"http://127.0.0.1:{port}/healthz",
+        env={
+            **PHOENIX_AIR_GAP_ENV,
+            "PHOENIX_HOST": "127.0.0.1",
+            "PHOENIX_PORT": str(port),
+            "PHOENIX_GRPC_PORT": str(grpc_port),
+            "PHOENIX_WORKING_DIR": str(working_dir),
+        },
     )

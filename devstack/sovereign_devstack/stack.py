@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
+import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,12 +29,15 @@ from sovereign_devstack.services import (
     KUBE_SERVICE,
     OPERATOR_SERVICE,
     RAY_SERVICE,
+    TRACE_VIEWER_SERVICE,
     VAULT_SERVICE,
     kube_api_spec,
     operator_spec,
+    phoenix_spec,
     ray_head_spec,
     vault_spec,
 )
+from sovereign_devstack.trace_viewer import trace_env
 
 STATE_FILE = "state.json"
 
@@ -50,6 +56,8 @@ class DevstackState(BaseModel):
     ray_dashboard_url: str | None = None  # the local Ray cluster's dashboard (Serve REST API), once started
     gateway_url: str | None = None  # Ray Serve's HTTP base: a nation's endpoint is <gateway_url>/<nation>/v1
     ray_token: str | None = None  # the local Ray cluster's auth token; its dashboard refuses requests without
+    ray_metrics_url: str | None = None  # the local Ray node's Prometheus metrics (replicas' metrics included)
+    trace_viewer_url: str | None = None  # Phoenix: its UI, and OTLP/HTTP at <url>/v1/traces, once started
 
 
 def load_state(state_dir: Path) -> DevstackState | None:
@@ -83,7 +91,8 @@ def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> Devstack
     previous = load_state(state_dir)
     if previous is not None and not previous.external:
         # The control plane decides reuse; a dead operator alone is restarted by start_operator.
-        restartable = (OPERATOR_SERVICE, RAY_SERVICE)  # started again by start_operator / start_local_ray
+        # started again by start_operator / start_local_ray / start_trace_viewer
+        restartable = (OPERATOR_SERVICE, RAY_SERVICE, TRACE_VIEWER_SERVICE)
         alive = {n: pid for n, pid in running_services(state_dir, previous).items() if n not in restartable}
         if alive and all(alive.values()):
             progress("devstack already running; reusing it")
@@ -138,8 +147,19 @@ def start_operator(
         return state
     port = free_loopback_port()
     webhook_port = free_loopback_port()
+    # The nations' audit logs under the state dir (`sovereign audit` reads $SOVEREIGN_STATE_DIR/audit), and
+    # the serving ServiceAccount tokens their gateways' audit writers log in to Vault with.
+    audit_env = {
+        "SOVEREIGN_AUDIT_DIR": str(state_dir.resolve() / "audit"),
+        "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR": str(state_dir.resolve() / "serviceaccount-tokens"),
+    }
     spec = operator_spec(
-        port, webhook_port, state.kubeconfig, state.vault_addr, operator_token(), serving_env(state)
+        port,
+        webhook_port,
+        state.kubeconfig,
+        state.vault_addr,
+        operator_token(),
+        {**serving_env(state), **audit_env, **trace_env(state.trace_viewer_url)},
     )
     start_service(spec, state_dir)
     services = [*[name for name in state.services if name != OPERATOR_SERVICE], OPERATOR_SERVICE]
@@ -181,7 +201,11 @@ def start_local_ray(
         return state
     dashboard_port = free_loopback_port()
     token = secrets.token_hex(32)
-    spec = ray_head_spec(dashboard_port, num_cpus, token, home=state_dir / "ray-home")
+    metrics_port = free_loopback_port()
+    home = state_dir / "ray-home"
+    spec = ray_head_spec(dashboard_port, num_cpus, token, home=home, metrics_port=metrics_port)
+    # The head's environment reaches every worker (Serve controller, proxies, replicas): spans to the viewer.
+    spec = dataclasses.replace(spec, env={**(spec.env or {}), **trace_env(state.trace_viewer_url)})
     start_service(spec, state_dir, timeout=120.0)
     services = [*[name for name in state.services if name != RAY_SERVICE], RAY_SERVICE]
     state = state.model_copy(
@@ -190,11 +214,61 @@ def start_local_ray(
             "ray_dashboard_url": f"http://127.0.0.1:{dashboard_port}",
             "gateway_url": f"http://127.0.0.1:{free_loopback_port()}",
             "ray_token": token,
+            "ray_metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
         }
     )
     save_state(state_dir, state)
     progress(f"Ray {state.ray_dashboard_url} (dashboard); gateways will answer at {state.gateway_url}")
     return state
+
+
+def start_trace_viewer(
+    state_dir: Path,
+    state: DevstackState,
+    executable: Path,
+    progress: Callable[[str], None],
+    timeout: float = 300.0,
+) -> DevstackState:
+    """Start Phoenix (`executable serve`) as the trace viewer unless this state dir's viewer already runs.
+
+    Its database lives in DIR/trace-viewer. The first start creates it (SQLite migrations: 10-60 s measured,
+    reported up to 95 s on a loaded machine); a first start that fails leaves no half-migrated database.
+    A viewer started again takes its former port when free: a running operator and Ray keep their endpoint.
+    """
+    if running_services(state_dir, state).get(TRACE_VIEWER_SERVICE):
+        progress(f"trace viewer already running at {state.trace_viewer_url}; reusing it")
+        return state
+    working_dir = state_dir.resolve() / "trace-viewer"
+    first_start = not (working_dir / "phoenix.db").exists()
+    working_dir.mkdir(parents=True, exist_ok=True)
+    port = _former_port_if_free(state.trace_viewer_url) or free_loopback_port()
+    first = "; its first start creates its database" if first_start else ""
+    progress(f"starting the trace viewer (Phoenix, {executable}){first}…")
+    try:
+        start_service(phoenix_spec(executable, port, free_loopback_port(), working_dir), state_dir, timeout)
+    except ServiceStartError:
+        if first_start:
+            shutil.rmtree(working_dir, ignore_errors=True)
+        raise
+    services = [*[name for name in state.services if name != TRACE_VIEWER_SERVICE], TRACE_VIEWER_SERVICE]
+    state = state.model_copy(update={"services": services, "trace_viewer_url": f"http://127.0.0.1:{port}"})
+    save_state(state_dir, state)
+    progress(f"trace viewer (Phoenix) at {state.trace_viewer_url}")
+    return state
+
+
+def _former_port_if_free(url: str | None) -> int | None:
+    if not url:
+        return None
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As servers bind: a port left in TIME_WAIT by the viewer that died is free, a listening one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+    return port
 
 
 def stop_devstack(state_dir: Path) -> list[str]:

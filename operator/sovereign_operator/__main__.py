@@ -14,6 +14,7 @@ import threading
 import kopf
 
 from sovereign.clients.kubernetes import ensure_namespace, load_api_client
+from sovereign.telemetry import configure_metrics, configure_tracing, flush_tracing
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.handlers import policy as policy_handlers  # noqa: F401  (registers its handlers)
 from sovereign_operator.handlers import serving as serving_handlers  # noqa: F401  (registers its handlers)
@@ -31,6 +32,9 @@ def main() -> int:
     # One line per Ray status poll would drown the operator's own log.
     logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
     config = OperatorConfig.from_environment()
+    # Spans go to OTEL_EXPORTER_OTLP_ENDPOINT when set; metrics are served when SOVEREIGN_METRICS_PORT is.
+    configure_tracing("sovereign-operator")
+    configure_metrics("sovereign-operator", config.metrics_port)
     api = load_api_client()
     ensure_namespace(api, config.platform_namespace)
     elector = LeaseElector(
@@ -52,6 +56,7 @@ def main() -> int:
         liveness_endpoint=liveness,
     )
     stop.set()
+    flush_tracing()
     if lost.is_set():
         log.error("exiting: the Lease was lost; a restarted process will wait as a standby")
         return LOST_LEASE_EXIT_CODE

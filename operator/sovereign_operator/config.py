@@ -6,6 +6,7 @@ The same variables configure it on a real cluster (Helm sets them) and on the de
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -16,6 +17,20 @@ from sovereign_operator.constants import (
     PLATFORM_NAMESPACE,
     SERVICE_ACCOUNT_TOKEN_FILE,
 )
+
+# OTEL_* variables that may carry the collector's credentials or point at files only the operator has
+# (OTel docs: "OTLP Exporter Configuration", headers and certificates): never copied into Serve configs or
+# RayService specs, which other readers see.
+_PRIVATE_TELEMETRY = ("HEADERS", "CERTIFICATE", "CLIENT_KEY")
+
+
+def passed_on_telemetry_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The OTEL_* variables the nations' Ray processes get, without credentials or operator-local files."""
+    return {
+        name: value
+        for name, value in env.items()
+        if name.startswith("OTEL_") and not any(part in name for part in _PRIVATE_TELEMETRY)
+    }
 
 
 class OperatorConfig(BaseModel):
@@ -84,6 +99,16 @@ class OperatorConfig(BaseModel):
     metrics_port: int | None = Field(
         None, description="Serve the operator's Prometheus metrics on 0.0.0.0:<port>/metrics."
     )
+    audit_dir: str | None = Field(
+        None,
+        description="Root of the nations' audit logs (`<dir>/<nation>/admin/` is written by the operator, "
+        "`decisions/` by the gateways on local-ray); unset: nothing is audited.",
+    )
+    service_account_token_dir: str | None = Field(
+        None,
+        description="local-ray: where the operator keeps each nation's serving ServiceAccount token "
+        "(`<dir>/<nation>/token`, 0600, refreshed), which the nation's audit writer logs in to Vault with.",
+    )
     telemetry_env: dict[str, str] = Field(
         default_factory=dict,
         description="The OTEL_* variables of the operator's environment, passed on to the nations' Ray "
@@ -121,9 +146,11 @@ class OperatorConfig(BaseModel):
             "serving_memory_scale": "SOVEREIGN_SERVING_MEMORY_SCALE",
             "serving_image": "SOVEREIGN_SERVING_IMAGE",
             "metrics_port": "SOVEREIGN_METRICS_PORT",
+            "audit_dir": "SOVEREIGN_AUDIT_DIR",
+            "service_account_token_dir": "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR",
         }
         values: dict[str, object] = {field: env[var] for field, var in mapping.items() if env.get(var)}
-        values["telemetry_env"] = {name: value for name, value in env.items() if name.startswith("OTEL_")}
+        values["telemetry_env"] = passed_on_telemetry_env(env)
         if "vault_addr" not in values:
             raise ValueError("VAULT_ADDR is not set: the operator cannot reach Vault")
         config = cls.model_validate(values)

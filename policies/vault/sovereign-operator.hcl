@@ -7,8 +7,9 @@
 # Priority (Vault docs: /vault/docs/concepts/policies#priority-matching): one rule governs a request path,
 # the exact match if any, else the highest-priority wildcard, where a first wildcard later in the pattern
 # wins. The denies are written on the mount's operation prefixes (transit/decrypt/*, ...), and no grant here
-# overlaps them: the grants are all under transit/keys/, so no more specific operator rule can win over a
-# deny. Attach no other policy to this token (besides `default`, which has no transit rules): a more specific
+# overlaps them: the grants are under transit/keys/, so no more specific operator rule can win over a
+# deny — except transit/datakey/plaintext/tenant-*, which is meant to (see below). Attach no other policy
+# to this token (besides `default`, which has no transit rules): a more specific
 # rule in another policy, e.g. `transit/decrypt/tenant-fra`, WOULD win over `transit/decrypt/*`.
 #
 # Mount paths are the platform's (transit/, secret/, auth/kubernetes/); a nation that brings its own Vault
@@ -50,6 +51,17 @@ path "transit/rewrap/*" {
 # datakey/plaintext/:name returns a plaintext data key; datakey/wrapped/:name one the nation can unwrap.
 path "transit/datakey/*" {
   capabilities = ["deny"]
+}
+
+# The one exception: the operator appends administrative records (key rotated, key shredded, ...) to each
+# nation's audit log, sealed under fresh data keys from datakey/plaintext (Vault makes a random key and
+# answers it with its wrapped form; Vault docs: /vault/api-docs/secret/transit#generate-data-key). That lets
+# it encrypt for a nation, never decrypt: a fresh random key reveals nothing, and decrypt stays denied, so
+# the wrapped keys of the nation's own records (and every other ciphertext) stay out of its reach.
+# This rule outranks the deny above on purpose: its first glob comes later in the pattern
+# (/vault/docs/concepts/policies#priority-matching); datakey/wrapped and other key names stay denied.
+path "transit/datakey/plaintext/tenant-*" {
+  capabilities = ["update"]
 }
 
 # Export returns the key material itself (if a key was ever made exportable through keys/:name/config).

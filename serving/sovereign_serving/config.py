@@ -81,6 +81,31 @@ class GatewayModel(_Config):
     )
 
 
+class AuditSink(_Config):
+    """Where and as whom the nation's gateway side appends its decision records (its AuditWriter actor)."""
+
+    directory: str = Field(
+        description="The audit root; the writer appends to `<directory>/<nation lowercase>/decisions/`."
+    )
+    vault_addr: str = Field(alias="vaultAddr", description="The Vault holding the nation's transit key.")
+    auth_mount: str = Field(
+        "kubernetes", alias="authMount", description="Kubernetes auth mount in that Vault."
+    )
+    role: str = Field(description="Kubernetes auth role of the nation: `tenant-<nation lowercase>`.")
+    token_file: str = Field(
+        alias="tokenFile",
+        description="The nation's ServiceAccount token (JWT), re-read at each login: the projected token in "
+        "a pod, a file the operator keeps fresh on the devstack.",
+    )
+    transit_mount: str = Field("transit", alias="transitMount", description="Transit mount in that Vault.")
+    ray_resource: str | None = Field(
+        None,
+        alias="rayResource",
+        description="A custom Ray resource that only the node holding the audit volume offers (kuberay: the "
+        "head); the writer actor is placed there. None: anywhere (one host).",
+    )
+
+
 class GatewayConfig(_Config):
     """The user_config of a nation's gateway."""
 
@@ -91,3 +116,7 @@ class GatewayConfig(_Config):
     )
     models: list[GatewayModel] = Field(description="Every served model of the platform, with its markings.")
     bundle: dict[str, str] = Field(description="The published policy bundle (ConfigMap data).")
+    audit: AuditSink | None = Field(
+        None,
+        description="Where the gateway records every policy decision; None: audit is off (no audit dir set).",
+    )

@@ -7,6 +7,11 @@ OpenAI-shaped dicts back (`chat`, `complete`, `embed`; the `*_stream` methods ar
 chunk dicts, called with `handle.options(stream=True)`). Bodies are validated again here; a bad body, or a
 method the model's task does not offer, raises ValueError.
 
+Tracing: every method takes the caller's W3C trace context as `trace_context` (the gateway passes its model
+call span's `carrier()`) and opens a SERVER span `engine generate` / `engine embed` as its child, with the
+model, the operation and the token counts (never content); its duration also goes to the Ray histogram
+`gen_ai_server_request_duration` (Prometheus: `ray_gen_ai_server_request_duration_bucket`).
+
 On construction a replica sets the air-gap environment, verifies every file's sha256 (a failure raises
 `IntegrityError`, so the application goes DEPLOY_FAILED with the failing file in its message) and only
 then loads the engine.
@@ -22,15 +27,22 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal, TypeVar
 
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ray import serve
 from ray.serve import Application
+from ray.util.metrics import Histogram
 
+from sovereign.telemetry import configure_tracing, context_from, tracer
 from sovereign_serving.config import AIR_GAP_ENV, ModelServerConfig
 from sovereign_serving.engines import GenerateRequest, GenerateResult, StreamDelta, Usage, load_engine
 from sovereign_serving.integrity import verify_model_files
 
 MAX_STOP_STRINGS = 4  # as OpenAI's API
+# GenAI semconv: gen_ai.provider.name (a custom value: no well-known one fits a self-hosted platform) and
+# the bucket boundaries the GenAI metrics conventions advise for gen_ai.server.request.duration (seconds).
+PROVIDER = "sovereign"
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 B = TypeVar("B", bound=BaseModel)
 
 
@@ -157,6 +169,54 @@ def _embedding(vector: list[float], encoding: str) -> list[float] | str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
+# -- tracing ---------------------------------------------------------------------------------------------
+
+
+class _EngineSpan:
+    """The replica's span of one call (GenAI semconv, "Semantic conventions for generative AI spans":
+    `gen_ai.operation.name`, `gen_ai.request.model`, `gen_ai.usage.*_tokens`,
+    `gen_ai.response.finish_reasons`) as a child of the caller's span. Not made current: a streamed call
+    ends it in a later step of its generator, and nothing inside the engine opens spans. Records the
+    request duration when it ends."""
+
+    def __init__(
+        self,
+        server: ModelServer,
+        name: str,
+        operation: str,
+        trace_context: dict[str, str] | None,
+        max_tokens: int | None = None,
+    ) -> None:
+        self._tags = {"tenant": server._config.nation, "model": server._config.name, "operation": operation}
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": PROVIDER,
+            "gen_ai.request.model": server._config.name,
+            "sovereign.tenant": server._config.nation,
+        }
+        if max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = max_tokens
+        self._duration = server._duration
+        self._started = time.perf_counter()
+        self.span: Span = tracer().start_span(
+            name, context=context_from(trace_context), kind=SpanKind.SERVER, attributes=attributes
+        )
+
+    def usage(self, input_tokens: int, output_tokens: int | None, finish_reason: str | None = None) -> None:
+        self.span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+        if output_tokens is not None:
+            self.span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+        if finish_reason is not None:
+            self.span.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
+
+    def end(self, error: BaseException | None = None) -> None:
+        if error is not None:  # the type only: a message may quote the request
+            self.span.set_attribute("error.type", type(error).__name__)
+            self.span.set_status(Status(StatusCode.ERROR))
+        self.span.end()
+        self._duration.observe(time.perf_counter() - self._started, tags=self._tags)
+
+
 # -- the deployment ------------------------------------------------------------------------------------
 
 
@@ -167,15 +227,22 @@ class ModelServer:
 
     def __init__(self, config: ModelServerConfig) -> None:
         os.environ.update(AIR_GAP_ENV)  # defence in depth: the runtime_env sets the same
+        configure_tracing("sovereign-model-server", **{"sovereign.tenant": config.nation})
+        self._duration = Histogram(
+            "gen_ai_server_request_duration",
+            description="Seconds per model call in the replica (GenAI gen_ai.server.request.duration).",
+            boundaries=DURATION_BUCKETS,
+            tag_keys=("tenant", "model", "operation"),
+        )
         self._config = config
         verify_model_files(config.source, config.sha256)
         self._engine = load_engine(config)
 
     # chat.completion ------------------------------------------------------------------------------------
 
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def chat(self, body: dict[str, Any], trace_context: dict[str, str] | None = None) -> dict[str, Any]:
         parsed, request = self._chat_request(body)
-        result = await self._engine.generate(request)
+        result = await self._generate(request, "chat", trace_context)
         return {
             **self._header("chatcmpl", "chat.completion"),
             "choices": [
@@ -189,7 +256,9 @@ class ModelServer:
             "usage": _result_usage(result),
         }
 
-    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(
+        self, body: dict[str, Any], trace_context: dict[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Chunks: the assistant role, content deltas, one with `finish_reason` and `usage` (every other
         chunk has `usage: None`), and with `stream_options.include_usage` a last one with no choices."""
         parsed, request = self._chat_request(body)
@@ -200,7 +269,7 @@ class ModelServer:
             return {**header, "choices": [choice], "usage": _usage(usage) if usage else None}
 
         yield chunk({"role": "assistant", "content": ""})
-        async for delta in self._engine.stream(request):
+        async for delta in self._stream(request, "chat", trace_context):
             if delta.text:
                 yield chunk({"content": delta.text})
             if delta.finish_reason is not None:
@@ -210,9 +279,11 @@ class ModelServer:
 
     # text_completion ------------------------------------------------------------------------------------
 
-    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def complete(
+        self, body: dict[str, Any], trace_context: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         parsed, request = self._completion_request(body)
-        result = await self._engine.generate(request)
+        result = await self._generate(request, "text_completion", trace_context)
         choice = {"index": 0, "text": result.text, "finish_reason": result.finish_reason, "logprobs": None}
         return {
             **self._header("cmpl", "text_completion"),
@@ -220,12 +291,14 @@ class ModelServer:
             "usage": _result_usage(result),
         }
 
-    async def complete_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def complete_stream(
+        self, body: dict[str, Any], trace_context: dict[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Chunks as OpenAI streams a completion (`object: text_completion`), usage as in chat_stream."""
         parsed, request = self._completion_request(body)
         header = self._header("cmpl", "text_completion")
         delta: StreamDelta
-        async for delta in self._engine.stream(request):
+        async for delta in self._stream(request, "text_completion", trace_context):
             if delta.text or delta.finish_reason is not None:
                 choice = {
                     "index": 0,
@@ -239,10 +312,19 @@ class ModelServer:
 
     # embedding ------------------------------------------------------------------------------------------
 
-    async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def embed(
+        self, body: dict[str, Any], trace_context: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         self._require("embed", "embeddings")
         parsed = _parse(EmbeddingBody, body)
-        result = await self._engine.embed(parsed.texts())
+        traced = _EngineSpan(self, "engine embed", "embeddings", trace_context)
+        try:
+            result = await self._engine.embed(parsed.texts())
+        except BaseException as error:
+            traced.end(error)
+            raise
+        traced.usage(result.prompt_tokens, None)
+        traced.end()
         size = len(result.vectors[0]) if result.vectors else 0
         if parsed.dimensions is not None and parsed.dimensions != size:
             raise ValueError(f"dimensions: {self._config.name} embeds in {size} dimensions only")
@@ -261,6 +343,38 @@ class ModelServer:
         }
 
     # helpers --------------------------------------------------------------------------------------------
+
+    async def _generate(
+        self, request: GenerateRequest, operation: str, trace_context: dict[str, str] | None
+    ) -> GenerateResult:
+        traced = _EngineSpan(self, "engine generate", operation, trace_context, request.max_tokens)
+        try:
+            result = await self._engine.generate(request)
+        except BaseException as error:
+            traced.end(error)
+            raise
+        traced.usage(result.prompt_tokens, result.completion_tokens, result.finish_reason)
+        traced.end()
+        return result
+
+    async def _stream(
+        self, request: GenerateRequest, operation: str, trace_context: dict[str, str] | None
+    ) -> AsyncIterator[StreamDelta]:
+        """The engine's deltas; the span ends with the stream (finished, failed or abandoned)."""
+        traced = _EngineSpan(self, "engine generate", operation, trace_context, request.max_tokens)
+        error: BaseException | None = None
+        try:
+            async for delta in self._engine.stream(request):
+                if delta.finish_reason is not None and delta.usage is not None:
+                    traced.usage(
+                        delta.usage.prompt_tokens, delta.usage.completion_tokens, delta.finish_reason
+                    )
+                yield delta
+        except BaseException as failure:
+            error = failure
+            raise
+        finally:
+            traced.end(error)
 
     def _chat_request(self, body: dict[str, Any]) -> tuple[ChatBody, GenerateRequest]:
         self._require("generate", "chat completions")

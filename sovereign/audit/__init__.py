@@ -1,17 +1,29 @@
 """Each nation's audit log: hash-chained, envelope-encrypted with the nation's Vault transit key.
 
+A nation's directory holds one log per writer (`decisions/`, `admin/`: see _streams.py).
 `AuditLog(directory, nation, vault)` appends (durable when `append` returns); `verify` checks the chain and
 decrypts with the caller's token; `read` returns the decrypted records of a recent period.
 """
 
 from sovereign.audit._errors import AuditAccessDenied, AuditLogClosed, AuditLogCorrupt, AuditLogTampered
-from sovereign.audit._log import AuditLog, audit_key_name
+from sovereign.audit._log import AuditLog, DataKeySource, audit_key_name
 from sovereign.audit._records import ADMIN_EVENTS, DECISION_EVENT, AuditActor, AuditDecision, AuditRecord
+from sovereign.audit._streams import (
+    ADMIN_STREAM,
+    DECISIONS_STREAM,
+    STREAMS,
+    nation_audit_directory,
+    stream_directories,
+    stream_directory,
+)
 from sovereign.audit._verify import AuditProblem, VerifyReport, read, verify
 
 __all__ = [
     "ADMIN_EVENTS",
+    "ADMIN_STREAM",
+    "DECISIONS_STREAM",
     "DECISION_EVENT",
+    "STREAMS",
     "AuditAccessDenied",
     "AuditActor",
     "AuditDecision",
@@ -21,8 +33,12 @@ __all__ = [
     "AuditLogTampered",
     "AuditProblem",
     "AuditRecord",
+    "DataKeySource",
     "VerifyReport",
     "audit_key_name",
+    "nation_audit_directory",
     "read",
+    "stream_directories",
+    "stream_directory",
     "verify",
 ]

@@ -8,17 +8,18 @@ pays one fsync per record, many callers share one, and no acknowledged record is
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import logging
 import os
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import hvac
 
@@ -45,6 +46,15 @@ log = logging.getLogger(__name__)
 
 TRANSIT_MOUNT = "transit"
 
+# Where a writer's data keys come from:
+# - "wrapped": `datakey/wrapped` then one `decrypt` of it (two calls; the writer is the nation itself, whose
+#   policy may decrypt anyway), the plaintext never crosses the wire at creation;
+# - "plaintext": `datakey/plaintext` (one call answering the key and its wrapped form), for a writer that may
+#   encrypt but must never decrypt: the operator, whose policy denies `decrypt`, writes admin records so.
+# Vault docs: /vault/api-docs/secret/transit#generate-data-key
+DataKeySource = Literal["wrapped", "plaintext"]
+VaultSource = hvac.Client | Callable[[], hvac.Client]
+
 
 def audit_key_name(nation: str) -> str:
     """The nation's transit key (the operator's `transit_key_name`; a test keeps the two equal)."""
@@ -55,23 +65,27 @@ class AuditLog:
     """A nation's audit log in `directory`, open for appending by this process alone (an exclusive flock).
 
     `vault` needs `update` on `<transit_mount>/datakey/wrapped/` and `<transit_mount>/decrypt/` of
-    `tenant-<nation>`. A new data key is made on the first append, then after every
-    `rotate_after_records` records or `rotate_after_seconds` seconds.
+    `tenant-<nation>` (with `data_keys="plaintext"`: on `<transit_mount>/datakey/plaintext/` only). It is a
+    client, or a function returning one, called whenever a data key is made (so a writer whose Vault token
+    expires can hand over a fresh login). A new data key is made on the first append, then after every
+    `rotate_after_records` records or `rotate_after_seconds` seconds, or after `rotate_data_key()`.
     """
 
     def __init__(
         self,
         directory: Path,
         nation: str,
-        vault: hvac.Client,
+        vault: VaultSource,
         *,
         transit_mount: str = TRANSIT_MOUNT,
+        data_keys: DataKeySource = "wrapped",
         rotate_after_records: int = 10_000,
         rotate_after_seconds: float = 3600.0,
         segment_records: int = 100_000,
     ) -> None:
         self.directory, self.nation = Path(directory), nation
         self._vault, self._mount, self._key_name = vault, transit_mount, audit_key_name(nation)
+        self._data_key_source = data_keys
         self._rotate_records, self._rotate_seconds = rotate_after_records, rotate_after_seconds
         self._segment_records = segment_records
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -125,6 +139,12 @@ class AuditLog:
             self._wait_durable(seqs[-1])
         return seqs
 
+    def rotate_data_key(self) -> None:
+        """Seal the next record under a new data key (e.g. after the transit key was rotated, so that new
+        records are wrapped by its latest version)."""
+        with self._lock:
+            self._data_key = None
+
     def flush(self) -> None:
         """Return once every record appended so far is on disk (appends already wait for their own)."""
         with self._lock:
@@ -171,7 +191,7 @@ class AuditLog:
     def _current_data_key(self) -> bytes:
         expired = time.monotonic() - self._key_made >= self._rotate_seconds
         if self._data_key is None or self._key_uses >= self._rotate_records or expired:
-            plaintext, wrapped = vault_client.generate_data_key(self._vault, self._mount, self._key_name)
+            plaintext, wrapped = self._new_data_key()
             key_ref = secrets.token_hex(8)
             entry = {"created": datetime.now(UTC).isoformat(), "keyRef": key_ref, "wrapped": wrapped}
             path = self.directory / KEYS_FILE
@@ -186,6 +206,15 @@ class AuditLog:
             self._data_key, self._key_ref, self._key_uses = plaintext, key_ref, 0
             self._key_made = time.monotonic()
         return self._data_key
+
+    def _new_data_key(self) -> tuple[bytes, str]:
+        vault = self._vault if isinstance(self._vault, hvac.Client) else self._vault()
+        if self._data_key_source == "wrapped":
+            return vault_client.generate_data_key(vault, self._mount, self._key_name)
+        response = vault.secrets.transit.generate_data_key(
+            name=self._key_name, key_type="plaintext", bits=256, mount_point=self._mount
+        )
+        return base64.b64decode(response["data"]["plaintext"]), str(response["data"]["ciphertext"])
 
     # -- group commit -------------------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
 """`sovereign audit`: a nation's auditors verify and read its audit log, with the nation's own credentials.
 
+A nation's directory holds one log per writer: `decisions/` (its gateway) and `admin/` (the operator);
+verify and show cover both (a directory that holds one log directly is read as that log).
+
 The CLI logs in to Vault as the nation: a short-lived token of the nation's `model-serving` ServiceAccount
 (TokenRequest) through Kubernetes auth, role `tenant-<nation>`. Only that role may decrypt the nation's data
 keys; another nation's credentials get 403 from Vault.
@@ -16,7 +19,15 @@ import hvac
 import typer
 from rich.table import Table
 
-from sovereign.audit import AuditAccessDenied, AuditLogTampered, read, verify
+from sovereign.audit import (
+    AuditAccessDenied,
+    AuditLogTampered,
+    AuditRecord,
+    VerifyReport,
+    read,
+    stream_directories,
+    verify,
+)
 from sovereign.cli.output import OutputFormat, console, fail, print_json
 from sovereign.cli.token_commands import parse_ttl
 from sovereign.clients.kubernetes import create_namespaced_service_account_token, load_api_client
@@ -33,7 +44,8 @@ DirOption = Annotated[
 OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o")]
 
 
-def _directory(nation: str, given: Path | None) -> Path:
+def _streams(nation: str, given: Path | None) -> dict[str, Path]:
+    """The nation's logs by stream (`decisions`, `admin`; `log` for a directory holding one log)."""
     if given is not None:
         directory = given
     elif os.environ.get("SOVEREIGN_STATE_DIR"):
@@ -41,9 +53,10 @@ def _directory(nation: str, given: Path | None) -> Path:
     else:
         fail("give --dir, or set SOVEREIGN_STATE_DIR (`source .sovereign/env`)")
         raise AssertionError  # unreachable: fail() exits
-    if not directory.is_dir():
+    streams = stream_directories(directory)
+    if not streams:
         fail(f"{directory} holds no audit log of {nation}")
-    return directory
+    return streams
 
 
 def _nation_vault(nation: str) -> hvac.Client:
@@ -71,27 +84,41 @@ def verify_command(
 ) -> None:
     """Check the whole chain and decrypt every record; exit 1 and locate whatever was altered or moved."""
     nation = nation.strip().upper()
-    where = _directory(nation, directory)
+    streams = _streams(nation, directory)
+    vault = _nation_vault(nation)
+    reports: dict[str, VerifyReport] = {}
     try:
-        report = verify(where, _nation_vault(nation), nation)
+        for stream, where in streams.items():
+            reports[stream] = verify(where, vault, nation)
     except AuditAccessDenied as error:
         fail(str(error))
         raise  # unreachable
+    ok = all(report.ok for report in reports.values())
     if output is OutputFormat.json:
-        print_json(report.model_dump(mode="json", by_alias=True))
-    elif report.ok:
-        console.print(
-            f"[green]✓[/] {nation}: {report.records} records, chain intact up to seq {report.last_seq} "
-            f"(head {report.last_hash[:16]}…), {report.data_keys} data key(s) decrypted"
+        print_json(
+            {
+                "nation": nation,
+                "ok": ok,
+                "streams": {
+                    stream: report.model_dump(mode="json", by_alias=True)
+                    for stream, report in reports.items()
+                },
+            }
         )
-        for note in report.notes:
-            console.print(f"  note: {note}")
-    else:
-        console.print(f"[red]✗[/] {nation}: the audit log was altered")
-        for problem in report.problems:
-            where = f"{problem.segment}:{problem.line} seq {problem.seq}"
-            console.print(f"  {where}: {problem.kind}: {problem.message}", soft_wrap=True)
-    if not report.ok:
+    for stream, report in reports.items() if output is not OutputFormat.json else ():
+        if report.ok:
+            console.print(
+                f"[green]✓[/] {nation} {stream}: {report.records} records, chain intact up to seq "
+                f"{report.last_seq} (head {report.last_hash[:16]}…), {report.data_keys} data key(s) decrypted"
+            )
+            for note in report.notes:
+                console.print(f"  note: {note}")
+        else:
+            console.print(f"[red]✗[/] {nation} {stream}: the audit log was altered")
+            for problem in report.problems:
+                location = f"{problem.segment}:{problem.line} seq {problem.seq}"
+                console.print(f"  {location}: {problem.kind}: {problem.message}", soft_wrap=True)
+    if not ok:
         raise typer.Exit(1)
 
 
@@ -104,13 +131,16 @@ def show_command(
 ) -> None:
     """The records of the last `--since`, decrypted with the nation's own credentials (verified first)."""
     nation = nation.strip().upper()
-    where = _directory(nation, directory)
+    streams = _streams(nation, directory)
     try:
         window = timedelta(seconds=parse_ttl(since))
     except ValueError as error:
         fail(str(error))
+    vault = _nation_vault(nation)
+    records: list[AuditRecord] = []
     try:
-        records = read(where, _nation_vault(nation), nation, since=window)
+        for where in streams.values():
+            records += read(where, vault, nation, since=window)
     except AuditAccessDenied as error:
         fail(str(error))
         raise  # unreachable
@@ -118,6 +148,7 @@ def show_command(
         problems = len(error.report.problems)
         fail(f"the audit log of {nation} was altered ({problems} problem(s)); run `sovereign audit verify`")
         raise  # unreachable
+    records.sort(key=lambda record: record.time)  # the streams interleaved by time
     if output is OutputFormat.json:
         print_json([record.model_dump(mode="json", by_alias=True) for record in records])
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +32,11 @@ Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text for p
 DEFAULT_STATE_DIR = Path(".sovereign")
 
 
+class TraceViewer(enum.StrEnum):
+    phoenix = "phoenix"
+    none = "none"
+
+
 def up(
     state_dir: StateDir = DEFAULT_STATE_DIR,
     examples: Annotated[bool, typer.Option(help="Apply the example nations from --examples-dir.")] = True,
@@ -50,6 +56,10 @@ def up(
     models_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the example models to become Ready.")
     ] = 300.0,
+    trace_viewer: Annotated[
+        TraceViewer,
+        typer.Option(help="A local trace viewer every component sends spans to (phoenix: `make viewer`)."),
+    ] = TraceViewer.phoenix,
     output: Output = OutputFormat.text,
 ) -> None:
     """Start the local control plane (Kubernetes API + Vault) and the operator, and install the platform."""
@@ -61,6 +71,9 @@ def up(
     state_dir = state_dir.resolve()
     state = _external_state(state_dir) if external else _start_devstack(state_dir, progress)
     try:
+        # First: Ray and the operator get its OTLP endpoint when they start.
+        if trace_viewer is TraceViewer.phoenix and not external:
+            state = _start_trace_viewer(state_dir, state, progress, progress_console)
         if ray and not external:
             from sovereign_devstack.stack import start_local_ray
 
@@ -113,6 +126,7 @@ def up(
         "external": state.external,
         "applied": applied,
         "gatewayUrl": state.gateway_url,
+        "traceViewerUrl": state.trace_viewer_url,
         "demoCalls": [
             {"caller": c.caller, "endpoint": c.endpoint, "status": c.status, "marking": c.marking}
             for c in demo_calls
@@ -143,6 +157,10 @@ def up(
     console.print("  sovereign keys rotate --nation FRA")
     console.print("  kubectl get events")
     console.print('  curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/sys/mounts')
+    if state.trace_viewer_url:
+        console.print(f"  open {state.trace_viewer_url}   # traces (Phoenix): README, Reading traces")
+    elif trace_viewer is TraceViewer.phoenix and not external:
+        console.print("  make viewer   # then `sovereign up` again: a local trace viewer (Phoenix)")
     console.print(f"  sovereign status --state-dir {state_dir}")
     console.print(f"  sovereign down --state-dir {state_dir}")
 
@@ -182,6 +200,17 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputForma
         components.append(
             _component("ray", state.ray_dashboard_url or "-", pids.get("ray"), False, _ray_health, state)
         )
+    if "trace-viewer" in state.services:
+        components.append(
+            _component(
+                "trace-viewer",
+                state.trace_viewer_url or "-",
+                pids.get("trace-viewer"),
+                False,
+                _trace_viewer_health,
+                state,
+            )
+        )
     if "operator" in state.services:
         components.append(
             _component(
@@ -218,6 +247,25 @@ def _start_devstack(state_dir: Path, progress: Any) -> Any:
         fail(str(error))
 
 
+def _start_trace_viewer(state_dir: Path, state: Any, progress: Any, progress_console: Any) -> Any:
+    """Phoenix as the devstack's trace viewer; without it installed, say how to get it and go on."""
+    from sovereign_devstack.processes import ServiceStartError
+    from sovereign_devstack.stack import start_trace_viewer
+    from sovereign_devstack.trace_viewer import find_phoenix, not_found_message
+
+    executable = find_phoenix()
+    if executable is None:
+        progress_console.print(
+            f"[yellow]![/] no trace viewer: {not_found_message()}. Going on without one: "
+            "components export no spans (or use --trace-viewer none to skip this check)."
+        )
+        return state
+    try:
+        return start_trace_viewer(state_dir, state, executable, progress)
+    except ServiceStartError as error:
+        raise RuntimeError(f"{error}\n(start without a trace viewer: --trace-viewer none)") from error
+
+
 def _external_state(state_dir: Path) -> Any:
     from sovereign_devstack.stack import DevstackState, save_state
 
@@ -246,6 +294,18 @@ def _platform_env(state: Any, state_dir: Path) -> dict[str, str]:
         "SOVEREIGN_STATE_DIR": str(state_dir),
         # Ray Serve's HTTP base: a nation's OpenAI endpoint is $SOVEREIGN_GATEWAY_URL/<nation>/v1.
         **({"SOVEREIGN_GATEWAY_URL": state.gateway_url} if getattr(state, "gateway_url", None) else {}),
+        # The trace viewer (Phoenix): its UI, and OTLP/HTTP for the CLI's own spans.
+        **(
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": viewer, "SOVEREIGN_TRACE_VIEWER_URL": viewer}
+            if (viewer := getattr(state, "trace_viewer_url", None))
+            else {}
+        ),
+        # The local Ray node's Prometheus metrics (token usage, request durations, policy decisions).
+        **(
+            {"SOVEREIGN_RAY_METRICS_URL": state.ray_metrics_url}
+            if getattr(state, "ray_metrics_url", None)
+            else {}
+        ),
     }
 
 
@@ -307,6 +367,20 @@ class OperatorUnhealthy(RuntimeError):
     """The operator's liveness endpoint does not answer 200 (not leading, or kopf stopped)."""
 
 
+class TraceViewerUnhealthy(RuntimeError):
+    """The trace viewer's health endpoint does not answer 200."""
+
+
+def _trace_viewer_health(state: Any) -> str:
+    try:
+        answer = httpx.get(f"{state.trace_viewer_url}/healthz", timeout=5)
+    except httpx.HTTPError as error:
+        raise TraceViewerUnhealthy(f"trace viewer does not answer: {error}") from error
+    if answer.status_code != 200:
+        raise TraceViewerUnhealthy(f"trace viewer answered {answer.status_code}")
+    return "Phoenix; OTLP/HTTP at /v1/traces"
+
+
 def _ray_health(state: Any) -> str:
     headers = {"Authorization": f"Bearer {state.ray_token}"} if state.ray_token else {}
     version = httpx.get(f"{state.ray_dashboard_url}/api/version", headers=headers, timeout=3.0)
@@ -329,6 +403,6 @@ def _component(
 ) -> dict[str, Any]:
     try:
         detail, healthy = check(state), external or pid is not None
-    except (KubernetesUnavailable, VaultUnavailable, OperatorUnhealthy) as error:
+    except (KubernetesUnavailable, VaultUnavailable, OperatorUnhealthy, TraceViewerUnhealthy) as error:
         detail, healthy = str(error), False
     return {"name": name, "address": address, "pid": pid, "healthy": healthy, "detail": detail}

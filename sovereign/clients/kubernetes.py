@@ -16,20 +16,27 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
+from sovereign.telemetry import TracedApiClient
+
 
 class KubernetesUnavailable(RuntimeError):
     """The API server could not be reached or refused the platform's credentials."""
 
 
 def load_api_client(kubeconfig: str | None = None) -> ApiClient:
-    """A client from `kubeconfig` (or $KUBECONFIG / ~/.kube/config), else the in-cluster service account."""
+    """A client from `kubeconfig` (or $KUBECONFIG / ~/.kube/config), else the in-cluster service account.
+
+    Every request it makes is a CLIENT span (sovereign.telemetry); a no-op while tracing is not configured.
+    """
+    configuration = kubernetes.client.Configuration()
     try:
-        return kubernetes.config.new_client_from_config(config_file=kubeconfig)
+        # What new_client_from_config does, with the traced ApiClient.
+        kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     except kubernetes.config.ConfigException:
         if kubeconfig is not None:
             raise
-        kubernetes.config.load_incluster_config()
-        return ApiClient()
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    return TracedApiClient(configuration=configuration)
 
 
 def server_version(api: ApiClient) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from sovereign.telemetry import TracedTransport
+
 SERVE_APPLICATIONS_PATH = "/api/serve/applications/"
 CONNECT_ATTEMPTS = 5
 
@@ -48,7 +50,9 @@ _retry_connection_errors = retry(
 def _request(
     method: str, url: str, headers: dict[str, str], timeout: float, body: Mapping[str, Any] | None
 ) -> httpx.Response:
-    return httpx.request(method, url, json=body, headers=headers, timeout=timeout)
+    # What httpx.request does, through a transport making each attempt a CLIENT span (sovereign.telemetry).
+    with httpx.Client(transport=TracedTransport("ray"), timeout=timeout) as client:
+        return client.request(method, url, json=body, headers=headers)
 
 
 def _call(

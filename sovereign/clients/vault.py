@@ -7,6 +7,8 @@ import base64
 import hvac
 import requests
 
+from sovereign.telemetry import TracedJSONAdapter
+
 
 class VaultUnavailable(RuntimeError):
     """Vault could not be reached, is sealed, or refused the token."""
@@ -20,13 +22,18 @@ VAULT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def _client(address: str, token: str | None, verify: bool | str) -> hvac.Client:
+    # Every request is a CLIENT span (sovereign.telemetry); a no-op while tracing is not configured.
+    return hvac.Client(url=address, token=token, verify=verify, timeout=10, adapter=TracedJSONAdapter)
+
+
 def unchecked_vault_client(address: str, token: str | None = None, verify: bool | str = True) -> hvac.Client:
     """A client that does not contact Vault yet: a long-running process starts even while Vault is down."""
-    return hvac.Client(url=address, token=token, verify=verify, timeout=10)
+    return _client(address, token, verify)
 
 
 def vault_client(address: str, token: str | None = None, verify: bool | str = True) -> hvac.Client:
-    client = hvac.Client(url=address, token=token, verify=verify, timeout=10)
+    client = _client(address, token, verify)
     try:
         health = client.sys.read_health_status(method="GET")
     except requests.RequestException as error:

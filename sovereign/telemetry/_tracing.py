@@ -91,6 +91,12 @@ def span(
             raise
 
 
+def current_trace_id() -> str | None:
+    """The current trace's id in hex (as trace viewers show it), or None outside a recorded trace."""
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else None
+
+
 def carrier() -> dict[str, str]:
     """The current trace context as W3C headers (`traceparent`, `tracestate`), to pass along a call."""
     headers: dict[str, str] = {}

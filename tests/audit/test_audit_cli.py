@@ -21,6 +21,7 @@ from tests.audit.conftest import make_record
 from tests.operator.conftest import (  # noqa: F401  (fixtures)
     OperatorProcess,
     Platform,
+    operator_extra_env,
     platform,
     pytest_runtest_makereport,
     running_operator,
@@ -68,7 +69,9 @@ def test_the_nations_auditor_verifies_and_reads_its_log(platform: Platform, fra_
     verified = audit(platform, "verify", "--nation", "FRA", "--dir", str(fra_log), "--output", "json")
     assert verified.returncode == 0, verified.stderr
     report = json.loads(verified.stdout)
-    assert report["ok"] is True and report["lastSeq"] == 50 and report["problems"] == []
+    # A directory holding one log directly is reported as the stream "log".
+    assert report["ok"] is True and list(report["streams"]) == ["log"]
+    assert report["streams"]["log"]["lastSeq"] == 50 and report["streams"]["log"]["problems"] == []
     shown = audit(
         platform, "show", "--nation", "FRA", "--dir", str(fra_log), "--since", "1h", "--output", "json"
     )

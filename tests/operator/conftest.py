@@ -9,7 +9,8 @@ devstack (kube_api, vault_server from tests/conftest.py), driven as users drive 
   `start_operator(SOVEREIGN_FAILPOINTS="provision:after-namespace")` or `VAULT_ADDR="http://127.0.0.1:1"`.
   The handle has `.stop()` (SIGTERM, waits), `.kill()` (SIGKILL), `.wait_exit(timeout)`, `.returncode`,
   `.log_text()`, `.wait_for_log(text, timeout)` and `.is_leader()`.
-- `running_operator` (module scope): one leading operator for a module's tests.
+- `running_operator` (module scope): one leading operator for a module's tests, with the environment
+  overrides of `operator_extra_env` (module scope, none by default; a module overrides that fixture).
 - `running_operator_with_webhook` (module scope): the same, also serving the validating webhooks on a free
   loopback port (as `sovereign up` does); their registration is deleted again when the module ends.
 
@@ -160,10 +161,18 @@ def start_operator(
 
 
 @pytest.fixture(scope="module")
+def operator_extra_env() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture(scope="module")
 def running_operator(
-    platform: Platform, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+    platform: Platform,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+    operator_extra_env: dict[str, str],
 ) -> Iterator[OperatorProcess]:
-    process = _start(platform, tmp_path_factory.mktemp("operator"), {})
+    process = _start(platform, tmp_path_factory.mktemp("operator"), operator_extra_env)
     try:
         process.wait_for_log(STARTED_LOG, timeout=30)
         yield process

@@ -135,7 +135,11 @@ def transit(client: hvac.Client) -> Any:
 REFUSALS = [
     Refusal("decrypt", lambda op, key, ct: transit(op).decrypt_data(key, ciphertext=ct)),
     Refusal("encrypt", lambda op, key, ct: transit(op).encrypt_data(key, plaintext=PLAINTEXT)),
-    Refusal("datakey-plaintext", lambda op, key, ct: transit(op).generate_data_key(key, "plaintext")),
+    # datakey/plaintext is granted on tenant-* keys (the operator seals its audit records), no other key.
+    Refusal(
+        "datakey-plaintext-not-tenant",
+        lambda op, key, ct: transit(op).generate_data_key(key.replace("tenant-", "x-"), "plaintext"),
+    ),
     Refusal("datakey-wrapped", lambda op, key, ct: transit(op).generate_data_key(key, "wrapped")),
     Refusal("rewrap", lambda op, key, ct: transit(op).rewrap_data(key, ciphertext=ct)),
     Refusal("export", lambda op, key, ct: transit(op).export_key(key, key_type="encryption-key")),

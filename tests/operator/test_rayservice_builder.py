@@ -154,6 +154,29 @@ def test_worker_group_sizing(models: list[ModelDeploymentSpec], expected: tuple[
     )
 
 
+def test_the_operators_otel_variables_reach_the_head_and_the_workers() -> None:
+    telemetry = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "HOME": "/not-telemetry"}
+    specs = [model()]
+    applications = build_serve_applications_for_nation(
+        "FRA",
+        TENANT,
+        specs,
+        [{"spec": TENANT.model_dump(mode="json", by_alias=True)}],
+        {"FRA": specs},
+        {},
+        telemetry_env=telemetry,
+    )
+    obj = build_rayservice_for_nation(TENANT, specs, applications, IMAGE, telemetry_env=telemetry)
+    assert_valid(obj)
+    otel = {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://collector:4318"}
+    [head] = obj["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"]
+    [worker] = worker_group(obj)["template"]["spec"]["containers"]
+    assert head["env"] == worker["env"] == [*ENV, otel]
+    serve_config = yaml.safe_load(obj["spec"]["serveConfigV2"])
+    for app in serve_config["applications"]:
+        assert app["runtime_env"]["env_vars"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+
+
 def test_same_specs_give_the_same_object() -> None:
     assert json.dumps(rayservice(model())) == json.dumps(rayservice(model()))
 

@@ -216,6 +216,28 @@ def test_every_application_runs_air_gapped() -> None:
         assert app["runtime_env"] == {"env_vars": AIR_GAP_ENV}
 
 
+def test_the_operators_otel_variables_reach_every_application_and_the_air_gap_wins() -> None:
+    telemetry = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "VAULT_TOKEN": "not-telemetry",  # only OTEL_* variables are passed on
+        **{name: "overridden" for name in AIR_GAP_ENV if name.startswith("OTEL_")},
+    }
+    models = {"FRA": [model(), model(model="embedder", task="embed")]}
+    apps = applications(models=models, telemetry_env=telemetry)
+    validated(apps)
+    assert len(apps) == 3
+    for app in apps:
+        env = app["runtime_env"]["env_vars"]
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+        assert env["OTEL_BSP_SCHEDULE_DELAY"] == "200"
+        assert "VAULT_TOKEN" not in env
+        assert {name: env[name] for name in AIR_GAP_ENV} == AIR_GAP_ENV
+    # The same variables in another order give the same bytes (no redeploy when the environment is reordered).
+    reordered = applications(models=models, telemetry_env=dict(reversed(telemetry.items())))
+    assert json.dumps(reordered) == json.dumps(apps)
+
+
 def test_gateway_alone_when_the_nation_serves_no_model() -> None:
     apps = applications("DEU")
     validated(apps)

@@ -13,6 +13,7 @@ A nation without models keeps an empty worker group. The namespace's ResourceQuo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +43,44 @@ def rayservice_name(nation: str) -> str:
     return f"{nation.lower()}-serving"
 
 
+# -- the audit volume: the nation's decision log, in its own namespace ------------------------------------
+# Mounted on the head only (ReadWriteOnce); the head offers the custom Ray resource AUDIT_RAY_RESOURCE so
+# that the nation's AuditWriter actor (which asks for a sliver of it) is placed where the volume is.
+AUDIT_MOUNT_PATH = "/var/lib/sovereign/audit"
+AUDIT_RAY_RESOURCE = "sovereign-audit"
+AUDIT_VOLUME = "audit"
+DEFAULT_AUDIT_VOLUME_SIZE = "5Gi"
+
+
+def audit_claim_name(nation: str) -> str:
+    return f"{nation.lower()}-audit"
+
+
+def build_audit_volume_claim_for_nation(nation: str, size: str = DEFAULT_AUDIT_VOLUME_SIZE) -> dict[str, Any]:
+    """The PersistentVolumeClaim holding the nation's audit log (the cluster's default StorageClass)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": audit_claim_name(nation),
+            "namespace": tenant_namespace(nation),
+            "labels": tenant_labels(nation),
+        },
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+    }
+
+
+def _mount_audit_volume(head_group: dict[str, Any], nation: str) -> None:
+    pod = head_group["template"]["spec"]
+    pod["volumes"] = [
+        {"name": AUDIT_VOLUME, "persistentVolumeClaim": {"claimName": audit_claim_name(nation)}}
+    ]
+    for container in pod["containers"]:
+        container["volumeMounts"] = [{"name": AUDIT_VOLUME, "mountPath": AUDIT_MOUNT_PATH}]
+    # Ray docs: "Resources" (custom resources); rayStartParams values are strings.
+    head_group["rayStartParams"]["resources"] = json.dumps({AUDIT_RAY_RESOURCE: 1})
+
+
 def _serving(specs: Sequence[ModelDeploymentSpec]) -> list[ModelDeploymentSpec]:
     return [spec for spec in specs if spec.replicas != 0]
 
@@ -65,8 +104,23 @@ def _container_resources(cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+def _container_env(telemetry_env: Mapping[str, str] | None) -> list[dict[str, str]]:
+    """The air gap, then the operator's OTEL_* variables (sorted), so that the Ray processes themselves and
+    every replica export spans where the operator does; a telemetry variable never overrides the air gap."""
+    env = dict(AIR_GAP_ENV)
+    for name, value in sorted((telemetry_env or {}).items()):
+        if name.startswith("OTEL_") and name not in env:
+            env[name] = value
+    return [{"name": name, "value": value} for name, value in env.items()]
+
+
 def _pod_template(
-    nation: str, container: str, image: str, resources: dict[str, Any], ports: Sequence[tuple[str, int]] = ()
+    nation: str,
+    container: str,
+    image: str,
+    resources: dict[str, Any],
+    ports: Sequence[tuple[str, int]] = (),
+    telemetry_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "serviceAccountName": SERVING_SERVICE_ACCOUNT,
@@ -75,7 +129,7 @@ def _pod_template(
                 "name": container,
                 "image": image,
                 # The Ray processes themselves are air-gapped too (usage stats are read at ray start).
-                "env": [{"name": name, "value": value} for name, value in AIR_GAP_ENV.items()],
+                "env": _container_env(telemetry_env),
                 "resources": resources,
                 **(
                     {"ports": [{"name": name, "containerPort": port} for name, port in ports]}
@@ -90,7 +144,12 @@ def _pod_template(
     return {"metadata": {"labels": tenant_labels(nation)}, "spec": spec}
 
 
-def _worker_group(nation: str, models: Sequence[ModelDeploymentSpec], image: str) -> dict[str, Any]:
+def _worker_group(
+    nation: str,
+    models: Sequence[ModelDeploymentSpec],
+    image: str,
+    telemetry_env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     sized = [spec.resources for spec in models] or [ModelResources()]
     resources = _container_resources(
         _largest([r.cpu for r in sized]), _largest([r.memory for r in sized]), max(r.gpus for r in sized)
@@ -103,7 +162,7 @@ def _worker_group(nation: str, models: Sequence[ModelDeploymentSpec], image: str
         "minReplicas": low,
         "maxReplicas": high,
         "rayStartParams": {},
-        "template": _pod_template(nation, "ray-worker", image, resources),
+        "template": _pod_template(nation, "ray-worker", image, resources, telemetry_env=telemetry_env),
     }
 
 
@@ -114,14 +173,20 @@ def build_rayservice_for_nation(
     image: str,
     *,
     head_resources: Mapping[str, str] = DEFAULT_HEAD_RESOURCES,
+    telemetry_env: Mapping[str, str] | None = None,
+    audit_volume: bool = False,
 ) -> dict[str, Any]:
-    """The nation's RayService: `applications` (from `build_serve_applications_for_nation`, built with
-    cpu_scale 1) as `serveConfigV2`, a Ray cluster of `image` sized from the nation's `model_deployments`."""
+    """`audit_volume`: mount the nation's audit PersistentVolumeClaim (`build_audit_volume_claim_for_nation`)
+    on the head, where its AuditWriter runs.
+
+    The nation's RayService: `applications` (from `build_serve_applications_for_nation`, built with
+    cpu_scale 1) as `serveConfigV2`, a Ray cluster of `image` sized from the nation's `model_deployments`.
+    `telemetry_env`: the operator's OTEL_* variables, in every Ray container's environment."""
     nation = tenant_spec.nation
     models = _serving(model_deployments)
     head = _container_resources(head_resources["cpu"], head_resources["memory"])
     serve_config = yaml.safe_dump(build_serve_deploy_config(applications), sort_keys=False)
-    return {
+    rayservice: dict[str, Any] = {
         "apiVersion": RAYSERVICE_API_VERSION,
         "kind": "RayService",
         "metadata": {
@@ -136,9 +201,14 @@ def build_rayservice_for_nation(
                 "enableInTreeAutoscaling": any(spec.autoscaling is not None for spec in models),
                 "headGroupSpec": {
                     "rayStartParams": {"dashboard-host": "0.0.0.0"},
-                    "template": _pod_template(nation, "ray-head", image, head, HEAD_PORTS),
+                    "template": _pod_template(
+                        nation, "ray-head", image, head, HEAD_PORTS, telemetry_env=telemetry_env
+                    ),
                 },
-                "workerGroupSpecs": [_worker_group(nation, models, image)],
+                "workerGroupSpecs": [_worker_group(nation, models, image, telemetry_env)],
             },
         },
     }
+    if audit_volume:
+        _mount_audit_volume(rayservice["spec"]["rayClusterConfig"]["headGroupSpec"], nation)
+    return rayservice

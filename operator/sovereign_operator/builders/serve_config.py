@@ -24,6 +24,7 @@ from typing import Any
 from kubernetes.utils.quantity import parse_quantity
 from sovereign_serving.config import (
     AIR_GAP_ENV,
+    AuditSink,
     GatewayConfig,
     GatewayModel,
     ModelServerConfig,
@@ -32,8 +33,10 @@ from sovereign_serving.config import (
     served_model_name,
 )
 
+from sovereign.domain.nations import vault_role_name
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, DEFAULT_TRANSIT_MOUNT
 
 GATEWAY_IMPORT_PATH = "sovereign_serving.gateway:build_app"
 MODEL_SERVER_IMPORT_PATH = "sovereign_serving.model_server:build_app"
@@ -46,8 +49,13 @@ GATEWAY_NUM_CPUS = 0.1
 MIN_NUM_CPUS = 0.01
 
 
-def _runtime_env() -> dict[str, Any]:
-    return {"env_vars": dict(AIR_GAP_ENV)}
+def _runtime_env(telemetry_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The replicas' environment: the air gap, and the operator's OTEL_* variables (`telemetry_env`) so that
+    every replica exports its spans where the operator does (sorted: the same env gives the same bytes).
+    The air-gap variables win over a telemetry variable of the same name."""
+    given = sorted((telemetry_env or {}).items())
+    telemetry = {name: value for name, value in given if name.startswith("OTEL_")}
+    return {"env_vars": {**telemetry, **AIR_GAP_ENV}}
 
 
 def _num_cpus(quantity: str, scale: float) -> float:
@@ -114,8 +122,12 @@ def build_gateway_application(
     *,
     replicas: int = 1,
     federation_urls: Mapping[str, str] | None = None,
+    telemetry_env: Mapping[str, str] | None = None,
+    audit: AuditSink | None = None,
 ) -> dict[str, Any]:
     """The nation's gateway: HTTP at `/<nation lowercase>`, every model and Tenant in its `user_config`.
+
+    `audit`: where the gateway records its decisions (`build_audit_sink_for_nation`); None: audit is off.
 
     `federation_urls` (nation → that nation's in-cluster gateway base), when each nation runs its own Ray
     cluster (kuberay): every other nation's model gets its owner's as `federationUrl`, so the gateway calls
@@ -130,14 +142,17 @@ def build_gateway_application(
         tenants=tenants,
         models=_gateway_models(nation, all_models, federation_urls),
         bundle=dict(sorted(bundle_data.items())),
+        audit=audit,
     )
     user_config = config.model_dump(mode="json", by_alias=True)
+    if user_config.get("audit") is None:
+        user_config.pop("audit", None)  # audit off: the same bytes as before audit existed
     user_config["models"] = [_model_dict(model) for model in config.models]
     return {
         "name": gateway_application_name(nation),
         "route_prefix": f"/{nation.lower()}",
         "import_path": GATEWAY_IMPORT_PATH,
-        "runtime_env": _runtime_env(),
+        "runtime_env": _runtime_env(telemetry_env),
         "deployments": [
             {
                 "name": GATEWAY_DEPLOYMENT,
@@ -149,8 +164,36 @@ def build_gateway_application(
     }
 
 
+def build_audit_sink_for_nation(
+    tenant_spec: TenantSpec,
+    *,
+    directory: str,
+    platform_vault_addr: str,
+    token_file: str,
+    ray_resource: str | None = None,
+) -> AuditSink:
+    """Where and as whom the nation's gateway side writes its decision records: the Vault that holds the
+    nation's key (its own, spec.vault, or the platform's), logged in to with the nation's Kubernetes auth
+    role and the serving ServiceAccount token in `token_file`."""
+    own = tenant_spec.vault
+    return AuditSink(
+        directory=directory,
+        vault_addr=own.address if own is not None else platform_vault_addr,
+        auth_mount=own.auth_mount if own is not None else DEFAULT_KUBERNETES_AUTH_MOUNT,
+        role=vault_role_name(tenant_spec.nation),
+        token_file=token_file,
+        transit_mount=own.transit_mount if own is not None else DEFAULT_TRANSIT_MOUNT,
+        ray_resource=ray_resource,
+    )
+
+
 def build_model_application(
-    nation: str, spec: ModelDeploymentSpec, *, cpu_scale: float = 1.0, memory_scale: float = 1.0
+    nation: str,
+    spec: ModelDeploymentSpec,
+    *,
+    cpu_scale: float = 1.0,
+    memory_scale: float = 1.0,
+    telemetry_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """One ModelDeployment: no HTTP route (the gateway calls it by handle), its spec as the app's `args`.
 
@@ -188,7 +231,7 @@ def build_model_application(
         "route_prefix": None,
         "import_path": MODEL_SERVER_IMPORT_PATH,
         "args": args.model_dump(mode="json", by_alias=True),
-        "runtime_env": _runtime_env(),
+        "runtime_env": _runtime_env(telemetry_env),
         "deployments": [deployment],
     }
 
@@ -205,6 +248,8 @@ def build_serve_applications_for_nation(
     memory_scale: float = 1.0,
     gateway_replicas: int = 1,
     federation_urls: Mapping[str, str] | None = None,
+    telemetry_env: Mapping[str, str] | None = None,
+    audit: AuditSink | None = None,
 ) -> list[dict[str, Any]]:
     """The nation's gateway application, then one application per ModelDeployment (sorted by model name;
     none for a ModelDeployment with `replicas: 0`, which is stopped).
@@ -212,7 +257,8 @@ def build_serve_applications_for_nation(
     `model_deployments`: the nation's own (they run here); `all_tenants`: every Tenant object as the API
     returns it; `all_models`: every nation's ModelDeployments by nation (the gateway routes to any of them,
     policy decides per request); `bundle_data`: the published policy bundle ConfigMap's data;
-    `federation_urls`: see `build_gateway_application`.
+    `federation_urls`, `audit`: see `build_gateway_application`; `telemetry_env`: the operator's OTEL_*
+    variables (`OperatorConfig.telemetry_env`), set in every application's runtime_env.
     """
     if tenant_spec.nation != nation:
         raise ValueError(f"the Tenant is {tenant_spec.nation}'s, not {nation}'s")
@@ -229,11 +275,15 @@ def build_serve_applications_for_nation(
         bundle_data,
         replicas=gateway_replicas,
         federation_urls=federation_urls,
+        telemetry_env=telemetry_env,
+        audit=audit,
     )
     return [
         gateway,
         *(
-            build_model_application(nation, spec, cpu_scale=cpu_scale, memory_scale=memory_scale)
+            build_model_application(
+                nation, spec, cpu_scale=cpu_scale, memory_scale=memory_scale, telemetry_env=telemetry_env
+            )
             for spec in models
         ),
     ]

@@ -22,14 +22,24 @@ import kopf
 from kubernetes.dynamic import DynamicClient
 
 from sovereign.clients import kubernetes as kube
+from sovereign.clients.vault import VAULT_ERRORS
+from sovereign.domain.nations import tenant_namespace
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, VERSION_KEY, PolicyBundle
+from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders.policy_bundle import (
     build_bundle_configmap,
     build_policy_bundle,
     build_tenant_policy_status,
 )
+from sovereign_operator.builders.vault import vault_mounts_for_tenant
 from sovereign_operator.constants import GROUP, VERSION
+from sovereign_operator.handlers.traced import traced_reconcile
 from sovereign_operator.reconcile.conditions import status_changes
+from sovereign_operator.reconcile.tenant_audit import (
+    AUDIT_RETRY_SECONDS,
+    AuditWriteFailed,
+    record_policy_change,
+)
 from sovereign_operator.resource_validation import tenant_facts_by_nation
 
 TENANT_POLICIES = (GROUP, VERSION, "tenantpolicies")
@@ -51,6 +61,7 @@ class Published:
 
 
 @kopf.on.startup()
+@traced_reconcile("TenantPolicy")
 def publish_policy_bundle_at_start(memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     publisher = PolicyPublisher(kube.dynamic_client(kube.load_api_client()), memo.config.platform_namespace)
     memo.policy_publisher = publisher
@@ -61,13 +72,47 @@ def publish_policy_bundle_at_start(memo: kopf.Memo, logger: logging.Logger, **_:
 @kopf.on.resume(*TENANT_POLICIES, backoff=5)
 @kopf.on.create(*TENANT_POLICIES, backoff=5)
 @kopf.on.update(*TENANT_POLICIES, field="spec", backoff=5)
-def publish_on_change(memo: kopf.Memo, body: kopf.Body, **_: Any) -> None:
-    _announce(body, publish_policy_bundle(memo.policy_publisher))
+@traced_reconcile("TenantPolicy")
+def publish_on_change(memo: kopf.Memo, body: kopf.Body, reason: kopf.Reason, **_: Any) -> None:
+    published = publish_policy_bundle(memo.policy_publisher)
+    _announce(body, published)
+    if reason in (kopf.Reason.CREATE, kopf.Reason.UPDATE):  # resume: nothing changed
+        _audit(memo, body, "created" if reason == kopf.Reason.CREATE else "updated", published.version)
 
 
 @kopf.on.delete(*TENANT_POLICIES, backoff=5)
+@traced_reconcile("TenantPolicy", deleting=True)
 def publish_without_deleted(memo: kopf.Memo, body: kopf.Body, **_: Any) -> None:
-    _announce(body, publish_policy_bundle(memo.policy_publisher))
+    published = publish_policy_bundle(memo.policy_publisher)
+    _announce(body, published)
+    _audit(memo, body, "deleted", published.version)
+
+
+def _audit(memo: kopf.Memo, body: kopf.Body, change: str, version: str) -> None:
+    """policy-changed in the log of the nation whose namespace holds the TenantPolicy.
+
+    Not for a nation being offboarded (its TenantPolicies go with its namespace, after its key was shredded:
+    its log can take no more records) nor for a namespace without a Tenant. A failed record retries the
+    handler (the bundle pass is idempotent), so no change goes unrecorded.
+    """
+    clients = getattr(memo, "clients", None)
+    if clients is None or not clients.audit.enabled:
+        return
+    namespace = body["metadata"].get("namespace", "")
+    tenants = kube.list_objects(memo.policy_publisher.dynamic, API_VERSION, "Tenant") or []
+    owners = [
+        t for t in tenants if tenant_namespace(str((t.get("spec") or {}).get("nation", ""))) == namespace
+    ]
+    if not owners or owners[0]["metadata"].get("deletionTimestamp"):
+        return
+    spec = TenantSpec.model_validate(owners[0]["spec"])
+    try:
+        vault = clients.vaults.for_tenant(spec)
+    except VAULT_ERRORS as error:
+        message = f"no Vault for {spec.nation}'s audit log: {error}"
+        raise AuditWriteFailed(message, delay=AUDIT_RETRY_SECONDS) from error
+    transit = vault_mounts_for_tenant(spec).transit
+    record_policy_change(clients.audit, vault, transit, spec.nation, body, change, version)
 
 
 def publish_policy_bundle(publisher: PolicyPublisher) -> Published:

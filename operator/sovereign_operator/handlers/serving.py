@@ -16,8 +16,9 @@ from typing import Any
 import kopf
 
 from sovereign.clients import kubernetes as kube
+from sovereign.telemetry import reconcile_span
 from sovereign_operator.constants import GROUP, VERSION
-from sovereign_operator.reconcile.serving import ServingState, run_serving_pass
+from sovereign_operator.reconcile.serving import ServingPass, ServingState, run_serving_pass
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +50,19 @@ def wake_serving_loop(memo: kopf.Memo, **_: Any) -> None:
         wake.set()
 
 
+def _traced_serving_pass(state: ServingState) -> ServingPass:
+    # One span per pass over every nation's ModelDeployments: the pass is level-based and global.
+    with reconcile_span("ModelDeployment"):
+        return run_serving_pass(state)
+
+
 async def _serve_forever(state: ServingState, wake: asyncio.Event) -> None:
     interval = state.config.serving_interval_seconds
     last_error = ""
     while True:
         wake.clear()
         try:
-            result = await asyncio.to_thread(run_serving_pass, state)
+            result = await asyncio.to_thread(_traced_serving_pass, state)
             if result.deployed:
                 log.info(f"serving: {result.applications} applications for {', '.join(result.nations)}")
             last_error = ""

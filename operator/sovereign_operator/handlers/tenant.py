@@ -20,6 +20,7 @@ from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.admission_server import configure_admission
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import GROUP, OFFBOARDING_FINALIZER, ROTATE_KEY_ANNOTATION, VERSION
+from sovereign_operator.handlers.traced import traced_reconcile
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.offboarding import offboard
 from sovereign_operator.reconcile.tenant import owner_of_nation, reconcile_duplicate, reconcile_tenant
@@ -73,6 +74,7 @@ def _reconcile(
 @kopf.on.resume(*TENANTS, backoff=5)
 @kopf.on.create(*TENANTS, backoff=5)
 @kopf.on.update(*TENANTS, field="spec", backoff=5)
+@traced_reconcile("Tenant")
 def reconcile_on_change(
     memo: kopf.Memo,
     body: kopf.Body,
@@ -86,6 +88,7 @@ def reconcile_on_change(
 
 
 @kopf.on.field(*TENANTS, field=("metadata", "annotations", ROTATE_KEY_ANNOTATION), backoff=5)
+@traced_reconcile("Tenant")
 def rotate_on_request(
     memo: kopf.Memo,
     body: kopf.Body,
@@ -118,10 +121,13 @@ def reconcile_periodically(
 
 def register_drift_timer(interval_seconds: float) -> None:
     # kopf docs: /timers — a timer runs every `interval` seconds for each existing object.
-    kopf.timer(*TENANTS, interval=interval_seconds, initial_delay=interval_seconds)(reconcile_periodically)
+    kopf.timer(*TENANTS, interval=interval_seconds, initial_delay=interval_seconds)(
+        traced_reconcile("Tenant")(reconcile_periodically)
+    )
 
 
 @kopf.on.delete(*TENANTS, backoff=5)
+@traced_reconcile("Tenant", deleting=True)
 def offboard_tenant(
     memo: kopf.Memo, body: kopf.Body, spec: kopf.Spec, tenants_by_nation: kopf.Index, **_: Any
 ) -> dict[str, Any] | None:

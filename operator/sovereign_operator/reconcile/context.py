@@ -11,6 +11,7 @@ from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 
 from sovereign_operator.config import OperatorConfig
+from sovereign_operator.reconcile.tenant_audit import AdminAudit
 from sovereign_operator.reconcile.vault_access import VaultClients
 
 
@@ -29,8 +30,13 @@ class OperatorClients:
     # Tenants (by uid) whose offboarding has begun: a pass that waited for the lock with an older body must
     # not provision again what offboarding just removed.
     offboarding: set[str] = field(default_factory=set)
+    # The nations' admin audit logs (off without config.audit_dir); made from the config.
+    audit: AdminAudit = field(init=False)
     _locks: defaultdict[str, threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock))
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.audit = AdminAudit(self.config.audit_dir, self.config.operator_service_account)
 
     def nation_lock(self, nation: str) -> threading.Lock:
         with self._locks_guard:

@@ -31,6 +31,7 @@ from sovereign_operator.constants import (
 )
 from sovereign_operator.reconcile.conditions import now_rfc3339
 from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.tenant_audit import record_key_shredded
 
 NAMESPACE_GONE_RETRY_SECONDS = 2
 
@@ -50,7 +51,7 @@ def offboard(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dic
     # The Vault that holds the nation's keys: the platform's, or the nation's own (spec.vault).
     vault = clients.vaults.for_tenant(spec)
     record = _pending_record(clients, vault, spec, body)
-    _shred_key(vault, spec, body)
+    _shred_key(clients, vault, spec, body)
     failpoints.reach("offboard:after-key-shredded")
 
     mounts = vault_mounts_for_tenant(spec)
@@ -128,14 +129,23 @@ def _write_record(clients: OperatorClients, key: str, record: dict[str, Any]) ->
         kube.merge_patch_object(clients.dynamic, manifest)
 
 
-def _shred_key(vault: hvac.Client, spec: TenantSpec, body: kopf.Body) -> None:
-    """Crypto-shredding: allow deletion, then delete the key with every version of it.
+def _shred_key(clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, body: kopf.Body) -> None:
+    """Crypto-shredding: record it in the nation's audit log, allow deletion, then delete the key with every
+    version of it.
 
+    The record comes first: once the key is gone no data key of the log can be unwrapped, so nothing could
+    be appended (or read) afterwards — the log of a shredded nation is unreadable by design. A failed record
+    stops offboarding here (AuditWriteFailed, retried); a crash after it records the shred twice, never not.
     Vault docs: /vault/api-docs/secret/transit#delete-key (needs deletion_allowed set by key config).
     """
     mounts, key_name = vault_mounts_for_tenant(spec), transit_key_name(spec.nation)
-    if vault_client.read_transit_key(vault, mounts.transit, key_name) is None:
+    live_key = vault_client.read_transit_key(vault, mounts.transit, key_name)
+    if live_key is None:
         return
+    last_version = live_key.get("latest_version")
+    record_key_shredded(
+        clients.audit, vault, mounts.transit, body, spec.nation, key_name, int(last_version or 0) or None
+    )
     vault_client.set_transit_key_deletion_allowed(vault, mounts.transit, key_name, True)
     vault_client.delete_transit_key(vault, mounts.transit, key_name)
     kopf.info(dict(body), reason="KeyShredded", message=f"Vault transit key {key_name} deleted")

@@ -14,29 +14,39 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kubernetes.dynamic import DynamicClient
 from pydantic import ValidationError
-from sovereign_serving.config import gateway_application_name, model_application_name
+from sovereign_serving.config import AuditSink, gateway_application_name, model_application_name
 
 from sovereign.clients import kubernetes as kube
 from sovereign.clients import ray
-from sovereign.domain.nations import tenant_namespace
+from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, tenant_namespace
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders.model_status import Placement, model_deployment_status
-from sovereign_operator.builders.rayservice import build_rayservice_for_nation, rayservice_name
+from sovereign_operator.builders.rayservice import (
+    AUDIT_MOUNT_PATH,
+    AUDIT_RAY_RESOURCE,
+    build_audit_volume_claim_for_nation,
+    build_rayservice_for_nation,
+    rayservice_name,
+)
 from sovereign_operator.builders.serve_config import (
+    build_audit_sink_for_nation,
     build_serve_applications_for_nation,
     build_serve_deploy_config,
 )
 from sovereign_operator.config import OperatorConfig
-from sovereign_operator.constants import GROUP, VERSION
+from sovereign_operator.constants import GROUP, SERVICE_ACCOUNT_TOKEN_FILE, VERSION
 from sovereign_operator.reconcile.conditions import status_changes
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,7 @@ class ServingState:
     config: OperatorConfig
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_body_digest: str | None = None  # local-ray: what was last PUT (a restart PUTs again: harmless)
+    tokens_written: dict[str, float] = field(default_factory=dict)  # local-ray: nation → time.time()
 
 
 @dataclass(frozen=True)
@@ -116,7 +127,10 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 cpu_scale=config.serving_cpu_scale,
                 memory_scale=config.serving_memory_scale,
                 federation_urls=federation_urls,
+                audit=_audit_sink(config, TenantSpec.model_validate(ready[nation]["spec"])),
+                telemetry_env=config.telemetry_env,
             )
+        _refresh_token_files(state, sorted(ready))
         deployed, states = _deploy(state, applications, ready, specs)
         for body in models:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -135,6 +149,80 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 )
             _write_status(dynamic, body, placement)
         return ServingPass(sorted(ready), len(applications), deployed)
+
+
+# -- where each gateway writes its decision records ------------------------------------------------------
+
+# local-ray: the nations' ServiceAccount tokens the operator keeps on disk, like a projected token volume:
+# one hour each, replaced after 80% of it as the kubelet does (k8s docs: /docs/concepts/storage/
+# projected-volumes/#serviceaccounttoken).
+TOKEN_SECONDS = 3600
+TOKEN_REFRESH_FRACTION = 0.8
+
+
+def _audit_sink(config: OperatorConfig, spec: TenantSpec) -> AuditSink | None:
+    """The gateway's audit sink; None (audit off) without an audit dir, or on local-ray without a token
+    dir, or with no runtime."""
+    if config.audit_dir is None or config.runtime == "none":
+        return None
+    if config.runtime == "local-ray":
+        if config.service_account_token_dir is None:
+            return None
+        token_file = str(_token_file(config.service_account_token_dir, spec.nation))
+        return build_audit_sink_for_nation(
+            spec, directory=config.audit_dir, platform_vault_addr=config.vault_addr, token_file=token_file
+        )
+    # kuberay: the pods run as the nation's ServiceAccount; the audit volume is mounted on the head only.
+    return build_audit_sink_for_nation(
+        spec,
+        directory=AUDIT_MOUNT_PATH,
+        platform_vault_addr=config.vault_addr,
+        token_file=SERVICE_ACCOUNT_TOKEN_FILE,
+        ray_resource=AUDIT_RAY_RESOURCE,
+    )
+
+
+def _token_file(directory: str, nation: str) -> Path:
+    return Path(directory) / nation.lower() / "token"
+
+
+def token_due(written_at: float | None, now: float) -> bool:
+    return written_at is None or now - written_at >= TOKEN_SECONDS * TOKEN_REFRESH_FRACTION
+
+
+def _refresh_token_files(state: ServingState, nations: list[str]) -> None:
+    """local-ray: write each Ready nation's serving ServiceAccount token to `<token dir>/<nation>/token`
+    (0600) when missing or due; its gateway's audit writer logs in to Vault with it. A failure is logged and
+    tried again next pass (the writer keeps its Vault login until then; without one it fails closed)."""
+    config = state.config
+    directory = config.service_account_token_dir
+    if config.runtime != "local-ray" or directory is None or config.audit_dir is None:
+        return
+    for nation in nations:
+        path = _token_file(directory, nation)
+        if path.exists() and not token_due(state.tokens_written.get(nation), time.time()):
+            continue
+        try:
+            token = kube.create_namespaced_service_account_token(
+                state.dynamic.client, tenant_namespace(nation), SERVING_SERVICE_ACCOUNT, TOKEN_SECONDS
+            )
+            _write_private(path, token)
+        except Exception:  # noqa: BLE001 — reported, retried next pass; never the token itself
+            log.exception(f"cannot refresh the ServiceAccount token file of {nation}")
+            continue
+        state.tokens_written[nation] = time.time()
+
+
+def _write_private(path: Path, content: str) -> None:
+    """Replace the file atomically, readable by this user only (a reader never sees half a token)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(content)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
 
 
 def _bundle_data(dynamic: DynamicClient, namespace: str) -> dict[str, str]:
@@ -181,8 +269,16 @@ def _deploy_rayservices(
     states: dict[str, tuple[str, str]] = {}
     for nation, tenant in sorted(ready.items()):
         own = [a for a in applications if a["name"] in _application_names(nation, specs.get(nation, []))]
+        audit_volume = state.config.audit_dir is not None
+        if audit_volume:
+            _ensure_audit_claim(state.dynamic, nation)
         desired = build_rayservice_for_nation(
-            TenantSpec.model_validate(tenant["spec"]), specs.get(nation, []), own, state.config.serving_image
+            TenantSpec.model_validate(tenant["spec"]),
+            specs.get(nation, []),
+            own,
+            state.config.serving_image,
+            telemetry_env=state.config.telemetry_env,
+            audit_volume=audit_volume,
         )
         metadata = desired["metadata"]
         live = kube.read_object(
@@ -201,6 +297,15 @@ def _deploy_rayservices(
             message = "\n".join([str(app.get("message") or ""), *[c for c in causes if c and c != "None"]])
             states[name] = (str(app.get("status") or ""), message.strip())
     return deployed, states
+
+
+def _ensure_audit_claim(dynamic: DynamicClient, nation: str) -> None:
+    """The nation's audit volume; created once and never replaced or deleted by the operator (it goes with
+    the namespace at offboarding, after the key that could read it was shredded)."""
+    claim = build_audit_volume_claim_for_nation(nation)
+    metadata = claim["metadata"]
+    if kube.read_object(dynamic, "v1", claim["kind"], metadata["name"], metadata["namespace"]) is None:
+        kube.create_object(dynamic, claim)
 
 
 def _application_names(nation: str, specs: list[ModelDeploymentSpec]) -> set[str]:

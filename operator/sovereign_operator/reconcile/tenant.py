@@ -15,6 +15,7 @@ import kopf
 from sovereign.clients.vault import VAULT_ERRORS, is_permission_denied
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
+from sovereign_operator.builders import vault_mounts_for_tenant
 from sovereign_operator.constants import ROTATE_KEY_ANNOTATION, tenant_namespace, vault_role_name
 from sovereign_operator.reconcile.conditions import (
     IDENTITY_READY,
@@ -27,6 +28,7 @@ from sovereign_operator.reconcile.conditions import (
     status_changes,
 )
 from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.tenant_audit import AuditWriteFailed, record_tenant_events
 from sovereign_operator.reconcile.tenant_identity import reconcile_identity
 from sovereign_operator.reconcile.tenant_keys import reconcile_keys
 from sovereign_operator.reconcile.tenant_namespace import reconcile_namespace
@@ -82,6 +84,21 @@ def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str
                 fields["rotationRequestHandled"] = clients.handled_rotations[spec.nation] = requested_at
             identity_condition, fields["identity"] = reconcile_identity(clients, vault, spec, body)
             steps.append(identity_condition)
+            provisioned = all(step.status is True for step in steps)
+            transit = vault_mounts_for_tenant(spec).transit
+            record_tenant_events(
+                clients.audit,
+                vault,
+                transit,
+                body,
+                spec.nation,
+                keys.key_version,
+                keys.rotated_because,
+                provisioned,
+            )
+        except AuditWriteFailed as error:
+            kopf.warn(dict(body), reason="AuditWriteFailed", message=str(error)[:500])
+            retry = error  # the status is still written; the record is made on the retry
         except VAULT_ERRORS as error:
             if is_permission_denied(error):
                 clients.vaults.forget(spec)  # a nation's Vault token expired or was revoked: log in again
@@ -92,6 +109,7 @@ def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str
             steps.append(Condition(KEYS_READY, False, reason, message))
             kopf.warn(dict(body), reason=reason, message=message)
             retry = kopf.TemporaryError(f"Vault failed: {message}", delay=VAULT_RETRY_SECONDS)
+            retry.__cause__ = error  # raised later: the reconcile metrics count it by the Vault error's type
     _fill_unknown(steps)
     failpoints.reach("provision:before-status")
     return TenantOutcome(_changes(body, status, [ready_from_steps(steps), *steps], fields), retry)

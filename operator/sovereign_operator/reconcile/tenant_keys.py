@@ -38,6 +38,7 @@ class KeyState:
     condition: Condition
     key_version: int | None = None
     last_rotation: str | None = None  # when the latest key version was made (RFC 3339)
+    rotated_because: str | None = None  # this pass rotated the key: "requested" or "period"
 
 
 def marker_path(nation: str) -> str:
@@ -85,14 +86,17 @@ def reconcile_keys(
         with contextlib.suppress(hvac.exceptions.InvalidRequest):
             vault_client.write_kv(vault, mounts.kv, marker_path(nation), marker, only_if_absent=True)
 
+    before = int(key["latest_version"])
     key = rotate_if_due(vault, spec, body, key, rotation_requested)
     version = int(key["latest_version"])
+    rotated_because = None if version == before else ("requested" if rotation_requested else "period")
     created = key.get("keys", {}).get(str(version))
     message = f"transit key {key_name} v{version}, policy {policy_name}, role {role['name']}"
     return KeyState(
         condition=Condition(KEYS_READY, True, "Provisioned", message),
         key_version=version,
         last_rotation=_rfc3339(created) if isinstance(created, int | float) else None,
+        rotated_because=rotated_because,
     )
 
 

@@ -1,9 +1,11 @@
 """Who is asking and what they may use: one `Access` per valid GatewayConfig, rebuilt on reconfigure.
 
-A request's bearer token is validated against every Tenant's issuer (so that a valid token of another
-nation is recognised as such and refused with its own message), must come from the gateway's own nation,
-and becomes the policy's Principal; each model is decided with `PolicyEngine.decide(principal, "invoke",
-[name])`. Validated tokens are cached until they expire (the cache dies with the config that filled it).
+A request's bearer token is validated against every Tenant's issuer (so that a valid token of another nation
+is recognised as such and refused with its own message), must come from the gateway's own nation, and
+becomes the policy's Principal; each model is decided with `PolicyEngine.decide(principal, "invoke",
+[name])`, as a `ModelDecision` (`decide_model`) that the gateway traces whether allowed or not, then turned
+into the model or the one 403 (`permitted`). Validated tokens are cached until they expire (the cache dies
+with the config that filled it).
 
 Federation (`any_nation=True`, `owned_only=True`): another nation's gateway forwards its user's token to
 the owner of a model; the owner accepts a token of any Tenant's issuer, validated the same way, but only
@@ -57,6 +59,29 @@ class Permitted:
             "X-Sovereign-Classification": str(self.marking.classification),
             "X-Sovereign-Releasable-To": ",".join(self.marking.releasable_to),
         }
+
+
+@dataclass(frozen=True)
+class ModelDecision:
+    """The gateway's decision on one request's model, allowed or denied (for its span, metric and audit).
+
+    Names, codes and ids only, never content. `reason_codes`: `permitted`, `unknown-model`, `not-owned`
+    (a federation route asked for a model the nation does not own), `forbidden` (a forbid policy decided),
+    `not-permitted` (no policy permits it) or `no-marking`; `reasons` are the engine's own explanations.
+    """
+
+    model: str
+    owner: str | None  # the owner nation, when the model is in the gateway's config
+    allowed: bool
+    reason_codes: tuple[str, ...]
+    reasons: tuple[str, ...]
+    deciding_policy_ids: tuple[str, ...]
+    bundle_version: str
+    marking: AnswerMarking | None  # the answer's marking, when allowed
+
+    @property
+    def decision(self) -> str:
+        return "allow" if self.allowed else "deny"
 
 
 @dataclass(frozen=True)
@@ -138,15 +163,38 @@ class Access:
     def _wrong_nation(self) -> GatewayError:
         return unauthenticated("wrong-nation", f"this endpoint serves {self.nation} users only")
 
-    def permit(self, principal: Principal, model: str, *, owned_only: bool = False) -> Permitted:
-        """The model if the principal may invoke it; one 403 for unknown and forbidden models alike.
+    def decide_model(self, principal: Principal, model: str, *, owned_only: bool = False) -> ModelDecision:
+        """The policy's decision on invoking `model`, allowed or not, as traces and audit records show it.
 
         `owned_only` (the federation routes): another nation's model is refused as if it were unknown.
         """
         decision = self.engine.decide(principal, INVOKE, [model])
         found = self.models.get(model)
-        if owned_only and found is not None and found.markings.owner != self.nation:
-            found = None
+        owner = found.markings.owner if found is not None else None
+        if found is None:
+            codes: tuple[str, ...] = ("unknown-model",)
+        elif owned_only and owner != self.nation:
+            codes = ("not-owned",)
+        elif decision.allowed and decision.marking is not None:
+            codes = ("permitted",)
+        elif decision.allowed:
+            codes = ("no-marking",)
+        else:
+            codes = ("forbidden",) if decision.deciding_policy_ids else ("not-permitted",)
+        return ModelDecision(
+            model=model,
+            owner=owner,
+            allowed=codes == ("permitted",),
+            reason_codes=codes,
+            reasons=tuple(decision.reasons),
+            deciding_policy_ids=tuple(decision.deciding_policy_ids),
+            bundle_version=self.engine.bundle.version,
+            marking=decision.marking if codes == ("permitted",) else None,
+        )
+
+    def permitted(self, principal: Principal, decision: ModelDecision) -> Permitted:
+        """The model of an allowing decision; one 403 for unknown and forbidden models alike."""
+        found = self.models.get(decision.model)
         if not decision.allowed or found is None or decision.marking is None:
             logger.info(
                 "denied: %s of %s may not invoke the requested model (%s)",
@@ -154,8 +202,12 @@ class Access:
                 principal.nationality,
                 "; ".join(decision.reasons),
             )
-            raise not_available(model)
+            raise not_available(decision.model)
         return Permitted(found, decision.marking)
+
+    def permit(self, principal: Principal, model: str, *, owned_only: bool = False) -> Permitted:
+        """`decide_model` then `permitted`: the model if the principal may invoke it, else the one 403."""
+        return self.permitted(principal, self.decide_model(principal, model, owned_only=owned_only))
 
     def visible_models(self, principal: Principal) -> list[GatewayModel]:
         return [

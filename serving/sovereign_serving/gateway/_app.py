@@ -9,6 +9,11 @@ over HTTP at its owner's gateway (`_federation.py`), after this gateway's own de
 such calls on `/federation/v1/...`: the same path, but a token of any Tenant's issuer is accepted, only for
 the models the owner owns, decided by the owner's policy and charged to the owner's quotas.
 
+Telemetry (`_telemetry.py`): a SERVER span per request continuing the client's `traceparent`, children for
+authentication, the policy decision (`_decide`, where every request's `ModelDecision` is made) and the model
+call (GenAI CLIENT span, its context passed to the replica as `trace_context`); Ray metrics for token usage
+and decisions. Names, codes and counts only, never content.
+
 The config is the deployment's `user_config` (a GatewayConfig), applied by `reconfigure` on every
 replica; a bad one is refused and the previous one kept; before the first valid one every request is 503.
 """
@@ -33,19 +38,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from sovereign.domain.markings import Principal
+from sovereign.telemetry import configure_tracing, current_trace_id
+from sovereign_serving.audit_writer import AuditClient, AuditUnavailable
 from sovereign_serving.config import GatewayConfig
 
 from . import _openai as openai_api
-from ._access import Access, Permitted, check_task
+from . import _telemetry as telemetry
+from ._access import Access, ModelDecision, Permitted, check_task
 from ._errors import GatewayError, model_failed, unavailable
 from ._federation import Federation
 from ._ratelimit import QuotaClient
 
 APP_STATE_TTL = 2.0  # seconds a read of the model applications' states is reused
+MAX_RECORDED_NAME = 256  # an audit record's resource names are at most this long
 
 logger = logging.getLogger("sovereign.gateway")
 
-app = FastAPI(title="Sovereign gateway", docs_url=None, redoc_url=None, openapi_url=None)
+# FastAPI's own OpenTelemetry instrumentation (on by default since 0.16x) is off: it records the query string,
+# logs exception messages and validation inputs (content), and would add a second SERVER span. The gateway's
+# `TraceRequests` records the method, the route and the status only.
+NO_FASTAPI_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+app = FastAPI(
+    title="Sovereign gateway", docs_url=None, redoc_url=None, openapi_url=None, telemetry=NO_FASTAPI_TELEMETRY
+)
+app.add_middleware(telemetry.TraceRequests)
 
 
 @app.exception_handler(GatewayError)
@@ -82,6 +98,7 @@ class Gateway:
         self._app_states: tuple[float, dict[str, str]] = (0.0, {})  # (read at, name → Ray status)
         self._app_state_refresh: asyncio.Future[None] | None = None
         self._federation = Federation()
+        self._audit: AuditClient | None = None  # None: the config turns audit off
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         try:
@@ -94,10 +111,13 @@ class Gateway:
             return
         if self._quota is None:
             self._quota = QuotaClient(access.nation)
+            # Once per replica process, with the nation the first valid config names (it never changes).
+            configure_tracing("sovereign-gateway", **{"sovereign.tenant": access.nation})
         try:
             await self._quota.configure(access.limits.requests_per_minute, access.limits.tokens_per_minute)
         except Exception:  # noqa: BLE001 — requests find it unavailable and get 503
             logger.exception("the quota keeper of %s could not be configured", access.nation)
+        await self._configure_audit(parsed)
         self._access = access
         self._handles.clear()
         logger.info(
@@ -107,6 +127,18 @@ class Gateway:
             len(access.models),
             access.engine.bundle.version,
         )
+
+    async def _configure_audit(self, config: GatewayConfig) -> None:
+        if config.audit is None:
+            self._audit = None
+            return
+        if self._audit is None:
+            self._audit = AuditClient(config.nation, config.audit)
+        try:
+            await self._audit.configure(config.audit)
+        except Exception as error:  # noqa: BLE001 — requests then find the writer unavailable and get 503
+            failure = type(error).__name__
+            logger.error("the audit writer of %s could not be configured: %s", config.nation, failure)
 
     # SECTION routes
 
@@ -147,9 +179,48 @@ class Gateway:
         access = self._access
         if access is None or self._quota is None:
             raise unavailable("the gateway is not configured yet", code="not_configured")
-        principal = await access.authenticate(request.headers.get("authorization"), any_nation=federated)
+        authorization = request.headers.get("authorization")
+        principal = await telemetry.authenticated(
+            access.nation, lambda: access.authenticate(authorization, any_nation=federated)
+        )
         await self._quota.admit()
         return access, principal
+
+    async def _decide(
+        self, access: Access, principal: Principal, model: str, federated: bool
+    ) -> ModelDecision:
+        """The policy decision on the request's model, allowed or denied, traced, counted and recorded in
+        the audit log before anything is answered: every generation and embedding request is decided here."""
+        decision = telemetry.decided(
+            access.nation, principal, lambda: access.decide_model(principal, model, owned_only=federated)
+        )
+        await self._record(principal, decision, federated)
+        return decision
+
+    async def _record(self, principal: Principal, decision: ModelDecision, federated: bool) -> None:
+        """The decision, durable in this nation's audit log (and the owner's, when another nation's model
+        is served from this Ray cluster). Fail closed: without its record, no answer, allowed or denied."""
+        if self._audit is None:
+            return
+        try:
+            await self._audit.record_decision(
+                subject=principal.sub,
+                subject_nation=principal.issuer_nation,
+                resources=[decision.model[:MAX_RECORDED_NAME]],
+                owners=[decision.owner] if decision.owner else [],
+                allowed=decision.allowed,
+                reason_codes=decision.reason_codes,
+                policy_ids=decision.deciding_policy_ids,
+                bundle_version=decision.bundle_version,
+                federated=federated,
+                trace_id=current_trace_id(),
+            )
+        except AuditUnavailable as error:
+            logger.error("request refused, its decision could not be recorded: %s", error)
+            raise unavailable(
+                "the decision cannot be recorded in the audit log, so nothing is served",
+                code="audit_unavailable",
+            ) from None
 
     async def _generate(self, request: Request, kind: str, check: Any, federated: bool = False) -> Response:
         access, principal = await self._admit(request, federated)
@@ -157,15 +228,16 @@ class Gateway:
         name = openai_api.model_name(body)
         check(body)
         stream = openai_api.wants_stream(body)
-        permitted = access.permit(principal, name, owned_only=federated)
+        permitted = access.permitted(principal, await self._decide(access, principal, name, federated))
         check_task(permitted, "generate", name)
         body = openai_api.capped(body, permitted.model, kind)
+        call = telemetry.ModelCall(access.nation, name, kind, body)
         if permitted.model.federation_url and not federated:
-            return await self._forward(request, permitted, kind, body, stream)
+            return await self._forward(request, permitted, kind, body, stream, call)
         method = "chat" if kind == "chat" else "complete"
         if stream:
-            return await self._stream(permitted, f"{method}_stream", body)
-        answer = await self._call(permitted, method, body)
+            return await self._stream(permitted, f"{method}_stream", body, call)
+        answer = await self._call(permitted, method, body, call)
         self._charge(openai_api.tokens_used(answer))
         return JSONResponse(answer, headers=permitted.headers())
 
@@ -174,24 +246,47 @@ class Gateway:
         body = openai_api.parse_body(await request.body())
         name = openai_api.model_name(body)
         openai_api.check_embedding(body)
-        permitted = access.permit(principal, name, owned_only=federated)
+        permitted = access.permitted(principal, await self._decide(access, principal, name, federated))
         check_task(permitted, "embed", name)
+        call = telemetry.ModelCall(access.nation, name, "embed", body)
         if permitted.model.federation_url and not federated:
-            return await self._forward(request, permitted, "embed", body, stream=False)
-        answer = await self._call(permitted, "embed", body)
+            return await self._forward(request, permitted, "embed", body, False, call)
+        answer = await self._call(permitted, "embed", body, call)
         self._charge(openai_api.tokens_used(answer))
         return JSONResponse(answer, headers=permitted.headers())
 
     async def _forward(
-        self, request: Request, permitted: Permitted, kind: str, body: dict[str, Any], stream: bool
+        self,
+        request: Request,
+        permitted: Permitted,
+        kind: str,
+        body: dict[str, Any],
+        stream: bool,
+        call: telemetry.ModelCall,
     ) -> Response:
-        """Another nation's model, through its owner's gateway (which decides again); a federated request
-        is never forwarded further."""
+        """Another nation's model, through its owner's gateway (which decides again, and whose spans
+        continue this trace: the call's `traceparent` goes along); a federated request is never forwarded
+        further. The owner's spans carry the token usage; this call's span records its duration."""
         authorization = request.headers.get("authorization")
-        if stream:
-            return await self._federation.stream(permitted, kind, authorization, body, self._charge)
-        response, tokens = await self._federation.answer(permitted, kind, authorization, body)
-        self._charge(tokens)
+
+        def charge(tokens: int) -> None:
+            self._charge(tokens)
+            call.finish()
+
+        tokens = 0
+        try:
+            with call.current():  # the federation client sends the current span as `traceparent`
+                if stream:
+                    response = await self._federation.stream(permitted, kind, authorization, body, charge)
+                else:
+                    response, tokens = await self._federation.answer(permitted, kind, authorization, body)
+        except BaseException as error:
+            call.fail(type(error).__name__)
+            raise
+        if response.status_code >= 400:
+            call.fail(str(response.status_code))
+        if not stream:  # a stream charges (and ends the call) when it ends
+            charge(tokens)
         return response
 
     async def _running(self, application: str) -> bool:
@@ -241,49 +336,73 @@ class Gateway:
         logger.warning("model application %s failed: %s", application, type(error).__name__)
         return model_failed()
 
-    async def _call(self, permitted: Permitted, method: str, body: dict[str, Any]) -> Any:
+    async def _call(
+        self, permitted: Permitted, method: str, body: dict[str, Any], call: telemetry.ModelCall
+    ) -> Any:
+        """The model's answer; the replica continues the call's trace from `trace_context`."""
         application = permitted.model.application
-        handle = await self._handle(application)
         try:
-            return await getattr(handle, method).remote(body)
+            handle = await self._handle(application)
+            answer = await getattr(handle, method).remote(body, trace_context=call.carrier())
+        except GatewayError as error:
+            call.fail(type(error).__name__)
+            raise
         except Exception as error:  # noqa: BLE001 — mapped to 502/503 without internals
+            call.fail(type(error).__name__)
             raise self._model_error(application, error) from None
+        call.finish_with(answer)
+        return answer
 
-    async def _stream(self, permitted: Permitted, method: str, body: dict[str, Any]) -> Response:
+    async def _stream(
+        self, permitted: Permitted, method: str, body: dict[str, Any], call: telemetry.ModelCall
+    ) -> Response:
+        """The answer's chunks as SSE; the call's span ends with the stream (`_events`)."""
         application = permitted.model.application
-        body, include_usage = openai_api.for_streaming(body)
-        handle = (await self._handle(application)).options(stream=True)
-        chunks = getattr(handle, method).remote(body)
         try:
+            body, include_usage = openai_api.for_streaming(body)
+            handle = (await self._handle(application)).options(stream=True)
+            chunks = getattr(handle, method).remote(body, trace_context=call.carrier())
             first = await anext(chunks, None)
+        except GatewayError as error:
+            call.fail(type(error).__name__)
+            raise
         except Exception as error:  # noqa: BLE001 — before the first byte: a proper error status
+            call.fail(type(error).__name__)
             raise self._model_error(application, error) from None
         return StreamingResponse(
-            self._events(application, chunks, first, include_usage),
+            self._events(application, chunks, first, include_usage, call),
             media_type="text/event-stream",
             headers={**permitted.headers(), "Cache-Control": "no-cache"},
         )
 
     async def _events(
-        self, application: str, chunks: Any, first: Any, include_usage: bool
+        self, application: str, chunks: Any, first: Any, include_usage: bool, call: telemetry.ModelCall
     ) -> AsyncIterator[bytes]:
         used, counted = 0, 0
+        usage: dict[str, Any] | None = None
+        reasons: list[str] = []
         chunk = first
         try:
             while chunk is not None:
                 if openai_api.is_usage_chunk(chunk):
-                    used = openai_api.tokens_used(chunk)
+                    used, usage = openai_api.tokens_used(chunk), chunk
                     if include_usage:
                         yield openai_api.sse(chunk)
                 else:
                     counted += 1
                     used = openai_api.tokens_used(chunk) or used
+                    if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
+                        usage = chunk
+                    reasons += telemetry.finish_reasons(chunk)
                     yield openai_api.sse(chunk)
                 chunk = await anext(chunks, None)
         except Exception as error:  # noqa: BLE001 — mid-stream: an error event, then the end
+            call.fail(type(error).__name__)
             yield openai_api.sse(self._model_error(application, error).body())
         finally:
             self._charge(used or counted)
+            last = {"usage": (usage or {}).get("usage"), "choices": [{"finish_reason": r} for r in reasons]}
+            call.finish_with(last)
         yield openai_api.DONE
 
     def _charge(self, tokens: int) -> None:

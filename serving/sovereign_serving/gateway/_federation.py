@@ -1,11 +1,12 @@
 """Another nation's model through its owner's gateway, over HTTP (one Ray cluster per nation: no handle).
 
 After its own decision, the caller's gateway posts the (already capped) body with its user's
-`Authorization` header to the owner's `/federation/v1/<route>`; the owner authenticates the token (any
-Tenant's issuer), decides with its own policy, charges its own quotas and calls its model. The owner's
-answer comes back as it is: JSON or SSE bytes with the owner's marking headers, and the owner's errors
-with their status and OpenAI-shaped body (a 403 of the owner stays 403, its 429 stays 429 with
-Retry-After). An owner that cannot be reached is 503 `model_unavailable`.
+`Authorization` header and the trace's W3C `traceparent` to the owner's `/federation/v1/<route>`; the
+owner authenticates the token (any Tenant's issuer), decides with its own policy, charges its own quotas,
+calls its model and continues the trace. The owner's answer comes back as it is: JSON or SSE bytes with
+the owner's marking headers, and the owner's errors with their status and OpenAI-shaped body (a 403 of the
+owner stays 403, its 429 stays 429 with Retry-After). An owner that cannot be reached is 503
+`model_unavailable`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 import httpx
 from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from sovereign.telemetry import carrier
 
 from . import _openai as openai_api
 from ._access import Permitted
@@ -81,7 +84,12 @@ class Federation:
 
     @staticmethod
     def _headers(authorization: str | None) -> dict[str, str]:
-        return {"Authorization": authorization or "", "Accept": "application/json, text/event-stream"}
+        """The user's token and the current span's W3C `traceparent`, so the owner continues the trace."""
+        return {
+            "Authorization": authorization or "",
+            "Accept": "application/json, text/event-stream",
+            **carrier(),
+        }
 
     async def answer(
         self, permitted: Permitted, kind: str, authorization: str | None, body: dict[str, Any]

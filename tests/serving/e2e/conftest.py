@@ -40,6 +40,8 @@ class LocalRay:
     dashboard_url: str
     gateway_url: str
     token: str
+    metrics_url: str  # the node's Prometheus metrics (Ray's metrics agent; the replicas' metrics too)
+    state_dir: Path  # the devstack state dir of the head: its log is under logs/
 
 
 @dataclass(frozen=True)
@@ -131,13 +133,15 @@ def running_local_ray(
 ) -> Iterator[tuple[LocalRay, int]]:
     """A local Ray head exactly as `sovereign up` starts it (its own ports, token and home; usage stats off),
     with `extra_env` added; yields it and the head's pid (its process group), and stops that group after."""
-    dashboard_port, token = free_loopback_port(), secrets.token_hex(32)
-    spec = ray_head_spec(dashboard_port, 2, token, home=state_dir / "ray-home")
+    dashboard_port, metrics_port, token = free_loopback_port(), free_loopback_port(), secrets.token_hex(32)
+    spec = ray_head_spec(dashboard_port, 2, token, home=state_dir / "ray-home", metrics_port=metrics_port)
     spec = dataclasses.replace(spec, env={**(spec.env or {}), **(extra_env or {})})
     head_pid = start_service(spec, state_dir, timeout=120.0)
     try:
         gateway_url = f"http://127.0.0.1:{free_loopback_port()}"
-        yield LocalRay(f"http://127.0.0.1:{dashboard_port}", gateway_url, token), head_pid
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        dashboard_url = f"http://127.0.0.1:{dashboard_port}"
+        yield LocalRay(dashboard_url, gateway_url, token, metrics_url, state_dir), head_pid
     finally:
         stop_service(state_dir, RAY_SERVICE, timeout=5.0)
 

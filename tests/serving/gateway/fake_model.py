@@ -12,6 +12,7 @@ from typing import Any
 from ray import serve
 
 WORDS = ("sovereign", "answer", "here")
+Carrier = dict[str, str] | None  # the caller's W3C trace context (ModelServer's `trace_context`), unused here
 
 
 def _check(body: dict[str, Any]) -> None:
@@ -25,7 +26,7 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 @serve.deployment(name="FakeModel", ray_actor_options={"num_cpus": 0})
 class FakeModel:
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def chat(self, body: dict[str, Any], trace_context: Carrier = None) -> dict[str, Any]:
         _check(body)
         content = f"messages={len(body['messages'])} max_tokens={body.get('max_tokens')}"
         return {
@@ -39,7 +40,9 @@ class FakeModel:
             "usage": _usage(3, 2),
         }
 
-    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(
+        self, body: dict[str, Any], trace_context: Carrier = None
+    ) -> AsyncIterator[dict[str, Any]]:
         _check(body)
         base = {
             "id": "chatcmpl-fake",
@@ -54,7 +57,7 @@ class FakeModel:
         if (body.get("stream_options") or {}).get("include_usage"):
             yield {**base, "choices": [], "usage": _usage(3, len(WORDS))}
 
-    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def complete(self, body: dict[str, Any], trace_context: Carrier = None) -> dict[str, Any]:
         _check(body)
         return {
             "id": "cmpl-fake",
@@ -67,13 +70,15 @@ class FakeModel:
             "usage": _usage(2, 1),
         }
 
-    async def complete_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def complete_stream(
+        self, body: dict[str, Any], trace_context: Carrier = None
+    ) -> AsyncIterator[dict[str, Any]]:
         _check(body)
         base = {"id": "cmpl-fake", "object": "text_completion", "created": 1, "model": body["model"]}
         for word in WORDS:
             yield {**base, "choices": [{"index": 0, "text": word, "finish_reason": None}]}
 
-    async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def embed(self, body: dict[str, Any], trace_context: Carrier = None) -> dict[str, Any]:
         _check(body)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         return {

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -487,3 +488,33 @@ def test_the_owner_decides_on_its_federation_routes(base_url: str) -> None:
     public = ask_fra_directly(base_url, deu_token, "v1/chat/completions", "fra/analyst")
     assert public.status_code == 401 and public.json()["error"]["code"] == "wrong-nation"
     assert ask_fra_directly(base_url, deu_token, "federation/v1/models", "x").status_code in (404, 405)
+
+
+def test_without_a_durable_audit_record_nothing_is_answered(
+    platform: tuple[str, ServeConfig], tmp_path: Path
+) -> None:
+    """Fail closed: POL's gateway is given an audit sink whose Vault is unreachable, so no decision can be
+    recorded; an allowed and a denied request both get 503 `audit_unavailable`, then work again without it."""
+    base_url, config = platform
+    token_file = tmp_path / "token"
+    token_file.write_text("not-a-serviceaccount-token")
+    unreachable = {
+        "directory": str(tmp_path / "audit"),
+        "vaultAddr": f"http://127.0.0.1:{free_loopback_port()}",
+        "role": "tenant-pol",
+        "tokenFile": str(token_file),
+    }
+    pol = client(base_url, "POL", user("POL", subject="audited"))
+    own: dict[str, Any] = {"model": "pol/scribe", "messages": [{"role": "user", "content": "x"}]}
+    forbidden = {**own, "model": "fra/analyst"}
+    try:
+        config.set_gateway_config("POL", {**gateway_config("POL"), "audit": unreachable})
+        for ask in (own, forbidden):
+            with pytest.raises(openai.InternalServerError) as refused:
+                pol.chat.completions.create(**ask)
+            assert refused.value.status_code == 503
+            assert error_of(refused)["code"] == "audit_unavailable"
+        assert not list((tmp_path / "audit").rglob("*.log"))  # nothing half-written either
+    finally:
+        config.set_gateway_config("POL", gateway_config("POL"))
+    assert pol.chat.completions.create(**own).choices

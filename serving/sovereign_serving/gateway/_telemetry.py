@@ -1,0 +1,229 @@
+"""The gateway's spans and Ray metrics: names, nations, decisions, counts and durations, never content.
+
+Spans (OTel semantic conventions): a SERVER span per request continuing the client's `traceparent`
+("HTTP spans": `{method} {route}`), children `authenticate` and `policy decide`, and a CLIENT span per model
+call as the GenAI conventions name it ("Semantic conventions for generative client AI spans", Inference
+and Embeddings: `{gen_ai.operation.name} {gen_ai.request.model}`). The model call's trace context goes to the
+model replica with the handle call (`trace_context=`) and to another nation's gateway as `traceparent`.
+
+Metrics: `ray.util.metrics`, exported by each Ray node's metrics agent in Prometheus format with Ray's
+`ray_` prefix (`ray_gen_ai_client_token_usage_bucket{tenant,model,token_type}`,
+`ray_sovereign_policy_decisions_total{tenant,decision,reason}`). Tags are names and codes only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from ray.util.metrics import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sovereign.telemetry import context_from, span, tracer
+
+from ._access import ModelDecision
+
+# GenAI semconv, "Generative AI attributes", gen_ai.operation.name (well-known values) by gateway route.
+OPERATIONS = {"chat": "chat", "completion": "text_completion", "embed": "embeddings"}
+# gen_ai.provider.name: no well-known value fits a self-hosted platform; the conventions allow a custom one
+# ("SHOULD be set based on the instrumentation's best knowledge"), kept stable across versions.
+PROVIDER = "sovereign"
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]  # as the GenAI metrics conventions advise
+
+
+@cache
+def _token_usage() -> Histogram:
+    # Created on first use, in the replica's process (Ray metrics belong to the process that records them).
+    return Histogram(
+        "gen_ai_client_token_usage",
+        description="Tokens used per model call (GenAI semconv gen_ai.client.token.usage).",
+        boundaries=TOKEN_BUCKETS,
+        tag_keys=("tenant", "model", "token_type"),
+    )
+
+
+@cache
+def _decisions() -> Counter:
+    return Counter(
+        "sovereign_policy_decisions",
+        description="Policy decisions on the requested model, by decision and reason code.",
+        tag_keys=("tenant", "decision", "reason"),
+    )
+
+
+class TraceRequests:
+    """ASGI middleware: one SERVER span per HTTP request, parented by the client's W3C `traceparent`.
+
+    Pure ASGI (not BaseHTTPMiddleware): the span stays open until the last byte of a streamed answer.
+    Only the method, the route and the status are recorded (no query, no headers).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        method = scope["method"]
+        path = _route(scope)
+        attributes = {
+            "http.request.method": method,
+            "http.route": path,
+            "url.path": path,
+        }
+        server = span(
+            f"{method} {path}", kind=SpanKind.SERVER, attributes=attributes, context=context_from(headers)
+        )
+        with server as current:
+
+            async def traced_send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                    current.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        current.set_status(Status(StatusCode.ERROR))
+                        current.set_attribute("error.type", str(status))
+                await send(message)
+
+            await self.app(scope, receive, traced_send)
+
+
+def _route(scope: Scope) -> str:
+    """The request's path below the application's route prefix (the gateway's routes are fixed paths)."""
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+async def authenticated(tenant: str, authenticate: Callable[[], Awaitable[Any]]) -> Any:
+    """The principal, inside the `authenticate` span (a refusal leaves its error type, never the token)."""
+    trace.get_current_span().set_attribute("sovereign.tenant", tenant)  # the request's SERVER span
+    with span("authenticate", attributes={"sovereign.tenant": tenant}) as current:
+        principal = await authenticate()
+        current.set_attribute("sovereign.caller.nationality", principal.nationality)
+        return principal
+
+
+def decided(tenant: str, principal: Any, decide: Callable[[], ModelDecision]) -> ModelDecision:
+    """The policy decision on the model, inside the `policy decide` span, counted in the decisions metric."""
+    with span("policy decide", attributes={"sovereign.tenant": tenant}) as current:
+        decision = decide()
+        current.set_attributes(
+            {
+                "sovereign.decision": decision.decision,
+                "sovereign.decision.reasons": list(decision.reason_codes),
+                "sovereign.policy.ids": list(decision.deciding_policy_ids),
+                "sovereign.policy.bundle_version": decision.bundle_version,
+                "sovereign.caller.nationality": principal.nationality,
+                "gen_ai.request.model": decision.model,
+            }
+        )
+        if decision.owner is not None:
+            current.set_attribute("sovereign.model.owner", decision.owner)
+        if decision.marking is not None:
+            current.set_attribute("sovereign.classification", str(decision.marking.classification))
+    for reason in decision.reason_codes:
+        _decisions().inc(tags={"tenant": tenant, "decision": decision.decision, "reason": reason})
+    return decision
+
+
+class ModelCall:
+    """The CLIENT span of one model call, not made current: a streamed answer ends it in another task.
+
+    GenAI semconv, "Inference" span: request attributes at the start (model, max_tokens, temperature),
+    response attributes (finish reasons, usage) at the end; the token counts also go to the
+    `gen_ai_client_token_usage` histogram. `finish`/`fail` end it once.
+    """
+
+    def __init__(self, tenant: str, model: str, kind: str, body: Mapping[str, Any]) -> None:
+        self.tenant, self.model = tenant, model
+        operation = OPERATIONS[kind]
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        temperature = body.get("temperature")
+        attributes = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": PROVIDER,
+            "gen_ai.request.model": model,
+            "gen_ai.request.max_tokens": max_tokens if isinstance(max_tokens, int) else None,
+            "gen_ai.request.temperature": (
+                float(temperature)
+                if isinstance(temperature, int | float) and not isinstance(temperature, bool)
+                else None
+            ),
+            "sovereign.tenant": tenant,
+        }
+        self.span: Span = tracer().start_span(
+            f"{operation} {model}",
+            kind=SpanKind.CLIENT,
+            attributes={key: value for key, value in attributes.items() if value is not None},
+        )
+        self._ended = False
+
+    @contextmanager
+    def current(self) -> Iterator[Span]:
+        """The span as the current one while the call is made (so HTTP clients can propagate it)."""
+        with trace.use_span(
+            self.span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+        ):
+            yield self.span
+
+    def carrier(self) -> dict[str, str]:
+        """This call's W3C trace context, for the model replica."""
+        headers: dict[str, str] = {}
+        propagate.inject(headers, context=trace.set_span_in_context(self.span))
+        return headers
+
+    def finish(
+        self,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        finish_reasons: list[str] | None = None,
+    ) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if finish_reasons:
+            self.span.set_attribute("gen_ai.response.finish_reasons", finish_reasons)
+        for token_type, count in (("input", input_tokens), ("output", output_tokens)):
+            if count is None:
+                continue
+            self.span.set_attribute(f"gen_ai.usage.{token_type}_tokens", count)
+            tags = {"tenant": self.tenant, "model": self.model, "token_type": token_type}
+            _token_usage().observe(count, tags=tags)
+        self.span.end()
+
+    def finish_with(self, answer: Any) -> None:
+        """End with an OpenAI answer's (or last chunk's) usage and finish reasons."""
+        usage = answer.get("usage") if isinstance(answer, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
+        self.finish(
+            _int(usage.get("prompt_tokens")),
+            _int(usage.get("completion_tokens")) if "completion_tokens" in usage else None,
+            finish_reasons(answer),
+        )
+
+    def fail(self, error_type: str) -> None:
+        if self._ended:
+            return
+        self.span.set_attribute("error.type", error_type)
+        self.span.set_status(Status(StatusCode.ERROR))
+        self.finish()
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def finish_reasons(answer: Any) -> list[str]:
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    return [
+        str(choice["finish_reason"])
+        for choice in choices or []
+        if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str)
+    ]

@@ -1,0 +1,266 @@
+"""The product writes the audit logs: the real operator (with SOVEREIGN_AUDIT_DIR) records FRA's and DEU's
+administrative events in their `admin` streams, and each nation's AuditWriter actor on a real local Ray
+records decisions in its `decisions` stream, logged in to Vault as the nation with the token file the
+operator's serving pass keeps. `sovereign audit verify/show --nation FRA` (as FRA) covers both streams;
+DEU's credentials get 403."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+from sovereign_operator.config import OperatorConfig
+from sovereign_operator.constants import ROTATE_KEY_ANNOTATION
+from sovereign_operator.reconcile.serving import ServingState, _audit_sink, _refresh_token_files
+from sovereign_serving.audit_writer import AuditClient, AuditUnavailable
+
+from sovereign.audit import AuditAccessDenied, read, stream_directory, verify
+from sovereign.clients.kubernetes import dynamic_client, load_api_client
+from sovereign.specs.tenant import TenantSpec
+from tests.audit.test_audit_cli import login_as
+from tests.helpers import kubectl, wait_until
+from tests.operator.conftest import (  # noqa: F401  (fixtures)
+    STARTED_LOG,
+    OperatorProcess,
+    Platform,
+    _start,
+    platform,
+    pytest_runtest_makereport,
+)
+from tests.operator.tenants import apply_tenant, delete_tenant, tenant, wait_ready
+
+SOVEREIGN = [str(Path(sys.executable).parent / "sovereign")]
+LIAISON = Path(__file__).parents[2] / "examples" / "policies" / "fra-liaison.yaml"
+NATIONS = ("fra", "deu")
+
+
+@pytest.fixture(scope="module")
+def audit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audit-root")
+
+
+@pytest.fixture(scope="module")
+def audited_operator(
+    platform: Platform,  # noqa: F811
+    audit_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    process = _start(platform, tmp_path_factory.mktemp("operator"), {"SOVEREIGN_AUDIT_DIR": str(audit_root)})
+    try:
+        process.wait_for_log(STARTED_LOG, timeout=30)
+        for name in NATIONS:
+            apply_tenant(platform.kube, name, name.upper(), clearance="NATO SECRET")
+        for name in NATIONS:
+            wait_ready(platform.kube, name, timeout=60)
+        yield process
+    finally:
+        for name in NATIONS:
+            delete_tenant(platform.kube, name)
+        process.stop()
+        print(f"--- {process.log_path}\n{process.log_text()[-10000:]}")
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    # A short temp dir: Ray's socket paths must stay under the OS limit (107 bytes).
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    ray.init(address="local", _temp_dir=temp_dir, num_cpus=1, include_dashboard=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sinks(
+    platform: Platform,  # noqa: F811
+    audited_operator: OperatorProcess,
+    audit_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, object]:
+    """Each nation's AuditSink as the operator's serving pass builds it on local-ray, with the token files
+    that pass writes."""
+    config = OperatorConfig(
+        vault_addr=platform.vault_url,
+        runtime="local-ray",
+        ray_dashboard_url="http://127.0.0.1:9",
+        serve_http_port=9,
+        audit_dir=str(audit_root),
+        service_account_token_dir=str(tmp_path_factory.mktemp("tokens")),
+    )
+    state = ServingState(dynamic_client(load_api_client(str(platform.kube.kubeconfig))), config)
+    _refresh_token_files(state, [name.upper() for name in NATIONS])
+    result = {}
+    for name in NATIONS:
+        spec = TenantSpec.model_validate(tenant(platform.kube, name)["spec"])
+        result[name.upper()] = _audit_sink(config, spec)
+    return result
+
+
+def audit(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+    env = {**platform.kube.env(), "VAULT_ADDR": platform.vault_url, "COLUMNS": "200"}
+    return subprocess.run([*SOVEREIGN, "audit", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def vault_log(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """The session Vault's access log (one line per request)."""
+    port = platform.vault_url.rsplit(":", 1)[1]
+    logs = tmp_path_factory.getbasetemp().glob("vault*/logs/vault.log")
+    [path] = {p.resolve() for p in logs if f"listening on 127.0.0.1:{port}" in p.read_text()}
+    return path
+
+
+def test_token_files_are_private(sinks: dict[str, object]) -> None:
+    for sink in sinks.values():
+        mode = stat.S_IMODE(os.stat(sink.token_file).st_mode)  # type: ignore[attr-defined]
+        assert mode == 0o600
+
+
+def test_the_operator_records_admin_events(
+    platform: Platform,  # noqa: F811
+    audited_operator: OperatorProcess,
+    audit_root: Path,
+) -> None:
+    fra = login_as(platform, "FRA")
+    admin = stream_directory(audit_root, "FRA", "admin")
+    wait_until(lambda: admin.is_dir(), "FRA's admin stream exists", timeout=20)
+    stamp = str(time.time())
+    kubectl(platform.kube, "annotate", "tenant", "fra", f"{ROTATE_KEY_ANNOTATION}={stamp}", "--overwrite")
+    kubectl(platform.kube, "apply", "-f", str(LIAISON))
+
+    def events() -> list[str] | None:
+        found = [record.event for record in read(admin, fra, "FRA")]
+        return found if {"key-rotated", "policy-changed"} <= set(found) else None
+
+    found = wait_until(events, "key-rotated and policy-changed recorded", timeout=30)
+    assert found[0] == "tenant-provisioned"
+    records = read(admin, fra, "FRA")
+    rotated = next(r for r in records if r.event == "key-rotated")
+    assert rotated.details["reason"] == "requested" and rotated.details["keyVersion"] == 2
+    assert rotated.actor.sub == "system:serviceaccount:sovereign-system:sovereign-operator"
+    # DEU's admin stream holds DEU's provisioning only.
+    deu_admin = stream_directory(audit_root, "DEU", "admin")
+    assert [r.event for r in read(deu_admin, login_as(platform, "DEU"), "DEU")] == ["tenant-provisioned"]
+
+
+def test_decisions_are_durable_and_the_cli_verifies_both_streams(
+    platform: Platform,  # noqa: F811
+    local_ray: None,
+    sinks: dict[str, object],
+    audit_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    log = vault_log(platform, tmp_path_factory)
+    fra = AuditClient("FRA", sinks["FRA"])  # type: ignore[arg-type]
+
+    async def decide_many() -> None:
+        await fra.configure()
+        before = log.read_text().splitlines()
+        await asyncio.gather(
+            *(
+                fra.record_decision(
+                    subject=f"analyst-{index % 5}",
+                    subject_nation="FRA",
+                    resources=["fra/analyst"],
+                    allowed=index % 2 == 0,
+                    reason_codes=[] if index % 2 == 0 else ["clearance"],
+                    policy_ids=["base/clearance"],
+                    bundle_version="b" * 16,
+                    trace_id=f"{index:032x}",
+                )
+                for index in range(1000)
+            )
+        )
+        new = log.read_text().splitlines()[len(before) :]
+        # The writer's data-key calls (the operator's own calls to the same Vault go to transit/keys/).
+        transit = [line for line in new if "/v1/transit/datakey/" in line or "/v1/transit/decrypt/" in line]
+        logins = [line for line in new if "/v1/auth/kubernetes/login" in line]
+        print(
+            f"\n1,000 decisions through the writer: {len(transit)} data-key call(s), {len(logins)} login(s)"
+        )
+        assert len(transit) <= 2
+
+    asyncio.run(decide_many())
+    verified = audit(platform, "verify", "--nation", "FRA", "--dir", str(audit_root / "fra"), "-o", "json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["ok"] is True and set(report["streams"]) == {"decisions", "admin"}
+    assert report["streams"]["decisions"]["lastSeq"] == 1000
+    shown = audit(platform, "show", "--nation", "FRA", "--dir", str(audit_root / "fra"), "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    decisions = [r for r in json.loads(shown.stdout) if r["kind"] == "decision"]
+    assert len(decisions) == 1000 and decisions[1]["decision"]["outcome"] == "denied"
+    assert decisions[1]["details"]["reasonCodes"] == "clearance"
+    assert decisions[1]["details"]["traceId"] == f"{1:032x}"
+
+
+def test_another_nation_gets_403(platform: Platform, audit_root: Path, sinks: dict[str, object]) -> None:  # noqa: F811
+    with pytest.raises(AuditAccessDenied):
+        verify(stream_directory(audit_root, "FRA", "decisions"), login_as(platform, "DEU"), "FRA")
+    with pytest.raises(AuditAccessDenied):
+        verify(stream_directory(audit_root, "FRA", "admin"), login_as(platform, "DEU"), "FRA")
+
+
+def test_a_cross_nation_decision_lands_in_both_logs(
+    platform: Platform,  # noqa: F811
+    local_ray: None,
+    sinks: dict[str, object],
+    audit_root: Path,
+) -> None:
+    fra, deu = AuditClient("FRA", sinks["FRA"]), AuditClient("DEU", sinks["DEU"])  # type: ignore[arg-type]
+
+    async def decide() -> None:
+        await deu.configure()  # DEU's gateway made its writer
+        await fra.record_decision(
+            subject="liaison-1",
+            subject_nation="FRA",
+            resources=["deu/briefing"],
+            owners=["DEU"],
+            allowed=True,
+            policy_ids=["deu/sharing/permit-fra"],
+            bundle_version="c" * 16,
+            trace_id="cross-1",
+        )
+        # Federated (kuberay): the owner's gateway records it itself; only FRA's log here.
+        await fra.record_decision(
+            subject="liaison-1",
+            subject_nation="FRA",
+            resources=["deu/briefing"],
+            owners=["DEU"],
+            allowed=True,
+            bundle_version="c" * 16,
+            federated=True,
+            trace_id="federated-1",
+        )
+
+    asyncio.run(decide())
+    fra_records = read(stream_directory(audit_root, "FRA", "decisions"), login_as(platform, "FRA"), "FRA")
+    deu_records = read(stream_directory(audit_root, "DEU", "decisions"), login_as(platform, "DEU"), "DEU")
+    assert {"cross-1", "federated-1"} <= {r.details.get("traceId") for r in fra_records}
+    assert [r.details.get("traceId") for r in deu_records] == ["cross-1"]
+    assert deu_records[0].actor.nation == "FRA" and deu_records[0].details["gateway"] == "FRA"
+
+
+def test_an_unreachable_owner_writer_fails_closed(local_ray: None, sinks: dict[str, object]) -> None:
+    fra = AuditClient("FRA", sinks["FRA"])  # type: ignore[arg-type]
+    with pytest.raises(AuditUnavailable, match="audit writer of ITA is not running"):
+        asyncio.run(
+            fra.record_decision(
+                subject="a",
+                subject_nation="FRA",
+                resources=["ita/m"],
+                owners=["ITA"],
+                allowed=False,
+                bundle_version="x",
+            )
+        )
