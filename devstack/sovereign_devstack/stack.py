@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from sovereign.audit import set_aside
 from sovereign_devstack.keys import write_service_account_key
 from sovereign_devstack.kubeconfig import write_kubeconfig
 from sovereign_devstack.processes import (
@@ -38,6 +39,8 @@ from sovereign_devstack.services import (
     vault_spec,
 )
 from sovereign_devstack.trace_viewer import trace_env
+
+AUDIT_DIR = "audit"  # under the state dir: the nations' audit logs (`sovereign audit` looks there)
 
 STATE_FILE = "state.json"
 
@@ -115,6 +118,10 @@ def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> Devstack
         started.append(VAULT_SERVICE)
         vault_addr = f"http://127.0.0.1:{vault_port}"
         progress(f"Vault dev server at {vault_addr}")
+        # A new in-memory Vault has none of the keys earlier audit logs were written under.
+        unreadable = set_aside(state_dir / AUDIT_DIR, "unreadable")
+        if unreadable is not None:
+            progress(f"earlier audit logs (their keys died with the previous Vault) moved to {unreadable}")
     except ServiceStartError:
         for name in started:
             stop_service(state_dir, name)
@@ -150,7 +157,7 @@ def start_operator(
     # The nations' audit logs under the state dir (`sovereign audit` reads $SOVEREIGN_STATE_DIR/audit), and
     # the serving ServiceAccount tokens their gateways' audit writers log in to Vault with.
     audit_env = {
-        "SOVEREIGN_AUDIT_DIR": str(state_dir.resolve() / "audit"),
+        "SOVEREIGN_AUDIT_DIR": str(state_dir.resolve() / AUDIT_DIR),
         "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR": str(state_dir.resolve() / "serviceaccount-tokens"),
     }
     spec = operator_spec(

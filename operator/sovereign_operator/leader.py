@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes.client import ApiClient
 
 from sovereign.clients.kubernetes import LeaseConflict, read_lease, write_lease
+from sovereign.telemetry import untraced
 
 log = logging.getLogger("sovereign_operator.leader")
 
@@ -46,6 +47,11 @@ class LeaseElector:
     # -- one attempt ---------------------------------------------------------------------------
 
     def try_acquire_or_renew(self) -> bool:
+        # Housekeeping every few seconds: no spans (they would bury the reconciles' traces).
+        with untraced():
+            return self._try_acquire_or_renew()
+
+    def _try_acquire_or_renew(self) -> bool:
         """One read-compare-write round; True if this process holds the Lease afterwards."""
         lease = read_lease(self.api, self.namespace, self.name)
         now = time.monotonic()

@@ -98,6 +98,13 @@ class AuditSink(_Config):
         "a pod, a file the operator keeps fresh on the devstack.",
     )
     transit_mount: str = Field("transit", alias="transitMount", description="Transit mount in that Vault.")
+    tenant_uid: str | None = Field(
+        None,
+        alias="tenantUid",
+        description="The uid of the nation's Tenant. A nation offboarded (its key shredded) and onboarded "
+        "again is a new Tenant with a new key: the writer, seeing a new uid, drops the old log and its "
+        "cached data key.",
+    )
     ray_resource: str | None = Field(
         None,
         alias="rayResource",

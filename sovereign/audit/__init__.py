@@ -13,6 +13,7 @@ from sovereign.audit._streams import (
     DECISIONS_STREAM,
     STREAMS,
     nation_audit_directory,
+    set_aside,
     stream_directories,
     stream_directory,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "audit_key_name",
     "nation_audit_directory",
     "read",
+    "set_aside",
     "stream_directories",
     "stream_directory",
     "verify",

@@ -10,9 +10,10 @@ written before streams existed still verifies.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sovereign.audit._format import HEAD_FILE, KEYS_FILE, segments
+from sovereign.audit._format import HEAD_FILE, KEYS_FILE, fsync_directory, segments
 
 DECISIONS_STREAM = "decisions"
 ADMIN_STREAM = "admin"
@@ -28,6 +29,19 @@ def stream_directory(root: Path, nation: str, stream: str) -> Path:
     if stream not in STREAMS:
         raise ValueError(f"unknown audit stream {stream!r}; one of {', '.join(STREAMS)}")
     return nation_audit_directory(root, nation) / stream
+
+
+def set_aside(directory: Path, why: str) -> Path | None:
+    """Move a directory of logs no key can read any more (its nation's key shredded, or the whole Vault
+    gone) to `<name>.<why>-<UTC time>` beside it, so new logs start afresh instead of appending to chains
+    nobody can verify; nothing is deleted. Returns the new place, or None when there was nothing to move."""
+    directory = Path(directory)
+    if not directory.exists():
+        return None
+    moved = directory.with_name(f"{directory.name}.{why}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
+    directory.rename(moved)
+    fsync_directory(directory.parent)
+    return moved
 
 
 def holds_log(directory: Path) -> bool:

@@ -35,6 +35,7 @@ from sovereign.telemetry._tracing import (
     flush_tracing,
     span,
     tracer,
+    untraced,
 )
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "reconcile_span",
     "span",
     "tracer",
+    "untraced",
 ]
 
 # The client hooks import hvac, kubernetes and httpx: loaded on first use, so a Ray Serve replica that only

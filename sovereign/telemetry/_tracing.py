@@ -21,6 +21,7 @@ INSTRUMENTATION = "sovereign"
 
 _configured: str | None = None
 _lock = threading.Lock()
+_UNTRACED = otel_context.create_key("sovereign-untraced")
 
 
 def configure_tracing(service: str, **resource: str) -> bool:
@@ -74,6 +75,9 @@ def span(
 ) -> Iterator[Span]:
     """A current span that records a failure as its exception's type only (`error.type`), never its
     message, and re-raises. Attributes whose value is None are left out."""
+    if otel_context.get_value(_UNTRACED):
+        yield trace.INVALID_SPAN
+        return
     clean = {key: value for key, value in (attributes or {}).items() if value is not None}
     with tracer().start_as_current_span(
         name,
@@ -95,6 +99,17 @@ def current_trace_id() -> str | None:
     """The current trace's id in hex (as trace viewers show it), or None outside a recorded trace."""
     context = trace.get_current_span().get_span_context()
     return f"{context.trace_id:032x}" if context.is_valid else None
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """No span inside (housekeeping such as renewing the leader's Lease every few seconds would bury the
+    reconciles' traces under thousands of root spans)."""
+    token = otel_context.attach(otel_context.set_value(_UNTRACED, True))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def carrier() -> dict[str, str]:

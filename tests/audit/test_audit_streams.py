@@ -26,7 +26,6 @@ from sovereign_serving.audit_writer import AuditClient, AuditUnavailable
 
 from sovereign.audit import AuditAccessDenied, read, stream_directory, verify
 from sovereign.clients.kubernetes import dynamic_client, load_api_client
-from sovereign.specs.tenant import TenantSpec
 from tests.audit.test_audit_cli import login_as
 from tests.helpers import kubectl, wait_until
 from tests.operator.conftest import (  # noqa: F401  (fixtures)
@@ -82,14 +81,14 @@ def local_ray() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def sinks(
+def serving_state(
     platform: Platform,  # noqa: F811
     audited_operator: OperatorProcess,
     audit_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, object]:
-    """Each nation's AuditSink as the operator's serving pass builds it on local-ray, with the token files
-    that pass writes."""
+) -> ServingState:
+    """The operator's serving state on local-ray with an audit dir (what its serving pass builds sinks and
+    keeps token files with)."""
     config = OperatorConfig(
         vault_addr=platform.vault_url,
         runtime="local-ray",
@@ -98,13 +97,19 @@ def sinks(
         audit_dir=str(audit_root),
         service_account_token_dir=str(tmp_path_factory.mktemp("tokens")),
     )
-    state = ServingState(dynamic_client(load_api_client(str(platform.kube.kubeconfig))), config)
-    _refresh_token_files(state, [name.upper() for name in NATIONS])
-    result = {}
-    for name in NATIONS:
-        spec = TenantSpec.model_validate(tenant(platform.kube, name)["spec"])
-        result[name.upper()] = _audit_sink(config, spec)
-    return result
+    return ServingState(dynamic_client(load_api_client(str(platform.kube.kubeconfig))), config)
+
+
+def sinks_now(platform: Platform, state: ServingState) -> dict[str, object]:  # noqa: F811
+    """Each nation's AuditSink as the serving pass builds it now, with the token files that pass writes."""
+    tenants = {name.upper(): tenant(platform.kube, name) for name in NATIONS}
+    _refresh_token_files(state, {nation: body["metadata"]["uid"] for nation, body in tenants.items()})
+    return {nation: _audit_sink(state.config, body) for nation, body in tenants.items()}
+
+
+@pytest.fixture(scope="module")
+def sinks(platform: Platform, serving_state: ServingState) -> dict[str, object]:  # noqa: F811
+    return sinks_now(platform, serving_state)
 
 
 def audit(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
@@ -264,3 +269,50 @@ def test_an_unreachable_owner_writer_fails_closed(local_ray: None, sinks: dict[s
                 bundle_version="x",
             )
         )
+
+
+def test_a_shredded_nations_logs_are_set_aside_and_its_next_tenant_starts_afresh(
+    platform: Platform,  # noqa: F811
+    local_ray: None,
+    serving_state: ServingState,
+    sinks: dict[str, object],
+    audit_root: Path,
+) -> None:
+    """Offboarding DEU shreds its key: its logs can never be read again, so the operator moves them aside
+    (nothing deleted). DEU onboarded again (a new Tenant, a new key) gets new logs that verify, and its
+    writer, seeing the new Tenant uid, stops using the old log and its data key."""
+    deu = AuditClient("DEU", sinks["DEU"])  # type: ignore[arg-type]
+
+    async def decide(trace_id: str) -> None:
+        await deu.configure()
+        await deu.record_decision(
+            subject="analyst-1",
+            subject_nation="DEU",
+            resources=["deu/m"],
+            owners=["DEU"],
+            allowed=True,
+            bundle_version="d" * 16,
+            trace_id=trace_id,
+        )
+
+    asyncio.run(decide("before-offboarding"))
+    delete_tenant(platform.kube, "deu")
+    [aside] = list(audit_root.glob("deu.shredded-*"))
+    assert {p.name for p in aside.iterdir()} >= {"admin", "decisions"}
+    assert not (audit_root / "deu").exists()
+
+    apply_tenant(platform.kube, "deu", "DEU", clearance="NATO SECRET")
+    wait_ready(platform.kube, "deu", timeout=60)
+    deu.sink = sinks_now(platform, serving_state)["DEU"]  # type: ignore[assignment]  (the new uid)
+    asyncio.run(decide("after-onboarding"))
+    verified = audit(platform, "verify", "--nation", "DEU", "--dir", str(audit_root / "deu"), "-o", "json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["streams"]["decisions"]["lastSeq"] == 1
+    assert [
+        e["event"]
+        for e in json.loads(
+            audit(platform, "show", "--nation", "DEU", "--dir", str(audit_root / "deu"), "-o", "json").stdout
+        )
+        if e["kind"] == "admin"
+    ] == ["tenant-provisioned"]

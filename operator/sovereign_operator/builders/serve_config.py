@@ -170,6 +170,7 @@ def build_audit_sink_for_nation(
     directory: str,
     platform_vault_addr: str,
     token_file: str,
+    tenant_uid: str | None = None,
     ray_resource: str | None = None,
 ) -> AuditSink:
     """Where and as whom the nation's gateway side writes its decision records: the Vault that holds the
@@ -183,6 +184,7 @@ def build_audit_sink_for_nation(
         role=vault_role_name(tenant_spec.nation),
         token_file=token_file,
         transit_mount=own.transit_mount if own is not None else DEFAULT_TRANSIT_MOUNT,
+        tenant_uid=tenant_uid,
         ray_resource=ray_resource,
     )
 

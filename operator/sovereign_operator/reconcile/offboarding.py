@@ -141,6 +141,7 @@ def _shred_key(clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, b
     mounts, key_name = vault_mounts_for_tenant(spec), transit_key_name(spec.nation)
     live_key = vault_client.read_transit_key(vault, mounts.transit, key_name)
     if live_key is None:
+        clients.audit.retire(spec.nation)  # a re-run after a crash between the deletion and the retirement
         return
     last_version = live_key.get("latest_version")
     record_key_shredded(
@@ -149,3 +150,7 @@ def _shred_key(clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, b
     vault_client.set_transit_key_deletion_allowed(vault, mounts.transit, key_name, True)
     vault_client.delete_transit_key(vault, mounts.transit, key_name)
     kopf.info(dict(body), reason="KeyShredded", message=f"Vault transit key {key_name} deleted")
+    retired = clients.audit.retire(spec.nation)
+    if retired is not None:
+        message = f"the audit logs of {spec.nation}, unreadable now, moved to {retired.name}"
+        kopf.info(dict(body), reason="AuditSetAside", message=message)

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ class ServingState:
     config: OperatorConfig
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_body_digest: str | None = None  # local-ray: what was last PUT (a restart PUTs again: harmless)
-    tokens_written: dict[str, float] = field(default_factory=dict)  # local-ray: nation → time.time()
+    # local-ray: nation → (its Tenant's uid, time.time() of the token file's last write)
+    tokens_written: dict[str, tuple[str | None, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,10 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 cpu_scale=config.serving_cpu_scale,
                 memory_scale=config.serving_memory_scale,
                 federation_urls=federation_urls,
-                audit=_audit_sink(config, TenantSpec.model_validate(ready[nation]["spec"])),
+                audit=_audit_sink(config, ready[nation]),
                 telemetry_env=config.telemetry_env,
             )
-        _refresh_token_files(state, sorted(ready))
+        _refresh_token_files(state, {nation: body["metadata"].get("uid") for nation, body in ready.items()})
         deployed, states = _deploy(state, applications, ready, specs)
         for body in models:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -160,17 +162,22 @@ TOKEN_SECONDS = 3600
 TOKEN_REFRESH_FRACTION = 0.8
 
 
-def _audit_sink(config: OperatorConfig, spec: TenantSpec) -> AuditSink | None:
+def _audit_sink(config: OperatorConfig, tenant: dict[str, Any]) -> AuditSink | None:
     """The gateway's audit sink; None (audit off) without an audit dir, or on local-ray without a token
     dir, or with no runtime."""
     if config.audit_dir is None or config.runtime == "none":
         return None
+    spec, uid = TenantSpec.model_validate(tenant["spec"]), tenant.get("metadata", {}).get("uid")
     if config.runtime == "local-ray":
         if config.service_account_token_dir is None:
             return None
         token_file = str(_token_file(config.service_account_token_dir, spec.nation))
         return build_audit_sink_for_nation(
-            spec, directory=config.audit_dir, platform_vault_addr=config.vault_addr, token_file=token_file
+            spec,
+            directory=config.audit_dir,
+            platform_vault_addr=config.vault_addr,
+            token_file=token_file,
+            tenant_uid=uid,
         )
     # kuberay: the pods run as the nation's ServiceAccount; the audit volume is mounted on the head only.
     return build_audit_sink_for_nation(
@@ -178,6 +185,7 @@ def _audit_sink(config: OperatorConfig, spec: TenantSpec) -> AuditSink | None:
         directory=AUDIT_MOUNT_PATH,
         platform_vault_addr=config.vault_addr,
         token_file=SERVICE_ACCOUNT_TOKEN_FILE,
+        tenant_uid=uid,
         ray_resource=AUDIT_RAY_RESOURCE,
     )
 
@@ -190,17 +198,20 @@ def token_due(written_at: float | None, now: float) -> bool:
     return written_at is None or now - written_at >= TOKEN_SECONDS * TOKEN_REFRESH_FRACTION
 
 
-def _refresh_token_files(state: ServingState, nations: list[str]) -> None:
+def _refresh_token_files(state: ServingState, tenants: Mapping[str, str | None]) -> None:
     """local-ray: write each Ready nation's serving ServiceAccount token to `<token dir>/<nation>/token`
-    (0600) when missing or due; its gateway's audit writer logs in to Vault with it. A failure is logged and
-    tried again next pass (the writer keeps its Vault login until then; without one it fails closed)."""
+    (0600) when missing or due, or when the nation's Tenant is a new one (`tenants`: nation → Tenant uid; an
+    offboarded and re-onboarded nation has a new ServiceAccount, the old token is void); its gateway's audit
+    writer logs in to Vault with it. A failure is logged and tried again next pass (the writer keeps its
+    Vault login until then; without one it fails closed)."""
     config = state.config
     directory = config.service_account_token_dir
     if config.runtime != "local-ray" or directory is None or config.audit_dir is None:
         return
-    for nation in nations:
+    for nation, uid in tenants.items():
         path = _token_file(directory, nation)
-        if path.exists() and not token_due(state.tokens_written.get(nation), time.time()):
+        written_for, written_at = state.tokens_written.get(nation, (None, None))
+        if path.exists() and written_for == uid and not token_due(written_at, time.time()):
             continue
         try:
             token = kube.create_namespaced_service_account_token(
@@ -210,7 +221,7 @@ def _refresh_token_files(state: ServingState, nations: list[str]) -> None:
         except Exception:  # noqa: BLE001 — reported, retried next pass; never the token itself
             log.exception(f"cannot refresh the ServiceAccount token file of {nation}")
             continue
-        state.tokens_written[nation] = time.time()
+        state.tokens_written[nation] = (uid, time.time())
 
 
 def _write_private(path: Path, content: str) -> None:

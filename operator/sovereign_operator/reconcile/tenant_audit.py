@@ -27,7 +27,15 @@ from typing import Any
 import hvac
 import kopf
 
-from sovereign.audit import ADMIN_STREAM, AuditActor, AuditLog, AuditRecord, stream_directory
+from sovereign.audit import (
+    ADMIN_STREAM,
+    AuditActor,
+    AuditLog,
+    AuditRecord,
+    nation_audit_directory,
+    set_aside,
+    stream_directory,
+)
 from sovereign.clients.vault import VAULT_ERRORS
 from sovereign.domain.nations import tenant_namespace
 
@@ -117,6 +125,18 @@ class AdminAudit:
                 audit_log.close()
             except (OSError, RuntimeError):
                 log.warning("closing the audit log of %s failed", nation, exc_info=True)
+
+    def retire(self, nation: str) -> Path | None:
+        """Move a shredded nation's audit directory aside (`<nation>.shredded-<UTC time>`), so that the
+        nation, if onboarded again with a new key, starts new logs instead of appending to chains that no
+        key can read any more. Returns the new place, or None when there was nothing to move."""
+        if self.root is None:
+            return None
+        self.close(nation)
+        retired = set_aside(nation_audit_directory(self.root, nation), "shredded")
+        if retired is not None:
+            log.info("audit directory of %s (its key shredded) moved to %s", nation, retired.name)
+        return retired
 
     def recorded(self, nation: str) -> dict[str, Any]:
         """What was recorded last for the nation (empty when nothing was)."""
