@@ -7,12 +7,21 @@ loopback port, and measures, in one run:
   to a trivial model (`tests/serving/gateway/fake_model.py`: answers at once) vs the same POST through a bare
   FastAPI ingress (`bench/serving_apps.py`) that calls the same model application through a handle; same
   client (httpx, N concurrent connections), alternating rounds of fixed duration after a warm-up;
+- observability (issue 6): that gateway (observability off: no OTEL endpoint, no `audit`) vs a second FRA
+  gateway application at `/fra-observed` with the same config plus tracing and audit on: its replica exports
+  spans over OTLP/HTTP to a real receiver (`OtlpReceiver`, in this process) and records every decision,
+  durably, through FRA's AuditWriter actor before answering, logged in to a real Vault as FRA. For that it
+  starts a devstack (Kubernetes API emulator, Vault dev server) and the real operator (SOVEREIGN_RUNTIME=none)
+  in a temp state dir, applies an FRA Tenant, and builds FRA's AuditSink and ServiceAccount token file as
+  the operator's local-ray serving pass does (`_audit_sink`, `_refresh_token_files`); same client, same
+  alternating rounds; spans received, audit records written and Vault requests are counted;
 - tokens/s: the tiny Llama (`build_tiny_llama`) served by the real ModelServer (transformers engine) behind
   the real gateway, called with the `openai` client (sequential, temperature 0), vs the same prompts through
   `AutoModelForCausalLM.generate` in this process (same files, greedy, same max_new_tokens).
 Writes the results into BENCHMARKS.md (its own section, replaced on each run) and prints them.
 
-    .venv/bin/python bench/serving.py [--seconds 5] [--rounds 4] [--concurrency 8] [--profile] [--output json]
+    .venv/bin/python bench/serving.py [--seconds 5] [--rounds 4] [--concurrency 8] [--profile]
+        [--skip-observability] [--output json]
 """
 
 from __future__ import annotations
@@ -37,25 +46,33 @@ from typing import Any
 import httpx
 import openai
 import ray
-from bench_support import machine_description, publish_results
+from bench_support import RequestLog, machine_description, platform_for_benchmark, publish_results
 from ray import serve
 from rich.console import Console
 from rich.table import Table
 from serving_apps import BareIngress
+from sovereign_devstack.otlp_receiver import OtlpReceiver
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_serving.config import AIR_GAP_ENV, gateway_application_name
+from sovereign_devstack.stack import AUDIT_DIR, stop_devstack
+from sovereign_operator.config import OperatorConfig
+from sovereign_operator.reconcile.serving import ServingState, _audit_sink, _refresh_token_files
+from sovereign_serving.audit_writer import AUDIT_NAMESPACE, audit_writer_name
+from sovereign_serving.config import AIR_GAP_ENV, AuditSink, gateway_application_name
 from sovereign_serving.gateway import Gateway
 from sovereign_serving.model_server import ModelServer
 from sovereign_serving.tiny_model import build_tiny_llama
+from tenants_at_scale import TenantDriver, all_ready
 
+from sovereign.clients.kubernetes import dynamic_client
 from sovereign.domain.markings import Classification
 from sovereign.policy.bundle import PolicyBundle
+from sovereign.telemetry import OTLP_ENDPOINT_ENV
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 SECTION = "Serving: gateway overhead and tokens/s"
-GOALS = {"throughput_ratio": 0.90, "tokens_per_second_ratio": 0.90}
+GOALS = {"throughput_ratio": 0.90, "observability_ratio": 0.90, "tokens_per_second_ratio": 0.90}
 NATION = "FRA"
 TRIVIAL_APP = "bench-trivial-model"  # the fake model of the gateway's tests, as its own application
 TRIVIAL_MODEL = "fra/trivial"
@@ -63,6 +80,9 @@ TINY_APP = "fra-tiny"
 TINY_MODEL = "fra/tiny"
 BARE_PREFIX = "/bare"
 BARE_APP = "bench-bare-ingress"
+OBSERVED_PREFIX = "/fra-observed"  # FRA's gateway again, with tracing and audit on
+OBSERVED_APP = "bench-fra-gateway-observed"
+SPAN_SETTLE_SECONDS = 7.0  # the replica's BatchSpanProcessor exports every 5 s (OTEL_BSP_SCHEDULE_DELAY)
 # Reservations as the operator's (sovereign_operator.builders.serve_config): a gateway's, a model's default
 # `cpu: "1"` at cpu_scale 1.
 GATEWAY_NUM_CPUS = 0.1
@@ -180,6 +200,55 @@ def serving_rig(console: Console) -> Iterator[Rig]:
                 os.environ[key] = value
 
 
+@dataclass
+class AuditedNation:
+    sink: AuditSink  # FRA's, as the operator's local-ray serving pass builds it
+    vault_log: RequestLog  # the devstack servers' request logs
+    state_dir: Path
+
+
+@contextlib.contextmanager
+def audited_nation(console: Console) -> Iterator[AuditedNation]:
+    """A devstack (Kubernetes API emulator, Vault dev server) with the real operator (SOVEREIGN_RUNTIME=none:
+    Tenants are provisioned, nothing is served), FRA's Tenant Ready, and FRA's AuditSink with its serving
+    ServiceAccount's token file, made by the operator's own functions as its local-ray serving pass makes
+    them. Everything it started is stopped and its state dir removed after, also on failure."""
+    state_dir = Path(tempfile.mkdtemp(prefix="bench-serving-devstack-"))
+    started = time.monotonic()
+    console.print(f"starting a devstack and the operator (state dir {state_dir})…")
+    saved = os.environ.get("SOVEREIGN_RUNTIME")
+    try:
+        os.environ["SOVEREIGN_RUNTIME"] = "none"  # the operator's process inherits this environment
+        try:
+            platform = platform_for_benchmark(state_dir, lambda message: console.print(f"  {message}"))
+        finally:
+            if saved is None:
+                os.environ.pop("SOVEREIGN_RUNTIME", None)
+            else:
+                os.environ["SOVEREIGN_RUNTIME"] = saved
+        tenants = TenantDriver(platform.api)
+        tenants.create(NATION, list(Classification).index(Classification.NATO_SECRET))
+        tenants.wait(all_ready([NATION]), f"{NATION} Ready", timeout=120)
+        body = next(t for t in tenants.tenants() if t["spec"]["nation"] == NATION)
+        config = OperatorConfig(
+            vault_addr=platform.devstack.vault_addr,
+            runtime="local-ray",
+            audit_dir=str(state_dir / AUDIT_DIR),
+            service_account_token_dir=str(state_dir / "serviceaccount-tokens"),
+        )
+        _refresh_token_files(
+            ServingState(dynamic_client(platform.api), config), {NATION: body["metadata"]["uid"]}
+        )
+        sink = _audit_sink(config, body)
+        if sink is None or not Path(sink.token_file).is_file():
+            raise RuntimeError(f"no audit sink or token file for {NATION} (see the operator's log)")
+        console.print(f"  devstack, operator and {NATION} Ready in {time.monotonic() - started:.1f} s")
+        yield AuditedNation(sink, RequestLog(state_dir), state_dir)
+    finally:
+        stop_devstack(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
 # SECTION gateway overhead over HTTP
 
 
@@ -238,15 +307,9 @@ def measure_overhead(
 ) -> dict[str, Any]:
     gateway_url = f"{rig.base_url}/{NATION.lower()}/v1/chat/completions"
     bare_url = f"{rig.base_url}{BARE_PREFIX}/v1/chat/completions"
-    tokens = [
-        rig.issuer.token(subject=f"bench-analyst-{i}", clearance=Classification.NATO_SECRET)
-        for i in range(USERS)
-    ]
-    gateway_headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
+    gateway_headers = _gateway_headers(rig)
     bare_headers = [{}]
-    first = httpx.post(gateway_url, json=OVERHEAD_BODY, headers=gateway_headers[0], timeout=30)
-    if first.status_code != 200 or first.headers.get("X-Sovereign-Classification") != "NATO RESTRICTED":
-        raise RuntimeError(f"the gateway does not answer as expected: {first.status_code} {first.text[:300]}")
+    _check_answers(gateway_url, gateway_headers[0])
     console.print(f"warm-up: 3 s through each ({concurrency} concurrent connections, {USERS} users' tokens)…")
     asyncio.run(_load(gateway_url, gateway_headers, 3.0, concurrency))
     asyncio.run(_load(bare_url, bare_headers, 3.0, concurrency))
@@ -292,6 +355,109 @@ def measure_overhead(
             console,
         )
     return result
+
+
+def _gateway_headers(rig: Rig) -> list[dict[str, str]]:
+    tokens = [
+        rig.issuer.token(subject=f"bench-analyst-{i}", clearance=Classification.NATO_SECRET)
+        for i in range(USERS)
+    ]
+    return [{"Authorization": f"Bearer {token}"} for token in tokens]
+
+
+def _check_answers(url: str, headers: dict[str, str]) -> None:
+    first = httpx.post(url, json=OVERHEAD_BODY, headers=headers, timeout=30)
+    if first.status_code != 200 or first.headers.get("X-Sovereign-Classification") != "NATO RESTRICTED":
+        raise RuntimeError(f"the gateway does not answer as expected: {first.status_code} {first.text[:300]}")
+
+
+# SECTION observability on vs off
+
+
+def _deploy_observed_gateway(rig: Rig, sink: AuditSink, otlp_endpoint: str) -> None:
+    """FRA's gateway config plus `audit`, as a second application whose replica (a Ray worker of its own:
+    tracing is configured once per process) has OTEL_EXPORTER_OTLP_ENDPOINT. The trivial model it calls is
+    the shared one, without an OTLP endpoint: only the gateway differs."""
+    config = {**rig.gateway_config, "audit": sink.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    options = {"num_cpus": GATEWAY_NUM_CPUS, "runtime_env": {"env_vars": {OTLP_ENDPOINT_ENV: otlp_endpoint}}}
+    gateway = Gateway.options(user_config=config, ray_actor_options=options)
+    serve.run(gateway.bind(), name=OBSERVED_APP, route_prefix=OBSERVED_PREFIX)
+
+
+def _settled_span_count(receiver: OtlpReceiver) -> int:
+    """The spans received once no more arrive for one export interval (or after 60 s)."""
+    count, deadline = len(receiver.spans()), time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(SPAN_SETTLE_SECONDS)  # a benchmark waiting out the exporter's schedule, not a test
+        now = len(receiver.spans())
+        if now == count:
+            break
+        count = now
+    return count
+
+
+def measure_observability(
+    rig: Rig, audited: AuditedNation, seconds: float, rounds: int, concurrency: int, console: Console
+) -> dict[str, Any]:
+    off_url = f"{rig.base_url}/{NATION.lower()}/v1/chat/completions"
+    on_url = f"{rig.base_url}{OBSERVED_PREFIX}/v1/chat/completions"
+    headers = _gateway_headers(rig)
+    with OtlpReceiver() as receiver:
+        mark = audited.vault_log.mark()
+        started = time.monotonic()
+        _deploy_observed_gateway(rig, audited.sink, receiver.endpoint)
+        console.print(
+            f"observed gateway at {OBSERVED_PREFIX} (spans to {receiver.endpoint}, audit to "
+            f"{audited.sink.directory}) up in {time.monotonic() - started:.1f} s"
+        )
+        _check_answers(on_url, headers[0])
+        on_requests = 1
+        console.print(
+            f"warm-up: 3 s through each gateway, observability off and on ({concurrency} connections)"
+        )
+        asyncio.run(_load(off_url, headers, 3.0, concurrency))
+        on_requests += asyncio.run(_load(on_url, headers, 3.0, concurrency)).requests
+        ways = (("off", off_url), ("on", on_url))
+        measured: dict[str, list[Round]] = {"off": [], "on": []}
+        for index in range(rounds):
+            for name, url in ways:
+                console.print(f"round {index + 1}/{rounds}: {seconds:g} s, observability {name}…")
+                measured[name].append(asyncio.run(_load(url, headers, seconds, concurrency)))
+        console.print(f"one connection: {SEQUENTIAL_SECONDS:g} s each way, sequential requests…")
+        single = {name: asyncio.run(_load(url, headers, SEQUENTIAL_SECONDS, 1)) for name, url in ways}
+        on_requests += sum(r.requests for r in measured["on"]) + single["on"].requests
+        console.print("waiting for the last spans to be exported…")
+        spans = _settled_span_count(receiver)
+        span_names = Counter(span["name"] for span in receiver.spans())
+    writer = ray.get_actor(audit_writer_name(NATION), namespace=AUDIT_NAMESPACE)
+    records = int(ray.get(writer.last_seq.remote(), timeout=30))
+    vault = audited.vault_log.since(mark)
+    off, on = _summary(measured["off"]), _summary(measured["on"])
+    return {
+        "concurrency": concurrency,
+        "round_seconds": seconds,
+        "rounds": rounds,
+        "users": USERS,
+        "observability_off": off,
+        "observability_on": on,
+        "observability_ratio": on["requests_per_second"] / off["requests_per_second"],
+        "round_ratios": [
+            (n.requests / n.seconds) / (f.requests / f.seconds)
+            for n, f in zip(measured["on"], measured["off"], strict=True)
+        ],
+        "added_p50_ms": on["p50_ms"] - off["p50_ms"],
+        "added_p99_ms": on["p99_ms"] - off["p99_ms"],
+        "one_connection": {
+            "observability_off": _summary([single["off"]]),
+            "observability_on": _summary([single["on"]]),
+        },
+        "requests_on": on_requests,  # every request sent to the observed gateway, warm-up included
+        "spans_received": spans,
+        "spans_by_name": dict(span_names.most_common()),
+        "audit_records_written": records,
+        "vault_requests": vault.vault_total,
+        "vault_writes": vault.vault_writes,
+    }
 
 
 # SECTION profiling the gateway replica (py-spy)
@@ -567,11 +733,19 @@ def measure_tokens(rig: Rig, console: Console) -> dict[str, Any]:
 # SECTION results
 
 
-def run(seconds: float, rounds: int, concurrency: int, profile: bool, console: Console) -> dict[str, Any]:
+def run(
+    seconds: float, rounds: int, concurrency: int, profile: bool, observability: bool, console: Console
+) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine_description(), "goals": GOALS}
     results["versions"] = _versions()
-    with serving_rig(console) as rig:
+    with contextlib.ExitStack() as stack:  # unwound in reverse: Ray and Serve first, then the devstack
+        audited = stack.enter_context(audited_nation(console)) if observability else None
+        rig = stack.enter_context(serving_rig(console))
         results["overhead"] = measure_overhead(rig, seconds, rounds, concurrency, profile, console)
+        if audited is not None:
+            results["observability"] = measure_observability(
+                rig, audited, seconds, rounds, concurrency, console
+            )
         results["tokens"] = measure_tokens(rig, console)
     return results
 
@@ -624,8 +798,9 @@ def results_table(results: dict[str, Any]) -> Table:
         "",
         f"{g1['p50_ms'] / b1['p50_ms']:.2f} / {g1['p99_ms'] / b1['p99_ms']:.2f}",
     )
-    failed = sum(r["failures"] and sum(r["failures"].values()) or 0 for r in (g, b, g1, b1))
-    table.add_row("  failed requests (all of the above)", str(failed), "", "")
+    table.add_row("  failed requests (all of the above)", str(_failed(g, b, g1, b1)), "", "")
+    if "observability" in results:
+        _observability_rows(table, results["observability"])
     d, p, h = t["baseline_direct_generate"], t["platform"], t["model_server_handle"]
     requests = d["requests"]
     table.add_row(
@@ -663,6 +838,74 @@ def results_table(results: dict[str, Any]) -> Table:
     )
     table.add_row("  same texts all three ways", "yes" if t["same_texts"] else "NO", "", "")
     return table
+
+
+def _failed(*summaries: dict[str, Any]) -> int:
+    return sum(sum(summary["failures"].values()) for summary in summaries)
+
+
+def _observability_rows(table: Table, o: dict[str, Any]) -> None:
+    off, on = o["observability_off"], o["observability_on"]
+    off1, on1 = o["one_connection"]["observability_off"], o["one_connection"]["observability_on"]
+    table.add_row(
+        f"baseline: gateway, observability off ({o['concurrency']} connections)",
+        f"{off['requests_per_second']:.0f} req/s",
+        "",
+        "1",
+    )
+    table.add_row("  p50 / p99 latency", f"{off['p50_ms']:.2f} / {off['p99_ms']:.2f} ms", "", "1 / 1")
+    table.add_row(
+        "gateway, observability on (spans over OTLP/HTTP, each decision durable in the audit log)",
+        f"{on['requests_per_second']:.0f} req/s",
+        _goal(
+            f">= {GOALS['observability_ratio']:.2f} of baseline",
+            o["observability_ratio"] >= GOALS["observability_ratio"],
+        ),
+        f"{o['observability_ratio']:.2f} (rounds {min(o['round_ratios']):.2f}–{max(o['round_ratios']):.2f})",
+    )
+    table.add_row(
+        "  p50 / p99 latency",
+        f"{on['p50_ms']:.2f} / {on['p99_ms']:.2f} ms",
+        "",
+        f"{on['p50_ms'] / off['p50_ms']:.2f} / {on['p99_ms'] / off['p99_ms']:.2f}",
+    )
+    table.add_row(
+        "  added p50 / p99 latency", f"{o['added_p50_ms']:+.2f} / {o['added_p99_ms']:+.2f} ms", "", ""
+    )
+    table.add_row(
+        "  one connection, p50 / p99: observability off",
+        f"{off1['p50_ms']:.2f} / {off1['p99_ms']:.2f} ms ({off1['requests_per_second']:.0f} req/s)",
+        "",
+        "1 / 1",
+    )
+    table.add_row(
+        "  one connection, p50 / p99: observability on",
+        f"{on1['p50_ms']:.2f} / {on1['p99_ms']:.2f} ms ({on1['requests_per_second']:.0f} req/s)",
+        "",
+        f"{on1['p50_ms'] / off1['p50_ms']:.2f} / {on1['p99_ms'] / off1['p99_ms']:.2f}",
+    )
+    requests = o["requests_on"]
+    table.add_row("  requests to the observed gateway (warm-up included)", str(requests), "", "")
+    table.add_row(
+        "  spans received by the OTLP receiver",
+        f"{o['spans_received']} ({o['spans_received'] / requests:.2f} per request)",
+        "",
+        "",
+    )
+    table.add_row(
+        "  audit records written (FRA's decisions log, last seq)",
+        f"{o['audit_records_written']} ({o['audit_records_written'] / requests:.2f} per request)",
+        "",
+        "",
+    )
+    writes = sum(o["vault_writes"].values())
+    table.add_row(
+        "  Vault requests while observed (writes: data keys, logins)",
+        f"{o['vault_requests']} ({writes} writes)",
+        "",
+        "",
+    )
+    table.add_row("  failed requests (all of the above)", str(_failed(off, on, off1, on1)), "", "")
 
 
 def _goal(goal: str, met: bool) -> str:
@@ -706,10 +949,34 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
         "tokenising and decoding included); completion tokens from `usage` vs generated ids. "
         "Ratios: measured value / baseline of the same run.",
     ]
+    if "observability" in results:
+        lines += ["", _observability_text(results["observability"])]
     profile = o.get("profile") or {}
     if "gateway" in profile and "bare" in profile:
         lines += ["", _profile_text(profile)]
     return "\n".join(lines)
+
+
+def _observability_text(o: dict[str, Any]) -> str:
+    names = ", ".join(f"`{name}` {count}" for name, count in o["spans_by_name"].items())
+    writes = ", ".join(f"{request} {count}" for request, count in o["vault_writes"].items()) or "none"
+    return (
+        "Observability: the same gateway (observability off: no OTLP endpoint, no `audit` in its config) vs "
+        f"a second FRA gateway application at `{OBSERVED_PREFIX}` with the same config plus `audit`, its "
+        "replica (0.1 CPU, a worker process of its own) started with OTEL_EXPORTER_OTLP_ENDPOINT, so it "
+        "exports its spans (BatchSpanProcessor, OTLP/HTTP protobuf) to a real receiver "
+        "(`sovereign_devstack.otlp_receiver.OtlpReceiver`, in the benchmark's process), and records each "
+        "decision through FRA's AuditWriter actor (encrypted with a data key from FRA's transit key, "
+        "hash-chained, fsync'd; concurrent appends share fsyncs) before answering. Its Vault is a devstack "
+        "Vault prepared by the real operator (SOVEREIGN_RUNTIME=none) for an FRA Tenant; the writer logs in "
+        "as FRA with the `tenant-fra/model-serving` ServiceAccount token the operator's serving pass writes "
+        "(`_refresh_token_files`, sink from `_audit_sink`). Both gateways call the same trivial model "
+        "application (no OTLP endpoint) and take permits from the same QuotaKeeper. Same client and tokens, "
+        f"3 s warm-up each, {o['rounds']} alternating rounds of {o['round_seconds']:g} s each way (req/s per "
+        f"round: off {_rates(o['observability_off'])}, on {_rates(o['observability_on'])}), then "
+        f"{SEQUENTIAL_SECONDS:g} s each on one connection. Spans received by name: {names}. "
+        f"Vault writes while the observed gateway ran: {writes}."
+    )
 
 
 def _profile_text(profile: dict[str, Any]) -> str:
@@ -741,9 +1008,9 @@ def _rates(summary: dict[str, Any]) -> str:
 
 def _command(args: argparse.Namespace) -> str:
     """The options of this run that change what is measured, as typed."""
-    options = {"seconds": 5.0, "rounds": 4, "concurrency": 8, "profile": False}
+    options = {"seconds": 5.0, "rounds": 4, "concurrency": 8, "profile": False, "skip_observability": False}
     changed = [
-        f"--{name}" if value is True else f"--{name} {value:g}"
+        f"--{name.replace('_', '-')}" if value is True else f"--{name} {value:g}"
         for name, default in options.items()
         if (value := getattr(args, name)) != default
     ]
@@ -760,6 +1027,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="sample both ingress replicas and the proxy with py-spy in one more round each way",
     )
+    parser.add_argument(
+        "--skip-observability",
+        action="store_true",
+        help="leave out observability on vs off (it starts a devstack and the operator), if they cannot run",
+    )
     parser.add_argument("--output", choices=["text", "json"], default="text")
     parser.add_argument("--benchmarks-file", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
@@ -770,7 +1042,9 @@ def main(argv: list[str] | None = None) -> int:
         stdout = os.dup(1)
         os.dup2(2, 1)
     try:
-        results = run(args.seconds, args.rounds, args.concurrency, args.profile, console)
+        results = run(
+            args.seconds, args.rounds, args.concurrency, args.profile, not args.skip_observability, console
+        )
     finally:
         if stdout is not None:
             sys.stdout.flush()

@@ -14,15 +14,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import ROTATE_KEY_ANNOTATION
 from sovereign_operator.reconcile.serving import ServingState, _audit_sink, _refresh_token_files
-from sovereign_serving.audit_writer import AuditClient, AuditUnavailable
+from sovereign_serving.audit_writer import (
+    AUDIT_NAMESPACE,
+    MAX_BATCH,
+    AuditClient,
+    AuditUnavailable,
+    audit_writer_name,
+)
 
 from sovereign.audit import AuditAccessDenied, read, stream_directory, verify
 from sovereign.clients.kubernetes import dynamic_client, load_api_client
@@ -269,6 +276,71 @@ def test_an_unreachable_owner_writer_fails_closed(local_ray: None, sinks: dict[s
                 bundle_version="x",
             )
         )
+
+
+def _decide(client: AuditClient, index: int) -> Coroutine[Any, Any, None]:
+    return client.record_decision(
+        subject=f"batched-{index}",
+        subject_nation=client.nation,
+        resources=[f"{client.nation.lower()}/m"],
+        allowed=True,
+        bundle_version="e" * 16,
+        trace_id=f"batched-{index}",
+    )
+
+
+def writer_stats(nation: str) -> dict[str, int]:
+    writer = ray.get_actor(audit_writer_name(nation), namespace=AUDIT_NAMESPACE)
+    return ray.get(writer.stats.remote(), timeout=30)
+
+
+def test_concurrent_decisions_share_writer_calls(
+    platform: Platform,  # noqa: F811
+    local_ray: None,
+    sinks: dict[str, object],
+    audit_root: Path,
+) -> None:
+    """Records arriving while a call to the writer is in flight go together in the next call: 300 concurrent
+    decisions from one replica cost far fewer actor calls than records, and every one is in the log."""
+    fra = AuditClient("FRA", sinks["FRA"])  # type: ignore[arg-type]
+
+    async def decide() -> tuple[int, int]:
+        await fra.configure()
+        before_stats = writer_stats("FRA")
+        await _decide(fra, -1)  # a lone call: a batch of one
+        await asyncio.gather(*(_decide(fra, index) for index in range(300)))
+        after = writer_stats("FRA")
+        return after["calls"] - before_stats["calls"], after["records"] - before_stats["records"]
+
+    calls, records = asyncio.run(decide())
+    print(f"\n301 decisions, {calls} writer call(s)")
+    assert records == 301
+    # The lone one, then the 300 (all queued before the first call goes out) in batches of <= MAX_BATCH.
+    assert calls == 1 + -(-300 // MAX_BATCH)
+    found = read(stream_directory(audit_root, "FRA", "decisions"), login_as(platform, "FRA"), "FRA")
+    traced = [r.details.get("traceId") for r in found if str(r.details.get("traceId")).startswith("batched-")]
+    assert sorted(traced) == sorted(f"batched-{index}" for index in range(-1, 300))
+
+
+def test_a_failed_batch_refuses_every_caller_in_it(
+    local_ray: None, sinks: dict[str, object], tmp_path: Path
+) -> None:
+    """ESP's writer, logged in as FRA, is refused ESP's data key by Vault: every one of the concurrent
+    decisions sent together fails closed, and none is acknowledged."""
+    fra_sink = sinks["FRA"]
+    esp_sink = fra_sink.model_copy(update={"directory": str(tmp_path)})  # type: ignore[attr-defined]
+    esp = AuditClient("ESP", esp_sink)
+
+    async def decide() -> list[BaseException | None]:
+        await esp.configure()
+        return await asyncio.gather(*(_decide(esp, index) for index in range(20)), return_exceptions=True)
+
+    outcomes = asyncio.run(decide())
+    assert all(isinstance(outcome, AuditUnavailable) for outcome in outcomes), outcomes
+    assert "ESP's audit log did not record the decision" in str(outcomes[0])
+    stats = writer_stats("ESP")
+    assert stats["records"] == 20 and stats["calls"] < 20
+    assert ray.get(ray.get_actor(audit_writer_name("ESP"), namespace=AUDIT_NAMESPACE).last_seq.remote()) == 0
 
 
 def test_a_shredded_nations_logs_are_set_aside_and_its_next_tenant_starts_afresh(

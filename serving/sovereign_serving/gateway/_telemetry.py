@@ -71,19 +71,19 @@ class TraceRequests:
             return
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         method = scope["method"]
-        path = _route(scope)
-        attributes = {
-            "http.request.method": method,
-            "http.route": path,
-            "url.path": path,
-        }
-        server = span(
-            f"{method} {path}", kind=SpanKind.SERVER, attributes=attributes, context=context_from(headers)
-        )
+        # HTTP semconv, "Name": `{method} {http.route}`, or `{method}` alone when no route matched: the route
+        # is known once the router matched (it sets `scope["route"]`); a path no route knows is the caller's
+        # free text and stays out of the span.
+        attributes = {"http.request.method": method}
+        server = span(method, kind=SpanKind.SERVER, attributes=attributes, context=context_from(headers))
         with server as current:
 
             async def traced_send(message: Message) -> None:
                 if message["type"] == "http.response.start":
+                    route = getattr(scope.get("route"), "path", None)
+                    if isinstance(route, str):
+                        current.update_name(f"{method} {route}")
+                        current.set_attributes({"http.route": route, "url.path": route})
                     status = int(message["status"])
                     current.set_attribute("http.response.status_code", status)
                     if status >= 500:
@@ -92,13 +92,6 @@ class TraceRequests:
                 await send(message)
 
             await self.app(scope, receive, traced_send)
-
-
-def _route(scope: Scope) -> str:
-    """The request's path below the application's route prefix (the gateway's routes are fixed paths)."""
-    path = str(scope.get("path", ""))
-    root = str(scope.get("root_path", ""))
-    return path[len(root) :] if root and path.startswith(root) else path
 
 
 async def authenticated(tenant: str, authenticate: Callable[[], Awaitable[Any]]) -> Any:

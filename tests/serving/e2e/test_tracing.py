@@ -396,3 +396,17 @@ def test_every_decision_is_in_the_audit_logs_of_the_nations_involved_under_its_t
     assert verified.returncode == 0, verified.stdout + verified.stderr
     report = json.loads(verified.stdout)
     assert report["ok"] and report["streams"]["decisions"]["lastSeq"] >= 2
+
+
+def test_a_path_no_route_knows_stays_out_of_the_trace(traced: Serving, receiver: OtlpReceiver) -> None:
+    """The gateway names its SERVER span after the matched route; an unknown path is the caller's free
+    text (it could be anything), so the span is named by the method alone and the path is not recorded."""
+    secret = uuid.uuid4().hex
+    trace_id, client_span, header = traceparent()
+    answer = httpx.get(f"{traced.endpoint('fra')}/{secret}", headers={"traceparent": header}, timeout=30)
+    assert answer.status_code == 404
+    server = trace_spans(receiver, trace_id, "GET")["GET"]
+    assert server["parent_span_id"] == client_span
+    assert server["attributes"]["http.response.status_code"] == 404
+    assert "http.route" not in server["attributes"] and "url.path" not in server["attributes"]
+    assert not any(secret.encode() in body for body in receiver.raw_bodies())
