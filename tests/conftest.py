@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sovereign_devstack.keys import write_service_account_key
+from sovereign_devstack.kube.audit_log import AUDIT_LOG_ENV
 from sovereign_devstack.kubeconfig import write_kubeconfig
 from sovereign_devstack.otlp_receiver import OtlpReceiver
 from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
@@ -26,6 +28,7 @@ class KubeAPI:
     service_account_key: Path  # PEM private key the API server signs ServiceAccount tokens with
     service_account_public_key: Path
     service_account_certificate: Path  # self-signed, for Vault's pem_keys
+    audit_log: Path  # one JSON audit event per resource request, for the whole session (RBAC test)
 
     def env(self) -> dict[str, str]:
         """An environment for kubectl and kopf subprocesses pointed at this API server."""
@@ -43,7 +46,9 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
     state_dir = tmp_path_factory.mktemp("kube")
     key_files = write_service_account_key(state_dir / "sa.key")
     port = free_loopback_port()
-    start_service(kube_api_spec(port, key_files.private_key), state_dir)
+    audit_log = state_dir / "audit.jsonl"
+    spec = kube_api_spec(port, key_files.private_key)
+    start_service(dataclasses.replace(spec, env={AUDIT_LOG_ENV: str(audit_log)}), state_dir)
     url = f"http://127.0.0.1:{port}"
     kubeconfig = write_kubeconfig(state_dir / "kubeconfig", url, token="devstack-admin")
     try:
@@ -53,6 +58,7 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
             service_account_key=key_files.private_key,
             service_account_public_key=key_files.public_key,
             service_account_certificate=key_files.certificate,
+            audit_log=audit_log,
         )
     finally:
         stop_service(state_dir, "kube-apiserver")

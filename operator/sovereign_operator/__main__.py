@@ -19,7 +19,8 @@ from sovereign_operator.config import OperatorConfig
 from sovereign_operator.handlers import policy as policy_handlers  # noqa: F401  (registers its handlers)
 from sovereign_operator.handlers import serving as serving_handlers  # noqa: F401  (registers its handlers)
 from sovereign_operator.handlers import tenant as tenant_handlers
-from sovereign_operator.leader import LeaseElector, default_identity
+from sovereign_operator.health import HealthServer, LeaderLabel, ObservedLeaseElector
+from sovereign_operator.leader import default_identity
 
 log = logging.getLogger("sovereign_operator")
 LOST_LEASE_EXIT_CODE = 1
@@ -37,10 +38,16 @@ def main() -> int:
     configure_metrics("sovereign-operator", config.metrics_port)
     api = load_api_client()
     ensure_namespace(api, config.platform_namespace)
-    elector = LeaseElector(
+    elector = ObservedLeaseElector(
         api, config.platform_namespace, config.lease_name, default_identity(), config.lease_duration_seconds
     )
+    # Served from start so that a standby passes the Deployment's probes too (kopf's needs leadership).
+    if config.health_port:
+        HealthServer(elector, config.health_port).start()
+    leader_label = LeaderLabel(api, config.pod_namespace, config.pod_name)
+    leader_label.set(False)  # a restarted container may still carry its previous run's label
     elector.wait_for_leadership()
+    leader_label.set(True)
 
     stop, lost = threading.Event(), threading.Event()
     renewer = threading.Thread(target=elector.keep_renewing, args=(stop, lost), name="lease", daemon=True)
@@ -56,6 +63,7 @@ def main() -> int:
         liveness_endpoint=liveness,
     )
     stop.set()
+    leader_label.set(False)
     flush_tracing()
     if lost.is_set():
         log.error("exiting: the Lease was lost; a restarted process will wait as a standby")

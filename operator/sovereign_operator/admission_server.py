@@ -39,7 +39,9 @@ def configure_admission(settings: kopf.OperatorSettings, config: OperatorConfig)
     """Call from the operator's one `@kopf.on.startup()` handler, which owns `settings`."""
     if config.webhook_service:
         settings.admission.server = ServiceWebhookServer(config)
-        settings.admission.managed = ADMISSION_CONFIGURATION
+        # With the Helm chart the ValidatingWebhookConfiguration is the chart's (SOVEREIGN_WEBHOOK_MANAGED=
+        # false): kopf then only serves, and never rewrites the chart's clientConfig or caBundle.
+        settings.admission.managed = ADMISSION_CONFIGURATION if config.webhook_managed else None
     elif config.webhook_host:
         settings.admission.server = SelfSigningWebhookServer(
             addr=config.webhook_host,

@@ -5,11 +5,13 @@ The same variables configure it on a real cluster (Helm sets them) and on the de
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+from sovereign_serving.config import platform_image_reference
 
 from sovereign_operator.constants import (
     NATION_VAULT_OPERATOR_ROLE,
@@ -64,6 +66,15 @@ class OperatorConfig(BaseModel):
     liveness_port: int | None = Field(
         None, description="Serve kopf's liveness probe on 127.0.0.1:<port>/healthz while leading."
     )
+    health_port: int | None = Field(
+        None,
+        description="Serve /healthz and /readyz on 0.0.0.0:<port> from start, leader or standby (the "
+        "Deployment's probes; kopf's liveness endpoint answers only while leading).",
+    )
+    pod_name: str | None = Field(
+        None, description="This pod (downward API): labelled sovereign.ai/leader=true while it leads."
+    )
+    pod_namespace: str | None = Field(None, description="The namespace of pod_name.")
     webhook_host: str | None = Field(
         None, description="Serve the validating webhook here (devstack: 127.0.0.1)."
     )
@@ -75,6 +86,11 @@ class OperatorConfig(BaseModel):
         None, description="The webhook's TLS certificate (PEM); absent: kopf makes a self-signed one."
     )
     webhook_key_file: str | None = Field(None, description="The private key of webhook_cert_file (PEM).")
+    webhook_managed: bool = Field(
+        True,
+        description="kopf creates and patches the ValidatingWebhookConfiguration; false when something else "
+        "owns it (the Helm chart), so that the two never fight over it.",
+    )
     runtime: Literal["kuberay", "local-ray", "none"] = Field(
         "kuberay",
         description="Where models run: a RayService per nation (KubeRay), one local Ray cluster's dashboard "
@@ -94,7 +110,17 @@ class OperatorConfig(BaseModel):
     )
     serving_memory_scale: float = Field(1.0, gt=0, le=1, description="The same for memory.")
     serving_image: str = Field(
-        "rayproject/ray:2.60.0-py311", description="kuberay: the image of the nations' Ray clusters."
+        default_factory=platform_image_reference,
+        description="kuberay: the image of the nations' Ray clusters (default: the platform image, which "
+        "holds Ray of the pinned version and the serving code).",
+    )
+    serving_gpu_node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="kuberay: nodeSelector of the Ray worker pods that request GPUs (JSON in the env).",
+    )
+    serving_gpu_tolerations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="kuberay: tolerations added to those pods, besides the nvidia.com/gpu one (JSON list).",
     )
     metrics_port: int | None = Field(
         None, description="Serve the operator's Prometheus metrics on 0.0.0.0:<port>/metrics."
@@ -115,6 +141,12 @@ class OperatorConfig(BaseModel):
         "Serve applications so that their spans go to the same OTLP endpoint.",
     )
 
+    @field_validator("serving_gpu_node_selector", "serving_gpu_tolerations", mode="before")
+    @classmethod
+    def _parse_json(cls, value: object) -> object:
+        # The environment carries these as JSON text (the chart writes them with toJson).
+        return json.loads(value) if isinstance(value, str) else value
+
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> OperatorConfig:
         env = os.environ if environ is None else environ
@@ -131,11 +163,15 @@ class OperatorConfig(BaseModel):
             "lease_name": "SOVEREIGN_LEASE_NAME",
             "lease_duration_seconds": "SOVEREIGN_LEASE_DURATION_SECONDS",
             "liveness_port": "SOVEREIGN_LIVENESS_PORT",
+            "health_port": "SOVEREIGN_HEALTH_PORT",
+            "pod_name": "SOVEREIGN_POD_NAME",
+            "pod_namespace": "SOVEREIGN_POD_NAMESPACE",
             "webhook_host": "SOVEREIGN_WEBHOOK_HOST",
             "webhook_port": "SOVEREIGN_WEBHOOK_PORT",
             "webhook_service": "SOVEREIGN_WEBHOOK_SERVICE",
             "webhook_cert_file": "SOVEREIGN_WEBHOOK_CERT_FILE",
             "webhook_key_file": "SOVEREIGN_WEBHOOK_KEY_FILE",
+            "webhook_managed": "SOVEREIGN_WEBHOOK_MANAGED",
             "runtime": "SOVEREIGN_RUNTIME",
             "ray_dashboard_url": "SOVEREIGN_RAY_DASHBOARD_URL",
             "serve_http_port": "SOVEREIGN_SERVE_HTTP_PORT",
@@ -145,6 +181,8 @@ class OperatorConfig(BaseModel):
             "serving_cpu_scale": "SOVEREIGN_SERVING_CPU_SCALE",
             "serving_memory_scale": "SOVEREIGN_SERVING_MEMORY_SCALE",
             "serving_image": "SOVEREIGN_SERVING_IMAGE",
+            "serving_gpu_node_selector": "SOVEREIGN_SERVING_GPU_NODE_SELECTOR",
+            "serving_gpu_tolerations": "SOVEREIGN_SERVING_GPU_TOLERATIONS",
             "metrics_port": "SOVEREIGN_METRICS_PORT",
             "audit_dir": "SOVEREIGN_AUDIT_DIR",
             "service_account_token_dir": "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR",

@@ -8,6 +8,7 @@ published) without restarting the gateway (Ray Serve docs: "Configure Ray Serve 
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sovereign.domain.markings import Markings
 
 RAY_VERSION = "2.60.0"  # pinned: pyproject, the RayService's rayVersion and the image agree
+# The one image of the operator and the serving workloads (Dockerfile; the chart's default image.registry and
+# image.repository); its tag is the platform's version.
+PLATFORM_IMAGE = "ghcr.io/sovereign-ai/sovereign"
+
+
+def platform_image_reference() -> str:
+    """The platform image of this version: what the nations' Ray pods run unless told otherwise."""
+    return f"{PLATFORM_IMAGE}:{importlib.metadata.version('sovereign-ai-platform')}"
+
 
 # Every Ray process and Serve runtime environment carries these: nothing may reach a hub or report usage.
 # With usage stats disabled, Ray 2.60's dashboard still posts a "usage stats disabled" report to

@@ -7,6 +7,7 @@ import typer
 from sovereign.cli import (
     access_matrix_commands,
     audit_commands,
+    bundle_commands,
     crds_commands,
     devstack_commands,
     keys_commands,
@@ -31,6 +32,7 @@ app.add_typer(model_commands.app, name="model")
 app.add_typer(policy_commands.app, name="policy")
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(token_commands.app, name="token")
+app.add_typer(bundle_commands.app, name="bundle")
 
 
 if __name__ == "__main__":

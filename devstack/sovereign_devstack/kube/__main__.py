@@ -1,16 +1,18 @@
-"""`python -m sovereign_devstack.kube --host H --port N --service-account-key-file PATH`: the devstack's
-Kubernetes API server, over plain HTTP until SIGTERM or SIGINT."""
+"""`python -m sovereign_devstack.kube --host H --port N --service-account-key-file PATH [--audit-log PATH]`:
+the devstack's Kubernetes API server, over plain HTTP until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
 import kmock
 
+from sovereign_devstack.kube.audit_log import AUDIT_LOG_ENV, AuditLog
 from sovereign_devstack.kube.server import DevstackKubeAPI
 from sovereign_devstack.kube.service_account_tokens import DEFAULT_ISSUER, TokenIssuer
 
@@ -27,6 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--service-account-issuer", default=DEFAULT_ISSUER)
     parser.add_argument("--service-account-jwks-uri", default=None)
+    parser.add_argument(
+        "--audit-log",
+        type=Path,
+        default=os.environ.get(AUDIT_LOG_ENV) or None,
+        help=f"append one JSON audit event per resource request to PATH (default: ${AUDIT_LOG_ENV})",
+    )
     return parser.parse_args(argv)
 
 
@@ -34,7 +42,8 @@ async def serve(args: argparse.Namespace) -> None:
     tokens = TokenIssuer(
         args.service_account_key_file, args.service_account_issuer, args.service_account_jwks_uri
     )
-    handler = DevstackKubeAPI(tokens)
+    audit_log = AuditLog(Path(args.audit_log)) if args.audit_log else None
+    handler = DevstackKubeAPI(tokens, audit_log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -45,6 +54,8 @@ async def serve(args: argparse.Namespace) -> None:
         await stop.wait()
         handler.store.close()
         await handler.controllers.stop()
+    if audit_log is not None:
+        audit_log.close()
 
 
 def main(argv: list[str] | None = None) -> None:

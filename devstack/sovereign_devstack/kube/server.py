@@ -6,6 +6,7 @@ request itself so that resources behave like kube-apiserver's (see the sibling m
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 import traceback
@@ -17,6 +18,7 @@ from kmock import KubernetesEmulator, KubernetesError, Request
 
 from sovereign_devstack.kube import access_reviews, crds, discovery, errors, openapi, protobuf_bodies
 from sovereign_devstack.kube.admission import CURRENT_USER, WebhookAdmission
+from sovereign_devstack.kube.audit_log import AuditLog, audit_event, request_verb
 from sovereign_devstack.kube.builtin_resources import builtin_resource_types
 from sovereign_devstack.kube.controllers import Controllers
 from sovereign_devstack.kube.object_writes import FIELD_VALIDATION, WARNINGS, ObjectWriter
@@ -27,6 +29,8 @@ from sovereign_devstack.kube.service_account_tokens import TokenIssuer
 from sovereign_devstack.kube.store import Store, new_uid, now_rfc3339
 
 log = logging.getLogger("sovereign_devstack.kube")
+# The audit event of the request being served (None: not a resource request), completed by `__call__`.
+AUDIT_EVENT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("audit", default=None)
 
 VERSION_INFO = {
     "major": "1",
@@ -42,8 +46,9 @@ VERSION_INFO = {
 
 
 class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
-    def __init__(self, tokens: TokenIssuer) -> None:
+    def __init__(self, tokens: TokenIssuer, audit_log: AuditLog | None = None) -> None:
         super().__init__()
+        self.audit_log = audit_log
         self.store = Store()
         self.registry = Registry(builtin_resource_types() + access_reviews.access_review_types())
         self.tokens = tokens
@@ -96,6 +101,7 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
         warnings: list[str] = []
         WARNINGS.set(warnings)
         FIELD_VALIDATION.set(raw_request.query.get("fieldValidation") or "Warn")
+        AUDIT_EVENT.set(None)
         try:
             request = await self._parse(raw_request)
             response = await self._handle(request)
@@ -105,6 +111,9 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
             # k8s docs: /docs/reference/using-api/api-concepts/#warnings — `299 - "text"` headers.
             for text in dict.fromkeys(warnings):
                 response.headers.add("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+        event = AUDIT_EVENT.get()
+        if event is not None and self.audit_log is not None and event["verb"] != "watch":
+            self.audit_log.write(event, "ResponseComplete", response.status)
         log.info(
             "%s %s %s %.0fms",
             raw_request.method,
@@ -177,7 +186,15 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
         # Authentication stand-in: kube-apiserver would authenticate the bearer token and authorize the
         # request here. The devstack accepts any bearer token (or none) as cluster-admin; a valid
         # ServiceAccount token is still named as that account (admission userInfo, `auth whoami`).
-        CURRENT_USER.set(self.tokens.user_for(request.headers.get("Authorization", ""), self.store))
+        user = self.tokens.user_for(request.headers.get("Authorization", ""), self.store)
+        CURRENT_USER.set(user)
+        if self.audit_log is not None:
+            verb = request_verb(method, resource_path, dict(request.params))
+            agent = request.headers.get("User-Agent", "")
+            event = audit_event(verb, resource_path, user, agent, request.url.raw_path_qs)
+            AUDIT_EVENT.set(event)
+            if verb == "watch":  # its answer streams until the watch ends: log that it started
+                self.audit_log.write(event, "ResponseStarted", 200)
         return await self.api.handle(resource_path, request)
 
     def _static(self, path: str) -> dict[str, Any] | None:

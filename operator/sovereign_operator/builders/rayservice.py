@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -37,6 +38,18 @@ WORKER_GROUP = "models"
 DEFAULT_HEAD_RESOURCES = {"cpu": "1", "memory": "4Gi"}
 HEAD_PORTS = (("gcs-server", 6379), ("dashboard", 8265), ("client", 10001), ("serve", 8000))
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+
+@dataclass(frozen=True)
+class GpuPlacement:
+    """Where pods that request GPUs may run: the platform's GPU nodes (the chart's serving.gpu values).
+
+    k8s docs: /docs/concepts/scheduling-eviction/assign-pod-node/#nodeselector and
+    /docs/concepts/scheduling-eviction/taint-and-toleration/. The nvidia.com/gpu toleration is always added.
+    """
+
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: Sequence[Mapping[str, Any]] = ()
 
 
 def rayservice_name(nation: str) -> str:
@@ -121,6 +134,7 @@ def _pod_template(
     resources: dict[str, Any],
     ports: Sequence[tuple[str, int]] = (),
     telemetry_env: Mapping[str, str] | None = None,
+    gpu_placement: GpuPlacement | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "serviceAccountName": SERVING_SERVICE_ACCOUNT,
@@ -140,7 +154,12 @@ def _pod_template(
         ],
     }
     if GPU_RESOURCE in resources["limits"]:
-        spec["tolerations"] = [dict(GPU_TOLERATION)]
+        placement = gpu_placement or GpuPlacement()
+        tolerations = [dict(GPU_TOLERATION)]
+        tolerations += [dict(t) for t in placement.tolerations if dict(t) not in tolerations]
+        spec["tolerations"] = tolerations
+        if placement.node_selector:
+            spec["nodeSelector"] = dict(placement.node_selector)
     return {"metadata": {"labels": tenant_labels(nation)}, "spec": spec}
 
 
@@ -149,6 +168,7 @@ def _worker_group(
     models: Sequence[ModelDeploymentSpec],
     image: str,
     telemetry_env: Mapping[str, str] | None = None,
+    gpu_placement: GpuPlacement | None = None,
 ) -> dict[str, Any]:
     sized = [spec.resources for spec in models] or [ModelResources()]
     resources = _container_resources(
@@ -162,7 +182,9 @@ def _worker_group(
         "minReplicas": low,
         "maxReplicas": high,
         "rayStartParams": {},
-        "template": _pod_template(nation, "ray-worker", image, resources, telemetry_env=telemetry_env),
+        "template": _pod_template(
+            nation, "ray-worker", image, resources, telemetry_env=telemetry_env, gpu_placement=gpu_placement
+        ),
     }
 
 
@@ -175,9 +197,11 @@ def build_rayservice_for_nation(
     head_resources: Mapping[str, str] = DEFAULT_HEAD_RESOURCES,
     telemetry_env: Mapping[str, str] | None = None,
     audit_volume: bool = False,
+    gpu_placement: GpuPlacement | None = None,
 ) -> dict[str, Any]:
     """`audit_volume`: mount the nation's audit PersistentVolumeClaim (`build_audit_volume_claim_for_nation`)
-    on the head, where its AuditWriter runs.
+    on the head, where its AuditWriter runs. `gpu_placement`: nodeSelector and tolerations of the worker
+    pods when the models request GPUs (the head never does).
 
     The nation's RayService: `applications` (from `build_serve_applications_for_nation`, built with
     cpu_scale 1) as `serveConfigV2`, a Ray cluster of `image` sized from the nation's `model_deployments`.
@@ -205,7 +229,7 @@ def build_rayservice_for_nation(
                         nation, "ray-head", image, head, HEAD_PORTS, telemetry_env=telemetry_env
                     ),
                 },
-                "workerGroupSpecs": [_worker_group(nation, models, image, telemetry_env)],
+                "workerGroupSpecs": [_worker_group(nation, models, image, telemetry_env, gpu_placement)],
             },
         },
     }

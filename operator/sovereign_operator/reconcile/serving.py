@@ -37,6 +37,7 @@ from sovereign_operator.builders.model_status import Placement, model_deployment
 from sovereign_operator.builders.rayservice import (
     AUDIT_MOUNT_PATH,
     AUDIT_RAY_RESOURCE,
+    GpuPlacement,
     build_audit_volume_claim_for_nation,
     build_rayservice_for_nation,
     rayservice_name,
@@ -290,6 +291,9 @@ def _deploy_rayservices(
             state.config.serving_image,
             telemetry_env=state.config.telemetry_env,
             audit_volume=audit_volume,
+            gpu_placement=GpuPlacement(
+                state.config.serving_gpu_node_selector, state.config.serving_gpu_tolerations
+            ),
         )
         metadata = desired["metadata"]
         live = kube.read_object(

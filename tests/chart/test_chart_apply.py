@@ -1,0 +1,104 @@
+"""Apply the rendered chart to the devstack's API server as a user would (`kubectl apply -f`): the CRDs become
+established and served, and the operator's ServiceAccount, roles and bindings exist.
+
+An API server of its own: the chart's ValidatingWebhookConfiguration (failurePolicy Fail, pointing at a
+Service nothing serves here) must not reach the session's shared one, where other tests create Tenants.
+The emulator serves no Deployments or PersistentVolumeClaims; those two kinds are only validated against
+Kubernetes' schemas (test_chart_render.py), and the test fails if any other kind would be left out.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sovereign_devstack.keys import write_service_account_key
+from sovereign_devstack.kubeconfig import write_kubeconfig
+from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
+from sovereign_devstack.services import kube_api_spec
+
+from tests.chart.rendering import NAMESPACE, crd_objects, render_objects
+
+NOT_SERVED_BY_THE_EMULATOR = {("apps/v1", "Deployment"), ("v1", "PersistentVolumeClaim")}
+CRD_NAMES = {
+    "tenants.sovereign.ai",
+    "tenantpolicies.sovereign.ai",
+    "modeldeployments.sovereign.ai",
+    "datasets.sovereign.ai",
+}
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state_dir = tmp_path_factory.mktemp("chart-kube")
+    key_files = write_service_account_key(state_dir / "sa.key")
+    port = free_loopback_port()
+    start_service(kube_api_spec(port, key_files.private_key), state_dir)
+    try:
+        yield write_kubeconfig(state_dir / "kubeconfig", f"http://127.0.0.1:{port}", token="devstack-admin")
+    finally:
+        stop_service(state_dir, "kube-apiserver")
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def _yaml(objects: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump_all(objects, sort_keys=False)
+
+
+def test_applied_chart_serves_the_crds_and_grants_the_operator(kubeconfig: Path) -> None:
+    objects = render_objects()
+    applicable = [o for o in objects if (o["apiVersion"], o["kind"]) not in NOT_SERVED_BY_THE_EMULATOR]
+    assert {(o["apiVersion"], o["kind"]) for o in objects} - {
+        (o["apiVersion"], o["kind"]) for o in applicable
+    } == NOT_SERVED_BY_THE_EMULATOR
+
+    # As `helm install --create-namespace` does: the namespace, then crds/, then the templates.
+    kubectl(kubeconfig, "create", "namespace", NAMESPACE)
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=_yaml(crd_objects()))
+    kubectl(
+        kubeconfig, "wait", "--for=condition=Established", "--timeout=30s", *[f"crd/{n}" for n in CRD_NAMES]
+    )
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=_yaml(applicable))
+
+    crds = json.loads(kubectl(kubeconfig, "get", "crd", "-o", "json"))["items"]
+    established = {
+        crd["metadata"]["name"]
+        for crd in crds
+        if any(c["type"] == "Established" and c["status"] == "True" for c in crd["status"]["conditions"])
+    }
+    assert established >= CRD_NAMES
+    served = kubectl(kubeconfig, "api-resources", "--api-group=sovereign.ai", "-o", "name").split()
+    assert set(served) == CRD_NAMES
+    kubectl(kubeconfig, "get", "tenants")  # the new kind is listable
+
+    name = "sov-sovereign-operator"
+    kubectl(kubeconfig, "-n", NAMESPACE, "get", f"serviceaccount/{name}")
+    for obj in applicable:
+        kind, meta = obj["kind"], obj["metadata"]
+        namespace = ["-n", meta["namespace"]] if "namespace" in meta else []
+        live = json.loads(
+            kubectl(kubeconfig, *namespace, "get", f"{kind.lower()}/{meta['name']}", "-o", "json")
+        )
+        assert live["metadata"]["labels"]["app.kubernetes.io/instance"] == "sov"
+    rbac = {(o["kind"], o["metadata"]["name"]) for o in applicable if o["apiVersion"].startswith("rbac.")}
+    if ("ClusterRole", name) in rbac:  # written by the RBAC change; absent before it lands
+        binding = json.loads(kubectl(kubeconfig, "get", f"clusterrolebinding/{name}", "-o", "json"))
+        assert binding["roleRef"]["name"] == name
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
+    assert ("Role", f"{name}-leader-label") in rbac
