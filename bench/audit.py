@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import hvac
-from bench_support import machine_description, publish_results
+from bench_support import machine_description, machine_line, publish_results
 from rich.console import Console
 from rich.table import Table
 from sovereign_devstack.processes import free_loopback_port, log_file, start_service, stop_service
@@ -143,8 +143,7 @@ def results_table(results: dict[str, Any]) -> Table:
 def markdown_section(results: dict[str, Any], command: str) -> str:
     machine = results["machine"]
     lines = [
-        f"Run on {machine['date']}: {machine['cpu_model']}, {machine['nproc']} CPUs, "
-        f"{machine['memory_gib']:.1f} GiB memory, Python {machine['python']}.",
+        machine_line(machine),
         f"Command: `make bench-audit` (`{command}`).",
         "",
         "| measure | value | baseline | ratio to baseline |",

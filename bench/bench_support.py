@@ -132,6 +132,15 @@ def machine_description() -> dict[str, Any]:
     }
 
 
+def machine_line(machine: dict[str, Any], extra: str = "") -> str:
+    """The section's first line: when and on what it ran (`machine`: from `machine_description`)."""
+    versions = f", {extra}" if extra else ""
+    return (
+        f"Run on {machine['date']}: {machine['cpu_model']}, {machine['nproc']} CPUs, "
+        f"{machine['memory_gib']:.1f} GiB memory, Python {machine['python']}{versions}."
+    )
+
+
 def replace_benchmark_section(path: Path, title: str, body: str) -> None:
     """Write `## title` + body into `path`, replacing that section if present and keeping the others."""
     text = path.read_text() if path.exists() else "# Benchmarks\n\nResults of `make bench` (bench/).\n"

@@ -64,9 +64,12 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     summary = json.loads(sovereign("up", "--state-dir", str(state_dir), "--output", "json").stdout)
     try:
         assert sorted(summary["applied"]) == [
+            "DataSet/field-reports",
+            "DataSet/intel-summaries",
             "ModelDeployment/deu-assistant",
             "ModelDeployment/est-embedder",
             "ModelDeployment/fra-analyst",
+            "ModelDeployment/fra-embedder",
             "Tenant/deu",
             "Tenant/est",
             "Tenant/fra",
@@ -79,6 +82,11 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             ("EST", 403),
         ]
         assert summary["demoCalls"][1]["marking"] == "NATO RESTRICTED REL TO DEU,FRA"
+        # Then the example DataSets were ingested and a DEU analyst got an answer grounded in them.
+        grounded = summary["groundedDemo"]
+        assert grounded["notReady"] == [] and grounded["status"] == 200, grounded
+        sources = grounded["sources"]
+        assert sources and {source["dataset"] for source in sources} <= set(grounded["datasets"])
         env = read_env_file(state_dir / "env")
         assert {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN", "SOVEREIGN_GATEWAY_URL"} <= env.keys()
         assert (state_dir / "logs" / "kube-apiserver.log").exists() and (state_dir / "vault.pid").exists()

@@ -159,6 +159,7 @@ def start_operator(
     audit_env = {
         "SOVEREIGN_AUDIT_DIR": str(state_dir.resolve() / AUDIT_DIR),
         "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR": str(state_dir.resolve() / "serviceaccount-tokens"),
+        "SOVEREIGN_DATASET_DIR": str(state_dir.resolve() / "datasets"),  # the nations' encrypted indexes
     }
     spec = operator_spec(
         port,

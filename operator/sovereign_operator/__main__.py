@@ -16,6 +16,7 @@ import kopf
 from sovereign.clients.kubernetes import ensure_namespace, load_api_client
 from sovereign.telemetry import configure_metrics, configure_tracing, flush_tracing
 from sovereign_operator.config import OperatorConfig
+from sovereign_operator.handlers import dataset as dataset_handlers
 from sovereign_operator.handlers import policy as policy_handlers  # noqa: F401  (registers its handlers)
 from sovereign_operator.handlers import serving as serving_handlers  # noqa: F401  (registers its handlers)
 from sovereign_operator.handlers import tenant as tenant_handlers
@@ -54,6 +55,7 @@ def main() -> int:
     renewer.start()
     threading.Thread(target=_exit_if_stuck, args=(lost, elector.renew_interval), daemon=True).start()
     tenant_handlers.register_drift_timer(config.reconcile_interval_seconds)
+    dataset_handlers.register_dataset_timer(config.dataset_poll_seconds)
     liveness = f"http://127.0.0.1:{config.liveness_port}/healthz" if config.liveness_port else None
     kopf.run(
         clusterwide=True,

@@ -135,6 +135,20 @@ class OperatorConfig(BaseModel):
         description="local-ray: where the operator keeps each nation's serving ServiceAccount token "
         "(`<dir>/<nation>/token`, 0600, refreshed), which the nation's audit writer logs in to Vault with.",
     )
+    dataset_dir: str | None = Field(
+        None,
+        description="local-ray: root of the nations' encrypted dataset indexes (`<dir>/<nation>/<name>/`), "
+        "written by the ingest jobs and read by the retrievers; unset: DataSets are not ingested. kuberay: "
+        "the volume path in the nation's Ray pods is used instead.",
+    )
+    dataset_resync_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How often an ingested DataSet's job runs again (it skips an unchanged source).",
+    )
+    dataset_poll_seconds: float = Field(
+        5.0, gt=0, description="How often a DataSet's running ingest job is polled (its timer's interval)."
+    )
     telemetry_env: dict[str, str] = Field(
         default_factory=dict,
         description="The OTEL_* variables of the operator's environment, passed on to the nations' Ray "
@@ -186,6 +200,9 @@ class OperatorConfig(BaseModel):
             "metrics_port": "SOVEREIGN_METRICS_PORT",
             "audit_dir": "SOVEREIGN_AUDIT_DIR",
             "service_account_token_dir": "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR",
+            "dataset_dir": "SOVEREIGN_DATASET_DIR",
+            "dataset_resync_seconds": "SOVEREIGN_DATASET_RESYNC_SECONDS",
+            "dataset_poll_seconds": "SOVEREIGN_DATASET_POLL_SECONDS",
         }
         values: dict[str, object] = {field: env[var] for field, var in mapping.items() if env.get(var)}
         values["telemetry_env"] = passed_on_telemetry_env(env)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,17 +41,15 @@ from sovereign.audit import (
     AuditRecord,
     stream_directory,
 )
-from sovereign.clients import vault as vault_client
 from sovereign_serving.config import AuditSink
+from sovereign_serving.nation_vault import RENEW_AT_FRACTION  # noqa: F401  (where it was)
+from sovereign_serving.nation_vault import NationVault as _NationVault
 
 logger = logging.getLogger("sovereign.gateway.audit")
 
 AUDIT_NAMESPACE = "sovereign-gateway"  # the QuotaKeepers' namespace: every gateway's helper actors
 WRITER_CONCURRENCY = 64  # appends in flight at once; they share fsyncs (group commit)
 MAX_BATCH = 256  # records per writer call from one client: bounds a call's size and a failure's reach
-# Log in again when this share of the Vault token's TTL has passed.
-# Vault docs: /vault/docs/concepts/tokens#ttl
-RENEW_AT_FRACTION = 0.75
 
 
 _RECORDS = TypeAdapter(list[AuditRecord])
@@ -101,32 +98,6 @@ def decision_record(
         ),
         details=details,
     )
-
-
-class _NationVault:
-    """A Vault client logged in as the nation, renewed from the token file when due or after a 403."""
-
-    def __init__(self, sink: AuditSink) -> None:
-        self._sink = sink
-        self._client: hvac.Client | None = None
-        self._login_again_at = 0.0
-        self._guard = threading.Lock()
-
-    def client(self) -> hvac.Client:
-        with self._guard:
-            if self._client is None or time.monotonic() >= self._login_again_at:
-                jwt = Path(self._sink.token_file).read_text().strip()  # re-read: the file is refreshed
-                client, ttl = vault_client.kubernetes_login(
-                    self._sink.vault_addr, self._sink.auth_mount, self._sink.role, jwt
-                )
-                self._client = client
-                renew_in = ttl * RENEW_AT_FRACTION if ttl > 0 else float("inf")  # no TTL: until a 403
-                self._login_again_at = time.monotonic() + renew_in
-            return self._client
-
-    def forget(self) -> None:
-        with self._guard:
-            self._client = None
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=WRITER_CONCURRENCY)

@@ -123,6 +123,19 @@ class AuditSink(_Config):
     )
 
 
+class GatewayDataset(_Config):
+    """A dataset the gateway may ground answers in (any nation's; policy decides per request)."""
+
+    name: str = Field(description="Addressed name, `<owner nation lowercase>/<name>` (`dataset_name`).")
+    markings: Markings = Field(description="The dataset's markings with its owner.")
+    federation_url: str | None = Field(
+        default=None,
+        alias="federationUrl",
+        description="Another nation's dataset only, on kuberay (its retriever runs in the owner's Ray "
+        "cluster): the owner's gateway base, whose `/federation/v1/sovereign/search` the gateway calls.",
+    )
+
+
 class GatewayConfig(_Config):
     """The user_config of a nation's gateway."""
 
@@ -137,3 +150,84 @@ class GatewayConfig(_Config):
         None,
         description="Where the gateway records every policy decision; None: audit is off (no audit dir set).",
     )
+    datasets: list[GatewayDataset] = Field(
+        default_factory=list,
+        description="Every Ready dataset of the platform, with its markings (decided per request).",
+    )
+
+
+# -- the data plane (issue 8): a nation's datasets, ingested by a Ray job, served by its retriever ----------
+
+
+def retriever_application_name(nation: str) -> str:
+    """The nation's retriever application (one per nation that has DataSets); unique across a Ray cluster."""
+    return f"{nation.lower()}-retriever"
+
+
+def dataset_name(nation: str, name: str) -> str:
+    """How a dataset is addressed: `<owner nation lowercase>/<name>`, like a served model."""
+    return f"{nation.lower()}/{name}"
+
+
+class VaultSink(_Config):
+    """How a nation's data-plane processes (ingest job, retriever) log in to Vault as the nation: the
+    AuditSink's Vault fields, without an audit directory (datasets exist whether audit is on or off)."""
+
+    vault_addr: str = Field(alias="vaultAddr", description="The Vault holding the nation's transit key.")
+    auth_mount: str = Field(
+        "kubernetes", alias="authMount", description="Kubernetes auth mount in that Vault."
+    )
+    role: str = Field(description="Kubernetes auth role of the nation: `tenant-<nation lowercase>`.")
+    token_file: str = Field(
+        alias="tokenFile",
+        description="The nation's ServiceAccount token (JWT), re-read at each login: the projected token in "
+        "a pod, a file the operator keeps fresh on the devstack.",
+    )
+    transit_mount: str = Field("transit", alias="transitMount", description="Transit mount in that Vault.")
+
+
+class IngestConfig(_Config):
+    """The `--config` of one ingest job (`python -m sovereign_serving.ingest`), run on the nation's Ray."""
+
+    dataset: str = Field(description="The DataSet's name (its metadata.name, in the nation's namespace).")
+    nation: str = Field(description="Owner nation, ISO 3166-1 alpha-3.")
+    source: str = Field(description="Directory of the documents (txt, md, jsonl), as the Ray workers see it.")
+    markings: Markings = Field(
+        description="The dataset's markings with its owner; documents may be stricter."
+    )
+    chunk_size: int = Field(alias="chunkSize", ge=16, description="Characters per chunk.")
+    chunk_overlap: int = Field(alias="chunkOverlap", ge=0, description="Characters shared by neighbours.")
+    embedding_application: str = Field(
+        alias="embeddingApplication",
+        description="Ray Serve application of the embedding model (`model_application_name`).",
+    )
+    embedding_model: str = Field(
+        alias="embeddingModel", description="Served name of the embedding model (`<nation>/<model>`)."
+    )
+    store_root: str = Field(alias="storeRoot", description="Root of the nations' dataset stores.")
+    vault: VaultSink = Field(description="How the job logs in to Vault as the nation.")
+    batch_size: int = Field(64, alias="batchSize", ge=1, description="Chunks per embedding call.")
+    force: bool = Field(
+        False,
+        description="Ingest even when the source is unchanged: the spec changed (chunking, embedding model).",
+    )
+
+
+class RetrieverDataset(_Config):
+    """One dataset a nation's retriever serves."""
+
+    name: str = Field(description="The DataSet's name; addressed as `<nation lowercase>/<name>`.")
+    markings: Markings = Field(description="The dataset's markings with its owner.")
+    embedding_application: str = Field(
+        alias="embeddingApplication", description="Ray Serve application that embeds its queries."
+    )
+
+
+class RetrieverConfig(_Config):
+    """The user_config of a nation's retriever (its `Retriever` deployment)."""
+
+    nation: str = Field(description="Owner nation of every dataset served here.")
+    datasets: list[RetrieverDataset] = Field(description="The nation's Ready datasets.")
+    store_root: str = Field(alias="storeRoot", description="Root of the nations' dataset stores.")
+    vault: VaultSink = Field(description="How the retriever logs in to Vault as the nation (to decrypt).")
+    bundle: dict[str, str] = Field(description="The published policy bundle (ConfigMap data).")

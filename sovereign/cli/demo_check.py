@@ -2,12 +2,17 @@
 
 One allowed call on a nation's own model, one allowed cross-nation call (FRA released `fra/analyst` to DEU)
 and one denied call (EST has no release), each with a token signed by the caller nation's dev issuer.
+
+Then a grounded answer (issue 8), once the example DataSets are Ready: a DEU analyst asks `fra/analyst` with
+`sovereign.datasets` naming EST's and FRA's example datasets; the answer lists its sources and is marked
+with the least upper bound of the model's and the chunks' markings.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -25,6 +30,10 @@ DEMO_CALLS = (
     ("EST", "NATO RESTRICTED", "not released to EST"),
 )
 PROMPT = "Summarise the situation in one line."
+GROUNDED_CALLER = ("DEU", "NATO CONFIDENTIAL")
+GROUNDED_PROMPT = "What do we know about drone activity near the Estonian border?"
+DATASETS_TIMEOUT = 240.0  # seconds for the example DataSets to be ingested (embedded on the nations' Ray)
+GATEWAYS_LEARN_TIMEOUT = 60.0  # seconds for the gateways and retrievers to serve a newly Ready DataSet
 
 
 @dataclass(frozen=True)
@@ -113,3 +122,118 @@ def print_how_to_call(gateway_url: str, env_path: str, console: Console) -> None
     ]
     for line in lines:
         console.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
+
+
+@dataclass(frozen=True)
+class GroundedDemo:
+    datasets: list[str]
+    status: int  # 0: not run (the datasets were not Ready)
+    marking: str
+    answer: str
+    sources: list[dict[str, str]]
+
+
+def example_datasets(manifests: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(namespace, name) of the example DataSets."""
+    return [
+        (m["metadata"]["namespace"], m["metadata"]["name"]) for m in manifests if m.get("kind") == "DataSet"
+    ]
+
+
+def wait_for_datasets_ready(
+    api: Any, datasets: list[tuple[str, str]], timeout: float, progress: Any
+) -> list[str]:
+    """Wait until every DataSet is Ready; returns what is still not Ready (with its reason) at the timeout."""
+    from sovereign.clients.kubernetes import dynamic_client, read_object
+    from sovereign.tenant_readiness import ready_condition
+
+    dynamic = dynamic_client(api)
+    deadline = time.monotonic() + timeout
+    waiting = sorted(datasets)
+    while True:
+        still = []
+        for namespace, name in waiting:
+            body = read_object(dynamic, "sovereign.ai/v1alpha1", "DataSet", name, namespace) or {}
+            ready = ready_condition(body)
+            if ready.get("status") == "True":
+                status = body.get("status") or {}
+                progress(f"DataSet {namespace}/{name} is Ready ({status.get('chunks', '?')} chunks)")
+            else:
+                still.append(((namespace, name), ready))
+        waiting = [key for key, _ in still]
+        if not waiting or time.monotonic() > deadline:
+            return [
+                f"{ns}/{n}: {r.get('reason', 'no status yet')} {r.get('message', '')}".strip()
+                for (ns, n), r in still
+            ]
+        time.sleep(1.0)
+
+
+def run_grounded_demo(
+    gateway_url: str, vault_addr: str, vault_token: str, datasets: list[tuple[str, str]]
+) -> GroundedDemo:
+    """A DEU analyst's grounded question to `fra/analyst` over the example datasets."""
+    names = [f"{namespace.removeprefix('tenant-')}/{name}" for namespace, name in datasets]
+    nation, clearance = GROUNDED_CALLER
+    token = dev_token(vault_addr, vault_token, nation, clearance)
+    # A DataSet is Ready once its index exists; the gateways learn of it, and its owner's retriever starts, at
+    # the operator's next serving pass: until then the dataset is unknown (403) or its retriever not up (503).
+    deadline = time.monotonic() + GATEWAYS_LEARN_TIMEOUT
+    while True:
+        response = httpx.post(
+            f"{gateway_url}/{nation.lower()}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "model": DEMO_MODEL,
+                "messages": [{"role": "user", "content": GROUNDED_PROMPT}],
+                "max_tokens": 12,
+                "sovereign": {"datasets": names, "top_k": 3},
+            },
+            timeout=120.0,
+        )
+        code = str(((response.json() or {}).get("error") or {}).get("code", ""))
+        settling = code in {"dataset_not_available", "dataset_unavailable"}
+        if not settling or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    body = response.json()
+    if response.status_code != 200:
+        message = str((body.get("error") or {}).get("message", ""))
+        return GroundedDemo(names, response.status_code, "-", message, [])
+    marking = (
+        f"{response.headers.get('X-Sovereign-Classification')} "
+        f"REL TO {response.headers.get('X-Sovereign-Releasable-To')}"
+    )
+    answer = repr(body["choices"][0]["message"]["content"][:40])
+    return GroundedDemo(names, 200, marking, answer, (body.get("sovereign") or {}).get("sources") or [])
+
+
+def print_grounded_demo(demo: GroundedDemo, not_ready: list[str], console: Console) -> None:
+    nation, clearance = GROUNDED_CALLER
+    console.print(
+        f"\n[bold]A grounded answer[/]: a {nation} analyst ({clearance}) asks {DEMO_MODEL} over "
+        f"{', '.join(demo.datasets) or 'the example datasets'}"
+    )
+    if not_ready:
+        console.print("[yellow]not run: example DataSets not Ready yet[/] (`kubectl get datasets -A`):")
+        for line in not_ready:
+            console.print(f"  {line}", soft_wrap=True, highlight=False, markup=False)
+        return
+    if demo.status != 200:
+        console.print(f"[red]HTTP {demo.status}[/]: {demo.answer}", highlight=False)
+        return
+    console.print(
+        f"answer's marking: [bold]{demo.marking}[/] (the model's and the chunks' least upper bound)"
+    )
+    console.print(f"answer: {demo.answer}", highlight=False, markup=False)
+    table = Table("source dataset", "document", "chunk")
+    for source in demo.sources:
+        table.add_row(source["dataset"], source["documentId"], source["chunkId"])
+    console.print(table)
+    console.print(
+        '  search them yourself: sovereign dataset search --nation DEU --token "$TOKEN" '
+        f"--dataset {demo.datasets[0]} 'drones'",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )

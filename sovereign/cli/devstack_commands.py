@@ -12,7 +12,17 @@ import typer
 import yaml
 from rich.table import Table
 
-from sovereign.cli.demo_check import print_demo_calls, print_how_to_call, run_demo_calls
+from sovereign.cli.demo_check import (
+    DATASETS_TIMEOUT,
+    GroundedDemo,
+    example_datasets,
+    print_demo_calls,
+    print_grounded_demo,
+    print_how_to_call,
+    run_demo_calls,
+    run_grounded_demo,
+    wait_for_datasets_ready,
+)
 from sovereign.cli.envfile import write_env_file
 from sovereign.cli.output import OutputFormat, console, errors, fail, print_json
 from sovereign.clients.kubernetes import KubernetesUnavailable, apply_object, load_api_client, server_version
@@ -92,6 +102,8 @@ def up(
 
             state = start_operator(state_dir, state, lambda: create_operator_token(vault), progress)
         applied, demo_calls = [], []
+        grounded: GroundedDemo | None = None
+        datasets_not_ready: list[str] = []
         if examples:
             tenants, namespaced = _example_manifests(examples_dir)
             applied = _apply_manifests(api, tenants, progress)
@@ -100,6 +112,7 @@ def up(
                 wait_for_tenants_ready(api, names, ready_timeout, progress)
             # Models and policies live in the namespaces the operator makes for the Tenants.
             _fill_example_models(namespaced, state_dir / "models", progress)
+            _fill_example_datasets(namespaced, examples_dir)
             applied += _apply_manifests(api, namespaced, progress)
             models = [
                 (m["metadata"]["namespace"], m["metadata"]["name"])
@@ -110,6 +123,15 @@ def up(
                 progress(f"waiting for {len(models)} example models (Ray Serve deploys them)…")
                 wait_for_models_ready(api, models, models_timeout, progress)
                 demo_calls = run_demo_calls(state.gateway_url, state.vault_addr, state.vault_token)
+                datasets = example_datasets(namespaced)
+                if datasets:
+                    progress(f"waiting for {len(datasets)} example datasets (ingested on the nations' Ray)…")
+                    datasets_not_ready = wait_for_datasets_ready(api, datasets, DATASETS_TIMEOUT, progress)
+                    grounded = GroundedDemo([], 0, "-", "", [])
+                    if not datasets_not_ready:
+                        grounded = run_grounded_demo(
+                            state.gateway_url, state.vault_addr, state.vault_token, datasets
+                        )
     except Exception as error:  # whatever went wrong, leave nothing half-made behind
         if not external:
             from sovereign_devstack.stack import stop_devstack
@@ -131,6 +153,15 @@ def up(
             {"caller": c.caller, "endpoint": c.endpoint, "status": c.status, "marking": c.marking}
             for c in demo_calls
         ],
+        "groundedDemo": None
+        if grounded is None
+        else {
+            "datasets": grounded.datasets,
+            "status": grounded.status,
+            "marking": grounded.marking,
+            "sources": grounded.sources,
+            "notReady": datasets_not_ready,
+        },
     }
     if output is OutputFormat.json:
         print_json(summary)
@@ -140,6 +171,8 @@ def up(
     if demo_calls:
         console.print("\n[bold]Three analysts call the gateways[/] (real tokens, policy and markings):")
         print_demo_calls(demo_calls, console)
+    if grounded is not None:
+        print_grounded_demo(grounded, datasets_not_ready, console)
     if state.gateway_url:
         print_how_to_call(state.gateway_url, str(env_path), console)
     console.print("\n[bold]The platform is up.[/] Try:")
@@ -342,6 +375,22 @@ def _fill_example_models(manifests: list[dict[str, Any]], models_dir: Path, prog
             progress(f"model {wanted} ready in {directory} ({len(built[wanted])} files, sha256 listed)")
         manifest["spec"]["source"] = str(directory)
         manifest["spec"]["sha256"] = built[wanted]
+
+
+EXAMPLE_DATASET_ANNOTATION = "sovereign.ai/example-dataset"
+
+
+def _fill_example_datasets(manifests: list[dict[str, Any]], examples_dir: Path) -> None:
+    """Point the example DataSets at their corpus in the examples directory (an absolute path: the nations'
+    Ray workers on this machine read it from wherever `sovereign up` was started)."""
+    for manifest in manifests:
+        corpus = ((manifest.get("metadata") or {}).get("annotations") or {}).get(EXAMPLE_DATASET_ANNOTATION)
+        if corpus is None:
+            continue
+        source = (examples_dir / corpus).resolve()
+        if not source.is_dir():
+            raise ValueError(f"{EXAMPLE_DATASET_ANNOTATION}: {corpus!r} is no directory in {examples_dir}")
+        manifest["spec"]["source"] = str(source)
 
 
 def _apply_manifests(api: Any, manifests: list[dict[str, Any]], progress: Any) -> list[str]:

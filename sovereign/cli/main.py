@@ -9,6 +9,7 @@ from sovereign.cli import (
     audit_commands,
     bundle_commands,
     crds_commands,
+    dataset_commands,
     devstack_commands,
     keys_commands,
     model_commands,
@@ -33,6 +34,7 @@ app.add_typer(policy_commands.app, name="policy")
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(token_commands.app, name="token")
 app.add_typer(bundle_commands.app, name="bundle")
+app.add_typer(dataset_commands.app, name="dataset")
 
 
 if __name__ == "__main__":

@@ -104,3 +104,76 @@ def application_states(status_json: Mapping[str, Any]) -> dict[str, tuple[str, s
         str(name): (str(app.get("status", "")), str(app.get("message") or ""))
         for name, app in sorted(applications.items())
     }
+
+
+# -- Ray Jobs: the dashboard's job server (Ray docs: "Ray Jobs REST API" and its OpenAPI specification) ----
+
+JOBS_PATH = "/api/jobs/"
+# Ray's JobStatus values; a job in one of these will not change any more.
+JOB_TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+
+
+def _jobs_call(
+    method: str,
+    dashboard_url: str,
+    path: str,
+    token: str | None,
+    timeout: float,
+    body: Mapping[str, Any] | None = None,
+) -> httpx.Response:
+    url = dashboard_url.rstrip("/") + path
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = _request(method, url, headers, timeout, body)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+        raise RayUnavailable(f"Ray dashboard at {dashboard_url} is unreachable: {error}") from error
+    if not response.is_success:
+        raise RayServeError(response.status_code, response.text.strip() or response.reason_phrase)
+    return response
+
+
+def submit_job(
+    dashboard_url: str,
+    entrypoint: str,
+    *,
+    submission_id: str,
+    runtime_env: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    token: str | None = None,
+    timeout: float = 30.0,
+) -> str:
+    """Start `entrypoint` as a Ray job (`POST /api/jobs/`; the trailing slash matters); returns its
+    submission id. The caller names the job (`submission_id`), so a retried submission of the same job is
+    refused by Ray (400, "already exists") instead of running twice."""
+    body: dict[str, Any] = {
+        "entrypoint": entrypoint,
+        "submission_id": submission_id,
+        "runtime_env": dict(runtime_env or {}),
+        "metadata": dict(metadata or {}),
+    }
+    answer = _jobs_call("POST", dashboard_url, JOBS_PATH, token, timeout, body).json()
+    return str(answer.get("submission_id") or answer.get("job_id") or submission_id)
+
+
+def job_status(
+    dashboard_url: str, submission_id: str, *, token: str | None = None, timeout: float = 10.0
+) -> dict[str, Any] | None:
+    """The job's details (`GET /api/jobs/<id>`: status PENDING/RUNNING/SUCCEEDED/FAILED/STOPPED, message,
+    start_time, end_time, metadata...), or None when Ray does not know it (404: the cluster restarted)."""
+    try:
+        details = _jobs_call("GET", dashboard_url, JOBS_PATH + submission_id, token, timeout).json()
+    except RayServeError as error:
+        if error.status_code == 404:
+            return None
+        raise
+    if not isinstance(details, dict):
+        raise RayServeError(200, f"unexpected answer: {details!r}")
+    return details
+
+
+def job_logs(
+    dashboard_url: str, submission_id: str, *, token: str | None = None, timeout: float = 10.0
+) -> str:
+    """The job driver's whole output so far (`GET /api/jobs/<id>/logs` answers `{"logs": "..."}`)."""
+    answer = _jobs_call("GET", dashboard_url, f"{JOBS_PATH}{submission_id}/logs", token, timeout).json()
+    return str(answer.get("logs") or "")

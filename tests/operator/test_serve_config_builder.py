@@ -423,3 +423,27 @@ def test_the_operator_passes_each_nations_serve_service_on_kuberay() -> None:
         "DEU": "http://deu-serving-serve-svc.tenant-deu.svc:8000/deu",
         "FRA": "http://fra-serving-serve-svc.tenant-fra.svc:8000/fra",
     }
+
+
+def test_every_served_dataset_reaches_each_gateway_with_its_owners_federation_url() -> None:
+    from sovereign_serving.config import RetrieverDataset
+
+    from sovereign.domain.markings import Markings
+
+    reports = RetrieverDataset(
+        name="reports",
+        markings=Markings(owner="DEU", classification="NATO RESTRICTED", releasableTo=["FRA"]),
+        embeddingApplication="deu-minilm",
+    )
+    urls = {"FRA": "http://fra-gw:8000/fra", "DEU": "http://deu-gw:8000/deu"}
+    [gateway, *_] = applications(all_datasets={"DEU": [reports]}, federation_urls=urls)
+    config = GatewayConfig.model_validate(gateway["deployments"][0]["user_config"])
+    [dataset] = config.datasets
+    assert dataset.name == "deu/reports" and dataset.markings == reports.markings
+    assert dataset.federation_url == "http://deu-gw:8000/deu"  # another nation's: through its gateway
+    [own] = GatewayConfig.model_validate(
+        applications("DEU", all_datasets={"DEU": [reports]}, federation_urls=urls)[0]["deployments"][0][
+            "user_config"
+        ]
+    ).datasets
+    assert own.federation_url is None  # its own: through its own retriever

@@ -26,14 +26,21 @@ from sovereign_serving.config import (
     AIR_GAP_ENV,
     AuditSink,
     GatewayConfig,
+    GatewayDataset,
     GatewayModel,
     ModelServerConfig,
+    RetrieverConfig,
+    RetrieverDataset,
+    VaultSink,
+    dataset_name,
     gateway_application_name,
     model_application_name,
+    retriever_application_name,
     served_model_name,
 )
 
 from sovereign.domain.nations import vault_role_name
+from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, DEFAULT_TRANSIT_MOUNT
@@ -96,6 +103,24 @@ def _gateway_models(
     return sorted(models, key=lambda model: model.name)
 
 
+def _gateway_datasets(
+    nation: str,
+    all_datasets: Mapping[str, Sequence[RetrieverDataset]],
+    federation_urls: Mapping[str, str] | None,
+) -> list[GatewayDataset]:
+    """Every served DataSet of the platform, as gateways decide on it (its retriever runs at the owner's)."""
+    datasets = [
+        GatewayDataset(
+            name=dataset_name(owner, dataset.name),
+            markings=dataset.markings,
+            federation_url=_federation_url(nation, owner, federation_urls),
+        )
+        for owner, served in all_datasets.items()
+        for dataset in served
+    ]
+    return sorted(datasets, key=lambda dataset: dataset.name)
+
+
 def _federation_url(nation: str, owner: str, federation_urls: Mapping[str, str] | None) -> str | None:
     """Another nation's gateway base when its models run in another Ray cluster; never for own models."""
     if federation_urls is None or owner == nation:
@@ -124,8 +149,10 @@ def build_gateway_application(
     federation_urls: Mapping[str, str] | None = None,
     telemetry_env: Mapping[str, str] | None = None,
     audit: AuditSink | None = None,
+    all_datasets: Mapping[str, Sequence[RetrieverDataset]] | None = None,
 ) -> dict[str, Any]:
-    """The nation's gateway: HTTP at `/<nation lowercase>`, every model and Tenant in its `user_config`.
+    """The nation's gateway: HTTP at `/<nation lowercase>`, every model, served DataSet (`all_datasets`:
+    by owner nation, as `retriever_datasets_for_nation` gives them) and Tenant in its `user_config`.
 
     `audit`: where the gateway records its decisions (`build_audit_sink_for_nation`); None: audit is off.
 
@@ -141,6 +168,7 @@ def build_gateway_application(
         nation=nation,
         tenants=tenants,
         models=_gateway_models(nation, all_models, federation_urls),
+        datasets=_gateway_datasets(nation, all_datasets or {}, federation_urls),
         bundle=dict(sorted(bundle_data.items())),
         audit=audit,
     )
@@ -148,6 +176,8 @@ def build_gateway_application(
     if user_config.get("audit") is None:
         user_config.pop("audit", None)  # audit off: the same bytes as before audit existed
     user_config["models"] = [_model_dict(model) for model in config.models]
+    if not config.datasets:
+        user_config.pop("datasets", None)  # no datasets: the same bytes as before datasets existed
     return {
         "name": gateway_application_name(nation),
         "route_prefix": f"/{nation.lower()}",
@@ -252,6 +282,7 @@ def build_serve_applications_for_nation(
     federation_urls: Mapping[str, str] | None = None,
     telemetry_env: Mapping[str, str] | None = None,
     audit: AuditSink | None = None,
+    all_datasets: Mapping[str, Sequence[RetrieverDataset]] | None = None,
 ) -> list[dict[str, Any]]:
     """The nation's gateway application, then one application per ModelDeployment (sorted by model name;
     none for a ModelDeployment with `replicas: 0`, which is stopped).
@@ -279,6 +310,7 @@ def build_serve_applications_for_nation(
         federation_urls=federation_urls,
         telemetry_env=telemetry_env,
         audit=audit,
+        all_datasets=all_datasets,
     )
     return [
         gateway,
@@ -309,3 +341,76 @@ def build_serve_deploy_config(
         body["http_options"] = {"host": http_host, "port": http_port}
     body["applications"] = [dict(application) for application in applications]
     return body
+
+
+# -- the nation's retriever (issue 8) ----------------------------------------------------------------------
+
+RETRIEVER_IMPORT_PATH = "sovereign_serving.retriever:build_app"
+RETRIEVER_DEPLOYMENT = "Retriever"
+# A search is a policy decision per distinct marking, an embedding call and an exact scan of the allowed
+# vectors: a tenth of a CPU reserved, like the gateway.
+RETRIEVER_NUM_CPUS = 0.1
+
+
+def retriever_datasets_for_nation(
+    nation: str, datasets: Sequence[Mapping[str, Any]], embedding_models: Mapping[str, str]
+) -> list[RetrieverDataset]:
+    """The nation's DataSets a retriever serves (sorted by name): those whose status says Ready (an index
+    exists) and whose spec parses. `datasets`: the nation's DataSet objects as the API returns them;
+    `embedding_models`: ModelDeployment name → its `spec.model`, in the nation's namespace."""
+    served = []
+    for body in datasets:
+        conditions = (body.get("status") or {}).get("conditions") or []
+        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+            continue
+        try:
+            spec = DataSetSpec.model_validate(body.get("spec") or {})
+        except ValueError:
+            continue
+        model = embedding_models.get(spec.embedding.model_deployment)
+        if model is None:
+            continue
+        served.append(
+            RetrieverDataset(
+                name=body["metadata"]["name"],
+                markings=spec.markings.owned_by(nation),
+                embedding_application=model_application_name(nation, model),
+            )
+        )
+    return sorted(served, key=lambda dataset: dataset.name)
+
+
+def build_retriever_application(
+    nation: str,
+    datasets: Sequence[RetrieverDataset],
+    bundle_data: Mapping[str, str],
+    *,
+    store_root: str,
+    vault: VaultSink,
+    replicas: int = 1,
+    telemetry_env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The nation's retriever application: no HTTP route (only its gateway and the owner's peers call it,
+    through a Serve handle); its `RetrieverConfig` as `user_config`, so a new dataset or bundle reaches the
+    running replicas through `reconfigure`."""
+    config = RetrieverConfig(
+        nation=nation,
+        datasets=list(datasets),
+        store_root=store_root,
+        vault=vault,
+        bundle=dict(sorted(bundle_data.items())),
+    )
+    return {
+        "name": retriever_application_name(nation),
+        "route_prefix": None,
+        "import_path": RETRIEVER_IMPORT_PATH,
+        "runtime_env": _runtime_env(telemetry_env),
+        "deployments": [
+            {
+                "name": RETRIEVER_DEPLOYMENT,
+                "num_replicas": replicas,
+                "ray_actor_options": {"num_cpus": RETRIEVER_NUM_CPUS},
+                "user_config": config.model_dump(mode="json", by_alias=True),
+            }
+        ],
+    }

@@ -25,7 +25,13 @@ from typing import Any
 
 from kubernetes.dynamic import DynamicClient
 from pydantic import ValidationError
-from sovereign_serving.config import AuditSink, gateway_application_name, model_application_name
+from sovereign_serving.config import (
+    AuditSink,
+    RetrieverDataset,
+    gateway_application_name,
+    model_application_name,
+    retriever_application_name,
+)
 
 from sovereign.clients import kubernetes as kube
 from sovereign.clients import ray
@@ -33,6 +39,7 @@ from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, tenant_namespace
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.dataset import build_vault_sink_for_nation, job_target, token_file_for_nation
 from sovereign_operator.builders.model_status import Placement, model_deployment_status
 from sovereign_operator.builders.rayservice import (
     AUDIT_MOUNT_PATH,
@@ -44,8 +51,10 @@ from sovereign_operator.builders.rayservice import (
 )
 from sovereign_operator.builders.serve_config import (
     build_audit_sink_for_nation,
+    build_retriever_application,
     build_serve_applications_for_nation,
     build_serve_deploy_config,
+    retriever_datasets_for_nation,
 )
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import GROUP, SERVICE_ACCOUNT_TOKEN_FILE, VERSION
@@ -119,6 +128,7 @@ def run_serving_pass(state: ServingState) -> ServingPass:
         all_models = {nation: specs.get(nation, []) for nation in sorted(ready)}
         applications: list[dict[str, Any]] = []
         federation_urls = _federation_urls(sorted(ready)) if config.runtime == "kuberay" else None
+        all_datasets = _served_datasets(state, ready, models)
         for nation in sorted(ready):
             applications += build_serve_applications_for_nation(
                 nation,
@@ -132,7 +142,9 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 federation_urls=federation_urls,
                 audit=_audit_sink(config, ready[nation]),
                 telemetry_env=config.telemetry_env,
+                all_datasets=all_datasets,
             )
+        applications += _retriever_applications(state, ready, all_datasets, bundle_data)
         _refresh_token_files(state, {nation: body["metadata"].get("uid") for nation, body in ready.items()})
         deployed, states = _deploy(state, applications, ready, specs)
         for body in models:
@@ -152,6 +164,66 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 )
             _write_status(dynamic, body, placement)
         return ServingPass(sorted(ready), len(applications), deployed)
+
+
+# -- each nation's retriever (issue 8) --------------------------------------------------------------------
+
+
+def _served_datasets(
+    state: ServingState, ready: dict[str, dict[str, Any]], models: list[dict[str, Any]]
+) -> dict[str, list[RetrieverDataset]]:
+    """Each Ready nation's DataSets that have an index and a runtime to serve them, by nation: what its
+    retriever serves and what every gateway decides on."""
+    config = state.config
+    if config.runtime == "none":
+        return {}
+    datasets = kube.list_objects(state.dynamic, API_VERSION, "DataSet") or []
+    served: dict[str, list[RetrieverDataset]] = {}
+    for nation in sorted(ready):
+        namespace = tenant_namespace(nation)
+        own = [d for d in datasets if d["metadata"].get("namespace") == namespace]
+        if not own or isinstance(job_target(config, nation), str):
+            continue
+        embedding_models = {
+            m["metadata"]["name"]: str((m.get("spec") or {}).get("model"))
+            for m in models
+            if m["metadata"].get("namespace") == namespace
+        }
+        found = retriever_datasets_for_nation(nation, own, embedding_models)
+        if found:
+            served[nation] = found
+    return served
+
+
+def _retriever_applications(
+    state: ServingState,
+    ready: dict[str, dict[str, Any]],
+    all_datasets: dict[str, list[RetrieverDataset]],
+    bundle_data: dict[str, str],
+) -> list[dict[str, Any]]:
+    """One retriever per Ready nation with a served DataSet (the same store root and Vault login as the
+    nation's ingest jobs)."""
+    config = state.config
+    applications = []
+    for nation, served in sorted(all_datasets.items()):
+        target = job_target(config, nation)
+        if isinstance(target, str):
+            continue
+        tenant_spec = TenantSpec.model_validate(ready[nation]["spec"])
+        vault = build_vault_sink_for_nation(
+            tenant_spec, platform_vault_addr=config.vault_addr, token_file=target.token_file
+        )
+        applications.append(
+            build_retriever_application(
+                nation,
+                served,
+                bundle_data,
+                store_root=target.store_root,
+                vault=vault,
+                telemetry_env=config.telemetry_env,
+            )
+        )
+    return applications
 
 
 # -- where each gateway writes its decision records ------------------------------------------------------
@@ -192,7 +264,7 @@ def _audit_sink(config: OperatorConfig, tenant: dict[str, Any]) -> AuditSink | N
 
 
 def _token_file(directory: str, nation: str) -> Path:
-    return Path(directory) / nation.lower() / "token"
+    return Path(token_file_for_nation(directory, nation))
 
 
 def token_due(written_at: float | None, now: float) -> bool:
@@ -207,7 +279,9 @@ def _refresh_token_files(state: ServingState, tenants: Mapping[str, str | None])
     Vault login until then; without one it fails closed)."""
     config = state.config
     directory = config.service_account_token_dir
-    if config.runtime != "local-ray" or directory is None or config.audit_dir is None:
+    if config.runtime != "local-ray" or directory is None:
+        return
+    if config.audit_dir is None and config.dataset_dir is None:  # no audit writer, ingest job nor retriever
         return
     for nation, uid in tenants.items():
         path = _token_file(directory, nation)
@@ -324,7 +398,11 @@ def _ensure_audit_claim(dynamic: DynamicClient, nation: str) -> None:
 
 
 def _application_names(nation: str, specs: list[ModelDeploymentSpec]) -> set[str]:
-    return {gateway_application_name(nation), *(model_application_name(nation, s.model) for s in specs)}
+    return {
+        gateway_application_name(nation),
+        retriever_application_name(nation),
+        *(model_application_name(nation, s.model) for s in specs),
+    }
 
 
 def _states_with_causes(status_json: dict[str, Any]) -> dict[str, tuple[str, str]]:

@@ -7,9 +7,14 @@ becomes the policy's Principal; each model is decided with `PolicyEngine.decide(
 into the model or the one 403 (`permitted`). Validated tokens are cached until they expire (the cache dies
 with the config that filled it).
 
+Datasets (issue 8): each dataset a request names is decided with `read` on the dataset and its markings
+(`decide_dataset`, a `DatasetDecision`), traced and audited like the model's; unknown and forbidden datasets
+get one 403. The chunks the retriever returns are checked again (`chunk_readable`): the retriever filters
+by each chunk's own markings, and the gateway never puts a chunk it would refuse into a prompt.
+
 Federation (`any_nation=True`, `owned_only=True`): another nation's gateway forwards its user's token to
-the owner of a model; the owner accepts a token of any Tenant's issuer, validated the same way, but only
-for the models it owns, and decides with its own policy.
+the owner of a model or dataset; the owner accepts a token of any Tenant's issuer, validated the same way,
+but only for the models and datasets it owns, and decides with its own policy.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sovereign.domain.markings import AnswerMarking, Principal, Resource, ResourceKind
+from sovereign.domain.markings import AnswerMarking, Markings, Principal, Resource, ResourceKind
 from sovereign.identity.principal import principal_for
 from sovereign.identity.tokens import (
     LEEWAY_SECONDS,
@@ -37,13 +42,14 @@ from sovereign.identity.tokens import (
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.engine import PolicyEngine
 from sovereign.specs.tenant import Quotas
-from sovereign_serving.config import GatewayConfig, GatewayModel
+from sovereign_serving.config import GatewayConfig, GatewayDataset, GatewayModel
 
-from ._errors import GatewayError, not_available, unauthenticated
+from ._errors import GatewayError, dataset_not_available, not_available, unauthenticated
 
 logger = logging.getLogger("sovereign.gateway")
 
 INVOKE = "invoke"
+READ = "read"
 TOKEN_CACHE_SIZE = 10_000
 
 
@@ -55,10 +61,14 @@ class Permitted:
     marking: AnswerMarking
 
     def headers(self) -> dict[str, str]:
-        return {
-            "X-Sovereign-Classification": str(self.marking.classification),
-            "X-Sovereign-Releasable-To": ",".join(self.marking.releasable_to),
-        }
+        return marking_headers(self.marking)
+
+
+def marking_headers(marking: AnswerMarking) -> dict[str, str]:
+    return {
+        "X-Sovereign-Classification": str(marking.classification),
+        "X-Sovereign-Releasable-To": ",".join(marking.releasable_to),
+    }
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,35 @@ class ModelDecision:
     @property
     def decision(self) -> str:
         return "allow" if self.allowed else "deny"
+
+    @property
+    def resource(self) -> str:
+        return self.model
+
+
+@dataclass(frozen=True)
+class DatasetDecision:
+    """The gateway's decision on one dataset a request names (`read`), allowed or denied, as a ModelDecision.
+
+    `reason_codes`: `permitted`, `unknown-dataset`, `not-owned`, `forbidden`, `not-permitted`, `no-marking`.
+    """
+
+    dataset: str
+    owner: str | None
+    allowed: bool
+    reason_codes: tuple[str, ...]
+    reasons: tuple[str, ...]
+    deciding_policy_ids: tuple[str, ...]
+    bundle_version: str
+    markings: Markings | None  # the dataset's, when allowed (the answer's marking adds its chunks')
+
+    @property
+    def decision(self) -> str:
+        return "allow" if self.allowed else "deny"
+
+    @property
+    def resource(self) -> str:
+        return self.dataset
 
 
 @dataclass(frozen=True)
@@ -107,6 +146,7 @@ class Access:
             self.tenants[issuer.nation] = tenant
         self.issuers = issuers_by_url(issuers)
         self.models = {model.name: model for model in config.models}
+        self.datasets = {dataset.name: dataset for dataset in config.datasets}
         catalogue = {
             model.name: Resource(kind=ResourceKind.model, name=model.name, markings=model.markings)
             for model in config.models
@@ -208,6 +248,61 @@ class Access:
     def permit(self, principal: Principal, model: str, *, owned_only: bool = False) -> Permitted:
         """`decide_model` then `permitted`: the model if the principal may invoke it, else the one 403."""
         return self.permitted(principal, self.decide_model(principal, model, owned_only=owned_only))
+
+    def decide_dataset(
+        self, principal: Principal, dataset: str, *, owned_only: bool = False
+    ) -> DatasetDecision:
+        """The policy's decision on reading `dataset` (its own markings; chunks are decided by the retriever).
+
+        `owned_only` (the federation route): another nation's dataset is refused as if it were unknown.
+        """
+        found = self.datasets.get(dataset)
+        reasons: tuple[str, ...] = ("unknown dataset",)
+        policy_ids: tuple[str, ...] = ()
+        if found is None:
+            codes: tuple[str, ...] = ("unknown-dataset",)
+        else:
+            resource = Resource(kind=ResourceKind.dataset, name=dataset, markings=found.markings)
+            decision = self.engine.decide(principal, READ, [resource])
+            reasons, policy_ids = tuple(decision.reasons), tuple(decision.deciding_policy_ids)
+            if owned_only and found.markings.owner != self.nation:
+                codes = ("not-owned",)
+            elif decision.allowed and decision.marking is not None:
+                codes = ("permitted",)
+            elif decision.allowed:
+                codes = ("no-marking",)
+            else:
+                codes = ("forbidden",) if policy_ids else ("not-permitted",)
+        allowed = codes == ("permitted",)
+        return DatasetDecision(
+            dataset=dataset,
+            owner=found.markings.owner if found is not None else None,
+            allowed=allowed,
+            reason_codes=codes,
+            reasons=reasons,
+            deciding_policy_ids=policy_ids,
+            bundle_version=self.engine.bundle.version,
+            markings=found.markings if allowed and found is not None else None,
+        )
+
+    def permitted_dataset(self, principal: Principal, decision: DatasetDecision) -> GatewayDataset:
+        """The dataset of an allowing decision; one 403 for unknown and forbidden datasets alike."""
+        found = self.datasets.get(decision.dataset)
+        if not decision.allowed or found is None:
+            logger.info(
+                "denied: %s of %s may not read a requested dataset (%s)",
+                principal.sub,
+                principal.nationality,
+                "; ".join(decision.reasons),
+            )
+            raise dataset_not_available(decision.dataset)
+        return found
+
+    def chunk_readable(self, principal: Principal, dataset: str, markings: Markings) -> bool:
+        """Whether the policy lets the principal read a chunk with these markings (the retriever decided
+        already; this is the gateway's own check before anything reaches a prompt or an answer)."""
+        resource = Resource(kind=ResourceKind.dataset, name=dataset, markings=markings)
+        return self.engine.decide(principal, READ, [resource]).allowed
 
     def visible_models(self, principal: Principal) -> list[GatewayModel]:
         return [

@@ -9,6 +9,12 @@ over HTTP at its owner's gateway (`_federation.py`), after this gateway's own de
 such calls on `/federation/v1/...`: the same path, but a token of any Tenant's issuer is accepted, only for
 the models the owner owns, decided by the owner's policy and charged to the owner's quotas.
 
+Datasets (issue 8, `_grounding.py`, `_retrieval.py`): a chat or completion body's `sovereign` extension
+names datasets; each is decided (`read`) and audited like the model, searched in its owner's retriever (or
+at its owner's gateway, `/federation/v1/sovereign/search`), and the chunks go into the prompt; the answer
+lists its sources and is marked with the least upper bound of the model's and the chunks' markings.
+`POST /v1/sovereign/search` returns the chunks themselves, decided and audited the same way.
+
 Telemetry (`_telemetry.py`): a SERVER span per request continuing the client's `traceparent`, children for
 authentication, the policy decision (`_decide`, where every request's `ModelDecision` is made) and the model
 call (GenAI CLIENT span, its context passed to the replica as `trace_context`); Ray metrics for token usage
@@ -42,12 +48,15 @@ from sovereign.telemetry import configure_tracing, current_trace_id
 from sovereign_serving.audit_writer import AuditClient, AuditUnavailable
 from sovereign_serving.config import GatewayConfig
 
+from . import _grounding as grounding_api
 from . import _openai as openai_api
 from . import _telemetry as telemetry
-from ._access import Access, ModelDecision, Permitted, check_task
-from ._errors import GatewayError, model_failed, unavailable
+from ._access import Access, DatasetDecision, ModelDecision, Permitted, check_task
+from ._errors import GatewayError, bad_request, model_failed, unavailable
 from ._federation import Federation
 from ._ratelimit import QuotaClient
+from ._retrieval import Retrieval
+from ._routes_datasets import DatasetRoutes
 
 APP_STATE_TTL = 2.0  # seconds a read of the model applications' states is reused
 MAX_RECORDED_NAME = 256  # an audit record's resource names are at most this long
@@ -88,7 +97,7 @@ def _why(error: Exception) -> str:
 
 @serve.deployment(name="Gateway")
 @serve.ingress(app)
-class Gateway:
+class Gateway(DatasetRoutes):
     """One nation's OpenAI-compatible, policy-enforcing endpoint."""
 
     def __init__(self) -> None:
@@ -98,6 +107,7 @@ class Gateway:
         self._app_states: tuple[float, dict[str, str]] = (0.0, {})  # (read at, name → Ray status)
         self._app_state_refresh: asyncio.Future[None] | None = None
         self._federation = Federation()
+        self._retrieval = Retrieval(self._handle, lambda app: self._handles.pop(app, None), self._federation)
         self._audit: AuditClient | None = None  # None: the config turns audit off
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
@@ -159,6 +169,10 @@ class Gateway:
     async def embeddings(self, request: Request) -> Response:
         return await self._embed(request)
 
+    @app.post("/v1/sovereign/search")
+    async def search(self, request: Request) -> Response:
+        return await self._search(request)
+
     # Another nation's gateway forwarding its user's request for a model this nation owns.
 
     @app.post("/federation/v1/chat/completions")
@@ -172,6 +186,10 @@ class Gateway:
     @app.post("/federation/v1/embeddings")
     async def federated_embeddings(self, request: Request) -> Response:
         return await self._embed(request, federated=True)
+
+    @app.post("/federation/v1/sovereign/search")
+    async def federated_search(self, request: Request) -> Response:
+        return await self._search(request, federated=True)
 
     # SECTION the request path
 
@@ -197,7 +215,9 @@ class Gateway:
         await self._record(principal, decision, federated)
         return decision
 
-    async def _record(self, principal: Principal, decision: ModelDecision, federated: bool) -> None:
+    async def _record(
+        self, principal: Principal, decision: ModelDecision | DatasetDecision, federated: bool
+    ) -> None:
         """The decision, durable in this nation's audit log (and the owner's, when another nation's model
         is served from this Ray cluster). Fail closed: without its record, no answer, allowed or denied."""
         if self._audit is None:
@@ -206,7 +226,7 @@ class Gateway:
             await self._audit.record_decision(
                 subject=principal.sub,
                 subject_nation=principal.issuer_nation,
-                resources=[decision.model[:MAX_RECORDED_NAME]],
+                resources=[decision.resource[:MAX_RECORDED_NAME]],
                 owners=[decision.owner] if decision.owner else [],
                 allowed=decision.allowed,
                 reason_codes=decision.reason_codes,
@@ -224,13 +244,20 @@ class Gateway:
 
     async def _generate(self, request: Request, kind: str, check: Any, federated: bool = False) -> Response:
         access, principal = await self._admit(request, federated)
-        body = openai_api.parse_body(await request.body())
+        body, grounding = grounding_api.grounding_of(openai_api.parse_body(await request.body()))
         name = openai_api.model_name(body)
         check(body)
         stream = openai_api.wants_stream(body)
+        if grounding is not None and stream:  # see _grounding.py: the sources have no place in a stream
+            raise bad_request("a grounded answer (`sovereign.datasets`) cannot be streamed", param="stream")
+        query = grounding_api.query_of(body, kind) if grounding is not None else ""
         permitted = access.permitted(principal, await self._decide(access, principal, name, federated))
         check_task(permitted, "generate", name)
         body = openai_api.capped(body, permitted.model, kind)
+        if grounding is not None:
+            return await self._grounded(
+                request, access, principal, permitted, kind, body, grounding, query, federated
+            )
         call = telemetry.ModelCall(access.nation, name, kind, body)
         if permitted.model.federation_url and not federated:
             return await self._forward(request, permitted, kind, body, stream, call)

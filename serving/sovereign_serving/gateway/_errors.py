@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 # One message for a model that does not exist and one that exists but is forbidden: a denial never tells
 # a user whether a model they may not use is there.
 NOT_AVAILABLE = "model {name!r} is not available to you"
+DATASET_NOT_AVAILABLE = "dataset {name!r} is not available to you"  # the same, for datasets
 
 
 class GatewayError(Exception):
@@ -51,6 +52,15 @@ def unauthenticated(code: str, message: str) -> GatewayError:
 def not_available(model: str) -> GatewayError:
     return GatewayError(
         403, NOT_AVAILABLE.format(name=model), type="permission_error", code="model_not_available"
+    )
+
+
+def dataset_not_available(dataset: str) -> GatewayError:
+    return GatewayError(
+        403,
+        DATASET_NOT_AVAILABLE.format(name=dataset),
+        type="permission_error",
+        code="dataset_not_available",
     )
 
 

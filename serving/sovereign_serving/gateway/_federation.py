@@ -7,6 +7,10 @@ calls its model and continues the trace. The owner's answer comes back as it is:
 the owner's marking headers, and the owner's errors with their status and OpenAI-shaped body (a 403 of the
 owner stays 403, its 429 stays 429 with Retry-After). An owner that cannot be reached is 503
 `model_unavailable`.
+
+Datasets: another nation's dataset is searched at its owner's `/federation/v1/sovereign/search`, which
+authenticates the token, decides the dataset again and retrieves in its own cluster; it answers the chunks
+with their markings, so this gateway can mark its answer (a refusal of the owner is this gateway's 403).
 """
 
 from __future__ import annotations
@@ -20,15 +24,18 @@ import httpx
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from sovereign.telemetry import carrier
+from sovereign_serving.config import GatewayDataset
 
 from . import _openai as openai_api
 from ._access import Permitted
-from ._errors import GatewayError, model_failed, unavailable
+from ._errors import GatewayError, dataset_not_available, model_failed, unavailable
+from ._grounding import Retrieved, chunks_of
 
 logger = logging.getLogger("sovereign.gateway")
 
 FEDERATION_PREFIX = "/federation/v1"
 ROUTES = {"chat": "chat/completions", "completion": "completions", "embed": "embeddings"}
+SEARCH_ROUTE = "sovereign/search"
 # Generation can take long; connecting to a gateway in the cluster cannot.
 TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=10.0)
 MARKING_HEADERS = ("X-Sovereign-Classification", "X-Sovereign-Releasable-To")
@@ -40,6 +47,16 @@ def federation_url(permitted: Permitted, kind: str) -> str:
     if not base:
         raise ValueError(f"{permitted.model.name} has no federation URL")
     return f"{base.rstrip('/')}{FEDERATION_PREFIX}/{ROUTES[kind]}"
+
+
+def search_url(dataset: GatewayDataset) -> str:
+    if not dataset.federation_url:
+        raise ValueError(f"{dataset.name} has no federation URL")
+    return f"{dataset.federation_url.rstrip('/')}{FEDERATION_PREFIX}/{SEARCH_ROUTE}"
+
+
+def dataset_unavailable() -> GatewayError:
+    return unavailable("the dataset cannot be searched right now", code="dataset_unavailable")
 
 
 def _unreachable(permitted: Permitted, error: Exception) -> GatewayError:
@@ -109,6 +126,39 @@ class Federation:
             logger.warning("the gateway of %s's model answered no JSON", permitted.model.name)
             raise model_failed() from None
         return JSONResponse(answer, headers=_marking(response, permitted)), openai_api.tokens_used(answer)
+
+    async def search(
+        self, dataset: GatewayDataset, authorization: str | None, query: str, top_k: int
+    ) -> list[Retrieved]:
+        """The chunks of another nation's dataset its owner lets the user read (the owner decides again)."""
+        body = {"datasets": [dataset.name], "query": query, "top_k": top_k}
+        try:
+            response = await self._http().post(
+                search_url(dataset), json=body, headers=self._headers(authorization)
+            )
+        except httpx.HTTPError as error:
+            logger.warning("the gateway of dataset %s is unreachable: %s", dataset.name, type(error).__name__)
+            raise dataset_unavailable() from None
+        if response.status_code in (401, 403):  # the owner's refusal is ours: one 403 for every denial
+            raise dataset_not_available(dataset.name)
+        if response.status_code == 429:
+            retry = {name: response.headers[name] for name in ("Retry-After",) if name in response.headers}
+            raise GatewayError(
+                429,
+                "the dataset owner's quota is used up",
+                type="rate_limit_error",
+                code="rate_limit_exceeded",
+                headers=retry,
+            )
+        try:
+            if response.status_code >= 400:
+                raise ValueError(response.status_code)
+            return chunks_of(dataset.name, response.json()["results"])
+        except Exception as error:  # noqa: BLE001 — anything else from the owner: the retrieval failed
+            logger.warning(
+                "the gateway of dataset %s failed the search: %s", dataset.name, type(error).__name__
+            )
+            raise dataset_unavailable() from None
 
     async def stream(
         self,

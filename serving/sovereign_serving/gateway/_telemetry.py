@@ -9,6 +9,11 @@ model replica with the handle call (`trace_context=`) and to another nation's ga
 Metrics: `ray.util.metrics`, exported by each Ray node's metrics agent in Prometheus format with Ray's
 `ray_` prefix (`ray_gen_ai_client_token_usage_bucket{tenant,model,token_type}`,
 `ray_sovereign_policy_decisions_total{tenant,decision,reason}`). Tags are names and codes only.
+
+Datasets (issue 8): a `policy decide` span per dataset (`sovereign.dataset`), counted in
+`ray_sovereign_dataset_decisions_total{tenant,decision,reason}`; a `retrieve` span holding a CLIENT span per
+dataset searched (`retrieve <dataset>`), with dataset names, chunk counts and the answer's marking: never a
+query, a chunk's text or a document id.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sovereign.telemetry import context_from, span, tracer
 
-from ._access import ModelDecision
+from ._access import DatasetDecision, ModelDecision
 
 # GenAI semconv, "Generative AI attributes", gen_ai.operation.name (well-known values) by gateway route.
 OPERATIONS = {"chat": "chat", "completion": "text_completion", "embed": "embeddings"}
@@ -51,6 +56,15 @@ def _decisions() -> Counter:
     return Counter(
         "sovereign_policy_decisions",
         description="Policy decisions on the requested model, by decision and reason code.",
+        tag_keys=("tenant", "decision", "reason"),
+    )
+
+
+@cache
+def _dataset_decisions() -> Counter:
+    return Counter(
+        "sovereign_dataset_decisions",
+        description="Policy decisions on the datasets requests name, by decision and reason code.",
         tag_keys=("tenant", "decision", "reason"),
     )
 
@@ -124,6 +138,64 @@ def decided(tenant: str, principal: Any, decide: Callable[[], ModelDecision]) ->
     for reason in decision.reason_codes:
         _decisions().inc(tags={"tenant": tenant, "decision": decision.decision, "reason": reason})
     return decision
+
+
+def decided_dataset(tenant: str, principal: Any, decide: Callable[[], DatasetDecision]) -> DatasetDecision:
+    """The policy decision on one dataset, inside a `policy decide` span, counted in its own metric."""
+    with span("policy decide", attributes={"sovereign.tenant": tenant}) as current:
+        decision = decide()
+        current.set_attributes(
+            {
+                "sovereign.decision": decision.decision,
+                "sovereign.decision.reasons": list(decision.reason_codes),
+                "sovereign.policy.ids": list(decision.deciding_policy_ids),
+                "sovereign.policy.bundle_version": decision.bundle_version,
+                "sovereign.caller.nationality": principal.nationality,
+                "sovereign.dataset": decision.dataset,
+            }
+        )
+        if decision.owner is not None:
+            current.set_attribute("sovereign.dataset.owner", decision.owner)
+        if decision.markings is not None:
+            current.set_attribute("sovereign.classification", str(decision.markings.classification))
+    for reason in decision.reason_codes:
+        _dataset_decisions().inc(tags={"tenant": tenant, "decision": decision.decision, "reason": reason})
+    return decision
+
+
+@contextmanager
+def retrieving(tenant: str, datasets: list[str], top_k: int) -> Iterator[Span]:
+    """The `retrieve` span around every dataset's search of one request."""
+    attributes = {
+        "sovereign.tenant": tenant,
+        "sovereign.datasets": datasets,
+        "sovereign.retrieval.top_k": top_k,
+    }
+    with span("retrieve", attributes=attributes) as current:
+        yield current
+
+
+@contextmanager
+def searching(tenant: str, dataset: str, owner: str, federated: bool) -> Iterator[Span]:
+    """The CLIENT span of one dataset's search (a retriever handle, or the owner's gateway over HTTP)."""
+    attributes = {
+        "sovereign.tenant": tenant,
+        "sovereign.dataset": dataset,
+        "sovereign.dataset.owner": owner,
+        "sovereign.federated": federated,
+    }
+    with span(f"retrieve {dataset}", kind=SpanKind.CLIENT, attributes=attributes) as current:
+        yield current
+
+
+def marked(marking: Any) -> None:
+    """The answer's marking on the request's SERVER span."""
+    trace.get_current_span().set_attributes(
+        {
+            "sovereign.classification": str(marking.classification),
+            "sovereign.releasable_to": list(marking.releasable_to),
+        }
+    )
 
 
 class ModelCall:

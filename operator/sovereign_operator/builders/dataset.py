@@ -1,0 +1,263 @@
+"""Pure builders for a DataSet's ingestion: the ingest job's config and its Ray Jobs request, where the job is
+submitted (the nation's Ray dashboard), and the DataSet's status from the job's outcome.
+
+The job runs on the nation's own Ray cluster (Ray docs: "Ray Jobs REST API", `POST /api/jobs/`), so the
+documents are read, embedded and encrypted inside the nation's boundary; the operator sees only counts,
+hashes and versions.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sovereign_serving.config import (
+    AIR_GAP_ENV,
+    IngestConfig,
+    VaultSink,
+    dataset_name,
+    model_application_name,
+    served_model_name,
+)
+
+from sovereign.domain.nations import tenant_namespace, vault_role_name
+from sovereign.specs.dataset import DataSetSpec
+from sovereign.specs.model_deployment import ModelDeploymentSpec
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.rayservice import rayservice_name
+from sovereign_operator.config import OperatorConfig
+from sovereign_operator.constants import (
+    DEFAULT_KUBERNETES_AUTH_MOUNT,
+    DEFAULT_TRANSIT_MOUNT,
+    SERVICE_ACCOUNT_TOKEN_FILE,
+)
+from sovereign_operator.reconcile.conditions import Condition
+
+INGEST_MODULE = "sovereign_serving.ingest"
+RAY_DASHBOARD_PORT = 8265  # KubeRay's head Service exposes the dashboard (and its job server) here
+# kuberay: where the nation's dataset stores live in its Ray pods.
+DATASET_MOUNT_PATH = "/var/lib/sovereign/datasets"
+INGESTED = "Ingested"
+READY = "Ready"
+
+
+class EmbeddingUnusable(ValueError):
+    """The DataSet's embedding ModelDeployment cannot embed it (absent, not task embed, stopped)."""
+
+
+def build_vault_sink_for_nation(
+    tenant_spec: TenantSpec, *, platform_vault_addr: str, token_file: str
+) -> VaultSink:
+    """How the nation's ingest job and retriever log in to Vault: the Vault holding its key (its own,
+    spec.vault, or the platform's) with its Kubernetes auth role and the serving ServiceAccount token."""
+    own = tenant_spec.vault
+    return VaultSink(
+        vault_addr=own.address if own is not None else platform_vault_addr,
+        auth_mount=own.auth_mount if own is not None else DEFAULT_KUBERNETES_AUTH_MOUNT,
+        role=vault_role_name(tenant_spec.nation),
+        token_file=token_file,
+        transit_mount=own.transit_mount if own is not None else DEFAULT_TRANSIT_MOUNT,
+    )
+
+
+def embedding_application(nation: str, spec: DataSetSpec, embedder: ModelDeploymentSpec | None) -> str:
+    """The Serve application that embeds the dataset (raises EmbeddingUnusable)."""
+    wanted = spec.embedding.model_deployment
+    if embedder is None:
+        raise EmbeddingUnusable(
+            f"the ModelDeployment {wanted!r} does not exist in {tenant_namespace(nation)}"
+        )
+    if embedder.task != "embed":
+        raise EmbeddingUnusable(f"the ModelDeployment {wanted!r} has task {embedder.task!r}, not 'embed'")
+    if embedder.replicas == 0:
+        raise EmbeddingUnusable(f"the ModelDeployment {wanted!r} is stopped (replicas: 0)")
+    return model_application_name(nation, embedder.model)
+
+
+def build_ingest_config(
+    nation: str,
+    name: str,
+    spec: DataSetSpec,
+    embedder: ModelDeploymentSpec | None,
+    *,
+    store_root: str,
+    vault: VaultSink,
+    force: bool = False,
+) -> IngestConfig:
+    """The ingest job's config for the DataSet `name` of `nation` (raises EmbeddingUnusable)."""
+    application = embedding_application(nation, spec, embedder)
+    assert embedder is not None
+    return IngestConfig(
+        dataset=name,
+        nation=nation,
+        source=spec.source,
+        markings=spec.markings.owned_by(nation),
+        chunk_size=spec.embedding.chunk_size,
+        chunk_overlap=spec.embedding.chunk_overlap,
+        embedding_application=application,
+        embedding_model=served_model_name(nation, embedder.model),
+        store_root=store_root,
+        vault=vault,
+        force=force,
+    )
+
+
+def ingest_submission_id(nation: str, name: str, generation: int, attempt: int) -> str:
+    """A unique Ray job name per submission (Ray refuses a second job with the same submission_id)."""
+    return f"ingest-{nation.lower()}-{name}-g{generation}-{attempt}"
+
+
+def build_ingest_job_request(
+    config: IngestConfig,
+    *,
+    submission_id: str,
+    python: str = "python",
+    telemetry_env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The body of `POST /api/jobs/`: the entrypoint (the config as one shell-quoted JSON argument), the
+    air-gap and telemetry environment, and metadata naming the dataset (Ray shows it in `ray job list`)."""
+    argument = shlex.quote(config.model_dump_json(by_alias=True))
+    return {
+        "entrypoint": f"{shlex.quote(python)} -m {INGEST_MODULE} --config {argument}",
+        "submission_id": submission_id,
+        "runtime_env": {"env_vars": {**AIR_GAP_ENV, **dict(sorted((telemetry_env or {}).items()))}},
+        "metadata": {
+            "sovereign.ai/dataset": dataset_name(config.nation, config.dataset),
+            "sovereign.ai/nation": config.nation,
+        },
+    }
+
+
+def kuberay_dashboard_url(nation: str) -> str:
+    """The nation's Ray dashboard (job server) in its cluster: the head Service KubeRay makes for the
+    RayService's cluster, `<rayservice>-head-svc` (KubeRay docs: "RayService", head service)."""
+    return f"http://{rayservice_name(nation)}-head-svc.{tenant_namespace(nation)}.svc:{RAY_DASHBOARD_PORT}"
+
+
+def token_file_for_nation(directory: str, nation: str) -> str:
+    """local-ray: the nation's serving ServiceAccount token, kept fresh by the serving pass."""
+    return str(Path(directory) / nation.lower() / "token")
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """Where and how a nation's ingest job runs."""
+
+    dashboard_url: str
+    token: str | None
+    store_root: str
+    token_file: str
+    python: str
+
+
+def job_target(config: OperatorConfig, nation: str) -> JobTarget | str:
+    """The runtime's target for `nation`'s jobs, or why there is none."""
+    if config.runtime == "local-ray":
+        if config.dataset_dir is None or config.service_account_token_dir is None:
+            return "SOVEREIGN_DATASET_DIR and SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR are not both set"
+        assert config.ray_dashboard_url is not None
+        token_file = str(token_file_for_nation(config.service_account_token_dir, nation))
+        # The devstack's Ray head runs from the operator's own environment: the same interpreter has the code.
+        return JobTarget(
+            config.ray_dashboard_url, config.ray_token, config.dataset_dir, token_file, sys.executable
+        )
+    if config.runtime == "kuberay":
+        return JobTarget(
+            kuberay_dashboard_url(nation), None, DATASET_MOUNT_PATH, SERVICE_ACCOUNT_TOKEN_FILE, "python"
+        )
+    return "serving runtime 'none': DataSets are admitted but not ingested"
+
+
+# -- the job's outcome and the DataSet's status -------------------------------------------------------------
+
+
+def ingest_result(logs: str) -> dict[str, Any] | None:
+    """The job's final JSON line (`sovereign_serving.ingest`), or None when it printed none."""
+    for line in reversed(logs.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                parsed = json.loads(line)
+            except json.JSONDecodeError:
+                return None
+            return parsed if isinstance(parsed, dict) and "dataset" in parsed else None
+    return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished ingest job tells the DataSet's status."""
+
+    succeeded: bool
+    result: Mapping[str, Any]  # the final line (or `{"error": ...}` made from Ray's message)
+    finished_at: str  # RFC 3339
+
+
+def job_outcome(details: Mapping[str, Any], logs: str, finished_at: str) -> Outcome:
+    """A terminal job's outcome from its details (`GET /api/jobs/<id>`) and output."""
+    result = ingest_result(logs)
+    if details.get("status") == "SUCCEEDED" and result is not None and "error" not in result:
+        return Outcome(True, result, finished_at)
+    if result is None or "error" not in result:
+        message = str(details.get("message") or f"the ingest job ended {details.get('status')}")
+        result = {"error": message.strip().splitlines()[-1][:1000] if message.strip() else message}
+    return Outcome(False, result, finished_at)
+
+
+def status_after_job(previous: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
+    """The DataSet's status fields (conditions as Condition values) after a finished job.
+
+    A failure leaves the previous index serving: Ready stays True when a version exists, Ingested is False
+    with the job's error (`file:line: reason`) as its message."""
+    if outcome.succeeded:
+        result = outcome.result
+        skipped = bool(result.get("skipped"))
+        return {
+            "documents": result.get("documents"),
+            "chunks": result.get("chunks"),
+            "sourceHash": result.get("sourceHash"),
+            "indexVersion": result.get("version"),
+            "lastIngestionTime": previous.get("lastIngestionTime") if skipped else outcome.finished_at,
+            "message": "",
+            "conditions": [
+                Condition(READY, True, "IndexServing", f"index version {result.get('version')}"),
+                Condition(INGESTED, True, "SourceUnchanged" if skipped else "Ingested", ""),
+            ],
+        }
+    error = str(outcome.result.get("error"))
+    has_index = previous.get("indexVersion") is not None
+    ready = (
+        Condition(READY, True, "IndexServing", f"index version {previous.get('indexVersion')} (previous)")
+        if has_index
+        else Condition(READY, False, "IngestionFailed", error)
+    )
+    return {"message": error, "conditions": [ready, Condition(INGESTED, False, "IngestionFailed", error)]}
+
+
+def status_ingesting(previous: Mapping[str, Any], submission_id: str) -> list[Condition]:
+    """The conditions while a job runs: Ready as it was (an index serves, or none yet), Ingested Unknown."""
+    ready = next((c for c in previous.get("conditions") or [] if c.get("type") == READY), None)
+    serving = ready is not None and ready.get("status") == "True"
+    return [
+        Condition(READY, True, str(ready.get("reason")), str(ready.get("message") or ""))
+        if serving and ready is not None
+        else Condition(READY, False, "Ingesting", "no index yet"),
+        Condition(INGESTED, None, "Ingesting", f"Ray job {submission_id}"),
+    ]
+
+
+def status_not_ingested(previous: Mapping[str, Any], reason: str, message: str) -> dict[str, Any]:
+    """The status when no job can run (no runtime, Tenant not Ready, embedding model unusable): an existing
+    index keeps serving where a retriever can serve it."""
+    has_index = previous.get("indexVersion") is not None and reason not in ("NotServed", "TenantNotReady")
+    ready = (
+        Condition(READY, True, "IndexServing", "previous index")
+        if has_index
+        else Condition(READY, False, reason, message)
+    )
+    return {"message": message, "conditions": [ready, Condition(INGESTED, False, reason, message)]}

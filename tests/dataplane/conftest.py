@@ -1,0 +1,78 @@
+"""A Vault of the data-plane tests' own (devstack dev server) with transit keys for EST and FRA, each with
+the ACL policy the operator writes for a nation and a token under it; markings and chunks to build indexes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import hvac
+import numpy as np
+import pytest
+from sovereign_operator.builders import build_vault_policy_for_tenant
+from sovereign_operator.constants import transit_key_name, vault_policy_name
+
+from sovereign.clients.vault import create_transit_key, ensure_secrets_engine, write_acl_policy
+from sovereign.dataplane import Chunk
+from sovereign.domain.markings import Markings
+from sovereign.specs.tenant import TenantSpec
+from tests.conftest import running_vault
+
+NATIONS = ("EST", "FRA")
+TRANSIT = "transit"
+
+
+@dataclass(frozen=True)
+class DataplaneVault:
+    url: str
+    root_token: str
+    tokens: dict[str, str]  # nation → a token under that nation's Vault policy only
+
+    def client_for(self, nation: str) -> hvac.Client:
+        return hvac.Client(url=self.url, token=self.tokens[nation])
+
+
+def prepare_nations(url: str, root_token: str, nations: tuple[str, ...] = NATIONS) -> DataplaneVault:
+    """Transit, each nation's key and ACL policy as the operator writes them, and a token per nation."""
+    root = hvac.Client(url=url, token=root_token)
+    ensure_secrets_engine(root, TRANSIT, "transit")
+    tokens = {}
+    for nation in nations:
+        spec = TenantSpec.model_validate(
+            {"nation": nation, "displayName": nation, "clearance": "NATO SECRET"}
+        )
+        create_transit_key(root, TRANSIT, transit_key_name(nation), "aes256-gcm96")
+        write_acl_policy(root, vault_policy_name(nation), build_vault_policy_for_tenant(spec))
+        tokens[nation] = root.auth.token.create(policies=[vault_policy_name(nation)], ttl="1h")["auth"][
+            "client_token"
+        ]
+    return DataplaneVault(url, root_token, tokens)
+
+
+@pytest.fixture(scope="module")
+def dataplane_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataplaneVault]:
+    with running_vault(tmp_path_factory.mktemp("dataplane-vault")) as server:
+        yield prepare_nations(server.url, server.root_token)
+
+
+def est_markings(classification: str = "NATO UNCLASSIFIED", **fields: object) -> Markings:
+    return Markings.model_validate({"owner": "EST", "classification": classification, **fields})
+
+
+def sample_chunks(count: int, markings: list[Markings], dataset: str = "est/field-reports") -> list[Chunk]:
+    """`count` chunks cycling through `markings`, each text carrying a unique canary."""
+    return [
+        Chunk(
+            dataset,
+            f"doc-{i // 3}",
+            f"doc-{i // 3}#{i % 3}",
+            f"report {i} CANARY-{i:06d}-XQZ",
+            markings[i % len(markings)],
+        )
+        for i in range(count)
+    ]
+
+
+def unit_vectors(count: int, dimensions: int, seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, dimensions)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

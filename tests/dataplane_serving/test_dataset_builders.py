@@ -1,0 +1,363 @@
+"""The DataSet's builders, as data: one fixture DataSet (EST's field reports, embedded by `est/embedder`), a
+table of cases that each change one thing; the ingest job request, the nation's dashboard, the status after a
+job, and the retriever application (validated by Ray Serve's own `ServeDeploySchema`)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+import pytest
+from ray.serve.schema import ServeDeploySchema
+from sovereign_operator.builders.dataset import (
+    DATASET_MOUNT_PATH,
+    EmbeddingUnusable,
+    JobTarget,
+    Outcome,
+    build_ingest_config,
+    build_ingest_job_request,
+    build_vault_sink_for_nation,
+    ingest_result,
+    job_outcome,
+    job_target,
+    kuberay_dashboard_url,
+    status_after_job,
+    status_ingesting,
+    status_not_ingested,
+)
+from sovereign_operator.builders.serve_config import (
+    build_retriever_application,
+    build_serve_deploy_config,
+    retriever_datasets_for_nation,
+)
+from sovereign_operator.config import OperatorConfig
+from sovereign_operator.reconcile.dataset import submission_due
+from sovereign_serving.config import AIR_GAP_ENV, IngestConfig, RetrieverConfig
+
+from sovereign.specs.dataset import DataSetSpec
+from sovereign.specs.model_deployment import ModelDeploymentSpec
+from sovereign.specs.tenant import TenantSpec
+
+SPEC: dict[str, Any] = {
+    "source": "/data/est/field-reports",
+    "markings": {"classification": "NATO RESTRICTED", "releasableTo": ["LVA"]},
+    "embedding": {"modelDeployment": "est-embedder", "chunkSize": 400, "chunkOverlap": 50},
+}
+EMBEDDER: dict[str, Any] = {
+    "model": "embedder",
+    "source": "/models/minilm",
+    "sha256": {"model.safetensors": "ab" * 32},
+    "task": "embed",
+    "resources": {"cpu": "1", "memory": "1Gi"},
+    "replicas": 1,
+    "maxTokens": 256,
+    "markings": {"classification": "NATO UNCLASSIFIED"},
+}
+TENANT = TenantSpec.model_validate({"nation": "EST", "displayName": "Estonia", "clearance": "NATO SECRET"})
+VAULT = build_vault_sink_for_nation(
+    TENANT, platform_vault_addr="http://vault:8200", token_file="/t/est/token"
+)
+BUNDLE = {"version": "v1", "schema": "{}", "base": "permit(principal, action, resource);"}
+
+
+def config(spec: dict[str, Any] | None = None, embedder: dict[str, Any] | None = EMBEDDER) -> IngestConfig:
+    return build_ingest_config(
+        "EST",
+        "field-reports",
+        DataSetSpec.model_validate(spec or SPEC),
+        None if embedder is None else ModelDeploymentSpec.model_validate(embedder),
+        store_root="/state/datasets",
+        vault=VAULT,
+    )
+
+
+def test_the_ingest_config_names_the_nations_embedder_and_marks_the_owner() -> None:
+    built = config().model_dump(mode="json", by_alias=True)
+    assert built == {
+        "dataset": "field-reports",
+        "nation": "EST",
+        "source": "/data/est/field-reports",
+        "markings": {
+            "classification": "NATO RESTRICTED",
+            "releasableTo": ["LVA"],
+            "compartments": [],
+            "deniedNations": [],
+            "owner": "EST",
+        },
+        "chunkSize": 400,
+        "chunkOverlap": 50,
+        "embeddingApplication": "est-embedder",
+        "embeddingModel": "est/embedder",
+        "storeRoot": "/state/datasets",
+        "vault": {
+            "vaultAddr": "http://vault:8200",
+            "authMount": "kubernetes",
+            "role": "tenant-est",
+            "tokenFile": "/t/est/token",
+            "transitMount": "transit",
+        },
+        "batchSize": 64,
+        "force": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("embedder", "reason"),
+    [
+        pytest.param(None, "does not exist in tenant-est", id="missing"),
+        pytest.param({**EMBEDDER, "task": "generate"}, "not 'embed'", id="not-an-embedder"),
+        pytest.param({**EMBEDDER, "replicas": 0}, "stopped", id="stopped"),
+    ],
+)
+def test_an_unusable_embedder_is_refused(embedder: dict[str, Any] | None, reason: str) -> None:
+    with pytest.raises(EmbeddingUnusable, match=reason):
+        config(embedder=embedder)
+
+
+def test_the_job_request_quotes_the_config_as_one_argument() -> None:
+    request = build_ingest_job_request(
+        config(),
+        submission_id="ingest-est-field-reports-g1-7",
+        python="/venv/bin/python",
+        telemetry_env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318"},
+    )
+    words = shlex.split(request["entrypoint"])
+    assert words[:4] == ["/venv/bin/python", "-m", "sovereign_serving.ingest", "--config"]
+    assert IngestConfig.model_validate_json(words[4]) == config()
+    assert request["submission_id"] == "ingest-est-field-reports-g1-7"
+    assert request["runtime_env"] == {
+        "env_vars": {**AIR_GAP_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318"}
+    }
+    assert request["metadata"] == {"sovereign.ai/dataset": "est/field-reports", "sovereign.ai/nation": "EST"}
+
+
+def test_kuberay_jobs_go_to_the_nations_own_head() -> None:
+    assert kuberay_dashboard_url("EST") == "http://est-serving-head-svc.tenant-est.svc:8265"
+    target = job_target(OperatorConfig(vault_addr="http://vault:8200", runtime="kuberay"), "EST")
+    assert isinstance(target, JobTarget)
+    assert (target.dashboard_url, target.store_root, target.token) == (
+        "http://est-serving-head-svc.tenant-est.svc:8265",
+        DATASET_MOUNT_PATH,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        pytest.param({"runtime": "none"}, "not ingested", id="runtime-none"),
+        pytest.param(
+            {"runtime": "local-ray", "ray_dashboard_url": "http://ray:8265"}, "DATASET_DIR", id="no-dir"
+        ),
+    ],
+)
+def test_no_target_says_why(options: dict[str, Any], expected: str) -> None:
+    target = job_target(OperatorConfig(vault_addr="http://vault:8200", **options), "EST")
+    assert isinstance(target, str) and expected in target
+
+
+def test_local_ray_jobs_use_the_devstack_dirs() -> None:
+    operator = OperatorConfig(
+        vault_addr="http://vault:8200",
+        runtime="local-ray",
+        ray_dashboard_url="http://127.0.0.1:8265",
+        ray_token="t",
+        dataset_dir="/state/datasets",
+        service_account_token_dir="/state/tokens",
+    )
+    target = job_target(operator, "EST")
+    assert isinstance(target, JobTarget)
+    assert (target.dashboard_url, target.token, target.store_root, target.token_file) == (
+        "http://127.0.0.1:8265",
+        "t",
+        "/state/datasets",
+        "/state/tokens/est/token",
+    )
+
+
+DONE = {"dataset": "est/field-reports", "version": 3, "documents": 4, "chunks": 9, "sourceHash": "h3"}
+
+
+@pytest.mark.parametrize(
+    ("logs", "expected"),
+    [
+        pytest.param(
+            "starting\n" + json.dumps({**DONE, "skipped": False}) + "\n",
+            {**DONE, "skipped": False},
+            id="last-line",
+        ),
+        pytest.param("Traceback ...\nKeyError: x\n", None, id="no-json"),
+        pytest.param('{"not": "ours"}\n', None, id="foreign-json"),
+    ],
+)
+def test_the_jobs_last_line_is_its_result(logs: str, expected: dict[str, Any] | None) -> None:
+    assert ingest_result(logs) == expected
+
+
+def conditions(status: dict[str, Any]) -> dict[str, tuple[bool | None, str]]:
+    return {c.type: (c.status, c.reason) for c in status["conditions"]}
+
+
+def test_a_success_sets_counts_and_version() -> None:
+    status = status_after_job({}, Outcome(True, {**DONE, "skipped": False}, "2026-11-27T10:00:00Z"))
+    assert {k: v for k, v in status.items() if k != "conditions"} == {
+        "documents": 4,
+        "chunks": 9,
+        "sourceHash": "h3",
+        "indexVersion": 3,
+        "lastIngestionTime": "2026-11-27T10:00:00Z",
+        "message": "",
+    }
+    assert conditions(status) == {"Ready": (True, "IndexServing"), "Ingested": (True, "Ingested")}
+
+
+def test_a_skipped_source_keeps_the_last_ingestion_time() -> None:
+    previous = {"indexVersion": 3, "lastIngestionTime": "2026-11-27T09:00:00Z"}
+    status = status_after_job(previous, Outcome(True, {**DONE, "skipped": True}, "2026-11-27T10:00:00Z"))
+    assert status["lastIngestionTime"] == "2026-11-27T09:00:00Z"
+    assert conditions(status)["Ingested"] == (True, "SourceUnchanged")
+
+
+@pytest.mark.parametrize(
+    ("previous", "ready"),
+    [
+        pytest.param({"indexVersion": 2}, True, id="previous-index-serves"),
+        pytest.param({}, False, id="first"),
+    ],
+)
+def test_a_failure_names_file_and_line_and_keeps_a_previous_index(
+    previous: dict[str, Any], ready: bool
+) -> None:
+    logs = json.dumps({"dataset": "est/field-reports", "error": "reports.jsonl:3: releasableTo is looser"})
+    outcome = job_outcome({"status": "FAILED", "message": "exit 1"}, logs, "2026-11-27T10:00:00Z")
+    status = status_after_job(previous, outcome)
+    assert status["message"] == "reports.jsonl:3: releasableTo is looser"
+    assert conditions(status)["Ready"][0] is ready
+    assert conditions(status)["Ingested"] == (False, "IngestionFailed")
+    assert "indexVersion" not in status  # the previous version stays in the status
+
+
+def test_a_job_without_a_result_reports_rays_message() -> None:
+    outcome = job_outcome({"status": "FAILED", "message": "Job entrypoint command failed\nexit 137"}, "", "t")
+    assert not outcome.succeeded and outcome.result == {"error": "exit 137"}
+
+
+@pytest.mark.parametrize(
+    ("previous", "ready"),
+    [
+        pytest.param(
+            {"conditions": [{"type": "Ready", "status": "True", "reason": "IndexServing"}]},
+            True,
+            id="an-index-serves-meanwhile",
+        ),
+        pytest.param({}, False, id="first-ingestion"),
+    ],
+)
+def test_while_a_job_runs(previous: dict[str, Any], ready: bool) -> None:
+    ingesting = {c.type: c for c in status_ingesting(previous, "ingest-est-x-g1-1")}
+    assert ingesting["Ready"].status is ready
+    assert (ingesting["Ingested"].status, ingesting["Ingested"].reason) == (None, "Ingesting")
+
+
+def test_not_ingested_on_runtime_none_is_never_ready() -> None:
+    status = status_not_ingested({"indexVersion": 1}, "NotServed", "runtime none")
+    assert conditions(status) == {"Ready": (False, "NotServed"), "Ingested": (False, "NotServed")}
+
+
+@pytest.mark.parametrize(
+    ("status", "now", "due"),
+    [
+        pytest.param({}, 0.0, False, id="never-submitted"),
+        pytest.param(
+            {"observedGeneration": 1, "lastAttemptTime": "1970-01-01T00:00:00Z"},
+            10.0,
+            True,
+            id="spec-changed-forces",
+        ),
+        pytest.param(
+            {"observedGeneration": 2, "lastAttemptTime": "1970-01-01T00:00:00Z"},
+            299.0,
+            None,
+            id="before-resync",
+        ),
+        pytest.param(
+            {"observedGeneration": 2, "lastAttemptTime": "1970-01-01T00:00:00Z"}, 300.0, False, id="resync"
+        ),
+        pytest.param(
+            {"observedGeneration": 2, "lastAttemptTime": "1970-01-01T00:00:00Z", "failures": 3},
+            19.0,
+            None,
+            id="backoff-waits",
+        ),
+        pytest.param(
+            {"observedGeneration": 2, "lastAttemptTime": "1970-01-01T00:00:00Z", "failures": 3},
+            20.0,
+            False,
+            id="backoff-over",
+        ),
+        pytest.param(
+            {
+                "observedGeneration": 2,
+                "lastAttemptTime": "1970-01-01T00:00:00Z",
+                "failures": 1,
+                "retryForced": True,
+            },
+            5.0,
+            True,
+            id="failed-forced-job-retried-forced",
+        ),
+    ],
+)
+def test_when_a_job_is_due(status: dict[str, Any], now: float, due: bool | None) -> None:
+    assert submission_due(status, 2, 300.0, now) is due
+
+
+def dataset_object(name: str, ready: str = "True", **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "tenant-est"},
+        "spec": {**SPEC, **spec},
+        "status": {"conditions": [{"type": "Ready", "status": ready}]},
+    }
+
+
+def test_the_retriever_serves_the_ready_datasets_only() -> None:
+    served = retriever_datasets_for_nation(
+        "EST",
+        [
+            dataset_object("z-reports"),
+            dataset_object("pending", ready="False"),
+            dataset_object("orphan", embedding={"modelDeployment": "gone"}),
+            dataset_object("a-reports"),
+        ],
+        {"est-embedder": "embedder"},
+    )
+    assert [d.name for d in served] == ["a-reports", "z-reports"]
+    assert served[0].embedding_application == "est-embedder" and served[0].markings.owner == "EST"
+
+
+def test_the_retriever_application_is_a_valid_serve_config() -> None:
+    served = retriever_datasets_for_nation(
+        "EST", [dataset_object("field-reports")], {"est-embedder": "embedder"}
+    )
+    application = build_retriever_application(
+        "EST",
+        served,
+        BUNDLE,
+        store_root="/state/datasets",
+        vault=VAULT,
+        telemetry_env={"OTEL_SERVICE_NAME": "x"},
+    )
+    ServeDeploySchema.model_validate(build_serve_deploy_config([application], 8000))
+    assert (application["name"], application["route_prefix"], application["import_path"]) == (
+        "est-retriever",
+        None,
+        "sovereign_serving.retriever:build_app",
+    )
+    [deployment] = application["deployments"]
+    assert deployment["name"] == "Retriever"
+    user_config = RetrieverConfig.model_validate(deployment["user_config"])
+    assert user_config.nation == "EST" and user_config.store_root == "/state/datasets"
+    assert [d.name for d in user_config.datasets] == ["field-reports"]
+    assert user_config.vault == VAULT and user_config.bundle == BUNDLE
+    assert application["runtime_env"]["env_vars"] == {"OTEL_SERVICE_NAME": "x", **AIR_GAP_ENV}
