@@ -15,12 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hvac
 import pytest
 import yaml
+from sovereign_devstack.otlp_receiver import OtlpReceiver
 
 from sovereign.clients import ray as ray_client
+from sovereign.dataplane import DatasetStore, DatasetUnreadable
 from tests.helpers import kubectl, wait_until
 from tests.operator.conftest import Platform, platform, pytest_runtest_makereport  # noqa: F401
+from tests.operator.tenants import delete_tenant
 from tests.serving.e2e.conftest import SOVEREIGN, Serving, running_local_ray, serving_platform
 
 RECORDS = [
@@ -34,10 +38,29 @@ RECORDS = [
 
 
 @pytest.fixture(scope="module")
-def serving(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:  # noqa: F811
+def receiver() -> Iterator[OtlpReceiver]:
+    with OtlpReceiver() as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("datasets")
+
+
+@pytest.fixture(scope="module")
+def serving(
+    platform: Platform,  # noqa: F811
+    receiver: OtlpReceiver,
+    dataset_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Serving]:
     ray_temp = Path(tempfile.mkdtemp(prefix="rd", dir="/tmp"))  # Ray's socket paths must stay short
+    # Every span of the operator, the gateways, the retriever and the ingest job goes to a real receiver.
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
     env = {
-        "SOVEREIGN_DATASET_DIR": str(tmp_path_factory.mktemp("datasets")),
+        **otel,
+        "SOVEREIGN_DATASET_DIR": str(dataset_dir),
         "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR": str(tmp_path_factory.mktemp("serviceaccount-tokens")),
         "SOVEREIGN_DATASET_POLL_SECONDS": "1",
         "SOVEREIGN_DATASET_RESYNC_SECONDS": "2",
@@ -45,7 +68,7 @@ def serving(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Ite
     try:
         with contextlib.ExitStack() as stack:
             local_ray, _ = stack.enter_context(
-                running_local_ray(tmp_path_factory.mktemp("ray"), {"RAY_TMPDIR": str(ray_temp)})
+                running_local_ray(tmp_path_factory.mktemp("ray"), {"RAY_TMPDIR": str(ray_temp), **otel})
             )
             operator, models, digests = stack.enter_context(
                 serving_platform(platform, local_ray, tmp_path_factory, env)
@@ -170,8 +193,8 @@ def search_as(serving: Serving, nation: str, clearance: str, query: str) -> subp
     )
 
 
-def test_each_principal_gets_only_the_chunks_it_may_read_and_nothing_leaks_into_logs(
-    serving: Serving,
+def test_each_principal_gets_only_the_chunks_it_may_read_and_nothing_leaks_into_logs_or_spans(
+    serving: Serving, receiver: OtlpReceiver
 ) -> None:
     """After the test above the index is version 2 (r1, r2, the summary, extra.txt). Through the real
     gateways and DEU's real retriever: FRA SECRET reads r2; FRA RESTRICTED and DEU CONFIDENTIAL (below
@@ -197,3 +220,22 @@ def test_each_principal_gets_only_the_chunks_it_may_read_and_nothing_leaks_into_
     logs += list(Path(tempfile.gettempdir()).glob("rd*/session_latest/logs/*"))
     leaked = [p for p in logs if p.is_file() and SECRET_TEXT.encode() in p.read_bytes()]
     assert not leaked, leaked
+    # The spans of those searches (the gateways' and the retriever's) arrived, and hold no chunk text.
+    wait_until(
+        lambda: any(s["name"].startswith("retriever search") for s in receiver.spans()), "retriever spans"
+    )
+    texts = [r["text"] for r in RECORDS] + ["The convoy reached the depot before dawn."]
+    for body in receiver.raw_bodies():
+        assert not any(text.encode() in body for text in texts), "chunk text in an exported span"
+
+
+def test_offboarding_the_nation_makes_its_dataset_unreadable(serving: Serving, dataset_dir: Path) -> None:
+    """Crypto-shredding, as the platform does it: deleting DEU's Tenant shreds its transit key; the encrypted
+    index stays on disk, and nobody, not even Vault's root, can read it any more."""
+    store = DatasetStore(dataset_dir, "DEU", "field-reports")
+    root = hvac.Client(url=serving.platform.vault_url, token=serving.platform.root_token)
+    assert store.current() is not None and store.load(root, "transit").chunks  # readable before
+    delete_tenant(serving.platform.kube, "deu", timeout=90)
+    assert store.current() is not None  # still there
+    with pytest.raises(DatasetUnreadable):
+        store.load(root, "transit")
