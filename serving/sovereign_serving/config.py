@@ -91,12 +91,10 @@ class GatewayModel(_Config):
     )
 
 
-class AuditSink(_Config):
-    """Where and as whom the nation's gateway side appends its decision records (its AuditWriter actor)."""
+class VaultSink(_Config):
+    """How a nation's processes on Ray (audit writer, ingest job, retriever) log in to Vault as the nation:
+    its Kubernetes auth role with a ServiceAccount token file. AuditSink adds where the audit log goes."""
 
-    directory: str = Field(
-        description="The audit root; the writer appends to `<directory>/<nation lowercase>/decisions/`."
-    )
     vault_addr: str = Field(alias="vaultAddr", description="The Vault holding the nation's transit key.")
     auth_mount: str = Field(
         "kubernetes", alias="authMount", description="Kubernetes auth mount in that Vault."
@@ -108,6 +106,14 @@ class AuditSink(_Config):
         "a pod, a file the operator keeps fresh on the devstack.",
     )
     transit_mount: str = Field("transit", alias="transitMount", description="Transit mount in that Vault.")
+
+
+class AuditSink(VaultSink):
+    """Where and as whom the nation's gateway side appends its decision records (its AuditWriter actor)."""
+
+    directory: str = Field(
+        description="The audit root; the writer appends to `<directory>/<nation lowercase>/decisions/`."
+    )
     tenant_uid: str | None = Field(
         None,
         alias="tenantUid",
@@ -167,23 +173,6 @@ def retriever_application_name(nation: str) -> str:
 def dataset_name(nation: str, name: str) -> str:
     """How a dataset is addressed: `<owner nation lowercase>/<name>`, like a served model."""
     return f"{nation.lower()}/{name}"
-
-
-class VaultSink(_Config):
-    """How a nation's data-plane processes (ingest job, retriever) log in to Vault as the nation: the
-    AuditSink's Vault fields, without an audit directory (datasets exist whether audit is on or off)."""
-
-    vault_addr: str = Field(alias="vaultAddr", description="The Vault holding the nation's transit key.")
-    auth_mount: str = Field(
-        "kubernetes", alias="authMount", description="Kubernetes auth mount in that Vault."
-    )
-    role: str = Field(description="Kubernetes auth role of the nation: `tenant-<nation lowercase>`.")
-    token_file: str = Field(
-        alias="tokenFile",
-        description="The nation's ServiceAccount token (JWT), re-read at each login: the projected token in "
-        "a pod, a file the operator keeps fresh on the devstack.",
-    )
-    transit_mount: str = Field("transit", alias="transitMount", description="Transit mount in that Vault.")
 
 
 class IngestConfig(_Config):

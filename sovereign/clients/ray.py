@@ -62,15 +62,7 @@ def _call(
     timeout: float,
     body: Mapping[str, Any] | None = None,
 ) -> httpx.Response:
-    url = dashboard_url.rstrip("/") + SERVE_APPLICATIONS_PATH
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = _request(method, url, headers, timeout, body)
-    except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-        raise RayUnavailable(f"Ray dashboard at {dashboard_url} is unreachable: {error}") from error
-    if not response.is_success:
-        raise RayServeError(response.status_code, response.text.strip() or response.reason_phrase)
-    return response
+    return _dashboard_call(method, dashboard_url, SERVE_APPLICATIONS_PATH, token, timeout, body)
 
 
 def put_serve_applications(
@@ -113,7 +105,7 @@ JOBS_PATH = "/api/jobs/"
 JOB_TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 
 
-def _jobs_call(
+def _dashboard_call(
     method: str,
     dashboard_url: str,
     path: str,
@@ -121,6 +113,8 @@ def _jobs_call(
     timeout: float,
     body: Mapping[str, Any] | None = None,
 ) -> httpx.Response:
+    """One call of the dashboard's REST API (Serve applications, Jobs) with the cluster's token; an
+    unreachable dashboard is RayUnavailable, an error answer RayServeError."""
     url = dashboard_url.rstrip("/") + path
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -151,7 +145,7 @@ def submit_job(
         "runtime_env": dict(runtime_env or {}),
         "metadata": dict(metadata or {}),
     }
-    answer = _jobs_call("POST", dashboard_url, JOBS_PATH, token, timeout, body).json()
+    answer = _dashboard_call("POST", dashboard_url, JOBS_PATH, token, timeout, body).json()
     return str(answer.get("submission_id") or answer.get("job_id") or submission_id)
 
 
@@ -161,7 +155,7 @@ def job_status(
     """The job's details (`GET /api/jobs/<id>`: status PENDING/RUNNING/SUCCEEDED/FAILED/STOPPED, message,
     start_time, end_time, metadata...), or None when Ray does not know it (404: the cluster restarted)."""
     try:
-        details = _jobs_call("GET", dashboard_url, JOBS_PATH + submission_id, token, timeout).json()
+        details = _dashboard_call("GET", dashboard_url, JOBS_PATH + submission_id, token, timeout).json()
     except RayServeError as error:
         if error.status_code == 404:
             return None
@@ -175,5 +169,5 @@ def job_logs(
     dashboard_url: str, submission_id: str, *, token: str | None = None, timeout: float = 10.0
 ) -> str:
     """The job driver's whole output so far (`GET /api/jobs/<id>/logs` answers `{"logs": "..."}`)."""
-    answer = _jobs_call("GET", dashboard_url, f"{JOBS_PATH}{submission_id}/logs", token, timeout).json()
+    answer = _dashboard_call("GET", dashboard_url, f"{JOBS_PATH}{submission_id}/logs", token, timeout).json()
     return str(answer.get("logs") or "")
