@@ -124,8 +124,8 @@ class AuditSink(VaultSink):
     ray_resource: str | None = Field(
         None,
         alias="rayResource",
-        description="A custom Ray resource that only the node holding the audit volume offers (kuberay: the "
-        "head); the writer actor is placed there. None: anywhere (one host).",
+        description="A custom Ray resource that only the node holding the nation's data volume offers "
+        "(kuberay: the head); the writer actor is placed there. None: anywhere (one host).",
     )
 
 

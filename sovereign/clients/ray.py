@@ -133,18 +133,22 @@ def submit_job(
     submission_id: str,
     runtime_env: Mapping[str, Any] | None = None,
     metadata: Mapping[str, str] | None = None,
+    entrypoint_resources: Mapping[str, float] | None = None,
     token: str | None = None,
     timeout: float = 30.0,
 ) -> str:
     """Start `entrypoint` as a Ray job (`POST /api/jobs/`; the trailing slash matters); returns its
     submission id. The caller names the job (`submission_id`), so a retried submission of the same job is
-    refused by Ray (400, "already exists") instead of running twice."""
+    refused by Ray (400, "already exists") instead of running twice. `entrypoint_resources`: custom Ray
+    resources the entrypoint itself needs (where it runs), sent only when given."""
     body: dict[str, Any] = {
         "entrypoint": entrypoint,
         "submission_id": submission_id,
         "runtime_env": dict(runtime_env or {}),
         "metadata": dict(metadata or {}),
     }
+    if entrypoint_resources:
+        body["entrypoint_resources"] = dict(entrypoint_resources)
     answer = _dashboard_call("POST", dashboard_url, JOBS_PATH, token, timeout, body).json()
     return str(answer.get("submission_id") or answer.get("job_id") or submission_id)
 

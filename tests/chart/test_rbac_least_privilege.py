@@ -6,7 +6,7 @@ operator runs here as its ServiceAccount `sovereign-system/sovereign-operator` (
 `sovereign`), with a TokenRequest token in its kubeconfig and as its projected token file, so its requests are
 told apart from kubectl's by the credential the API server authenticated (the token's JTI), not by anything
 the client says about itself. It runs as the chart's Deployment configures it (runtime kuberay, webhook
-served, its pod named; not the audit volume) and is taken through: Tenant → Ready, drift repaired, spec
+served, its pod named; no nation's data volume) and is taken through: Tenant → Ready, drift repaired, spec
 changed, key rotated; a TenantPolicy published and deleted; a ModelDeployment served as a RayService whose
 status comes back, then scaled; a DataSet admitted; the Lease held and released; the Tenant offboarded.
 
@@ -83,8 +83,10 @@ NOT_USED = {
     ),
     **{
         ("", "persistentvolumeclaims", verb): (
-            "the nation's audit volume (chart value audit.enabled): the devstack serves no "
-            "PersistentVolumeClaims, so this run keeps no audit volume"
+            "the nation's data volume (runtime kuberay, with audit.enabled or a DataSet): the devstack "
+            "serves no PersistentVolumeClaims; once the DataSet is admitted the operator's client finds no "
+            "such resource and sends no request (its serving passes fail from then on, after every serving "
+            "call above was made)"
         )
         for verb in ("get", "create")
     },

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from ray.serve.schema import ServeDeploySchema
 from sovereign_operator.builders.dataset import (
-    DATASET_MOUNT_PATH,
     EmbeddingUnusable,
     JobTarget,
     Outcome,
@@ -26,6 +25,7 @@ from sovereign_operator.builders.dataset import (
     status_ingesting,
     status_not_ingested,
 )
+from sovereign_operator.builders.rayservice import DATASET_DIR
 from sovereign_operator.builders.serve_config import (
     build_retriever_application,
     build_serve_deploy_config,
@@ -130,6 +130,14 @@ def test_the_job_request_quotes_the_config_as_one_argument() -> None:
         "env_vars": {**AIR_GAP_ENV, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318"}
     }
     assert request["metadata"] == {"sovereign.ai/dataset": "est/field-reports", "sovereign.ai/nation": "EST"}
+    assert "entrypoint_resources" not in request  # local-ray: one host, the job may run anywhere
+
+
+def test_the_job_request_asks_for_the_data_volume_when_told() -> None:
+    request = build_ingest_job_request(
+        config(), submission_id="ingest-est-g1-7", entrypoint_resources={"sovereign-data": 0.001}
+    )
+    assert request["entrypoint_resources"] == {"sovereign-data": 0.001}
 
 
 def test_kuberay_jobs_go_to_the_nations_own_head() -> None:
@@ -138,9 +146,14 @@ def test_kuberay_jobs_go_to_the_nations_own_head() -> None:
     assert isinstance(target, JobTarget)
     assert (target.dashboard_url, target.store_root, target.token) == (
         "http://est-serving-head-svc.tenant-est.svc:8265",
-        DATASET_MOUNT_PATH,
+        DATASET_DIR,
         None,
     )
+    # On the nation's data volume, mounted on the head only: the job and the retriever are placed there.
+    assert DATASET_DIR == "/var/lib/sovereign/datasets"
+    assert target.ray_resources == {"sovereign-data": 0.001}
+    request = build_ingest_job_request(config(), submission_id="s", entrypoint_resources=target.ray_resources)
+    assert request["entrypoint_resources"] == {"sovereign-data": 0.001}
 
 
 @pytest.mark.parametrize(
@@ -174,6 +187,7 @@ def test_local_ray_jobs_use_the_devstack_dirs() -> None:
         "/state/datasets",
         "/state/tokens/est/token",
     )
+    assert target.ray_resources == {}  # one host: no placement
 
 
 DONE = {"dataset": "est/field-reports", "version": 3, "documents": 4, "chunks": 9, "sourceHash": "h3"}
@@ -361,3 +375,19 @@ def test_the_retriever_application_is_a_valid_serve_config() -> None:
     assert [d.name for d in user_config.datasets] == ["field-reports"]
     assert user_config.vault == VAULT and user_config.bundle == BUNDLE
     assert application["runtime_env"]["env_vars"] == {"OTEL_SERVICE_NAME": "x", **AIR_GAP_ENV}
+    assert deployment["ray_actor_options"] == {"num_cpus": 0.1}  # local-ray: one host, no placement
+
+
+def test_on_kuberay_the_retriever_runs_where_the_data_volume_is() -> None:
+    target = job_target(OperatorConfig(vault_addr="http://vault:8200", runtime="kuberay"), "EST")
+    assert isinstance(target, JobTarget)
+    served = retriever_datasets_for_nation(
+        "EST", [dataset_object("field-reports")], {"est-embedder": "embedder"}
+    )
+    application = build_retriever_application(
+        "EST", served, BUNDLE, store_root=target.store_root, vault=VAULT, ray_resources=target.ray_resources
+    )
+    ServeDeploySchema.model_validate(build_serve_deploy_config([application]))
+    [deployment] = application["deployments"]
+    assert deployment["ray_actor_options"] == {"num_cpus": 0.1, "resources": {"sovereign-data": 0.001}}
+    assert RetrieverConfig.model_validate(deployment["user_config"]).store_root == DATASET_DIR

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
-from sovereign_operator.builders.rayservice import build_rayservice_for_nation
+from sovereign_operator.builders.rayservice import (
+    AUDIT_DIR,
+    DATA_MOUNT_PATH,
+    DATASET_DIR,
+    build_data_volume_claim_for_nation,
+    build_rayservice_for_nation,
+    data_ray_resources,
+)
 from sovereign_operator.builders.serve_config import build_serve_applications_for_nation
 from sovereign_serving.config import AIR_GAP_ENV, RAY_VERSION
 
@@ -179,6 +186,45 @@ def test_the_operators_otel_variables_reach_the_head_and_the_workers() -> None:
 
 def test_same_specs_give_the_same_object() -> None:
     assert json.dumps(rayservice(model())) == json.dumps(rayservice(model()))
+
+
+def test_the_nations_data_volume_claim() -> None:
+    assert build_data_volume_claim_for_nation("FRA") == {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "fra-data", "namespace": "tenant-fra", "labels": LABELS},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}}},
+    }
+
+
+def test_the_data_volume_is_mounted_on_the_head_only_which_offers_its_ray_resource() -> None:
+    specs = [model()]
+    applications = build_serve_applications_for_nation(
+        "FRA", TENANT, specs, [{"spec": TENANT.model_dump(mode="json", by_alias=True)}], {"FRA": specs}, {}
+    )
+    plain = build_rayservice_for_nation(TENANT, specs, applications, IMAGE)
+    obj = build_rayservice_for_nation(TENANT, specs, applications, IMAGE, data_volume=True)
+    assert_valid(obj)
+    head_group = obj["spec"]["rayClusterConfig"]["headGroupSpec"]
+    head = head_group["template"]["spec"]
+    assert head["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "fra-data"}}]
+    [container] = head["containers"]
+    assert container["volumeMounts"] == [{"name": "data", "mountPath": "/var/lib/sovereign"}]
+    # Ray docs: "Resources"; a rayStartParams value is a string. What runs on the volume asks for a sliver.
+    offered = json.loads(head_group["rayStartParams"]["resources"])
+    assert offered == {"sovereign-data": 1}
+    assert set(data_ray_resources()) == set(offered) and 0 < data_ray_resources()["sovereign-data"] < 1
+    assert head_group["rayStartParams"]["dashboard-host"] == "0.0.0.0"
+    # The audit log and the dataset stores are on it; the workers, the Serve config and the rest unchanged.
+    assert AUDIT_DIR.startswith(DATA_MOUNT_PATH + "/") and DATASET_DIR.startswith(DATA_MOUNT_PATH + "/")
+    assert (
+        obj["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+        == plain["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    )
+    assert "volumes" not in worker_group(obj)["template"]["spec"]
+    assert "resources" not in plain["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]
+    assert "volumes" not in plain["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+    assert obj["spec"]["serveConfigV2"] == plain["spec"]["serveConfigV2"]
 
 
 # --- On the API server, with KubeRay's CRD installed --------------------------------------------------

@@ -447,3 +447,65 @@ def test_every_served_dataset_reaches_each_gateway_with_its_owners_federation_ur
         ]
     ).datasets
     assert own.federation_url is None  # its own: through its own retriever
+
+
+# --- The nation's retriever: where its replicas run ------------------------------------------------------
+
+
+def retriever(**options: Any) -> dict[str, Any]:
+    from sovereign_operator.builders.dataset import build_vault_sink_for_nation
+    from sovereign_operator.builders.serve_config import build_retriever_application
+    from sovereign_serving.config import RetrieverDataset
+
+    from sovereign.domain.markings import Markings
+
+    tenant = TenantSpec.model_validate(TENANTS["FRA"])
+    reports = RetrieverDataset(
+        name="reports",
+        markings=Markings(owner="FRA", classification="NATO RESTRICTED"),
+        embeddingApplication="fra-minilm",
+    )
+    vault = build_vault_sink_for_nation(tenant, platform_vault_addr="http://vault:8200", token_file="/t")
+    return build_retriever_application(
+        "FRA", [reports], BUNDLE, store_root="/var/lib/sovereign/datasets", vault=vault, **options
+    )
+
+
+@pytest.mark.parametrize(
+    ("ray_resources", "expected"),
+    [
+        pytest.param(None, {"num_cpus": 0.1}, id="local-ray-anywhere"),
+        pytest.param({}, {"num_cpus": 0.1}, id="empty-anywhere"),
+        pytest.param(
+            {"sovereign-data": 0.001},
+            {"num_cpus": 0.1, "resources": {"sovereign-data": 0.001}},
+            id="kuberay-on-the-data-volume",
+        ),
+    ],
+)
+def test_the_retriever_asks_for_custom_resources_only_when_given(
+    ray_resources: dict[str, float] | None, expected: dict[str, Any]
+) -> None:
+    application = retriever(ray_resources=ray_resources)
+    validated([application])
+    [deployment] = application["deployments"]
+    assert deployment["ray_actor_options"] == expected
+
+
+def test_the_retriever_resources_change_only_its_actor_options() -> None:
+    plain, placed = retriever(), retriever(ray_resources={"sovereign-data": 0.001})
+    plain["deployments"][0].pop("ray_actor_options")
+    placed["deployments"][0].pop("ray_actor_options")
+    assert json.dumps(plain) == json.dumps(placed)
+
+
+def test_on_kuberay_the_audit_writer_writes_on_the_nations_data_volume() -> None:
+    from sovereign_operator.config import OperatorConfig
+    from sovereign_operator.constants import SERVICE_ACCOUNT_TOKEN_FILE
+    from sovereign_operator.reconcile.serving import _audit_sink
+
+    kuberay = OperatorConfig(vault_addr="http://vault:8200", runtime="kuberay", audit_dir="/operator/audit")
+    sink = _audit_sink(kuberay, tenant_object("FRA"))
+    assert sink is not None
+    assert (sink.directory, sink.ray_resource) == ("/var/lib/sovereign/audit", "sovereign-data")
+    assert sink.token_file == SERVICE_ACCOUNT_TOKEN_FILE

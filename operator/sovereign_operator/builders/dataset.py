@@ -12,7 +12,7 @@ import json
 import shlex
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from sovereign.domain.nations import tenant_namespace, vault_role_name
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
-from sovereign_operator.builders.rayservice import rayservice_name
+from sovereign_operator.builders.rayservice import DATASET_DIR, data_ray_resources, rayservice_name
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import (
     DEFAULT_KUBERNETES_AUTH_MOUNT,
@@ -40,8 +40,6 @@ from sovereign_operator.reconcile.conditions import Condition
 
 INGEST_MODULE = "sovereign_serving.ingest"
 RAY_DASHBOARD_PORT = 8265  # KubeRay's head Service exposes the dashboard (and its job server) here
-# kuberay: where the nation's dataset stores live in its Ray pods.
-DATASET_MOUNT_PATH = "/var/lib/sovereign/datasets"
 INGESTED = "Ingested"
 READY = "Ready"
 
@@ -118,11 +116,14 @@ def build_ingest_job_request(
     submission_id: str,
     python: str = "python",
     telemetry_env: Mapping[str, str] | None = None,
+    entrypoint_resources: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The body of `POST /api/jobs/`: the entrypoint (the config as one shell-quoted JSON argument), the
-    air-gap and telemetry environment, and metadata naming the dataset (Ray shows it in `ray job list`)."""
+    air-gap and telemetry environment, and metadata naming the dataset (Ray shows it in `ray job list`).
+    `entrypoint_resources`: custom Ray resources the entrypoint asks for, so that it runs where the store
+    root is (Ray docs: "Ray Jobs REST API", `entrypoint_resources`; kuberay: the head, see `job_target`)."""
     argument = shlex.quote(config.model_dump_json(by_alias=True))
-    return {
+    request: dict[str, Any] = {
         "entrypoint": f"{shlex.quote(python)} -m {INGEST_MODULE} --config {argument}",
         "submission_id": submission_id,
         "runtime_env": {"env_vars": {**AIR_GAP_ENV, **dict(sorted((telemetry_env or {}).items()))}},
@@ -131,6 +132,9 @@ def build_ingest_job_request(
             "sovereign.ai/nation": config.nation,
         },
     }
+    if entrypoint_resources:
+        request["entrypoint_resources"] = dict(sorted(entrypoint_resources.items()))
+    return request
 
 
 def kuberay_dashboard_url(nation: str) -> str:
@@ -146,13 +150,16 @@ def token_file_for_nation(directory: str, nation: str) -> str:
 
 @dataclass(frozen=True)
 class JobTarget:
-    """Where and how a nation's ingest job runs."""
+    """Where and how a nation's ingest job runs. `ray_resources`: the custom Ray resources that place what
+    reads or writes `store_root` (the ingest job's entrypoint, the retriever's replicas) where it is: on
+    kuberay the head, where the nation's data volume is mounted; none on local-ray (one host)."""
 
     dashboard_url: str
     token: str | None
     store_root: str
     token_file: str
     python: str
+    ray_resources: Mapping[str, float] = field(default_factory=dict)
 
 
 def job_target(config: OperatorConfig, nation: str) -> JobTarget | str:
@@ -168,7 +175,12 @@ def job_target(config: OperatorConfig, nation: str) -> JobTarget | str:
         )
     if config.runtime == "kuberay":
         return JobTarget(
-            kuberay_dashboard_url(nation), None, DATASET_MOUNT_PATH, SERVICE_ACCOUNT_TOKEN_FILE, "python"
+            kuberay_dashboard_url(nation),
+            None,
+            DATASET_DIR,
+            SERVICE_ACCOUNT_TOKEN_FILE,
+            "python",
+            data_ray_resources(),
         )
     return "serving runtime 'none': DataSets are admitted but not ingested"
 

@@ -56,26 +56,37 @@ def rayservice_name(nation: str) -> str:
     return f"{nation.lower()}-serving"
 
 
-# -- the audit volume: the nation's decision log, in its own namespace ------------------------------------
-# Mounted on the head only (ReadWriteOnce); the head offers the custom Ray resource AUDIT_RAY_RESOURCE so
-# that the nation's AuditWriter actor (which asks for a sliver of it) is placed where the volume is.
-AUDIT_MOUNT_PATH = "/var/lib/sovereign/audit"
-AUDIT_RAY_RESOURCE = "sovereign-audit"
-AUDIT_VOLUME = "audit"
-DEFAULT_AUDIT_VOLUME_SIZE = "5Gi"
+# -- the data volume: the nation's audit log and dataset stores, in its own namespace ---------------------
+# One claim per nation, mounted on the head only (ReadWriteOnce); the head offers the custom Ray resource
+# DATA_RAY_RESOURCE so that whatever reads or writes the volume asks for a sliver of it
+# (DATA_RAY_RESOURCE_SHARE) and is placed where the volume is: the nation's AuditWriter actor, its ingest
+# jobs (`entrypoint_resources`) and its retriever's replicas.
+DATA_MOUNT_PATH = "/var/lib/sovereign"
+AUDIT_DIR = f"{DATA_MOUNT_PATH}/audit"
+DATASET_DIR = f"{DATA_MOUNT_PATH}/datasets"
+DATA_RAY_RESOURCE = "sovereign-data"
+DATA_RAY_RESOURCE_SHARE = 0.001
+DATA_VOLUME = "data"
+DEFAULT_DATA_VOLUME_SIZE = "20Gi"
 
 
-def audit_claim_name(nation: str) -> str:
-    return f"{nation.lower()}-audit"
+def data_claim_name(nation: str) -> str:
+    return f"{nation.lower()}-data"
 
 
-def build_audit_volume_claim_for_nation(nation: str, size: str = DEFAULT_AUDIT_VOLUME_SIZE) -> dict[str, Any]:
-    """The PersistentVolumeClaim holding the nation's audit log (the cluster's default StorageClass)."""
+def data_ray_resources() -> dict[str, float]:
+    """What a task, actor or job entrypoint asks for to run where the nation's data volume is (the head)."""
+    return {DATA_RAY_RESOURCE: DATA_RAY_RESOURCE_SHARE}
+
+
+def build_data_volume_claim_for_nation(nation: str, size: str = DEFAULT_DATA_VOLUME_SIZE) -> dict[str, Any]:
+    """The PersistentVolumeClaim holding the nation's audit log and dataset stores (the cluster's default
+    StorageClass)."""
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {
-            "name": audit_claim_name(nation),
+            "name": data_claim_name(nation),
             "namespace": tenant_namespace(nation),
             "labels": tenant_labels(nation),
         },
@@ -83,15 +94,13 @@ def build_audit_volume_claim_for_nation(nation: str, size: str = DEFAULT_AUDIT_V
     }
 
 
-def _mount_audit_volume(head_group: dict[str, Any], nation: str) -> None:
+def _mount_data_volume(head_group: dict[str, Any], nation: str) -> None:
     pod = head_group["template"]["spec"]
-    pod["volumes"] = [
-        {"name": AUDIT_VOLUME, "persistentVolumeClaim": {"claimName": audit_claim_name(nation)}}
-    ]
+    pod["volumes"] = [{"name": DATA_VOLUME, "persistentVolumeClaim": {"claimName": data_claim_name(nation)}}]
     for container in pod["containers"]:
-        container["volumeMounts"] = [{"name": AUDIT_VOLUME, "mountPath": AUDIT_MOUNT_PATH}]
+        container["volumeMounts"] = [{"name": DATA_VOLUME, "mountPath": DATA_MOUNT_PATH}]
     # Ray docs: "Resources" (custom resources); rayStartParams values are strings.
-    head_group["rayStartParams"]["resources"] = json.dumps({AUDIT_RAY_RESOURCE: 1})
+    head_group["rayStartParams"]["resources"] = json.dumps({DATA_RAY_RESOURCE: 1})
 
 
 def _serving(specs: Sequence[ModelDeploymentSpec]) -> list[ModelDeploymentSpec]:
@@ -196,12 +205,12 @@ def build_rayservice_for_nation(
     *,
     head_resources: Mapping[str, str] = DEFAULT_HEAD_RESOURCES,
     telemetry_env: Mapping[str, str] | None = None,
-    audit_volume: bool = False,
+    data_volume: bool = False,
     gpu_placement: GpuPlacement | None = None,
 ) -> dict[str, Any]:
-    """`audit_volume`: mount the nation's audit PersistentVolumeClaim (`build_audit_volume_claim_for_nation`)
-    on the head, where its AuditWriter runs. `gpu_placement`: nodeSelector and tolerations of the worker
-    pods when the models request GPUs (the head never does).
+    """`data_volume`: mount the nation's data PersistentVolumeClaim (`build_data_volume_claim_for_nation`)
+    on the head, where its AuditWriter, ingest jobs and retriever run. `gpu_placement`: nodeSelector and
+    tolerations of the worker pods when the models request GPUs (the head never does).
 
     The nation's RayService: `applications` (from `build_serve_applications_for_nation`, built with
     cpu_scale 1) as `serveConfigV2`, a Ray cluster of `image` sized from the nation's `model_deployments`.
@@ -233,6 +242,6 @@ def build_rayservice_for_nation(
             },
         },
     }
-    if audit_volume:
-        _mount_audit_volume(rayservice["spec"]["rayClusterConfig"]["headGroupSpec"], nation)
+    if data_volume:
+        _mount_data_volume(rayservice["spec"]["rayClusterConfig"]["headGroupSpec"], nation)
     return rayservice

@@ -389,10 +389,13 @@ def build_retriever_application(
     vault: VaultSink,
     replicas: int = 1,
     telemetry_env: Mapping[str, str] | None = None,
+    ray_resources: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The nation's retriever application: no HTTP route (only its gateway and the owner's peers call it,
     through a Serve handle); its `RetrieverConfig` as `user_config`, so a new dataset or bundle reaches the
-    running replicas through `reconfigure`."""
+    running replicas through `reconfigure`. `ray_resources`: custom Ray resources its replicas ask for, so
+    that they run where `store_root` is (kuberay: `rayservice.data_ray_resources()`, the head, where the
+    nation's data volume is mounted); none on a single-host Ray."""
     config = RetrieverConfig(
         nation=nation,
         datasets=list(datasets),
@@ -400,6 +403,9 @@ def build_retriever_application(
         vault=vault,
         bundle=dict(sorted(bundle_data.items())),
     )
+    actor_options: dict[str, Any] = {"num_cpus": RETRIEVER_NUM_CPUS}
+    if ray_resources:
+        actor_options["resources"] = dict(sorted(ray_resources.items()))
     return {
         "name": retriever_application_name(nation),
         "route_prefix": None,
@@ -409,7 +415,7 @@ def build_retriever_application(
             {
                 "name": RETRIEVER_DEPLOYMENT,
                 "num_replicas": replicas,
-                "ray_actor_options": {"num_cpus": RETRIEVER_NUM_CPUS},
+                "ray_actor_options": actor_options,
                 "user_config": config.model_dump(mode="json", by_alias=True),
             }
         ],

@@ -4,9 +4,9 @@ Due: the spec's generation differs from the one last submitted (a spec change re
 source: `force`), after a failure (backoff doubling from FAILURE_BACKOFF_SECONDS up to the resync period),
 and every `dataset_resync_seconds` (the job itself skips an unchanged source, so a resync is cheap). The job
 runs on the nation's own Ray cluster (runtime local-ray: the devstack's; kuberay: the nation's RayService
-head, `builders/dataset.py`); runtime none ingests nothing and says so. A failed job leaves the previous
-index serving. The status keeps the running job's submission id, so an operator restarted mid-job (or a new
-leader) follows the same job instead of starting another.
+head, where its data volume is mounted, `builders/dataset.py`); runtime none ingests nothing and says so.
+A failed job leaves the previous index serving. The status keeps the running job's submission id, so an
+operator restarted mid-job (or a new leader) follows the same job instead of starting another.
 """
 
 from __future__ import annotations
@@ -138,7 +138,11 @@ def _pass(
         raise kopf.TemporaryError(f"{nation}'s ServiceAccount token file is not written yet", delay=2)
     submission_id = ingest_submission_id(nation, name, generation, int(now))
     request = build_ingest_job_request(
-        ingest, submission_id=submission_id, python=target.python, telemetry_env=config.telemetry_env
+        ingest,
+        submission_id=submission_id,
+        python=target.python,
+        telemetry_env=config.telemetry_env,
+        entrypoint_resources=target.ray_resources,
     )
     ray.submit_job(
         target.dashboard_url,
@@ -146,6 +150,7 @@ def _pass(
         submission_id=submission_id,
         runtime_env=request["runtime_env"],
         metadata=request["metadata"],
+        entrypoint_resources=request.get("entrypoint_resources"),
         token=target.token,
     )
     log.info(f"ingest job {submission_id} submitted for {namespace}/{name}")

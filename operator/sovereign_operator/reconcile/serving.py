@@ -42,10 +42,10 @@ from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders.dataset import build_vault_sink_for_nation, job_target, token_file_for_nation
 from sovereign_operator.builders.model_status import Placement, model_deployment_status
 from sovereign_operator.builders.rayservice import (
-    AUDIT_MOUNT_PATH,
-    AUDIT_RAY_RESOURCE,
+    AUDIT_DIR,
+    DATA_RAY_RESOURCE,
     GpuPlacement,
-    build_audit_volume_claim_for_nation,
+    build_data_volume_claim_for_nation,
     build_rayservice_for_nation,
     rayservice_name,
 )
@@ -128,7 +128,10 @@ def run_serving_pass(state: ServingState) -> ServingPass:
         all_models = {nation: specs.get(nation, []) for nation in sorted(ready)}
         applications: list[dict[str, Any]] = []
         federation_urls = _federation_urls(sorted(ready)) if config.runtime == "kuberay" else None
-        all_datasets = _served_datasets(state, ready, models)
+        datasets: list[dict[str, Any]] = []
+        if config.runtime != "none":
+            datasets = kube.list_objects(dynamic, API_VERSION, "DataSet") or []
+        all_datasets = _served_datasets(state, ready, models, datasets)
         for nation in sorted(ready):
             applications += build_serve_applications_for_nation(
                 nation,
@@ -146,7 +149,7 @@ def run_serving_pass(state: ServingState) -> ServingPass:
             )
         applications += _retriever_applications(state, ready, all_datasets, bundle_data)
         _refresh_token_files(state, {nation: body["metadata"].get("uid") for nation, body in ready.items()})
-        deployed, states = _deploy(state, applications, ready, specs)
+        deployed, states = _deploy(state, applications, ready, specs, datasets)
         for body in models:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             placement = placements.get(key)
@@ -170,14 +173,16 @@ def run_serving_pass(state: ServingState) -> ServingPass:
 
 
 def _served_datasets(
-    state: ServingState, ready: dict[str, dict[str, Any]], models: list[dict[str, Any]]
+    state: ServingState,
+    ready: dict[str, dict[str, Any]],
+    models: list[dict[str, Any]],
+    datasets: list[dict[str, Any]],
 ) -> dict[str, list[RetrieverDataset]]:
-    """Each Ready nation's DataSets that have an index and a runtime to serve them, by nation: what its
-    retriever serves and what every gateway decides on."""
+    """Each Ready nation's DataSets (of `datasets`, every DataSet object) that have an index and a runtime
+    to serve them, by nation: what its retriever serves and what every gateway decides on."""
     config = state.config
     if config.runtime == "none":
         return {}
-    datasets = kube.list_objects(state.dynamic, API_VERSION, "DataSet") or []
     served: dict[str, list[RetrieverDataset]] = {}
     for nation in sorted(ready):
         namespace = tenant_namespace(nation)
@@ -201,8 +206,8 @@ def _retriever_applications(
     all_datasets: dict[str, list[RetrieverDataset]],
     bundle_data: dict[str, str],
 ) -> list[dict[str, Any]]:
-    """One retriever per Ready nation with a served DataSet (the same store root and Vault login as the
-    nation's ingest jobs)."""
+    """One retriever per Ready nation with a served DataSet (the same store root, Vault login and placement
+    as the nation's ingest jobs)."""
     config = state.config
     applications = []
     for nation, served in sorted(all_datasets.items()):
@@ -221,6 +226,7 @@ def _retriever_applications(
                 store_root=target.store_root,
                 vault=vault,
                 telemetry_env=config.telemetry_env,
+                ray_resources=target.ray_resources,
             )
         )
     return applications
@@ -252,14 +258,14 @@ def _audit_sink(config: OperatorConfig, tenant: dict[str, Any]) -> AuditSink | N
             token_file=token_file,
             tenant_uid=uid,
         )
-    # kuberay: the pods run as the nation's ServiceAccount; the audit volume is mounted on the head only.
+    # kuberay: the pods run as the nation's ServiceAccount; its data volume is mounted on the head only.
     return build_audit_sink_for_nation(
         spec,
-        directory=AUDIT_MOUNT_PATH,
+        directory=AUDIT_DIR,
         platform_vault_addr=config.vault_addr,
         token_file=SERVICE_ACCOUNT_TOKEN_FILE,
         tenant_uid=uid,
-        ray_resource=AUDIT_RAY_RESOURCE,
+        ray_resource=DATA_RAY_RESOURCE,
     )
 
 
@@ -324,6 +330,7 @@ def _deploy(
     applications: list[dict[str, Any]],
     ready: dict[str, dict[str, Any]],
     specs: dict[str, list[ModelDeploymentSpec]],
+    datasets: list[dict[str, Any]],
 ) -> tuple[bool, dict[str, tuple[str, str]]]:
     config = state.config
     if config.runtime == "none":
@@ -340,7 +347,7 @@ def _deploy(
             log.info(f"Serve config with {len(applications)} applications put to the local Ray cluster")
         status = ray.get_serve_status(config.ray_dashboard_url, token=config.ray_token)
         return deployed, _states_with_causes(status)
-    return _deploy_rayservices(state, applications, ready, specs)
+    return _deploy_rayservices(state, applications, ready, specs, datasets)
 
 
 def _deploy_rayservices(
@@ -348,23 +355,28 @@ def _deploy_rayservices(
     applications: list[dict[str, Any]],
     ready: dict[str, dict[str, Any]],
     specs: dict[str, list[ModelDeploymentSpec]],
+    datasets: list[dict[str, Any]],
 ) -> tuple[bool, dict[str, tuple[str, str]]]:
     """One RayService per Ready nation, in its namespace; KubeRay reports each application's state in the
-    RayService's `status.activeServiceStatus.applicationStatuses` (KubeRay docs: "RayService")."""
+    RayService's `status.activeServiceStatus.applicationStatuses` (KubeRay docs: "RayService").
+
+    The nation's data volume (its audit log and dataset stores) is created and mounted on the head when
+    audit is on or the nation has a DataSet (`datasets`: every DataSet object), before its first job."""
     deployed = False
     states: dict[str, tuple[str, str]] = {}
+    with_datasets = {d["metadata"].get("namespace") for d in datasets}
     for nation, tenant in sorted(ready.items()):
         own = [a for a in applications if a["name"] in _application_names(nation, specs.get(nation, []))]
-        audit_volume = state.config.audit_dir is not None
-        if audit_volume:
-            _ensure_audit_claim(state.dynamic, nation)
+        data_volume = state.config.audit_dir is not None or tenant_namespace(nation) in with_datasets
+        if data_volume:
+            _ensure_data_claim(state.dynamic, nation)
         desired = build_rayservice_for_nation(
             TenantSpec.model_validate(tenant["spec"]),
             specs.get(nation, []),
             own,
             state.config.serving_image,
             telemetry_env=state.config.telemetry_env,
-            audit_volume=audit_volume,
+            data_volume=data_volume,
             gpu_placement=GpuPlacement(
                 state.config.serving_gpu_node_selector, state.config.serving_gpu_tolerations
             ),
@@ -388,10 +400,10 @@ def _deploy_rayservices(
     return deployed, states
 
 
-def _ensure_audit_claim(dynamic: DynamicClient, nation: str) -> None:
-    """The nation's audit volume; created once and never replaced or deleted by the operator (it goes with
+def _ensure_data_claim(dynamic: DynamicClient, nation: str) -> None:
+    """The nation's data volume; created once and never replaced or deleted by the operator (it goes with
     the namespace at offboarding, after the key that could read it was shredded)."""
-    claim = build_audit_volume_claim_for_nation(nation)
+    claim = build_data_volume_claim_for_nation(nation)
     metadata = claim["metadata"]
     if kube.read_object(dynamic, "v1", claim["kind"], metadata["name"], metadata["namespace"]) is None:
         kube.create_object(dynamic, claim)
