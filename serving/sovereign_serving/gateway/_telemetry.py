@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -117,50 +117,60 @@ async def authenticated(tenant: str, authenticate: Callable[[], Awaitable[Any]])
         return principal
 
 
-def decided(tenant: str, principal: Any, decide: Callable[[], ModelDecision]) -> ModelDecision:
-    """The policy decision on the model, inside the `policy decide` span, counted in the decisions metric."""
+D = TypeVar("D", ModelDecision, DatasetDecision)
+
+
+def _decided(
+    tenant: str,
+    principal: Any,
+    decide: Callable[[], D],
+    described: Callable[[D], dict[str, Any]],
+    counter: Callable[[], Counter],
+) -> D:
+    """A policy decision inside a `policy decide` span (what was decided, why, by which policies of which
+    bundle, for whom; `described`: the resource's own attributes), counted by decision and reason."""
     with span("policy decide", attributes={"sovereign.tenant": tenant}) as current:
         decision = decide()
-        current.set_attributes(
-            {
-                "sovereign.decision": decision.decision,
-                "sovereign.decision.reasons": list(decision.reason_codes),
-                "sovereign.policy.ids": list(decision.deciding_policy_ids),
-                "sovereign.policy.bundle_version": decision.bundle_version,
-                "sovereign.caller.nationality": principal.nationality,
-                "gen_ai.request.model": decision.model,
-            }
-        )
-        if decision.owner is not None:
-            current.set_attribute("sovereign.model.owner", decision.owner)
-        if decision.marking is not None:
-            current.set_attribute("sovereign.classification", str(decision.marking.classification))
+        attributes = {
+            "sovereign.decision": decision.decision,
+            "sovereign.decision.reasons": list(decision.reason_codes),
+            "sovereign.policy.ids": list(decision.deciding_policy_ids),
+            "sovereign.policy.bundle_version": decision.bundle_version,
+            "sovereign.caller.nationality": principal.nationality,
+            **described(decision),
+        }
+        current.set_attributes({key: value for key, value in attributes.items() if value is not None})
     for reason in decision.reason_codes:
-        _decisions().inc(tags={"tenant": tenant, "decision": decision.decision, "reason": reason})
+        counter().inc(tags={"tenant": tenant, "decision": decision.decision, "reason": reason})
     return decision
+
+
+def decided(tenant: str, principal: Any, decide: Callable[[], ModelDecision]) -> ModelDecision:
+    """The policy decision on the model, counted in the decisions metric."""
+
+    def described(decision: ModelDecision) -> dict[str, Any]:
+        marking = decision.marking
+        return {
+            "gen_ai.request.model": decision.model,
+            "sovereign.model.owner": decision.owner,
+            "sovereign.classification": str(marking.classification) if marking is not None else None,
+        }
+
+    return _decided(tenant, principal, decide, described, _decisions)
 
 
 def decided_dataset(tenant: str, principal: Any, decide: Callable[[], DatasetDecision]) -> DatasetDecision:
-    """The policy decision on one dataset, inside a `policy decide` span, counted in its own metric."""
-    with span("policy decide", attributes={"sovereign.tenant": tenant}) as current:
-        decision = decide()
-        current.set_attributes(
-            {
-                "sovereign.decision": decision.decision,
-                "sovereign.decision.reasons": list(decision.reason_codes),
-                "sovereign.policy.ids": list(decision.deciding_policy_ids),
-                "sovereign.policy.bundle_version": decision.bundle_version,
-                "sovereign.caller.nationality": principal.nationality,
-                "sovereign.dataset": decision.dataset,
-            }
-        )
-        if decision.owner is not None:
-            current.set_attribute("sovereign.dataset.owner", decision.owner)
-        if decision.markings is not None:
-            current.set_attribute("sovereign.classification", str(decision.markings.classification))
-    for reason in decision.reason_codes:
-        _dataset_decisions().inc(tags={"tenant": tenant, "decision": decision.decision, "reason": reason})
-    return decision
+    """The policy decision on one dataset, counted in its own metric."""
+
+    def described(decision: DatasetDecision) -> dict[str, Any]:
+        markings = decision.markings
+        return {
+            "sovereign.dataset": decision.dataset,
+            "sovereign.dataset.owner": decision.owner,
+            "sovereign.classification": str(markings.classification) if markings is not None else None,
+        }
+
+    return _decided(tenant, principal, decide, described, _dataset_decisions)
 
 
 @contextmanager
