@@ -19,6 +19,7 @@ RAY_VERSION = "2.60.0"  # pinned: pyproject, the RayService's rayVersion and the
 # The one image of the operator and the serving workloads (Dockerfile; the chart's default image.registry and
 # image.repository); its tag is the platform's version.
 PLATFORM_IMAGE = "ghcr.io/sovereign-ai/sovereign"
+PLATFORM_UID = 10001  # the image's user (Dockerfile), as the chart and the nations' Ray pods run it
 
 
 def platform_image_reference() -> str:

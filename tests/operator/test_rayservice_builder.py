@@ -35,6 +35,15 @@ from tests.operator.kuberay_schema import (  # noqa: F401  (rayservice_crd is a 
 )
 
 IMAGE = "registry.sovereign.example/sovereign-serving:0.1.0"
+# The platform image's user (Dockerfile, chart), never root; fsGroup so it may write the data volume.
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 DIGEST = "cd" * 32
 TENANT = TenantSpec.model_validate({"nation": "FRA", "displayName": "France", "clearance": "NATO SECRET"})
 MODEL: dict[str, Any] = {
@@ -97,6 +106,7 @@ def test_fra_rayservice_whole() -> None:
             "metadata": {"labels": LABELS},
             "spec": {
                 "serviceAccountName": "model-serving",
+                "securityContext": POD_SECURITY,
                 "containers": [
                     {
                         "name": "ray-worker",
@@ -106,6 +116,7 @@ def test_fra_rayservice_whole() -> None:
                             "requests": {"cpu": "1", "memory": "4Gi"},
                             "limits": {"cpu": "1", "memory": "4Gi"},
                         },
+                        "securityContext": CONTAINER_SECURITY,
                     }
                 ],
             },
@@ -182,6 +193,16 @@ def test_the_operators_otel_variables_reach_the_head_and_the_workers() -> None:
     serve_config = yaml.safe_load(obj["spec"]["serveConfigV2"])
     for app in serve_config["applications"]:
         assert app["runtime_env"]["env_vars"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+
+
+def test_the_nations_ray_pods_run_as_the_platform_user_never_root() -> None:
+    obj = rayservice(model(resources={"gpus": 1, "cpu": "4", "memory": "16Gi"}, engine="vllm"))
+    assert_valid(obj)
+    cluster = obj["spec"]["rayClusterConfig"]
+    for pod in (cluster["headGroupSpec"]["template"]["spec"], worker_group(obj)["template"]["spec"]):
+        assert pod["securityContext"] == POD_SECURITY
+        [container] = pod["containers"]
+        assert container["securityContext"] == CONTAINER_SECURITY
 
 
 def test_same_specs_give_the_same_object() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 from kubernetes.utils.quantity import parse_quantity
-from sovereign_serving.config import AIR_GAP_ENV, RAY_VERSION
+from sovereign_serving.config import AIR_GAP_ENV, PLATFORM_UID, RAY_VERSION
 
 from sovereign.specs.model_deployment import ModelDeploymentSpec, ModelResources
 from sovereign.specs.tenant import TenantSpec
@@ -147,6 +147,15 @@ def _pod_template(
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "serviceAccountName": SERVING_SERVICE_ACCOUNT,
+        # The platform image's own user, never root; fsGroup lets it write the nation's data volume, whose
+        # root a fresh claim gives to root (Kubernetes docs: "Configure a Security Context for a Pod").
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": PLATFORM_UID,
+            "runAsGroup": PLATFORM_UID,
+            "fsGroup": PLATFORM_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [
             {
                 "name": container,
@@ -154,6 +163,7 @@ def _pod_template(
                 # The Ray processes themselves are air-gapped too (usage stats are read at ray start).
                 "env": _container_env(telemetry_env),
                 "resources": resources,
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                 **(
                     {"ports": [{"name": name, "containerPort": port} for name, port in ports]}
                     if ports
