@@ -7,7 +7,7 @@ and a local directory. Measures, in one run:
   actor runs the same AuditLog with that many appends in flight;
 - baseline for both: the same number of plain JSON lines appended to a file with one fsync per line (one
   thread; N threads behind one lock), no encryption, no chain, no group commit;
-- Vault calls per 1,000 records, counted from the Vault's request log (data keys are cached: 10,000 records
+- Vault calls per 1,000 records, counted from OpenBao's audit log (data keys are cached: 10,000 records
   per key, two calls each).
 Writes its section of BENCHMARKS.md (replaced on each run) and prints the results.
 
@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import hvac
-from bench_support import machine_description, machine_line, publish_results
+from bench_support import machine_description, machine_line, publish_results, vault_audit_requests
 from rich.console import Console
 from rich.table import Table
-from sovereign_devstack.processes import free_loopback_port, log_file, start_service, stop_service
-from sovereign_devstack.services import VAULT_SERVICE, vault_spec
+from sovereign_devstack.openbao import VAULT_SERVICE, start_standalone
+from sovereign_devstack.processes import stop_service
 from sovereign_operator.builders import build_vault_policy_for_tenant
 
 from sovereign.audit import AuditActor, AuditDecision, AuditLog, AuditRecord
@@ -96,23 +96,23 @@ def audit_appends(directory: Path, vault: hvac.Client, threads: int, per_thread:
 
 
 def vault_calls(path: Path, since: int) -> int:
+    """Requests to transit/ in OpenBao's audit log after its first `since` lines."""
     lines = path.read_text().splitlines()[since:]
-    return sum(" /v1/transit/" in line for line in lines)
+    return sum(route.startswith("/v1/transit/") for _, route, _ in vault_audit_requests(lines))
 
 
 def run(records: int, threads: int, console: Console) -> dict[str, Any]:
     state_dir = Path(tempfile.mkdtemp(prefix="bench-audit-"))
-    start_service(vault_spec(free_loopback_port(), "devstack-root"), state_dir)
+    server, keys = start_standalone(state_dir)
     try:
-        url = log_file(state_dir, VAULT_SERVICE).read_text().split("listening on ", 1)[1].split()[0]
-        root = hvac.Client(url=f"http://{url}", token="devstack-root")
+        root = hvac.Client(url=server.url, token=keys.root_token, verify=str(server.ca_file))
         ensure_secrets_engine(root, "transit", "transit")
         create_transit_key(root, "transit", "tenant-fra", "aes256-gcm96")
         spec = TenantSpec.model_validate({"nation": "FRA", "displayName": "FRA", "clearance": "NATO SECRET"})
         write_acl_policy(root, "tenant-fra", build_vault_policy_for_tenant(spec))
         token = root.auth.token.create(policies=["tenant-fra"], ttl="1h")["auth"]["client_token"]
-        fra = hvac.Client(url=f"http://{url}", token=token)
-        access_log = log_file(state_dir, VAULT_SERVICE)
+        fra = hvac.Client(url=server.url, token=token, verify=str(server.ca_file))
+        access_log = server.audit_log
         per_thread = max(1, records // threads)
         results: dict[str, Any] = {"machine": machine_description(), "records": records, "threads": threads}
         console.print(f"baseline: {records} fsync'd plain lines, 1 and {threads} threads …")

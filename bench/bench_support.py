@@ -16,9 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes.client import ApiClient
+from sovereign_devstack.openbao import AUDIT_LOG
 from sovereign_devstack.processes import log_file
-from sovereign_devstack.services import KUBE_SERVICE, OPERATOR_SERVICE, VAULT_SERVICE
-from sovereign_devstack.stack import DevstackState, running_services, start_devstack, start_operator
+from sovereign_devstack.services import KUBE_SERVICE, OPERATOR_SERVICE
+from sovereign_devstack.stack import (
+    VAULT_DIR,
+    DevstackState,
+    running_services,
+    start_devstack,
+    start_operator,
+)
+from sovereign_devstack.token_reviewer import ensure_token_reviewer
 
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.clients.vault import vault_client
@@ -48,9 +56,17 @@ def platform_for_benchmark(state_dir: Path, progress: Callable[[str], None]) -> 
     devstack = start_devstack(state_dir, progress)
     api = load_api_client(devstack.kubeconfig)
     install_crds(api, progress)
-    vault = vault_client(devstack.vault_addr, devstack.vault_token)
+    vault = vault_client(devstack.vault_addr, devstack.vault_token, verify=devstack.vault_cacert)
     pem_keys = [devstack.service_account_certificate] if devstack.service_account_certificate else None
-    prepare_vault(vault, devstack.kube_url, pem_keys, progress)
+    kube_ca = Path(api.configuration.ssl_ca_cert).read_text() if api.configuration.ssl_ca_cert else None
+    prepare_vault(
+        vault,
+        devstack.kube_url,
+        pem_keys,
+        progress,
+        kubernetes_ca_cert=kube_ca,
+        token_reviewer_jwt=ensure_token_reviewer(api),
+    )
     install_operator_vault_policy(vault)
     # Returns once the operator's liveness endpoint answers: it holds the Lease and kopf runs.
     devstack = start_operator(state_dir, devstack, lambda: create_operator_token(vault), progress)
@@ -93,21 +109,25 @@ class RequestCounts:
 
 
 class RequestLog:
-    """Counts the requests the devstack servers logged (one line each) between two marks."""
+    """Counts the requests the devstack servers logged between two marks: the Kubernetes API's log (one line
+    each) and OpenBao's file audit device (one JSON request entry each)."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.paths = {"kube": log_file(state_dir, KUBE_SERVICE), "vault": log_file(state_dir, VAULT_SERVICE)}
+        self.paths = {"kube": log_file(state_dir, KUBE_SERVICE), "vault": state_dir / VAULT_DIR / AUDIT_LOG}
 
     def mark(self) -> dict[str, int]:
         """Byte offsets just past the last complete line of each log."""
-        return {name: _complete_length(path.read_bytes()) for name, path in self.paths.items()}
+        return {name: _complete_length(_read(path)) for name, path in self.paths.items()}
 
     def since(self, mark: dict[str, int]) -> RequestCounts:
         counts = RequestCounts()
         for name, path in self.paths.items():
-            data = path.read_bytes()
+            data = _read(path)
             lines = data[mark[name] : _complete_length(data)].decode(errors="replace").splitlines()
-            requests = [m.groups() for m in map(_REQUEST_LINE.search, lines) if m]
+            if name == "vault":
+                requests = vault_audit_requests(lines)
+            else:
+                requests = [m.groups() for m in map(_REQUEST_LINE.search, lines) if m]
             writes = Counter(f"{method} {path}" for method, path, _ in requests if method not in READ_METHODS)
             setattr(counts, f"{name}_total", len(requests))
             setattr(counts, f"{name}_writes", dict(writes))
@@ -116,6 +136,26 @@ class RequestLog:
 
 def _complete_length(data: bytes) -> int:
     return data.rfind(b"\n") + 1
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes() if path.exists() else b""  # OpenBao's audit log appears with its first request
+
+
+# Vault's operations as the HTTP methods that cause them (Vault docs: /vault/docs/concepts/policies).
+_VAULT_METHODS = {"read": "GET", "list": "LIST", "create": "POST", "update": "POST", "delete": "DELETE"}
+
+
+def vault_audit_requests(lines: list[str]) -> list[tuple[str, str, str]]:
+    """(method, /v1/path, "-") of each request entry in OpenBao audit log lines (responses skipped)."""
+    found = []
+    for line in lines:
+        entry = json.loads(line) if line.strip() else {}
+        if entry.get("type") == "request":
+            request = entry["request"]
+            method = _VAULT_METHODS.get(request["operation"], request["operation"].upper())
+            found.append((method, f"/v1/{request['path']}", "-"))
+    return found
 
 
 def machine_description() -> dict[str, Any]:

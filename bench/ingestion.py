@@ -31,8 +31,8 @@ from bench_support import machine_description, machine_line, publish_results
 from ray import serve
 from rich.console import Console
 from rich.table import Table
-from sovereign_devstack.processes import free_loopback_port, log_file, start_service, stop_service
-from sovereign_devstack.services import VAULT_SERVICE, vault_spec
+from sovereign_devstack.openbao import VAULT_SERVICE, start_standalone
+from sovereign_devstack.processes import free_loopback_port, stop_service
 from sovereign_operator.builders import build_vault_policy_for_tenant
 from sovereign_serving.config import AIR_GAP_ENV, IngestConfig, ModelServerConfig, VaultSink
 from sovereign_serving.engines import load_engine
@@ -106,17 +106,16 @@ def raw_throughput(model: ModelServerConfig, texts: list[str]) -> float:
 
 def run(documents: int, console: Console) -> dict[str, Any]:
     state_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    start_service(vault_spec(free_loopback_port(), "devstack-root"), state_dir)
+    server, keys = start_standalone(state_dir)
     ray_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     try:
-        url = log_file(state_dir, VAULT_SERVICE).read_text().split("listening on ", 1)[1].split()[0]
-        root = hvac.Client(url=f"http://{url}", token="devstack-root")
+        root = hvac.Client(url=server.url, token=keys.root_token, verify=str(server.ca_file))
         ensure_secrets_engine(root, "transit", "transit")
         create_transit_key(root, "transit", "tenant-fra", "aes256-gcm96")
         spec = TenantSpec.model_validate({"nation": "FRA", "displayName": "FRA", "clearance": "NATO SECRET"})
         write_acl_policy(root, "tenant-fra", build_vault_policy_for_tenant(spec))
         token = root.auth.token.create(policies=["tenant-fra"], ttl="1h")["auth"]["client_token"]
-        fra = hvac.Client(url=f"http://{url}", token=token)
+        fra = hvac.Client(url=server.url, token=token, verify=str(server.ca_file))
 
         source = state_dir / "reports"
         corpus(source, documents)
@@ -157,7 +156,12 @@ def run(documents: int, console: Console) -> dict[str, Any]:
             embedding_application=APPLICATION,
             embedding_model="fra/embedder",
             store_root=str(state_dir / "datasets"),
-            vault=VaultSink(vault_addr=f"http://{url}", role="tenant-fra", token_file="/nonexistent"),
+            vault=VaultSink(
+                vault_addr=server.url,
+                role="tenant-fra",
+                token_file="/nonexistent",
+                ca_cert=server.ca_file.read_text(),
+            ),
             batch_size=BATCH,
         )
         console.print(f"ingestion: {documents} documents through the job path …")

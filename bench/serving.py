@@ -11,7 +11,7 @@ loopback port, and measures, in one run:
   gateway application at `/fra-observed` with the same config plus tracing and audit on: its replica exports
   spans over OTLP/HTTP to a real receiver (`OtlpReceiver`, in this process) and records every decision,
   durably, through FRA's AuditWriter actor before answering, logged in to a real Vault as FRA. For that it
-  starts a devstack (Kubernetes API emulator, Vault dev server) and the real operator (SOVEREIGN_RUNTIME=none)
+  starts a devstack (Kubernetes API emulator, OpenBao) and the real operator (SOVEREIGN_RUNTIME=none)
   in a temp state dir, applies an FRA Tenant, and builds FRA's AuditSink and ServiceAccount token file as
   the operator's local-ray serving pass does (`_audit_sink`, `_refresh_token_files`); same client, same
   alternating rounds; spans received, audit records written and Vault requests are counted;
@@ -209,7 +209,7 @@ class AuditedNation:
 
 @contextlib.contextmanager
 def audited_nation(console: Console) -> Iterator[AuditedNation]:
-    """A devstack (Kubernetes API emulator, Vault dev server) with the real operator (SOVEREIGN_RUNTIME=none:
+    """A devstack (Kubernetes API emulator, OpenBao) with the real operator (SOVEREIGN_RUNTIME=none:
     Tenants are provisioned, nothing is served), FRA's Tenant Ready, and FRA's AuditSink with its serving
     ServiceAccount's token file, made by the operator's own functions as its local-ray serving pass makes
     them. Everything it started is stopped and its state dir removed after, also on failure."""
@@ -232,6 +232,7 @@ def audited_nation(console: Console) -> Iterator[AuditedNation]:
         body = next(t for t in tenants.tenants() if t["spec"]["nation"] == NATION)
         config = OperatorConfig(
             vault_addr=platform.devstack.vault_addr,
+            vault_cacert=platform.devstack.vault_cacert,
             runtime="local-ray",
             audit_dir=str(state_dir / AUDIT_DIR),
             service_account_token_dir=str(state_dir / "serviceaccount-tokens"),
@@ -239,7 +240,7 @@ def audited_nation(console: Console) -> Iterator[AuditedNation]:
         _refresh_token_files(
             ServingState(dynamic_client(platform.api), config), {NATION: body["metadata"]["uid"]}
         )
-        sink = _audit_sink(config, body)
+        sink = _audit_sink(config, body, platform.api)
         if sink is None or not Path(sink.token_file).is_file():
             raise RuntimeError(f"no audit sink or token file for {NATION} (see the operator's log)")
         console.print(f"  devstack, operator and {NATION} Ready in {time.monotonic() - started:.1f} s")

@@ -52,12 +52,22 @@ def prepare_vault(
     kubernetes_host: str,
     pem_keys: list[str] | None = None,
     progress: Progress = lambda _: None,
+    *,
+    kubernetes_ca_cert: str | None = None,
+    token_reviewer_jwt: str | None = None,
 ) -> None:
-    """Mount transit and KV v2, enable Kubernetes auth and point it at the cluster."""
+    """Mount transit and KV v2, enable Kubernetes auth and point it at the cluster.
+
+    `kubernetes_ca_cert` (PEM) is how Vault verifies the API server; `token_reviewer_jwt` the token of a
+    ServiceAccount bound to `system:auth-delegator` Vault calls TokenReview with (see
+    sovereign.clients.vault.configure_kubernetes_auth).
+    """
     ensure_secrets_engine(client, TRANSIT_MOUNT, "transit")
     ensure_secrets_engine(client, KV_MOUNT, "kv", options={"version": "2"})
     ensure_auth_method(client, KUBERNETES_AUTH_MOUNT, "kubernetes")
-    configure_kubernetes_auth(client, KUBERNETES_AUTH_MOUNT, kubernetes_host, pem_keys)
+    configure_kubernetes_auth(
+        client, KUBERNETES_AUTH_MOUNT, kubernetes_host, pem_keys, kubernetes_ca_cert, token_reviewer_jwt
+    )
     progress(f"Vault: {TRANSIT_MOUNT}/ (transit), {KV_MOUNT}/ (kv v2), auth/{KUBERNETES_AUTH_MOUNT}/ ready")
 
 
@@ -67,6 +77,9 @@ def prepare_nation_vault(
     pem_keys: list[str] | None = None,
     operator_service_account: str = OPERATOR_SERVICE_ACCOUNT,
     progress: Progress = lambda _: None,
+    *,
+    kubernetes_ca_cert: str | None = None,
+    token_reviewer_jwt: str | None = None,
 ) -> None:
     """Run by a nation's Vault admin on THEIR Vault (a Tenant's spec.vault) before the Tenant is applied.
 
@@ -78,7 +91,14 @@ def prepare_nation_vault(
     Vault docs: /vault/docs/auth/kubernetes#configuration and /vault/api-docs/auth/kubernetes#create-role
     """
     namespace, name = operator_service_account.split("/", 1)
-    prepare_vault(client, kubernetes_host, pem_keys, progress)
+    prepare_vault(
+        client,
+        kubernetes_host,
+        pem_keys,
+        progress,
+        kubernetes_ca_cert=kubernetes_ca_cert,
+        token_reviewer_jwt=token_reviewer_jwt,
+    )
     install_operator_vault_policy(client)
     create_kubernetes_role(
         client,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from sovereign.cli.envfile import read_env_file
 from tests.conftest import ROOT
 from tests.devstack.test_trace_viewer import phoenix_stand_in
-from tests.helpers import kubectl
+from tests.helpers import kubectl, wait_until
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         sources = grounded["sources"]
         assert sources and {source["dataset"] for source in sources} <= set(grounded["datasets"])
         env = read_env_file(state_dir / "env")
-        assert {"KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN", "SOVEREIGN_GATEWAY_URL"} <= env.keys()
+        wanted = {"KUBECONFIG", "VAULT_ADDR", "VAULT_CACERT", "VAULT_TOKEN", "SOVEREIGN_GATEWAY_URL"}
+        assert wanted <= env.keys()
         assert (state_dir / "logs" / "kube-apiserver.log").exists() and (state_dir / "vault.pid").exists()
 
         # kubectl sees the example nations through the written kubeconfig.
@@ -114,7 +116,9 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert operator_log.exists() and env["VAULT_TOKEN"] not in operator_log.read_text()
 
         # Vault was prepared for the platform: transit, KV v2 and Kubernetes auth.
-        vault = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"])
+        # Vault (OpenBao) answers over TLS verified against the CA in DIR/env.
+        assert env["VAULT_ADDR"].startswith("https://")
+        vault = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], verify=env["VAULT_CACERT"])
         assert vault.is_authenticated()
         mounts = vault.sys.list_mounted_secrets_engines()["data"]
         assert mounts["transit/"]["type"] == "transit"
@@ -135,12 +139,107 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         # A second `up` reuses the running stack instead of starting another.
         sovereign("up", "--state-dir", str(state_dir), "--no-examples")
         assert {c["name"]: c["pid"] for c in status_json(state_dir)[1]["components"]} == pids
+        before = platform_record(env)
     finally:
         down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
     assert sorted(down["stopped"]) == ["kube-apiserver", "operator", "ray", "trace-viewer", "vault"]
     assert not any(alive(pid) for pid in pids.values())
     code, status = status_json(state_dir)
     assert code == 1 and status["up"] is False
+
+    # Down, then up again on the same state dir, applying nothing: the platform comes back as it was (the
+    # API server's objects on disk as etcd keeps them, OpenBao's raft storage unsealed by `up`).
+    try:
+        sovereign("up", "--state-dir", str(state_dir), "--no-examples")
+        env = read_env_file(state_dir / "env")
+        cluster = KubeconfigAt(env["KUBECONFIG"])
+        wait_until(lambda: all_ready(cluster, "tenants"), "the Tenants Ready again", timeout=120)
+        after = platform_record(env)
+        # The same Tenants (same uids) with the same keys: nothing was made anew.
+        assert after.tenants == before.tenants and after.key_versions == before.key_versions
+        # Ciphertext made before the restart decrypts under the nation's key.
+        vault = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], verify=env["VAULT_CACERT"])
+        decrypted = vault.secrets.transit.decrypt_data("tenant-fra", before.ciphertext)["data"]["plaintext"]
+        assert decrypted == PLAINTEXT
+        # The nations' audit logs are readable and verify, earlier records included.
+        audit = json.loads(cli(env, "audit", "verify", "--nation", "FRA", "--output", "json").stdout)
+        assert audit["ok"] is True, audit
+        assert audit["streams"]["decisions"]["lastSeq"] >= before.audit_last_seq["decisions"] > 0
+        # The models serve again (the operator redeploys them on the new Ray), and the dataset store that
+        # was ingested before the restart answers a search without being ingested again.
+        wait_until(lambda: all_ready(cluster, "modeldeployments"), "the models Ready again", timeout=300)
+        assert after.dataset_versions == before.dataset_versions
+        token = cli(env, "token", "issue", "--nation", "FRA", "--clearance", "NATO SECRET").stdout.strip()
+        found = cli(
+            env,
+            "dataset",
+            "search",
+            "assessment",
+            "-d",
+            "fra/intel-summaries",
+            "--token",
+            token,
+            "--nation",
+            "FRA",
+            "--output",
+            "json",
+        )
+        assert json.loads(found.stdout)["results"], found.stdout
+    finally:
+        sovereign("down", "--state-dir", str(state_dir))
+
+
+PLAINTEXT = base64.b64encode(b"written before the restart").decode()
+
+
+@dataclass(frozen=True)
+class PlatformRecord:
+    """What must survive `down` and `up`: observed as a user would, with kubectl, hvac and the CLI."""
+
+    tenants: dict[str, str]  # name -> uid
+    key_versions: dict[str, str]
+    dataset_versions: dict[str, str]  # namespace/name -> indexVersion
+    ciphertext: str
+    audit_last_seq: dict[str, int]
+
+
+def platform_record(env: dict[str, str]) -> PlatformRecord:
+    cluster = KubeconfigAt(env["KUBECONFIG"])
+    tenants = json.loads(kubectl(cluster, "get", "tenants", "-o", "json").stdout)["items"]
+    datasets = json.loads(kubectl(cluster, "get", "datasets", "-A", "-o", "json").stdout)["items"]
+    vault = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], verify=env["VAULT_CACERT"])
+    audit = json.loads(cli(env, "audit", "verify", "--nation", "FRA", "--output", "json").stdout)
+    return PlatformRecord(
+        tenants={t["metadata"]["name"]: t["metadata"]["uid"] for t in tenants},
+        key_versions={t["metadata"]["name"]: str(t["status"].get("keyVersion")) for t in tenants},
+        dataset_versions={
+            f"{d['metadata']['namespace']}/{d['metadata']['name']}": str(d["status"].get("indexVersion"))
+            for d in datasets
+        },
+        ciphertext=vault.secrets.transit.encrypt_data("tenant-fra", PLAINTEXT)["data"]["ciphertext"],
+        audit_last_seq={name: stream["lastSeq"] for name, stream in audit["streams"].items()},
+    )
+
+
+def all_ready(cluster: KubeconfigAt, kind: str) -> bool:
+    items = json.loads(kubectl(cluster, "get", kind, "-A", "-o", "json").stdout)["items"]
+    return bool(items) and all(
+        any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (i.get("status") or {}).get("conditions", [])
+        )
+        for i in items
+    )
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it after `source DIR/env`."""
+    result = subprocess.run(
+        [*SOVEREIGN, *args], capture_output=True, text=True, cwd=ROOT, timeout=180, env={**os.environ, **env}
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"sovereign {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
 
 
 def test_failed_up_leaves_nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,8 +274,7 @@ def test_external_uses_the_configured_cluster_and_vault_and_starts_nothing(
     env = {
         **os.environ,
         "KUBECONFIG": str(kube_api.kubeconfig),
-        "VAULT_ADDR": vault_server.url,
-        "VAULT_TOKEN": vault_server.root_token,
+        **vault_server.env(),
     }
     state_dir = tmp_path / "external"
     result = subprocess.run(
@@ -192,9 +290,10 @@ def test_external_uses_the_configured_cluster_and_vault_and_starts_nothing(
     assert summary["external"] is True and summary["kubernetes"] == kube_api.url
     assert not list(state_dir.glob("*.pid")), "--external must not start any process"
 
-    vault = hvac.Client(url=vault_server.url, token=vault_server.root_token)
+    vault = vault_server.client()
     assert vault.sys.list_mounted_secrets_engines()["data"]["transit/"]["type"] == "transit"
-    assert read_env_file(state_dir / "env")["VAULT_ADDR"] == vault_server.url
+    written = read_env_file(state_dir / "env")
+    assert written["VAULT_ADDR"] == vault_server.url and written["VAULT_CACERT"] == str(vault_server.ca_cert)
 
     down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
     assert down["stopped"] == []

@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ class ServiceSpec:
     argv: list[str]
     health_url: str
     env: dict[str, str] | None = None
+    ca_file: Path | None = None  # the CA that signed an https health URL's certificate (verified)
 
 
 def free_loopback_port() -> int:
@@ -73,7 +75,8 @@ def start_service(spec: ServiceSpec, state_dir: Path, timeout: float = 60.0) -> 
             stop_service(state_dir, spec.name)
             raise ServiceStartError(f"{spec.name} exited with code {proc.returncode}:\n{_tail(log_path)}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(spec.health_url, timeout=2.0).status_code < 500:
+            verify = ssl.create_default_context(cafile=spec.ca_file) if spec.ca_file else True
+            if httpx.get(spec.health_url, timeout=2.0, verify=verify).status_code < 500:
                 return proc.pid
         time.sleep(0.1)
     stop_service(state_dir, spec.name)

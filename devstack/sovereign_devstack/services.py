@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sovereign_serving.config import AIR_GAP_ENV, RAY_BOOTSTRAP_CONFIG
 
+from sovereign_devstack.pki import KeyPair
 from sovereign_devstack.processes import ServiceSpec, free_loopback_port, python_module_argv
 from sovereign_devstack.trace_viewer import PHOENIX_AIR_GAP_ENV
 
@@ -14,7 +15,23 @@ KUBE_SERVICE = "kube-apiserver"
 VAULT_SERVICE = "vault"
 
 
-def kube_api_spec(port: int, service_account_key_file: Path) -> ServiceSpec:
+def kube_api_spec(
+    port: int,
+    service_account_key_file: Path,
+    data_dir: Path | None = None,
+    *,
+    serving: KeyPair,
+    client_ca_file: Path,
+    token_auth_file: Path | None = None,
+) -> ServiceSpec:
+    """The API server; with `data_dir` its objects survive restarts (as etcd's data dir), else memory only.
+
+    HTTPS only with the `serving` certificate; client certificates are verified against `client_ca_file`
+    (which also signed `serving`: the health check verifies the server with it). Anonymous requests reach
+    the health paths only, so the health check asks /readyz.
+    """
+    data_dir_args = ["--data-dir", str(data_dir)] if data_dir is not None else []
+    token_args = ["--token-auth-file", str(token_auth_file)] if token_auth_file is not None else []
     return ServiceSpec(
         name=KUBE_SERVICE,
         argv=python_module_argv(
@@ -25,24 +42,17 @@ def kube_api_spec(port: int, service_account_key_file: Path) -> ServiceSpec:
             str(port),
             "--service-account-key-file",
             str(service_account_key_file),
+            "--tls-cert-file",
+            str(serving.certificate),
+            "--tls-private-key-file",
+            str(serving.private_key),
+            "--client-ca-file",
+            str(client_ca_file),
+            *data_dir_args,
+            *token_args,
         ),
-        health_url=f"http://127.0.0.1:{port}/version",
-    )
-
-
-def vault_spec(port: int, root_token: str) -> ServiceSpec:
-    return ServiceSpec(
-        name=VAULT_SERVICE,
-        argv=python_module_argv(
-            "sovereign_devstack.vault",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--root-token",
-            root_token,
-        ),
-        health_url=f"http://127.0.0.1:{port}/v1/sys/health",
+        health_url=f"https://127.0.0.1:{port}/readyz",
+        ca_file=client_ca_file,
     )
 
 
@@ -51,7 +61,6 @@ OPERATOR_SERVICE = "operator"
 
 def operator_spec(
     liveness_port: int,
-    webhook_port: int,
     kubeconfig: str,
     vault_addr: str,
     vault_token: str,
@@ -60,8 +69,10 @@ def operator_spec(
     """The operator as a devstack process. It is product code started like in a cluster: only through its
     environment (the same variables a Deployment sets); it never imports the devstack.
 
-    `vault_token` is the operator's own token (sovereign-operator policy), never the root token; it goes
-    in the environment, not on the command line where `ps` shows it.
+    `kubeconfig` is the operator's own (its ServiceAccount's token: operator_identity), `vault_token` its
+    own token (sovereign-operator policy), never the root token; it goes in the environment, not on the
+    command line where `ps` shows it. `serving_env` carries the rest, the webhook's serving settings
+    (operator_identity.webhook_serving_env) among them.
     """
     return ServiceSpec(
         name=OPERATOR_SERVICE,
@@ -73,9 +84,6 @@ def operator_spec(
             "VAULT_ADDR": vault_addr,
             "VAULT_TOKEN": vault_token,
             "SOVEREIGN_LIVENESS_PORT": str(liveness_port),
-            # The validating webhook on loopback; kopf registers it with the API server (url + caBundle).
-            "SOVEREIGN_WEBHOOK_HOST": "127.0.0.1",
-            "SOVEREIGN_WEBHOOK_PORT": str(webhook_port),
             # The devstack is local and small: check drift every 10 s rather than a cluster's 30 s.
             "SOVEREIGN_RECONCILE_INTERVAL_SECONDS": "10",
             **(serving_env or {}),

@@ -15,9 +15,22 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from sovereign.audit import set_aside
 from sovereign_devstack.keys import write_service_account_key
-from sovereign_devstack.kubeconfig import write_kubeconfig
+from sovereign_devstack.kubeconfig import admin_key_pair, serving_key_pair, write_kubeconfig
+from sovereign_devstack.openbao import (
+    OpenBaoError,
+    OpenBaoServer,
+    former_port,
+    read_init,
+    start_openbao,
+    unseal,
+)
+from sovereign_devstack.operator_identity import (
+    install_operator_identity,
+    register_webhook,
+    webhook_serving_env,
+)
+from sovereign_devstack.pki import ensure_ca
 from sovereign_devstack.processes import (
     ServiceStartError,
     free_loopback_port,
@@ -36,13 +49,16 @@ from sovereign_devstack.services import (
     operator_spec,
     phoenix_spec,
     ray_head_spec,
-    vault_spec,
 )
 from sovereign_devstack.trace_viewer import trace_env
 
 AUDIT_DIR = "audit"  # under the state dir: the nations' audit logs (`sovereign audit` looks there)
+KUBE_DATA_DIR = "kube-data"  # under the state dir: the Kubernetes API's objects (its etcd)
 
 STATE_FILE = "state.json"
+OPERATOR_IDENTITY_DIR = "operator"  # under the state dir: the operator's token, kubeconfig, webhook cert
+PKI_DIR = "pki"  # under the state dir: the devstack CA
+VAULT_DIR = "vault"  # under the state dir: OpenBao's config, raft data, TLS key and (devstack only) init.json
 
 
 class DevstackState(BaseModel):
@@ -53,6 +69,7 @@ class DevstackState(BaseModel):
     kubeconfig: str
     vault_addr: str
     vault_token: str
+    vault_cacert: str | None = None  # the CA file Vault's TLS certificate is verified with (VAULT_CACERT)
     services: list[str] = []  # names of the processes this state dir owns
     service_account_certificate: str | None = None  # PEM; Vault verifies ServiceAccount tokens with it
     operator_liveness_url: str | None = None  # the operator's kopf liveness endpoint, once started
@@ -86,7 +103,8 @@ def running_services(state_dir: Path, state: DevstackState) -> dict[str, int | N
 
 
 def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> DevstackState:
-    """Start the Kubernetes API emulator and the Vault dev server; reuse them if they already run.
+    """Start the Kubernetes API emulator and OpenBao (initialized, unsealed); reuse them if they already run
+    (unsealing a sealed OpenBao).
 
     If one of them fails to start, whatever this call started is stopped again.
     """
@@ -99,6 +117,8 @@ def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> Devstack
         alive = {n: pid for n, pid in running_services(state_dir, previous).items() if n not in restartable}
         if alive and all(alive.values()):
             progress("devstack already running; reusing it")
+            if previous.vault_cacert and unseal_vault(state_dir, previous):
+                progress(f"Vault at {previous.vault_addr} was sealed; unsealed it")
             return previous
         for name in previous.services:  # a half-dead stack: start again from clean
             stop_service(state_dir, name)
@@ -106,34 +126,48 @@ def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> Devstack
     key_files = write_service_account_key(state_dir / "service-account.key")
     started: list[str] = []
     try:
+        # The API server over TLS from the devstack CA; the admin authenticates with a client certificate.
+        pki = state_dir.resolve() / PKI_DIR
+        kube_ca = ensure_ca(pki)
         kube_port = free_loopback_port()
-        start_service(kube_api_spec(kube_port, key_files.private_key), state_dir)
+        kube_spec = kube_api_spec(
+            kube_port,
+            key_files.private_key,
+            state_dir / KUBE_DATA_DIR,
+            serving=serving_key_pair(kube_ca, pki),
+            client_ca_file=kube_ca.certificate,
+        )
+        start_service(kube_spec, state_dir)
         started.append(KUBE_SERVICE)
-        kube_url = f"http://127.0.0.1:{kube_port}"
+        kube_url = f"https://127.0.0.1:{kube_port}"
         progress(f"Kubernetes API emulator at {kube_url}")
 
-        vault_port = free_loopback_port()
-        root_token = "hvs.devroot" + secrets.token_hex(12)
-        start_service(vault_spec(vault_port, root_token), state_dir)
+        # OpenBao on its former port when free (addresses stay stable across down/up), with its raft data:
+        # every key and secret survives; it starts sealed and is unsealed with the key init.json keeps.
+        ca = ensure_ca(pki)  # the one devstack CA: the API server's and OpenBao's certificates
+        vault_dir = state_dir.resolve() / VAULT_DIR
+        vault_port = _free_or_none(former_port(vault_dir)) or free_loopback_port()
+        vault = OpenBaoServer(directory=vault_dir, port=vault_port, ca_file=ca.certificate)
+        first_start = read_init(vault.init_file) is None
+        keys = start_openbao(state_dir, vault, ca)
         started.append(VAULT_SERVICE)
-        vault_addr = f"http://127.0.0.1:{vault_port}"
-        progress(f"Vault dev server at {vault_addr}")
-        # A new in-memory Vault has none of the keys earlier audit logs were written under.
-        unreadable = set_aside(state_dir / AUDIT_DIR, "unreadable")
-        if unreadable is not None:
-            progress(f"earlier audit logs (their keys died with the previous Vault) moved to {unreadable}")
+        vault_addr = vault.url
+        progress(f"Vault (OpenBao) at {vault_addr}, {'initialized' if first_start else 'unsealed'}")
     except ServiceStartError:
         for name in started:
             stop_service(state_dir, name)
         raise
 
-    kubeconfig = write_kubeconfig(state_dir / "kubeconfig", kube_url, token="devstack-admin")
+    kubeconfig = write_kubeconfig(
+        state_dir / "kubeconfig", kube_url, kube_ca.certificate, client=admin_key_pair(kube_ca, pki)
+    )
     state = DevstackState(
         external=False,
         kube_url=kube_url,
         kubeconfig=str(kubeconfig.resolve()),
         vault_addr=vault_addr,
-        vault_token=root_token,
+        vault_token=keys.root_token,
+        vault_cacert=str(ca.certificate),
         services=started,
         service_account_certificate=key_files.certificate.read_text(),
     )
@@ -154,6 +188,15 @@ def start_operator(
         return state
     port = free_loopback_port()
     webhook_port = free_loopback_port()
+    serving = serving_env(state)
+    # The operator runs as the chart's ServiceAccount with the chart's roles for its runtime, a new token on
+    # each start; the chart's webhook registration points at its loopback port, its certificate from the CA.
+    runtime = serving.get("SOVEREIGN_RUNTIME", "kuberay")  # the operator's default without a local Ray
+    identity_dir = state_dir.resolve() / OPERATOR_IDENTITY_DIR
+    identity = install_operator_identity(Path(state.kubeconfig), identity_dir, runtime)
+    ca = ensure_ca(state_dir.resolve() / PKI_DIR)
+    register_webhook(Path(state.kubeconfig), webhook_port, ca)
+    webhook_env = webhook_serving_env(ca, identity_dir, webhook_port)
     # The nations' audit logs under the state dir (`sovereign audit` reads $SOVEREIGN_STATE_DIR/audit), and
     # the serving ServiceAccount tokens their gateways' audit writers log in to Vault with.
     audit_env = {
@@ -163,11 +206,17 @@ def start_operator(
     }
     spec = operator_spec(
         port,
-        webhook_port,
-        state.kubeconfig,
+        str(identity.kubeconfig),
         state.vault_addr,
         operator_token(),
-        {**serving_env(state), **audit_env, **trace_env(state.trace_viewer_url)},
+        {
+            **identity.env(),
+            **webhook_env,
+            **serving,
+            **audit_env,
+            **trace_env(state.trace_viewer_url),
+            **_vault_tls_env(state),
+        },
     )
     start_service(spec, state_dir)
     services = [*[name for name in state.services if name != OPERATOR_SERVICE], OPERATOR_SERVICE]
@@ -177,6 +226,11 @@ def start_operator(
     save_state(state_dir, state)
     progress(f"operator running (log: {state_dir / 'logs' / (OPERATOR_SERVICE + '.log')})")
     return state
+
+
+def _vault_tls_env(state: DevstackState) -> dict[str, str]:
+    """VAULT_CACERT: the operator verifies OpenBao's certificate with the devstack CA (as Vault's CLI)."""
+    return {"VAULT_CACERT": state.vault_cacert} if state.vault_cacert else {}
 
 
 def serving_env(state: DevstackState) -> dict[str, str]:
@@ -265,10 +319,33 @@ def start_trace_viewer(
     return state
 
 
+def vault_server(state_dir: Path, state: DevstackState) -> OpenBaoServer:
+    """This state dir's OpenBao as `state` records it (not for --external)."""
+    if state.external or not state.vault_cacert:
+        raise OpenBaoError(f"the Vault at {state.vault_addr} is not this state dir's OpenBao")
+    port = int(state.vault_addr.rsplit(":", 1)[1])
+    return OpenBaoServer(state_dir.resolve() / VAULT_DIR, port, Path(state.vault_cacert))
+
+
+def unseal_vault(state_dir: Path, state: DevstackState) -> bool:
+    """Unseal this state dir's running OpenBao with init.json's key if it is sealed (a restarted one is);
+    True if it was sealed. Raises httpx.HTTPError when it does not answer, OpenBaoError when refused."""
+    server = vault_server(state_dir, state)
+    keys = read_init(server.init_file)
+    if keys is None:
+        raise OpenBaoError(f"no {server.init_file}: this state dir's Vault cannot be unsealed")
+    return unseal(server, keys.unseal_key)
+
+
 def _former_port_if_free(url: str | None) -> int | None:
     if not url:
         return None
-    port = int(url.rsplit(":", 1)[1])
+    return _free_or_none(int(url.rsplit(":", 1)[1]))
+
+
+def _free_or_none(port: int | None) -> int | None:
+    if port is None:
+        return None
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As servers bind: a port left in TIME_WAIT by the viewer that died is free, a listening one is not.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

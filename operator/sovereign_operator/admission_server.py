@@ -2,7 +2,8 @@
 
 kopf docs: /admission ("Webhook management", "Servers and tunnels", "Custom servers/tunnels").
 - Devstack or any API server that can reach the operator's host (`SOVEREIGN_WEBHOOK_HOST`): kopf's
-  WebhookServer listens there with a self-signed certificate and registers `url` + `caBundle`.
+  WebhookServer listens there with a self-signed certificate (or the mounted one) and registers `url` +
+  `caBundle`, unless SOVEREIGN_WEBHOOK_MANAGED=false (the registration is then the installer's).
 - In a cluster (`SOVEREIGN_WEBHOOK_SERVICE`): the same server listens on every interface and kopf registers
   `service` + `caBundle`, so the API server goes through the Service. Replicas behind one Service must
   present one certificate: mount it (e.g. from cert-manager) via SOVEREIGN_WEBHOOK_CERT_FILE/_KEY_FILE.
@@ -50,7 +51,8 @@ def configure_admission(settings: kopf.OperatorSettings, config: OperatorConfig)
             certfile=config.webhook_cert_file,
             pkeyfile=config.webhook_key_file,
         )
-        settings.admission.managed = ADMISSION_CONFIGURATION
+        # Unmanaged (SOVEREIGN_WEBHOOK_MANAGED=false): whoever installed the platform registered it.
+        settings.admission.managed = ADMISSION_CONFIGURATION if config.webhook_managed else None
     else:
         # kopf refuses to start when admission handlers exist but no server is set.
         settings.admission.server = _serve_nothing

@@ -40,6 +40,11 @@ class OperatorConfig(BaseModel):
     vault_token: str | None = Field(
         None, description="A token with the sovereign-operator policy (VAULT_TOKEN)."
     )
+    vault_cacert: str | None = Field(
+        None,
+        description="The PEM file of the CA that signed the platform Vault's certificate (VAULT_CACERT); "
+        "None: the system's trust store. Passed on, as PEM, to the nations' processes that log in to it.",
+    )
     vault_namespace: str = Field(
         "vault", description="Namespace of the platform's Vault (for NetworkPolicy)."
     )
@@ -167,6 +172,7 @@ class OperatorConfig(BaseModel):
         mapping = {
             "vault_addr": "VAULT_ADDR",
             "vault_token": "VAULT_TOKEN",
+            "vault_cacert": "VAULT_CACERT",
             "vault_namespace": "SOVEREIGN_VAULT_NAMESPACE",
             "vault_port": "SOVEREIGN_VAULT_PORT",
             "platform_namespace": "SOVEREIGN_PLATFORM_NAMESPACE",

@@ -12,7 +12,9 @@ records: 2 Vault calls), so Vault is not on the request path.
 the gateway nation's log and, when the model belongs to another nation served in the same Ray cluster
 (local-ray), in the owner's log too. On kuberay the owner's models are reached through the owner's gateway
 (`federated`), which decides again and records in its own log, so nothing crosses clusters here. Any
-failure raises `AuditUnavailable`: the caller refuses the request (fail closed). The client batches: records
+failure raises `AuditUnavailable`: the caller refuses the request (fail closed); its `outage` says when the
+cause is the nation's Vault being sealed or unreachable (a new data key was needed: a writer holding one keeps
+appending meanwhile), and the next append once Vault is back succeeds. The client batches: records
 for one nation that arrive while a call to its writer is in flight go together in the next call
 (`append_many`, one fsync for the lot), the same group commit as AuditLog's, one level up, since an actor
 call costs both processes far more than the fsync it would share.
@@ -41,8 +43,12 @@ from sovereign.audit import (
     AuditRecord,
     stream_directory,
 )
+from sovereign.clients.vault import VAULT_ERRORS, VaultUnavailable, classify_vault_error
 from sovereign_serving.config import AuditSink
-from sovereign_serving.nation_vault import RENEW_AT_FRACTION  # noqa: F401  (where it was)
+from sovereign_serving.nation_vault import (
+    RENEW_AT_FRACTION,  # noqa: F401  (where it was)
+    vault_outage,
+)
 from sovereign_serving.nation_vault import NationVault as _NationVault
 
 logger = logging.getLogger("sovereign.gateway.audit")
@@ -56,7 +62,15 @@ _RECORDS = TypeAdapter(list[AuditRecord])
 
 
 class AuditUnavailable(RuntimeError):
-    """A decision could not be recorded durably; the request it belongs to must be refused."""
+    """A decision could not be recorded durably; the request it belongs to must be refused.
+
+    `outage`: set when the cause is the nation's Vault being sealed or unreachable (no data key could be
+    made), so the gateway can say so (503 `vault_sealed` / `vault_unreachable`).
+    """
+
+    def __init__(self, message: str, outage: VaultUnavailable | None = None) -> None:
+        super().__init__(message)
+        self.outage = outage
 
 
 def audit_writer_name(nation: str) -> str:
@@ -141,17 +155,29 @@ class AuditWriter:
         records = _RECORDS.validate_json("[" + ",".join(records_json) + "]")
         if len(records) != len(records_json):  # an item holding two values would otherwise pass the join
             raise ValueError(f"{len(records_json)} records sent, {len(records)} parsed")
-        log, vault = self._log, self._vault
-        assert log is not None and vault is not None
+        log, vault, sink = self._log, self._vault, self._sink
+        assert log is not None and vault is not None and sink is not None
         try:
-            return log.append_many(records)
-        except hvac.exceptions.Forbidden:
-            # The Vault token expired or was revoked early: log in again (re-reading the token file) once.
-            # A data key is made before the record it seals, so nothing was sealed, unless the key was due
-            # for rotation mid-batch: then the records sealed before it are appended again (a duplicate,
-            # never a loss).
-            vault.forget()
-            return log.append_many(records)
+            try:
+                return log.append_many(records)
+            except hvac.exceptions.Forbidden:
+                # The Vault token expired or was revoked early: log in again (re-reading the token file)
+                # once. A data key is made before the record it seals, so nothing was sealed, unless the key
+                # was due for rotation mid-batch: then the records sealed before it are appended again (a
+                # duplicate, never a loss).
+                vault.forget()
+                return log.append_many(records)
+        except VAULT_ERRORS as error:
+            # Vault sealed or down while a new data key was needed: nothing of this batch is acknowledged,
+            # and the log stays open (a failed data key seals nothing), so the next append after Vault is
+            # back succeeds. A writer still holding a data key keeps appending meanwhile.
+            outage = classify_vault_error(error, sink.vault_addr)
+            if outage is None:
+                raise
+            logger.error("%s's audit log cannot make a data key: %s", self.nation, outage)
+            if outage is error:
+                raise
+            raise outage from error
 
     def stats(self) -> dict[str, int]:
         """Calls to `append`/`append_many` and the records they brought, since the actor started."""
@@ -230,7 +256,7 @@ class AuditClient:
                 except AuditUnavailable as error:
                     for _, future in batch:  # every caller of a failed batch is refused
                         if not future.done():
-                            failed = AuditUnavailable(str(error))
+                            failed = AuditUnavailable(str(error), error.outage)
                             failed.__cause__ = error.__cause__
                             future.set_exception(failed)
                     continue
@@ -260,7 +286,7 @@ class AuditClient:
             except (RayError, OSError) as error:
                 # The writer ran but could not make the records durable (Vault refused, disk failed, ...).
                 failed = f"{nation}'s audit log did not record the decision: {error}"
-                raise AuditUnavailable(failed) from error
+                raise AuditUnavailable(failed, vault_outage(error)) from error
             if len(seqs) != len(payloads):
                 answered = f"{nation}'s audit writer answered {len(seqs)} seqs for {len(payloads)} records"
                 raise AuditUnavailable(answered)
@@ -310,4 +336,9 @@ class AuditClient:
             ]
         except ValueError as error:  # a record that does not validate (e.g. a subject too long)
             raise AuditUnavailable(f"the decision could not be recorded: {error}") from error
-        await asyncio.gather(*(self._append(record.nation, record) for record in records))
+        outcomes = await asyncio.gather(
+            *(self._append(record.nation, record) for record in records), return_exceptions=True
+        )
+        for outcome in outcomes:  # the gateway nation's own failure first, whichever came back first
+            if isinstance(outcome, BaseException):
+                raise outcome

@@ -107,6 +107,13 @@ class VaultSink(_Config):
         "a pod, a file the operator keeps fresh on the devstack.",
     )
     transit_mount: str = Field("transit", alias="transitMount", description="Transit mount in that Vault.")
+    ca_cert: str | None = Field(
+        None,
+        alias="caCert",
+        description="PEM of the CA that signed that Vault's TLS certificate (the platform's VAULT_CACERT, or "
+        "the nation's caBundle); the certificate is always verified, against the system's trust store when "
+        "None.",
+    )
 
 
 class AuditSink(VaultSink):

@@ -25,6 +25,7 @@ from typing import Any
 import hvac
 import numpy as np
 
+from sovereign.clients.vault import classify_vault_error
 from sovereign.dataplane.documents import DocumentRejected, chunk_documents, read_documents, source_hash
 from sovereign.dataplane.store import DatasetStore
 from sovereign.telemetry import configure_tracing, flush_tracing, span
@@ -109,6 +110,9 @@ def error_line(name: str, error: BaseException) -> dict[str, str]:
     if isinstance(error, DocumentRejected):
         line = "" if error.line is None else f":{error.line}"
         return {"dataset": name, "error": f"{error.path}{line}: {error.reason}"}
+    outage = classify_vault_error(error)  # sealed or unreachable: say so, and what to do
+    if outage is not None:
+        return {"dataset": name, "error": f"{type(outage).__name__}: {outage}"[:1000]}
     return {"dataset": name, "error": f"{type(error).__name__}: {error}"[:1000]}
 
 

@@ -3,6 +3,8 @@ retriever) use to reach its transit key, with the ServiceAccount token in a file
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,6 +30,8 @@ class VaultLogin(Protocol):
     def role(self) -> str: ...
     @property
     def token_file(self) -> str: ...
+    @property
+    def ca_cert(self) -> str | None: ...
 
 
 class NationVault:
@@ -38,13 +42,14 @@ class NationVault:
         self._client: hvac.Client | None = None
         self._login_again_at = 0.0
         self._guard = threading.Lock()
+        self._ca_file: str | None = None
 
     def client(self) -> hvac.Client:
         with self._guard:
             if self._client is None or time.monotonic() >= self._login_again_at:
                 jwt = Path(self._sink.token_file).read_text().strip()  # re-read: the file is refreshed
                 client, ttl = vault_client.kubernetes_login(
-                    self._sink.vault_addr, self._sink.auth_mount, self._sink.role, jwt
+                    self._sink.vault_addr, self._sink.auth_mount, self._sink.role, jwt, verify=self._verify()
                 )
                 self._client = client
                 renew_in = ttl * RENEW_AT_FRACTION if ttl > 0 else float("inf")  # no TTL: until a 403
@@ -54,3 +59,27 @@ class NationVault:
     def forget(self) -> None:
         with self._guard:
             self._client = None
+
+    def _verify(self) -> str | None:
+        """The sink's CA as a file (requests verifies against a path), written once to a private temp file;
+        without one, $VAULT_CACERT or the system's trust store. Never unverified."""
+        if self._sink.ca_cert is None:
+            return None
+        if self._ca_file is None:
+            descriptor, path = tempfile.mkstemp(prefix="sovereign-vault-ca-", suffix=".pem")  # mode 0600
+            with os.fdopen(descriptor, "w") as file:
+                file.write(self._sink.ca_cert)
+            self._ca_file = path
+        return self._ca_file
+
+
+def vault_outage(error: BaseException) -> vault_client.VaultUnavailable | None:
+    """VaultSealed / VaultUnreachable when `error` (raised here, or by a Ray actor or Serve replica, which
+    Ray hands back as a RayTaskError whose `cause` is the original) means the nation's Vault is sealed or
+    unreachable; None otherwise."""
+    cause = getattr(error, "cause", None)  # ray.exceptions.RayTaskError
+    for candidate in (error, cause) if isinstance(cause, BaseException) else (error,):
+        outage = vault_client.classify_vault_error(candidate)
+        if outage is not None:
+            return outage
+    return None

@@ -21,6 +21,7 @@ import numpy as np
 from ray import serve
 from ray.serve import Application
 
+from sovereign.clients.vault import VAULT_ERRORS, classify_vault_error
 from sovereign.dataplane.retrieval import LoadedIndex, allowed_chunks
 from sovereign.dataplane.store import DatasetStore
 from sovereign.domain.markings import Principal
@@ -83,7 +84,15 @@ class Retriever:
             if loaded is not None and loaded.manifest.version == manifest.version:
                 return loaded
             with span("retriever load", attributes={"sovereign.dataset": name}) as current:
-                loaded = store.load(vault.client(), config.vault.transit_mount)
+                try:
+                    loaded = store.load(vault.client(), config.vault.transit_mount)
+                except VAULT_ERRORS as error:
+                    # Sealed or down: refuse with what it is (the gateway answers 503 vault_sealed or
+                    # vault_unreachable); nothing is cached, so the next search after Vault is back loads.
+                    outage = classify_vault_error(error, config.vault.vault_addr)
+                    if outage is None or outage is error:
+                        raise
+                    raise outage from error
                 current.set_attribute("sovereign.dataset.version", str(loaded.manifest.version))
                 current.set_attribute("sovereign.dataset.chunks", len(loaded.chunks))
             self._indexes[name] = loaded

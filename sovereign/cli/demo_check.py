@@ -47,9 +47,18 @@ class DemoCall:
     answer: str
 
 
-def dev_token(vault_addr: str, vault_token: str, nation: str, clearance: str, ttl_seconds: int = 3600) -> str:
-    """A token for a user of `nation`, signed by its devstack issuer (key read from Vault)."""
-    record = read_kv(vault_client(vault_addr, vault_token), DEFAULT_KV_MOUNT, dev_issuer_kv_path(nation))
+def dev_token(
+    vault_addr: str,
+    vault_token: str,
+    nation: str,
+    clearance: str,
+    ttl_seconds: int = 3600,
+    vault_cacert: str | None = None,
+) -> str:
+    """A token for a user of `nation`, signed by its devstack issuer (key read from Vault, verified against
+    `vault_cacert`, else $VAULT_CACERT or the system trust store)."""
+    vault = vault_client(vault_addr, vault_token, verify=vault_cacert)
+    record = read_kv(vault, DEFAULT_KV_MOUNT, dev_issuer_kv_path(nation))
     if not record:
         raise RuntimeError(f"{nation} has no dev issuer key in Vault; is its Tenant Ready?")
     return issue_token(
@@ -67,11 +76,13 @@ def dev_token(vault_addr: str, vault_token: str, nation: str, clearance: str, tt
     )
 
 
-def run_demo_calls(gateway_url: str, vault_addr: str, vault_token: str) -> list[DemoCall]:
+def run_demo_calls(
+    gateway_url: str, vault_addr: str, vault_token: str, vault_cacert: str | None = None
+) -> list[DemoCall]:
     calls = []
     for nation, clearance, why in DEMO_CALLS:
         endpoint = f"{gateway_url}/{nation.lower()}/v1"
-        token = dev_token(vault_addr, vault_token, nation, clearance)
+        token = dev_token(vault_addr, vault_token, nation, clearance, vault_cacert=vault_cacert)
         response = httpx.post(
             f"{endpoint}/chat/completions",
             headers={"Authorization": f"Bearer {token}"},
@@ -170,12 +181,16 @@ def wait_for_datasets_ready(
 
 
 def run_grounded_demo(
-    gateway_url: str, vault_addr: str, vault_token: str, datasets: list[tuple[str, str]]
+    gateway_url: str,
+    vault_addr: str,
+    vault_token: str,
+    datasets: list[tuple[str, str]],
+    vault_cacert: str | None = None,
 ) -> GroundedDemo:
     """A DEU analyst's grounded question to `fra/analyst` over the example datasets."""
     names = [f"{namespace.removeprefix('tenant-')}/{name}" for namespace, name in datasets]
     nation, clearance = GROUNDED_CALLER
-    token = dev_token(vault_addr, vault_token, nation, clearance)
+    token = dev_token(vault_addr, vault_token, nation, clearance, vault_cacert=vault_cacert)
     # A DataSet is Ready once its index exists; the gateways learn of it, and its owner's retriever starts, at
     # the operator's next serving pass: until then the dataset is unknown (403) or its retriever not up (503).
     deadline = time.monotonic() + GATEWAYS_LEARN_TIMEOUT

@@ -26,7 +26,7 @@ from sovereign.cli.demo_check import (
 from sovereign.cli.envfile import write_env_file
 from sovereign.cli.output import OutputFormat, console, errors, fail, print_json
 from sovereign.clients.kubernetes import KubernetesUnavailable, apply_object, load_api_client, server_version
-from sovereign.clients.vault import VaultUnavailable, vault_client
+from sovereign.clients.vault import VaultSealed, VaultUnavailable, vault_client
 from sovereign.platform_setup import (
     create_operator_token,
     install_crds,
@@ -92,9 +92,21 @@ def up(
         api = load_api_client(state.kubeconfig)
         progress(f"Kubernetes {server_version(api)}")
         install_crds(api, progress)
-        vault = vault_client(state.vault_addr, state.vault_token)
+        vault = vault_client(state.vault_addr, state.vault_token, verify=state.vault_cacert)
         pem_keys = [state.service_account_certificate] if state.service_account_certificate else None
-        prepare_vault(vault, state.kube_url, pem_keys, progress)
+        reviewer_jwt = None
+        if not external:  # a site's own Vault admin sets up its reviewer; the devstack does it here
+            from sovereign_devstack.token_reviewer import ensure_token_reviewer
+
+            reviewer_jwt = ensure_token_reviewer(api)
+        prepare_vault(
+            vault,
+            state.kube_url,
+            pem_keys,
+            progress,
+            kubernetes_ca_cert=_kube_ca_pem(api),
+            token_reviewer_jwt=reviewer_jwt,
+        )
         install_operator_vault_policy(vault)
         progress("Vault: operator policy sovereign-operator written")
         if not external:  # with --external the operator runs in the cluster (Helm), not here
@@ -122,7 +134,9 @@ def up(
             if models and state.gateway_url:
                 progress(f"waiting for {len(models)} example models (Ray Serve deploys them)…")
                 wait_for_models_ready(api, models, models_timeout, progress)
-                demo_calls = run_demo_calls(state.gateway_url, state.vault_addr, state.vault_token)
+                demo_calls = run_demo_calls(
+                    state.gateway_url, state.vault_addr, state.vault_token, state.vault_cacert
+                )
                 datasets = example_datasets(namespaced)
                 if datasets:
                     progress(f"waiting for {len(datasets)} example datasets (ingested on the nations' Ray)…")
@@ -130,7 +144,11 @@ def up(
                     grounded = GroundedDemo([], 0, "-", "", [])
                     if not datasets_not_ready:
                         grounded = run_grounded_demo(
-                            state.gateway_url, state.vault_addr, state.vault_token, datasets
+                            state.gateway_url,
+                            state.vault_addr,
+                            state.vault_token,
+                            datasets,
+                            state.vault_cacert,
                         )
     except Exception as error:  # whatever went wrong, leave nothing half-made behind
         if not external:
@@ -313,6 +331,7 @@ def _external_state(state_dir: Path) -> Any:
         kubeconfig=kubeconfig,
         vault_addr=os.environ["VAULT_ADDR"],
         vault_token=os.environ["VAULT_TOKEN"],
+        vault_cacert=os.environ.get("VAULT_CACERT") or None,
     )
     state_dir.mkdir(parents=True, exist_ok=True)
     save_state(state_dir, state)
@@ -324,6 +343,8 @@ def _platform_env(state: Any, state_dir: Path) -> dict[str, str]:
         "KUBECONFIG": state.kubeconfig,
         "VAULT_ADDR": state.vault_addr,
         "VAULT_TOKEN": state.vault_token,
+        # The CA Vault's TLS certificate is verified with (every Vault client reads it, as Vault's CLI does).
+        **({"VAULT_CACERT": state.vault_cacert} if getattr(state, "vault_cacert", None) else {}),
         "SOVEREIGN_STATE_DIR": str(state_dir),
         # Ray Serve's HTTP base: a nation's OpenAI endpoint is $SOVEREIGN_GATEWAY_URL/<nation>/v1.
         **({"SOVEREIGN_GATEWAY_URL": state.gateway_url} if getattr(state, "gateway_url", None) else {}),
@@ -408,8 +429,17 @@ def _kube_health(state: Any) -> str:
 
 
 def _vault_health(state: Any) -> str:
-    vault_client(state.vault_addr, state.vault_token)
+    try:
+        vault_client(state.vault_addr, state.vault_token, verify=state.vault_cacert)
+    except VaultSealed as error:
+        raise VaultSealed("sealed: run `sovereign vault unseal`") from error
     return "unsealed, token valid"
+
+
+def _kube_ca_pem(api: Any) -> str | None:
+    """The CA (PEM) the kubeconfig trusts for the API server, for Vault to verify it with; None: none set."""
+    ca_file = api.configuration.ssl_ca_cert
+    return Path(ca_file).read_text() if ca_file else None
 
 
 class OperatorUnhealthy(RuntimeError):

@@ -15,6 +15,7 @@ from sovereign.cli import (
     model_commands,
     policy_commands,
     token_commands,
+    vault_commands,
 )
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.add_typer(audit_commands.app, name="audit")
 app.add_typer(token_commands.app, name="token")
 app.add_typer(bundle_commands.app, name="bundle")
 app.add_typer(dataset_commands.app, name="dataset")
+app.add_typer(vault_commands.app, name="vault")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import hvac
 import requests
@@ -14,6 +15,17 @@ class VaultUnavailable(RuntimeError):
     """Vault could not be reached, is sealed, or refused the token."""
 
 
+class VaultUnreachable(VaultUnavailable):
+    """No answer from Vault: down, or a network or TLS failure."""
+
+
+class VaultSealed(VaultUnavailable):
+    """Vault answers but is sealed (or not initialized): it serves no key until an operator unseals it.
+
+    Vault docs: /vault/docs/concepts/seal (a restarted Vault starts sealed).
+    """
+
+
 # What a Vault call raises when Vault is down, sealed or refuses: callers report these and retry later.
 VAULT_ERRORS: tuple[type[Exception], ...] = (
     requests.RequestException,
@@ -21,26 +33,100 @@ VAULT_ERRORS: tuple[type[Exception], ...] = (
     VaultUnavailable,
 )
 
+UNSEAL_HINT = (
+    "an operator of the platform must unseal it (`bao operator unseal` or `vault operator unseal`; "
+    "`sovereign vault unseal` on the local platform)"
+)
 
-def _client(address: str, token: str | None, verify: bool | str) -> hvac.Client:
+
+def classify_vault_error(error: BaseException, address: str | None = None) -> VaultUnavailable | None:
+    """What a failed Vault call means for a person: VaultSealed (Vault answers but serves no key until it is
+    unsealed), VaultUnreachable (no usable answer: down, network or TLS failure), or None for anything else
+    (a refusal, an absent path, a bad request: not an outage, so not healed by waiting).
+
+    The error's causes are looked through too (a login failure caused by a sealed Vault is a sealed Vault).
+    The answer carries a message saying what to do; its __cause__ is `error`. Never holds a token.
+    Vault docs: /vault/api-docs#http-status-codes (503: sealed or down for maintenance),
+    /vault/docs/concepts/seal.
+    """
+    where = f"Vault at {address}" if address else "Vault"
+    classified: VaultUnavailable | None = None
+    for cause in _causes(error):
+        if isinstance(cause, VaultSealed | VaultUnreachable):
+            return cause
+        if isinstance(cause, hvac.exceptions.VaultNotInitialized):
+            classified = VaultSealed(f"{where} is not initialized: it serves no key until it is initialized")
+        elif isinstance(cause, hvac.exceptions.VaultDown) and "sealed" in str(cause).lower():
+            classified = VaultSealed(f"{where} is sealed: it serves no key until unsealed; {UNSEAL_HINT}")
+        elif isinstance(cause, hvac.exceptions.VaultDown):
+            classified = VaultUnreachable(f"{where} answers 503 (not serving requests yet); retry later")
+        elif isinstance(cause, requests.exceptions.SSLError):
+            classified = VaultUnreachable(
+                f"{where} failed the TLS handshake: check that the address is https and that VAULT_CACERT "
+                "names the CA that signed Vault's certificate"
+            )
+        elif isinstance(cause, requests.ConnectionError | requests.Timeout):
+            classified = VaultUnreachable(f"{where} is unreachable: check that it is running and reachable")
+        if classified is not None:
+            classified.__cause__ = error
+            return classified
+    return None
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__
+    return chain
+
+
+CACERT_ENV = "VAULT_CACERT"  # as Vault's own CLI: the PEM file of the CA that signed Vault's certificate
+
+
+def tls_verify(verify: bool | str | None = None) -> bool | str:
+    """What requests verifies Vault's certificate against: `verify` if given (a CA file, or True for the
+    system trust store), else $VAULT_CACERT when set (read now, at call time), else the system trust store.
+    Never False: every Vault connection is verified. Vault docs: /vault/docs/commands#vault_cacert
+    """
+    if verify is False:
+        raise ValueError("Vault's TLS certificate is always verified (give a CA file instead of False)")
+    if verify is None:
+        return os.environ.get(CACERT_ENV) or True
+    return verify
+
+
+def _client(address: str, token: str | None, verify: bool | str | None) -> hvac.Client:
     # Every request is a CLIENT span (sovereign.telemetry); a no-op while tracing is not configured.
-    return hvac.Client(url=address, token=token, verify=verify, timeout=10, adapter=TracedJSONAdapter)
+    return hvac.Client(
+        url=address, token=token, verify=tls_verify(verify), timeout=10, adapter=TracedJSONAdapter
+    )
 
 
-def unchecked_vault_client(address: str, token: str | None = None, verify: bool | str = True) -> hvac.Client:
-    """A client that does not contact Vault yet: a long-running process starts even while Vault is down."""
+def unchecked_vault_client(
+    address: str, token: str | None = None, verify: bool | str | None = None
+) -> hvac.Client:
+    """A client that does not contact Vault yet: a long-running process starts even while Vault is down.
+
+    `verify`: a CA file, or True for the system trust store; None: $VAULT_CACERT if set, else the system's.
+    """
     return _client(address, token, verify)
 
 
-def vault_client(address: str, token: str | None = None, verify: bool | str = True) -> hvac.Client:
+def vault_client(address: str, token: str | None = None, verify: bool | str | None = None) -> hvac.Client:
+    """A client for `address`, checked: Vault answers, is unsealed, and accepts `token` (if given).
+
+    Raises VaultUnreachable (down, network or TLS failure), VaultSealed, or VaultUnavailable (token refused).
+    """
     client = _client(address, token, verify)
     try:
         health = client.sys.read_health_status(method="GET")
     except requests.RequestException as error:
-        raise VaultUnavailable(f"Vault at {address} is unreachable: {error}") from error
+        raise VaultUnreachable(f"Vault at {address} is unreachable: {error}") from error
     status = health if isinstance(health, dict) else health.json()
-    if status.get("sealed"):
-        raise VaultUnavailable(f"Vault at {address} is sealed")
+    if status.get("sealed") or status.get("initialized") is False:
+        raise VaultSealed(f"Vault at {address} is sealed: it serves no key until it is unsealed")
     if token is not None and not client.is_authenticated():
         raise VaultUnavailable(f"Vault at {address} refused the token")
     return client
@@ -73,14 +159,31 @@ def ensure_auth_method(client: hvac.Client, path: str, method_type: str) -> bool
 
 
 def configure_kubernetes_auth(
-    client: hvac.Client, mount: str, kubernetes_host: str, pem_keys: list[str] | None = None
+    client: hvac.Client,
+    mount: str,
+    kubernetes_host: str,
+    pem_keys: list[str] | None = None,
+    kubernetes_ca_cert: str | None = None,
+    token_reviewer_jwt: str | None = None,
 ) -> None:
     """Point the Kubernetes auth method at the cluster.
 
-    With `pem_keys`, Vault verifies ServiceAccount JWTs locally with those keys; without them it asks the
-    cluster's TokenReview API (Vault docs: /vault/api-docs/auth/kubernetes#configure-method).
+    Vault docs: /vault/api-docs/auth/kubernetes#configure-method.
+
+    Every login asks the cluster's TokenReview API whether the ServiceAccount token is still valid; with
+    `pem_keys` Vault also checks the JWT's signature itself first (it does not skip the review).
+    `kubernetes_ca_cert`: the PEM CA Vault verifies the API server's certificate with.
+    `token_reviewer_jwt`: the token Vault calls TokenReview with (a ServiceAccount bound to the ClusterRole
+    `system:auth-delegator`); without it Vault calls with each login's own JWT, which then needs that right
+    (or, running in a pod, with its own ServiceAccount token).
     """
-    client.auth.kubernetes.configure(kubernetes_host=kubernetes_host, pem_keys=pem_keys, mount_point=mount)
+    client.auth.kubernetes.configure(
+        kubernetes_host=kubernetes_host,
+        pem_keys=pem_keys,
+        kubernetes_ca_cert=kubernetes_ca_cert,
+        token_reviewer_jwt=token_reviewer_jwt,
+        mount_point=mount,
+    )
 
 
 # -- what the operator keeps in Vault for each nation --------------------------------------------------
@@ -197,7 +300,7 @@ def delete_kv_tree(client: hvac.Client, mount: str, prefix: str) -> list[str]:
 
 
 def kubernetes_login(
-    address: str, mount: str, role: str, jwt: str, verify: bool | str = True
+    address: str, mount: str, role: str, jwt: str, verify: bool | str | None = None
 ) -> tuple[hvac.Client, int]:
     """A client for `address` holding the token of a Kubernetes auth login, and that token's TTL in seconds.
 

@@ -113,5 +113,12 @@ TENANT_CRD = CustomResourceDefinitionInfo(
         PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
         PrinterColumn("Key Version", ".status.keyVersion", type="integer"),
         PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
+        # `kubectl get tenants -o wide`: why a Tenant is not Ready (VaultSealed, VaultUnreachable, ...).
+        PrinterColumn(
+            "Reason",
+            '.status.conditions[?(@.type=="Ready")].reason',
+            description="Why the Tenant is (not) Ready: the reason of its Ready condition.",
+            priority=1,
+        ),
     ),
 )

@@ -1,12 +1,13 @@
-"""A Vault of the audit tests' own (devstack dev server): transit with the keys of two nations, FRA and DEU,
+"""A Vault of the audit tests' own (the real OpenBao): transit with the keys of two nations, FRA and DEU,
 each with the ACL policy the operator writes for a nation, and a token under each policy.
 
-Vault calls are counted from the dev server's access log (one line per request), so a test can assert how
-many transit requests an operation made.
+Vault calls are counted from OpenBao's own audit log (one JSON request entry per call), so a test can
+assert how many transit requests an operation made.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import hvac
 import pytest
-from sovereign_devstack.processes import log_file
+from sovereign_devstack.pki import CertificateAuthority
 from sovereign_operator.builders import build_vault_policy_for_tenant
 from sovereign_operator.constants import transit_key_name, vault_policy_name
 
@@ -33,24 +34,29 @@ class AuditVault:
     url: str
     root_token: str
     tokens: dict[str, str]  # nation → a token under that nation's Vault policy only
-    access_log: Path
+    access_log: Path  # OpenBao's file audit device
+    ca_cert: Path  # what its TLS certificate is verified with
 
     def client_for(self, nation: str) -> hvac.Client:
-        return hvac.Client(url=self.url, token=self.tokens[nation])
+        return hvac.Client(url=self.url, token=self.tokens[nation], verify=str(self.ca_cert))
 
     def root(self) -> hvac.Client:
-        return hvac.Client(url=self.url, token=self.root_token)
+        return hvac.Client(url=self.url, token=self.root_token, verify=str(self.ca_cert))
 
     def transit_calls(self) -> int:
-        """Requests to transit/ the server has answered so far."""
-        return sum(" /v1/transit/" in line for line in self.access_log.read_text().splitlines())
+        """Requests to transit/ the server has received so far."""
+        entries = [json.loads(line) for line in self.access_log.read_text().splitlines() if line]
+        requests = [entry["request"] for entry in entries if entry["type"] == "request"]
+        return sum(request["path"].startswith("transit/") for request in requests)
 
 
 @pytest.fixture(scope="session")
-def audit_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditVault]:
+def audit_vault(
+    tmp_path_factory: pytest.TempPathFactory, devstack_ca: CertificateAuthority
+) -> Iterator[AuditVault]:
     state_dir = tmp_path_factory.mktemp("audit-vault")
-    with running_vault(state_dir) as server:
-        root = hvac.Client(url=server.url, token=server.root_token)
+    with running_vault(state_dir, devstack_ca) as server:
+        root = server.client()
         ensure_secrets_engine(root, "transit", "transit")
         tokens = {}
         for nation in NATIONS:
@@ -61,7 +67,7 @@ def audit_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditVault
             write_acl_policy(root, vault_policy_name(nation), build_vault_policy_for_tenant(spec))
             created = root.auth.token.create(policies=[vault_policy_name(nation)], ttl="2h")
             tokens[nation] = created["auth"]["client_token"]
-        yield AuditVault(server.url, server.root_token, tokens, log_file(state_dir, "vault"))
+        yield AuditVault(server.url, server.root_token, tokens, server.server.audit_log, server.ca_cert)
 
 
 def make_record(index: int, nation: str = "FRA", kind: str = "decision") -> AuditRecord:

@@ -3,6 +3,7 @@ that returned (i.e. was acknowledged as durable), until it is killed; or, with `
 itself with SIGKILL right after its N-th acknowledged append.
 
 python -m tests.audit.crash_writer DIRECTORY VAULT_URL VAULT_TOKEN THREADS [--kill-self-after N]
+(Vault's certificate is verified against $VAULT_CACERT.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.audit.conftest import make_record
 def main(argv: list[str]) -> None:
     directory, url, token, threads = Path(argv[0]), argv[1], argv[2], int(argv[3])
     kill_after = int(argv[5]) if len(argv) > 5 and argv[4] == "--kill-self-after" else None
-    log = AuditLog(directory, "FRA", hvac.Client(url=url, token=token))
+    log = AuditLog(directory, "FRA", hvac.Client(url=url, token=token, verify=os.environ["VAULT_CACERT"]))
     printing = threading.Lock()
     acknowledged = 0
 

@@ -27,7 +27,8 @@ POLICY = {"metadata": {"name": "liaison", "namespace": "tenant-fra", "generation
 def operator_vault(audit_vault: AuditVault) -> hvac.Client:
     root = audit_vault.root()
     install_operator_vault_policy(root)
-    return hvac.Client(url=audit_vault.url, token=create_operator_token(root, ttl="1h"))
+    token = create_operator_token(root, ttl="1h")
+    return hvac.Client(url=audit_vault.url, token=token, verify=str(audit_vault.ca_cert))
 
 
 def test_the_operator_writes_what_only_the_nation_reads(

@@ -36,7 +36,9 @@ def login_as(platform: Platform, nation: str) -> hvac.Client:  # noqa: F811
     jwt = create_namespaced_service_account_token(
         load_api_client(str(platform.kube.kubeconfig)), tenant_namespace(nation), SERVING_SERVICE_ACCOUNT
     )
-    client, _ = kubernetes_login(platform.vault_url, "kubernetes", vault_role_name(nation), jwt)
+    client, _ = kubernetes_login(
+        platform.vault_url, "kubernetes", vault_role_name(nation), jwt, verify=str(platform.vault_cacert)
+    )
     return client
 
 
@@ -61,7 +63,7 @@ def fra_log(
 
 
 def audit(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
-    env = {**platform.kube.env(), "VAULT_ADDR": platform.vault_url, "COLUMNS": "200"}
+    env = {**platform.kube.env(), **platform.vault_env(), "COLUMNS": "200"}
     return subprocess.run([*SOVEREIGN, "audit", *args], capture_output=True, text=True, env=env, timeout=60)
 
 

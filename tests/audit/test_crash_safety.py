@@ -7,6 +7,7 @@ fsync against power loss.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ def _start_writer(audit_vault: AuditVault, directory: Path, *extra: str) -> subp
     return subprocess.Popen(
         [*command, audit_vault.tokens["FRA"], "4", *extra],
         cwd=ROOT,
+        env={**os.environ, "VAULT_CACERT": str(audit_vault.ca_cert)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 
 
@@ -70,10 +68,6 @@ def calls_by_credential(audit_log: Path, credential_id: str, offset: int = 0) ->
         resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
         calls.add(Call(ref["apiGroup"], resource, event["verb"], ref.get("namespace"), ref.get("name")))
     return calls
-
-
-def rendered_objects(manifests: dict[str, str]) -> list[dict[str, Any]]:
-    return [obj for text in manifests.values() for obj in yaml.safe_load_all(text) if obj]
 
 
 def grants_of(objects: Iterable[dict[str, Any]], subject: dict[str, str]) -> set[Grant]:

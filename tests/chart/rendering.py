@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
 from typing import Any
 
-import helm_python
 import yaml
+from sovereign_devstack import chart_rendering
+from sovereign_devstack.chart_rendering import CHART_DIR as CHART_DIR  # the chart tests read these here
+from sovereign_devstack.chart_rendering import ROOT as ROOT
+from sovereign_devstack.chart_rendering import merged as merged
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = ROOT / "charts" / "sovereign"
 RELEASE, NAMESPACE = "sov", "sovereign-system"
 KUBERNETES_VERSION = "1.32.0"  # one of kubernetes-validate's shipped schema versions
 # The least a user must set: the two required values.
@@ -19,35 +18,18 @@ REQUIRED_VALUES: dict[str, Any] = {
 }
 
 
-def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Helm's values merge: maps merge key by key, anything else is replaced."""
-    result = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
-
-
 def chart_defaults() -> dict[str, Any]:
     return yaml.safe_load((CHART_DIR / "values.yaml").read_text())
 
 
 def render_manifests(values: dict[str, Any] | None = None) -> dict[str, str]:
     """Template path → rendered text, as `helm template` would print them (NOTES.txt included)."""
-    chart = helm_python.Chart.load(CHART_DIR)
-    return chart.render(merged(REQUIRED_VALUES, values or {}), name=RELEASE, namespace=NAMESPACE)
+    return chart_rendering.render_manifests(merged(REQUIRED_VALUES, values or {}), RELEASE, NAMESPACE)
 
 
 def render_objects(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every object the templates render (not NOTES.txt), in template order."""
-    objects = []
-    for path, text in sorted(render_manifests(values).items()):
-        if path.endswith("NOTES.txt"):
-            continue
-        objects += [doc for doc in yaml.safe_load_all(text) if doc]
-    return objects
+    return chart_rendering.manifest_objects(render_manifests(values))
 
 
 def crd_objects() -> list[dict[str, Any]]:

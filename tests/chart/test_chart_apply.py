@@ -17,12 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
-from sovereign_devstack.keys import write_service_account_key
-from sovereign_devstack.kubeconfig import write_kubeconfig
-from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
-from sovereign_devstack.services import kube_api_spec
+from sovereign_devstack.pki import CertificateAuthority
 
 from tests.chart.rendering import NAMESPACE, crd_objects, render_objects
+from tests.conftest import running_kube_api
 
 NOT_SERVED_BY_THE_EMULATOR = {("apps/v1", "Deployment"), ("v1", "PersistentVolumeClaim")}
 CRD_NAMES = {
@@ -34,15 +32,10 @@ CRD_NAMES = {
 
 
 @pytest.fixture(scope="module")
-def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state_dir = tmp_path_factory.mktemp("chart-kube")
-    key_files = write_service_account_key(state_dir / "sa.key")
-    port = free_loopback_port()
-    start_service(kube_api_spec(port, key_files.private_key), state_dir)
-    try:
-        yield write_kubeconfig(state_dir / "kubeconfig", f"http://127.0.0.1:{port}", token="devstack-admin")
-    finally:
-        stop_service(state_dir, "kube-apiserver")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory, devstack_ca: CertificateAuthority) -> Iterator[Path]:
+    """The admin's kubeconfig for an API server of this module's own."""
+    with running_kube_api(tmp_path_factory.mktemp("chart-kube"), devstack_ca) as api:
+        yield api.kubeconfig
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:

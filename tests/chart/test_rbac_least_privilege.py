@@ -1,17 +1,20 @@
 """The operator's RBAC is exactly what it uses: the chart's ClusterRole and Roles, rendered by Helm's engine,
 against every request the real operator made while it was driven through each of its code paths.
 
-The devstack API server writes an audit event per request (`--audit-log`, the verb RBAC authorizes). The
-operator runs here as its ServiceAccount `sovereign-system/sovereign-operator` (the chart's name for release
-`sovereign`), with a TokenRequest token in its kubeconfig and as its projected token file, so its requests are
-told apart from kubectl's by the credential the API server authenticated (the token's JTI), not by anything
-the client says about itself. It runs as the chart's Deployment configures it (runtime kuberay, webhook
-served, its pod named; no nation's data volume) and is taken through: Tenant → Ready, drift repaired, spec
-changed, key rotated; a TenantPolicy published and deleted; a ModelDeployment served as a RayService whose
-status comes back, then scaled; a DataSet admitted; the Lease held and released; the Tenant offboarded.
+The devstack API server writes an audit event per request (`--audit-log`, the verb RBAC authorizes) and
+enforces RBAC. The operator runs here as its ServiceAccount `sovereign-system/sovereign-operator` (the chart's
+name for release `sovereign`) holding the chart's roles, as every operator test runs it
+(sovereign_devstack.operator_identity), with a TokenRequest token of its own in its kubeconfig and as its
+projected token file, so its requests are told apart from kubectl's by the credential the API server
+authenticated (the token's JTI), not by anything the client says about itself. It runs as the chart's
+Deployment configures it (runtime kuberay, webhook served but registered by the chart, its pod named; no
+nation's data volume) and is taken through: Tenant → Ready, drift repaired, spec changed, key rotated; a
+TenantPolicy published and deleted; a ModelDeployment served as a RayService whose status comes back, then
+scaled; a DataSet admitted; the Lease held and released; the Tenant offboarded.
 
-The test fails on a call no rule allows (missing) and on a rule no call used (unused), apart from the
-exceptions below, each with its reason.
+A missing rule fails twice: the API server refuses the call (the operator's path stalls, 403 in its log),
+and the test below names it. The test also fails on a rule no call used (unused), apart from the exceptions
+below, each with its reason.
 """
 
 from __future__ import annotations
@@ -26,12 +29,16 @@ from pathlib import Path
 import jwt
 import pytest
 import yaml
-from helm_python import Chart
 from sovereign_devstack.kube.audit_log import request_verb
 from sovereign_devstack.kube.request_routing import ResourcePath
-from sovereign_devstack.kubeconfig import write_kubeconfig
+from sovereign_devstack.operator_identity import NAMESPACE as RELEASE_NAMESPACE
+from sovereign_devstack.operator_identity import (
+    SERVICE_ACCOUNT,
+    WEBHOOK_CONFIGURATION,
+    operator_rbac,
+    token_kubeconfig,
+)
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_operator.admission_server import ADMISSION_CONFIGURATION
 from sovereign_operator.constants import (
     MANAGED_BY_LABEL,
     NAMESPACE_ADMIN_ROLE,
@@ -44,7 +51,6 @@ from tests.chart.rbac_rules import (
     calls_by_credential,
     grants_of,
     missing_and_unused,
-    rendered_objects,
     wildcards,
 )
 from tests.conftest import KubeAPI
@@ -53,33 +59,25 @@ from tests.operator.conftest import STARTED_LOG, OperatorProcess, Platform, _sta
 from tests.operator.kuberay_schema import rayservice_crd  # noqa: F401  (fixture)
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_json, tenant, wait_ready
 
-CHART = Path(__file__).parents[2] / "charts" / "sovereign"
-RELEASE, RELEASE_NAMESPACE = "sovereign", "sovereign-system"
-SERVICE_ACCOUNT = "sovereign-operator"  # what the chart names it for release `sovereign`
 POD = "sovereign-operator-0"
-# Only the values the chart requires; everything else at its default.
-VALUES = {"vault": {"address": "https://vault.vault.svc:8200", "auth": {"token": {"existingSecret": "vt"}}}}
+RUNTIME = "kuberay"  # the chart's default
 
 NATION, NAME, NAMESPACE = "MLT", "malta", "tenant-mlt"
 NAMESPACED_KINDS = "resourcequota,limitrange,networkpolicy,serviceaccount,rolebinding,configmap"
 
-# Calls the operator makes here that it does not make in a cluster installed by the chart.
-NOT_GRANTED = {
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", verb): (
-        "kopf registers the webhook on the devstack (SOVEREIGN_WEBHOOK_MANAGED defaults to true); the chart "
-        "sets it false and owns the ValidatingWebhookConfiguration itself"
-    )
-    for verb in ("create", "patch")
-}
-# Rules the chart grants that this run cannot use.
+# Calls the operator makes here that it does not make in a cluster installed by the chart: none (it serves
+# the webhook unmanaged, as the chart runs it; the chart's registration is applied by the admin).
+NOT_GRANTED: dict[tuple[str, str, str], str] = {}
+# Rules the chart grants that no request records.
 NOT_USED = {
     ("rbac.authorization.k8s.io", "clusterroles", "escalate"): (
-        "not a request: RBAC checks it when the operator creates or patches the namespace-admin ClusterRole "
-        "without holding what it grants; the devstack enforces no RBAC"
+        "not a request verb: the API server checks it when the operator creates or patches the "
+        "namespace-admin ClusterRole without holding what it grants (the devstack too); without it that "
+        "write is refused and the Tenant never gets Ready"
     ),
     ("rbac.authorization.k8s.io", "clusterroles", "bind"): (
-        "not a request: RBAC checks it when the operator binds the namespace-admin ClusterRole in a "
-        "nation's RoleBinding; the devstack enforces no RBAC"
+        "not a request verb: the API server checks it when the operator binds the namespace-admin "
+        "ClusterRole in a nation's RoleBinding (the devstack too); without it that write is refused"
     ),
     **{
         ("", "persistentvolumeclaims", verb): (
@@ -101,28 +99,21 @@ class OperatorIdentity:
 
 
 def operator_identity(kube: KubeAPI, directory: Path) -> OperatorIdentity:
-    """The chart's ServiceAccount and a token of it. (The devstack serves no Pods: the operator's label patch
-    on its pod is answered 404, after RBAC would have authorized it, and is recorded all the same.)"""
-    manifest = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": RELEASE_NAMESPACE}},
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": SERVICE_ACCOUNT, "namespace": RELEASE_NAMESPACE},
-        },
-    ]
-    kubectl(kube, "apply", "-f", "-", input=yaml.safe_dump_all(manifest))
+    """A token of its own of the chart's ServiceAccount (the platform fixture applied it and its roles), so
+    that this run's calls are told apart from every other operator's. (The devstack serves no Pods: the
+    operator's label patch on its pod is authorized, answered 404 and recorded all the same.)"""
     token = kubectl(
         kube, "create", "token", SERVICE_ACCOUNT, "-n", RELEASE_NAMESPACE, "--duration=2h"
     ).stdout.strip()
     token_file = directory / "token"
     token_file.write_text(token)
     jti = jwt.decode(token, options={"verify_signature": False})["jti"]
-    kubeconfig = write_kubeconfig(directory / "kubeconfig", kube.url, token=token)
+    kubeconfig = directory / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(token_kubeconfig(kube.kubeconfig, token)))
     return OperatorIdentity(kubeconfig, token_file, f"JTI={jti}")
 
 
-def chart_env(identity: OperatorIdentity) -> dict[str, str]:
+def chart_env(identity: OperatorIdentity, webhook: dict[str, str]) -> dict[str, str]:
     """The environment the chart's Deployment gives the operator (values default), made to run here."""
     return {
         "KUBECONFIG": str(identity.kubeconfig),
@@ -134,12 +125,11 @@ def chart_env(identity: OperatorIdentity) -> dict[str, str]:
         "SOVEREIGN_HEALTH_PORT": str(free_loopback_port()),
         # A Lease of its own: it creates it (as on a fresh cluster) and waits for no other test's leader.
         "SOVEREIGN_LEASE_NAME": f"rbac-{uuid.uuid4().hex[:8]}",
-        "SOVEREIGN_RUNTIME": "kuberay",
+        "SOVEREIGN_RUNTIME": RUNTIME,
         "SOVEREIGN_SERVING_INTERVAL_SECONDS": "1",
         # No SOVEREIGN_AUDIT_DIR (the chart's audit.enabled): the devstack serves no PersistentVolumeClaims.
         # The devstack's API server reaches the webhook on loopback (the chart puts a Service in front).
-        "SOVEREIGN_WEBHOOK_HOST": "127.0.0.1",
-        "SOVEREIGN_WEBHOOK_PORT": str(free_loopback_port()),
+        **webhook,
     }
 
 
@@ -171,9 +161,13 @@ def _model_ready(kube: KubeAPI) -> bool:
 def drive(kube: KubeAPI, operator: OperatorProcess) -> None:
     """Every code path of the operator that calls the API, as users and KubeRay drive it."""
     operator.wait_for_log(STARTED_LOG, timeout=30)
+    probe = {"apiVersion": "sovereign.ai/v1alpha1", "kind": "Tenant", "metadata": {"name": NAME}}
+    probe["spec"] = {"nation": NATION, "displayName": "probe", "clearance": "NATO SECRET"}
     wait_until(
-        lambda: get_json(kube, "validatingwebhookconfiguration", ADMISSION_CONFIGURATION),
-        "the webhook is registered",
+        lambda: kubectl(
+            kube, "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(probe), check=False
+        ).returncode == 0,
+        "the webhook answers",
     )
     # Onboarding: namespace and its objects, Vault keys, identity, conditions and Events.
     apply_tenant(kube, NAME, NATION, clearance="NATO SECRET")
@@ -262,11 +256,11 @@ def operator_calls(
 ) -> Iterator[set[Call]]:
     kube = platform.kube
     identity = operator_identity(kube, tmp_path)
-    # As on a fresh cluster, so that their creation is among the calls (earlier tests may have left them).
+    # As on a fresh cluster, so that its creation is among the calls (earlier tests may have left it).
     kubectl(kube, "delete", "clusterrole", NAMESPACE_ADMIN_ROLE, "--ignore-not-found")
-    kubectl(kube, "delete", "validatingwebhookconfiguration", ADMISSION_CONFIGURATION, "--ignore-not-found")
+    webhook = platform.serve_webhook(tmp_path)
     offset = kube.audit_log.stat().st_size
-    operator = _start(platform, tmp_path / "operator-logs", chart_env(identity))
+    operator = _start(platform, tmp_path / "operator-logs", chart_env(identity, webhook))
     try:
         drive(kube, operator)
         yield calls_by_credential(kube.audit_log, identity.credential_id, offset)
@@ -274,16 +268,15 @@ def operator_calls(
         operator.stop()
         kubectl(kube, "delete", "tenant", NAME, "--ignore-not-found", "--wait=false")
         kubectl(
-            kube, "delete", "validatingwebhookconfiguration", ADMISSION_CONFIGURATION,
-            "--ignore-not-found",
-        )  # fmt: skip
+            kube, "delete", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "--ignore-not-found"
+        )
         print(f"--- {operator.log_path}\n{operator.log_text()[-20000:]}")
 
 
 def test_the_operators_roles_grant_exactly_the_calls_it_makes(operator_calls: set[Call]) -> None:
-    manifests = Chart.load(CHART).render(VALUES, name=RELEASE, namespace=RELEASE_NAMESPACE)
-    objects = rendered_objects({k: v for k, v in manifests.items() if k.endswith((".yaml", ".yml"))})
-    roles = [o for o in objects if o["kind"] in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding")]
+    # The objects the devstack applied for this runtime: the chart's, rendered by Helm's engine.
+    kinds = ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding")
+    roles = [o for o in operator_rbac(RUNTIME) if o["kind"] in kinds]
     assert not wildcards(roles)
     subject = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": RELEASE_NAMESPACE}
     grants = grants_of(roles, subject)

@@ -1,14 +1,16 @@
-"""A Vault of the data-plane tests' own (devstack dev server) with transit keys for EST and FRA, each with
+"""A Vault of the data-plane tests' own (the real OpenBao) with transit keys for EST and FRA, each with
 the ACL policy the operator writes for a nation and a token under it; markings and chunks to build indexes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import hvac
 import numpy as np
 import pytest
+from sovereign_devstack.pki import CertificateAuthority
 from sovereign_operator.builders import build_vault_policy_for_tenant
 from sovereign_operator.constants import transit_key_name, vault_policy_name
 
@@ -16,7 +18,7 @@ from sovereign.clients.vault import create_transit_key, ensure_secrets_engine, w
 from sovereign.dataplane import Chunk
 from sovereign.domain.markings import Markings
 from sovereign.specs.tenant import TenantSpec
-from tests.conftest import running_vault
+from tests.conftest import VaultServer, running_vault
 
 NATIONS = ("EST", "FRA")
 TRANSIT = "transit"
@@ -27,14 +29,15 @@ class DataplaneVault:
     url: str
     root_token: str
     tokens: dict[str, str]  # nation → a token under that nation's Vault policy only
+    ca_cert: Path  # what OpenBao's TLS certificate is verified with
 
     def client_for(self, nation: str) -> hvac.Client:
-        return hvac.Client(url=self.url, token=self.tokens[nation])
+        return hvac.Client(url=self.url, token=self.tokens[nation], verify=str(self.ca_cert))
 
 
-def prepare_nations(url: str, root_token: str, nations: tuple[str, ...] = NATIONS) -> DataplaneVault:
+def prepare_nations(server: VaultServer, nations: tuple[str, ...] = NATIONS) -> DataplaneVault:
     """Transit, each nation's key and ACL policy as the operator writes them, and a token per nation."""
-    root = hvac.Client(url=url, token=root_token)
+    root = server.client()
     ensure_secrets_engine(root, TRANSIT, "transit")
     tokens = {}
     for nation in nations:
@@ -46,13 +49,15 @@ def prepare_nations(url: str, root_token: str, nations: tuple[str, ...] = NATION
         tokens[nation] = root.auth.token.create(policies=[vault_policy_name(nation)], ttl="1h")["auth"][
             "client_token"
         ]
-    return DataplaneVault(url, root_token, tokens)
+    return DataplaneVault(server.url, server.root_token, tokens, server.ca_cert)
 
 
 @pytest.fixture(scope="module")
-def dataplane_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DataplaneVault]:
-    with running_vault(tmp_path_factory.mktemp("dataplane-vault")) as server:
-        yield prepare_nations(server.url, server.root_token)
+def dataplane_vault(
+    tmp_path_factory: pytest.TempPathFactory, devstack_ca: CertificateAuthority
+) -> Iterator[DataplaneVault]:
+    with running_vault(tmp_path_factory.mktemp("dataplane-vault"), devstack_ca) as server:
+        yield prepare_nations(server)
 
 
 def est_markings(classification: str = "NATO UNCLASSIFIED", **fields: object) -> Markings:

@@ -144,12 +144,12 @@ def test_only_the_last_two_versions_are_kept(tmp_path: Path, dataplane_vault: Da
 def test_shredding_the_nations_key_makes_the_dataset_unreadable(
     tmp_path: Path, fresh_vault: VaultServer
 ) -> None:
-    vault = prepare_nations(fresh_vault.url, fresh_vault.root_token, ("EST",))
+    vault = prepare_nations(fresh_vault, ("EST",))
     est = vault.client_for("EST")
     store = DatasetStore(tmp_path, "EST", "field-reports")
     chunks, _, manifest = write(store, est)
     assert store.load(est, TRANSIT).chunks == chunks
-    root = hvac.Client(url=fresh_vault.url, token=fresh_vault.root_token)
+    root = fresh_vault.client()
     set_transit_key_deletion_allowed(root, TRANSIT, "tenant-est", True)
     assert delete_transit_key(root, TRANSIT, "tenant-est")
     assert store.current() == manifest  # the files are still there ...

@@ -96,6 +96,7 @@ def test_the_ingest_config_names_the_nations_embedder_and_marks_the_owner() -> N
             "role": "tenant-est",
             "tokenFile": "/t/est/token",
             "transitMount": "transit",
+            "caCert": None,
         },
         "batchSize": 64,
         "force": False,
@@ -391,3 +392,33 @@ def test_on_kuberay_the_retriever_runs_where_the_data_volume_is() -> None:
     [deployment] = application["deployments"]
     assert deployment["ray_actor_options"] == {"num_cpus": 0.1, "resources": {"sovereign-data": 0.001}}
     assert RetrieverConfig.model_validate(deployment["user_config"]).store_root == DATASET_DIR
+
+
+@pytest.mark.parametrize(
+    ("vault", "expected_address", "ca_cert"),
+    [
+        pytest.param(None, "https://vault:8200", "PLATFORM CA", id="platform-vault-its-ca"),
+        pytest.param(
+            {"address": "https://vault.est.example:8200"},
+            "https://vault.est.example:8200",
+            "EST CA",
+            id="own-vault-its-ca-bundle",
+        ),
+    ],
+)
+def test_the_vault_sink_carries_the_ca_its_vault_is_verified_with(
+    vault: dict[str, Any] | None, expected_address: str, ca_cert: str
+) -> None:
+    body = {"nation": "EST", "displayName": "Estonia", "clearance": "NATO SECRET"}
+    tenant = TenantSpec.model_validate({**body, **({"vault": vault} if vault else {})})
+    sink = build_vault_sink_for_nation(
+        tenant, platform_vault_addr="https://vault:8200", token_file="/t", vault_ca_cert=ca_cert
+    )
+    assert (sink.vault_addr, sink.ca_cert) == (expected_address, ca_cert)
+    # Through the IngestConfig's JSON, as the job receives it on Ray.
+    assert (
+        IngestConfig.model_validate_json(
+            config().model_copy(update={"vault": sink}).model_dump_json(by_alias=True)
+        ).vault.ca_cert
+        == ca_cert
+    )

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import hvac
 import pytest
 import yaml
 from sovereign_devstack.otlp_receiver import OtlpReceiver
@@ -233,7 +232,7 @@ def test_offboarding_the_nation_makes_its_dataset_unreadable(serving: Serving, d
     """Crypto-shredding, as the platform does it: deleting DEU's Tenant shreds its transit key; the encrypted
     index stays on disk, and nobody, not even Vault's root, can read it any more."""
     store = DatasetStore(dataset_dir, "DEU", "field-reports")
-    root = hvac.Client(url=serving.platform.vault_url, token=serving.platform.root_token)
+    root = serving.platform.root_vault()
     assert store.current() is not None and store.load(root, "transit").chunks  # readable before
     delete_tenant(serving.platform.kube, "deu", timeout=90)
     assert store.current() is not None  # still there

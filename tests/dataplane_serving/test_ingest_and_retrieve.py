@@ -109,7 +109,10 @@ def vault_sink(
     _refresh_token_files(state, {"FRA": fra["metadata"]["uid"]})
     token_file = str(Path(config.service_account_token_dir or "") / "fra" / "token")
     return build_vault_sink_for_nation(
-        TenantSpec.model_validate(fra["spec"]), platform_vault_addr=platform.vault_url, token_file=token_file
+        TenantSpec.model_validate(fra["spec"]),
+        platform_vault_addr=platform.vault_url,
+        token_file=token_file,
+        vault_ca_cert=platform.vault_cacert.read_text(),  # the platform Vault's CA, as the operator passes it
     ), config.dataset_dir
 
 

@@ -8,7 +8,6 @@ import json
 import time
 import uuid
 
-import httpx
 import jwt
 import kubernetes
 import pytest
@@ -66,9 +65,10 @@ def test_token_request_issues_a_verifiable_jwt(kube_api: KubeAPI) -> None:
     assert jwt.get_unverified_header(token)["kid"] == kid
     assert abs(issued.status.expiration_timestamp.timestamp() - claims["exp"]) < 2
     # The same key is published the way kube-apiserver does for OIDC discovery.
-    config = httpx.get(f"{kube_api.url}/.well-known/openid-configuration").json()
+    with kube_api.http() as admin:
+        config = admin.get("/.well-known/openid-configuration").json()
+        jwks = admin.get("/openid/v1/jwks").json()
     assert config["issuer"] == claims["iss"] and config["id_token_signing_alg_values_supported"] == ["RS256"]
-    jwks = httpx.get(f"{kube_api.url}/openid/v1/jwks").json()
     assert jwks["keys"][0]["kid"] == kid
     published = jwt.PyJWK(jwks["keys"][0]).key
     assert jwt.decode(token, published, algorithms=["RS256"], audience="vault")["sub"] == claims["sub"]

@@ -1,7 +1,8 @@
-"""The two devstack servers together: a ServiceAccount token from the API server logs in to Vault.
+"""The devstack's API server and the real OpenBao together: a ServiceAccount token logs in to Vault.
 
-Vault verifies it either locally with the API server's signing certificate (`pem_keys`) or by asking the
-API server's TokenReview endpoint, exactly as a real Vault does with a real cluster.
+OpenBao asks the API server's TokenReview endpoint about every login (over TLS, verifying the API server
+with its CA, as the reviewer ServiceAccount bound to `system:auth-delegator`); with `pem_keys` it first
+checks the JWT's signature itself too. Exactly as Vault does with a real cluster.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ import uuid
 import hvac
 import pytest
 from hvac.exceptions import Forbidden
+from sovereign_devstack.token_reviewer import ensure_token_reviewer
 
+from sovereign.clients.kubernetes import load_api_client
 from sovereign.clients.vault import configure_kubernetes_auth, ensure_auth_method
 from tests.conftest import KubeAPI, VaultServer
 from tests.helpers import kubectl
+
+
+def _anonymous(vault: VaultServer) -> hvac.Client:
+    """A client with no token yet, verifying OpenBao's certificate."""
+    return hvac.Client(url=vault.url, verify=str(vault.ca_cert))
 
 
 def _service_account_token(kube_api: KubeAPI, namespace: str, name: str) -> str:
@@ -28,11 +36,12 @@ def _service_account_token(kube_api: KubeAPI, namespace: str, name: str) -> str:
 def test_service_account_token_logs_in_only_for_its_bound_role(
     kube_api: KubeAPI, vault_server: VaultServer, verification: str
 ) -> None:
-    root = hvac.Client(url=vault_server.url, token=vault_server.root_token)
+    root = vault_server.client()
     mount = f"k8s-{verification.replace('_', '-')}"
     ensure_auth_method(root, mount, "kubernetes")
     pem_keys = [kube_api.service_account_certificate.read_text()] if verification == "pem_keys" else None
-    configure_kubernetes_auth(root, mount, kube_api.url, pem_keys)
+    reviewer = ensure_token_reviewer(load_api_client(str(kube_api.kubeconfig)))
+    configure_kubernetes_auth(root, mount, kube_api.url, pem_keys, kube_api.ca_cert.read_text(), reviewer)
 
     namespace = f"login-{uuid.uuid4().hex[:6]}"
     token = _service_account_token(kube_api, namespace, "serving")
@@ -53,17 +62,17 @@ def test_service_account_token_logs_in_only_for_its_bound_role(
         mount_point=mount,
     )
 
-    client = hvac.Client(url=vault_server.url)
+    client = _anonymous(vault_server)
     login = client.auth.kubernetes.login("serving", token, mount_point=mount)
     assert login["auth"]["metadata"]["service_account_namespace"] == namespace
     assert client.is_authenticated()
 
     with pytest.raises(Forbidden):
-        hvac.Client(url=vault_server.url).auth.kubernetes.login("elsewhere", token, mount_point=mount)
+        _anonymous(vault_server).auth.kubernetes.login("elsewhere", token, mount_point=mount)
 
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     with pytest.raises(Forbidden):
-        hvac.Client(url=vault_server.url).auth.kubernetes.login("serving", forged, mount_point=mount)
+        _anonymous(vault_server).auth.kubernetes.login("serving", forged, mount_point=mount)
 
 
 def test_token_request_claims_name_the_service_account(kube_api: KubeAPI) -> None:

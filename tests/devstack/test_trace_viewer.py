@@ -21,6 +21,7 @@ import httpx
 import pytest
 from rich.console import Console
 from sovereign_devstack import stack
+from sovereign_devstack.operator_identity import OperatorIdentity
 from sovereign_devstack.processes import ServiceSpec, ServiceStartError, is_running, read_pid, stop_service
 from sovereign_devstack.services import TRACE_VIEWER_SERVICE, phoenix_spec
 from sovereign_devstack.stack import DevstackState, load_state, start_trace_viewer, stop_devstack
@@ -173,6 +174,10 @@ def test_the_operator_and_the_ray_head_get_the_viewer_endpoint(
     """Checked on the specs `up` would start (start_service recorded instead of run)."""
     started: list[ServiceSpec] = []
     monkeypatch.setattr(stack, "start_service", lambda spec, *_, **__: started.append(spec))
+    # No API server here: the operator's identity and webhook registration are not what this test checks.
+    identity = OperatorIdentity(tmp_path / "kubeconfig", tmp_path / "token")
+    monkeypatch.setattr(stack, "install_operator_identity", lambda *_: identity)
+    monkeypatch.setattr(stack, "register_webhook", lambda *_: None)
     state_dir = tmp_path / "state"
     state = bare_state(state_dir).model_copy(update={"trace_viewer_url": "http://127.0.0.1:16006"})
     state = stack.start_local_ray(state_dir, state, lambda _: None)

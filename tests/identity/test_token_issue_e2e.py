@@ -29,7 +29,7 @@ SOVEREIGN = [str(Path(sys.executable).parent / "sovereign")]
 
 
 def _cli(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**platform.kube.env(), "VAULT_ADDR": platform.vault_url, "VAULT_TOKEN": platform.root_token}
+    env = {**platform.kube.env(), **platform.vault_env(), "VAULT_TOKEN": platform.root_token}
     env["COLUMNS"] = "200"
     return subprocess.run(
         [*SOVEREIGN, "token", "issue", *args],

@@ -1,8 +1,14 @@
 """Fixtures for the operator's end-to-end tests: the real `python -m sovereign_operator` against the session
 devstack (kube_api, vault_server from tests/conftest.py), driven as users drive it.
 
-- `platform` (session): CRDs installed, Vault prepared (transit, KV v2, Kubernetes auth trusting the API
-  server's ServiceAccount key), the operator's Vault policy written and an operator token made for it.
+- `platform` (session): CRDs installed, the session's OpenBao prepared (transit, KV v2, Kubernetes auth
+  pointed at the API server over TLS with the reviewer ServiceAccount's token), the operator's Vault policy
+  written and an operator token made for it. `platform.vault(token)` / `root_vault()` verify OpenBao's
+  certificate; `vault_env()` is VAULT_ADDR and VAULT_CACERT for subprocesses.
+  The operator's Kubernetes identity is the chart's (sovereign_devstack.operator_identity): every operator
+  process runs as `sovereign-system/sovereign-operator` with the roles the chart renders for its
+  SOVEREIGN_RUNTIME; the fixtures below that stop an operator fail its test on any request the API server
+  refused it (403 in the audit log): a call the chart does not grant.
 - `start_operator(**env_overrides) -> OperatorProcess` (function scope): starts one operator process with
   short test timings (reconcile every 2 s, Lease of 3 s) and the operator token; every process it started is
   stopped when the test ends. Overrides are environment variables, e.g.
@@ -12,13 +18,15 @@ devstack (kube_api, vault_server from tests/conftest.py), driven as users drive 
 - `running_operator` (module scope): one leading operator for a module's tests, with the environment
   overrides of `operator_extra_env` (module scope, none by default; a module overrides that fixture).
 - `running_operator_with_webhook` (module scope): the same, also serving the validating webhooks on a free
-  loopback port (as `sovereign up` does); their registration is deleted again when the module ends.
+  loopback port (as `sovereign up` does: `Platform.serve_webhook`, the chart's registration applied as the
+  admin); that registration is deleted again when the module ends.
 
 Only one operator should lead per Lease; processes that share the default Lease name queue as standbys.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -29,8 +37,18 @@ from pathlib import Path
 
 import hvac
 import pytest
+from sovereign_devstack.operator_identity import USERNAME as OPERATOR_USERNAME
+from sovereign_devstack.operator_identity import (
+    WEBHOOK_CONFIGURATION,
+    OperatorIdentity,
+    grant_operator_roles,
+    install_operator_identity,
+    register_webhook,
+    webhook_serving_env,
+)
+from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_operator.admission_server import ADMISSION_CONFIGURATION
+from sovereign_devstack.token_reviewer import ensure_token_reviewer
 
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.platform_setup import (
@@ -52,20 +70,55 @@ LEADER_LOG = "leader: acquired Lease"
 STARTED_LOG = "Initial authentication has finished"  # kopf, once the Lease is held
 
 
+@dataclass
+class OperatorRoles:
+    """The chart's roles as last granted: rendered for one runtime at a time (its kuberay rules differ)."""
+
+    kube: KubeAPI
+    runtime: str | None = None
+
+    def grant(self, runtime: str) -> None:
+        if runtime != self.runtime:
+            grant_operator_roles(load_api_client(str(self.kube.kubeconfig)), runtime)
+            self.runtime = runtime
+
+
 @dataclass(frozen=True)
 class Platform:
     kube: KubeAPI
     vault_url: str
     root_token: str  # for test assertions only; the operator gets `operator_token`
     operator_token: str
+    operator_identity: OperatorIdentity  # the chart's ServiceAccount: its kubeconfig and token file
+    operator_roles: OperatorRoles
+    ca: CertificateAuthority  # the devstack CA: issues the operator's webhook serving certificate
+    vault_cacert: Path  # the CA OpenBao's TLS certificate is verified with (VAULT_CACERT)
+    vault_audit_log: Path  # OpenBao's file audit device: one JSON request entry per Vault call
+
+    def vault_env(self) -> dict[str, str]:
+        """VAULT_ADDR and VAULT_CACERT, for a subprocess that talks to the platform's Vault."""
+        return {"VAULT_ADDR": self.vault_url, "VAULT_CACERT": str(self.vault_cacert)}
+
+    def serve_webhook(self, directory: Path) -> dict[str, str]:
+        """The environment of an operator serving the webhook on a free loopback port, and the chart's
+        registration pointed at it (applied as the admin; delete WEBHOOK_CONFIGURATION after)."""
+        port = free_loopback_port()
+        register_webhook(self.kube.kubeconfig, port, self.ca)
+        return webhook_serving_env(self.ca, directory, port)
 
     def root_vault(self) -> hvac.Client:
-        return hvac.Client(url=self.vault_url, token=self.root_token)
+        return self.vault(self.root_token)
+
+    def vault(self, token: str | None = None) -> hvac.Client:
+        """A client of the platform's Vault verifying its certificate; with no token until one logs in."""
+        return hvac.Client(url=self.vault_url, token=token, verify=str(self.vault_cacert))
 
     def operator_env(self) -> dict[str, str]:
         return {
             **self.kube.env(),
+            **self.operator_identity.env(),
             "VAULT_ADDR": self.vault_url,
+            "VAULT_CACERT": str(self.vault_cacert),
             "VAULT_TOKEN": self.operator_token,
             **TEST_ENV,
         }
@@ -76,6 +129,25 @@ class OperatorProcess:
     proc: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(repr=False)
+    audit_log: Path | None = None  # the API server's audit log, read from `audit_offset` (where it started)
+    audit_offset: int = 0
+
+    def refused_calls(self) -> list[str]:
+        """The requests the API server refused (403) to the operator's ServiceAccount since this process
+        started: a call the chart's roles do not grant, i.e. a chart bug (or a devstack one)."""
+        if self.audit_log is None:
+            return []
+        with self.audit_log.open("rb") as log:
+            log.seek(self.audit_offset)
+            events = [json.loads(line) for line in log.read().splitlines()]
+        return [
+            f"{e['verb']} {e['objectRef']} ({e.get('userAgent')})"
+            for e in events
+            if e["user"].get("username") == OPERATOR_USERNAME
+            and (e.get("responseStatus") or {}).get("code") == 403
+            # the operator never runs kubectl: those are tests attacking with its credentials on purpose
+            and not str(e.get("userAgent") or "").startswith("kubectl/")
+        ]
 
     @property
     def returncode(self) -> int | None:
@@ -111,12 +183,40 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="session")
-def platform(kube_api: KubeAPI, vault_server: VaultServer) -> Platform:
+def platform(
+    kube_api: KubeAPI,
+    vault_server: VaultServer,
+    devstack_ca: CertificateAuthority,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Platform:
     install_crds(load_api_client(str(kube_api.kubeconfig)))
-    root = hvac.Client(url=vault_server.url, token=vault_server.root_token)
-    prepare_vault(root, kube_api.url, [kube_api.service_account_certificate.read_text()])
+    # The operator's ServiceAccount and token, once per session; its roles follow each operator's runtime.
+    identity = install_operator_identity(kube_api.kubeconfig, tmp_path_factory.mktemp("operator-sa"), "none")
+    kube_side = {
+        "operator_identity": identity,
+        "operator_roles": OperatorRoles(kube_api, runtime="none"),
+        "ca": devstack_ca,
+    }
+    # Vault's Kubernetes auth as a site with a Vault outside the cluster sets it up: the API server's CA and
+    # a reviewer ServiceAccount's token for TokenReview (sovereign_devstack.token_reviewer, as `up` does).
+    root = vault_server.client()
+    prepare_vault(
+        root,
+        kube_api.url,
+        [kube_api.service_account_certificate.read_text()],
+        kubernetes_ca_cert=kube_api.ca_cert.read_text(),
+        token_reviewer_jwt=ensure_token_reviewer(load_api_client(str(kube_api.kubeconfig))),
+    )
     install_operator_vault_policy(root)
-    return Platform(kube_api, vault_server.url, vault_server.root_token, create_operator_token(root))
+    return Platform(
+        kube_api,
+        vault_server.url,
+        vault_server.root_token,
+        create_operator_token(root),
+        **kube_side,
+        vault_cacert=vault_server.ca_cert,
+        vault_audit_log=vault_server.server.audit_log,
+    )
 
 
 def _start(platform: Platform, log_dir: Path, overrides: dict[str, str]) -> OperatorProcess:
@@ -124,6 +224,9 @@ def _start(platform: Platform, log_dir: Path, overrides: dict[str, str]) -> Oper
     log_path = log_dir / f"operator-{len(list(log_dir.iterdir()))}.log"
     env = {**platform.operator_env(), **overrides, "PYTHONUNBUFFERED": "1"}
     env = {key: value for key, value in env.items() if value is not None}
+    platform.operator_roles.grant(env.get("SOVEREIGN_RUNTIME", "kuberay"))  # the operator's default runtime
+    audit_log = platform.kube.audit_log
+    offset = audit_log.stat().st_size if audit_log.exists() else 0
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sovereign_operator"],
@@ -132,7 +235,7 @@ def _start(platform: Platform, log_dir: Path, overrides: dict[str, str]) -> Oper
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    return OperatorProcess(proc, log_path, env)
+    return OperatorProcess(proc, log_path, env, audit_log, offset)
 
 
 def _stop_all(processes: list[OperatorProcess], request: pytest.FixtureRequest) -> None:
@@ -141,6 +244,15 @@ def _stop_all(processes: list[OperatorProcess], request: pytest.FixtureRequest) 
         process.stop()
         if failed or os.environ.get("SOVEREIGN_TEST_SHOW_OPERATOR_LOG"):
             print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")
+    _assert_least_privilege(processes)
+
+
+def _assert_least_privilege(processes: list[OperatorProcess]) -> None:
+    """Every operator test is a test of the chart's roles: a call they do not grant fails it."""
+    refused = sorted({call for process in processes for call in process.refused_calls()})
+    assert not refused, "the API server refused the operator (403), the chart's roles lack:\n" + "\n".join(
+        refused
+    )
 
 
 @pytest.fixture
@@ -179,14 +291,15 @@ def running_operator(
     finally:
         process.stop()
         print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")
+    _assert_least_privilege([process])
 
 
 @pytest.fixture(scope="module")
 def running_operator_with_webhook(
     platform: Platform, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    webhook = {"SOVEREIGN_WEBHOOK_HOST": "127.0.0.1", "SOVEREIGN_WEBHOOK_PORT": str(free_loopback_port())}
-    process = _start(platform, tmp_path_factory.mktemp("operator"), webhook)
+    directory = tmp_path_factory.mktemp("operator")
+    process = _start(platform, directory, platform.serve_webhook(directory / "webhook-tls"))
     try:
         process.wait_for_log(STARTED_LOG, timeout=30)
         yield process
@@ -197,10 +310,11 @@ def running_operator_with_webhook(
             platform.kube,
             "delete",
             "validatingwebhookconfiguration",
-            ADMISSION_CONFIGURATION,
+            WEBHOOK_CONFIGURATION,
             "--ignore-not-found",
         )
         print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")
+    _assert_least_privilege([process])
 
 
 @pytest.hookimpl(hookwrapper=True)

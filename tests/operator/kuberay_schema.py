@@ -1,4 +1,4 @@
-"""KubeRay v1.7.0's RayService CRD (../shared/schemas/kuberay/), for tests: its strict schema and its install.
+"""KubeRay v1.7.0's RayService CRD (tests/schemas/kuberay/, Apache-2.0), for tests: schema and install.
 
 Strict: `additionalProperties: false` wherever the schema lists properties, so a field KubeRay does not
 declare fails validation instead of being silently pruned by the API server.
@@ -19,9 +19,7 @@ from ray.serve.schema import ServeDeploySchema
 from sovereign.clients.kubernetes import apply_object, load_api_client, wait_for_crd_established
 from tests.conftest import KubeAPI
 
-RAYSERVICE_CRD = (
-    Path(__file__).parents[2].parent / "shared" / "schemas" / "kuberay" / "ray.io_rayservices.yaml"
-)
+RAYSERVICE_CRD = Path(__file__).parents[1] / "schemas" / "kuberay" / "ray.io_rayservices.yaml"
 def _strict(schema: Any) -> Any:
     """The CRD schema with `additionalProperties: false` where it lists properties and keeps no unknowns."""
     if isinstance(schema, dict):

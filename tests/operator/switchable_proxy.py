@@ -14,8 +14,9 @@ from sovereign_devstack.processes import free_loopback_port
 
 
 class SwitchableProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, scheme: str = "http") -> None:
         self.target = (target_host, target_port)
+        self.scheme = scheme  # the target's: TLS passes through the forwarder untouched
         self.port = free_loopback_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -25,7 +26,7 @@ class SwitchableProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def open(self) -> None:
         asyncio.run_coroutine_threadsafe(self._open(), self._loop).result(10)

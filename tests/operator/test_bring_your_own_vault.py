@@ -1,10 +1,11 @@
 """A nation that brings its own Vault (Tenant spec.vault): its keys live there and nowhere else.
 
-A second Vault dev server process stands in for the Vault SVN operates. The operator reaches it with
-Kubernetes auth (role `sovereign-operator`, a TokenRequest token of its ServiceAccount), never with a token
-of the platform. First the nation's Vault is down (KeysReady False VaultUnreachable); once it is up and
-prepared with `prepare_nation_vault`, the Tenant becomes Ready, the nation's serving account uses its key
-there, and offboarding shreds the key there. Nothing of SVN is ever written to the platform's Vault.
+A second real OpenBao, with TLS from a CA of SVN's own, stands in for the Vault SVN operates. The operator
+trusts it through the Tenant's caBundleSecretRef and reaches it with Kubernetes auth (role
+`sovereign-operator`, a TokenRequest token of its ServiceAccount), never with a token of the platform.
+First the nation's Vault is down (KeysReady False VaultUnreachable); once it is up and prepared with
+`prepare_nation_vault`, the Tenant becomes Ready, the nation's serving account uses its key there, and
+offboarding shreds the key there. Nothing of SVN is ever written to the platform's Vault.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from pathlib import Path
 
 import hvac
 import pytest
-from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
-from sovereign_devstack.services import VAULT_SERVICE, vault_spec
+from sovereign_devstack.openbao import VAULT_SERVICE, OpenBaoServer, start_openbao
+from sovereign_devstack.pki import CertificateAuthority, ensure_ca
+from sovereign_devstack.processes import free_loopback_port, stop_service
+from sovereign_devstack.token_reviewer import ensure_token_reviewer
 from sovereign_operator.constants import NATION_VAULT_OPERATOR_ROLE, OPERATOR_SERVICE_ACCOUNT
 
 from sovereign.clients import vault as vault_client
+from sovereign.clients.kubernetes import load_api_client
 from sovereign.platform_setup import (
     KV_MOUNT,
     OPERATOR_KUBERNETES_ROLE,
@@ -34,7 +38,8 @@ from tests.operator.conftest import STARTED_LOG, OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_json, tenant, wait_ready
 
 NATION, NAME, NS, KEY = "SVN", "slovenia", "tenant-svn", "tenant-svn"
-NATION_ROOT_TOKEN = "svn-vault-root"
+CA_SECRET = {"name": "svn-vault-ca", "namespace": "sovereign-system", "key": "ca.crt"}
+CA_READER = "read-svn-vault-ca"
 
 
 def _operator_service_account(platform: Platform) -> None:
@@ -47,14 +52,54 @@ def _operator_service_account(platform: Platform) -> None:
     kubectl(platform.kube, "apply", "-f", "-", input=manifest)
 
 
+def _ca_bundle_secret(platform: Platform, ca_pem: str) -> None:
+    """The nation's CA in a Secret, and `get` on that Secret for the operator (chart: clusterrole.yaml)."""
+    namespace, name = OPERATOR_SERVICE_ACCOUNT.split("/")
+    kubectl(
+        platform.kube,
+        "create",
+        "secret",
+        "generic",
+        CA_SECRET["name"],
+        "-n",
+        CA_SECRET["namespace"],
+        f"--from-literal={CA_SECRET['key']}={ca_pem}",
+    )
+    kubectl(
+        platform.kube,
+        "create",
+        "role",
+        CA_READER,
+        "-n",
+        CA_SECRET["namespace"],
+        "--verb=get",
+        "--resource=secrets",
+        f"--resource-name={CA_SECRET['name']}",
+    )
+    kubectl(
+        platform.kube,
+        "create",
+        "rolebinding",
+        CA_READER,
+        "-n",
+        CA_SECRET["namespace"],
+        f"--role={CA_READER}",
+        f"--serviceaccount={namespace}:{name}",
+    )
+
+
 @pytest.fixture
-def nation_vault_port(tmp_path: Path) -> Iterator[int]:
-    """A free port for the nation's Vault; the test starts the server there itself. Stopped at the end."""
-    port = free_loopback_port()
+def nation_vault(platform: Platform, tmp_path: Path) -> Iterator[tuple[OpenBaoServer, CertificateAuthority]]:
+    """Where the nation's OpenBao will listen (TLS from SVN's own CA), and that CA; the test starts it.
+    Stopped, and its CA Secret and the operator's Role on it deleted, at the end."""
+    ca = ensure_ca(tmp_path / "svn-pki")
+    server = OpenBaoServer(tmp_path / "nation-vault" / "vault", free_loopback_port(), ca.certificate)
     try:
-        yield port
+        yield server, ca
     finally:
         stop_service(tmp_path / "nation-vault", VAULT_SERVICE)
+        for kind, name in (("secret", CA_SECRET["name"]), ("role", CA_READER), ("rolebinding", CA_READER)):
+            kubectl(platform.kube, "delete", kind, name, "-n", CA_SECRET["namespace"], "--ignore-not-found")
 
 
 def _nothing_of_the_nation_in(client: hvac.Client) -> list[str]:
@@ -72,21 +117,22 @@ def _nothing_of_the_nation_in(client: hvac.Client) -> list[str]:
 def test_nation_keys_live_only_in_the_nations_own_vault(
     platform: Platform,
     start_operator: object,
-    nation_vault_port: int,
+    nation_vault: tuple[OpenBaoServer, CertificateAuthority],
     tmp_path: Path,
 ) -> None:
     assert NATION_VAULT_OPERATOR_ROLE == OPERATOR_KUBERNETES_ROLE
     assert OPERATOR_SERVICE_ACCOUNT == SETUP_OPERATOR_SERVICE_ACCOUNT
     _operator_service_account(platform)
-    # Outside a pod there is no projected token; name a path that surely is absent, so TokenRequest is used.
-    operator: OperatorProcess = start_operator(  # type: ignore[operator]
-        SOVEREIGN_SERVICE_ACCOUNT_TOKEN_FILE=str(tmp_path / "no-projected-token")
-    )
+    # The operator logs in with its ServiceAccount's token file, as with a projected token in a pod (the
+    # chart grants it no TokenRequest on itself).
+    operator: OperatorProcess = start_operator()  # type: ignore[operator]
     operator.wait_for_log(STARTED_LOG, timeout=30)
-    nation_url = f"http://127.0.0.1:{nation_vault_port}"
+    server, nation_ca = nation_vault
+    nation_url = server.url
+    _ca_bundle_secret(platform, nation_ca.pem())
 
     # The nation's Vault is not up yet: the Tenant says so and the operator keeps retrying.
-    apply_tenant(platform.kube, NAME, NATION, vault={"address": nation_url})
+    apply_tenant(platform.kube, NAME, NATION, vault={"address": nation_url, "caBundleSecretRef": CA_SECRET})
     try:
 
         def unreachable() -> dict[str, str] | None:
@@ -97,13 +143,15 @@ def test_nation_keys_live_only_in_the_nations_own_vault(
         assert keys["status"] == "False" and nation_url in keys["message"]
 
         # The nation's Vault admin starts and prepares THEIR Vault; the operator logs in on its next pass.
-        start_service(vault_spec(nation_vault_port, NATION_ROOT_TOKEN), tmp_path / "nation-vault")
-        nation_root = hvac.Client(url=nation_url, token=NATION_ROOT_TOKEN)
+        keys = start_openbao(tmp_path / "nation-vault", server, nation_ca)
+        nation_root = hvac.Client(url=nation_url, token=keys.root_token, verify=str(nation_ca.certificate))
         prepare_nation_vault(
             nation_root,
             platform.kube.url,
             [platform.kube.service_account_certificate.read_text()],
             OPERATOR_SERVICE_ACCOUNT,
+            kubernetes_ca_cert=platform.kube.ca_cert.read_text(),
+            token_reviewer_jwt=ensure_token_reviewer(load_api_client(str(platform.kube.kubeconfig))),
         )
         body = wait_ready(platform.kube, NAME, timeout=30)
         assert body["status"]["keyVersion"] == 1 and body["status"]["identity"]["source"] == "dev"
@@ -123,14 +171,14 @@ def test_nation_keys_live_only_in_the_nations_own_vault(
 
         # The nation's serving account logs in to the nation's Vault and uses its key there.
         token = kubectl(platform.kube, "create", "token", "model-serving", "-n", NS).stdout.strip()
-        serving = hvac.Client(url=nation_url)
+        serving = hvac.Client(url=nation_url, verify=str(nation_ca.certificate))
         serving.auth.kubernetes.login(role=KEY, jwt=token)
         plaintext = base64.b64encode(b"svn classified").decode()
         sealed = serving.secrets.transit.encrypt_data(KEY, plaintext)["data"]["ciphertext"]
         assert serving.secrets.transit.decrypt_data(KEY, sealed)["data"]["plaintext"] == plaintext
         # The platform's Vault has no such role (Vault answers 400 "invalid role name").
         with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):
-            hvac.Client(url=platform.vault_url).auth.kubernetes.login(role=KEY, jwt=token)
+            platform.vault().auth.kubernetes.login(role=KEY, jwt=token)
         assert "logged in to Vault at" in operator.log_text()
     finally:
         delete_tenant(platform.kube, NAME, timeout=30)

@@ -32,7 +32,7 @@ ANY = 'path "secret/data/tenants/zzz/*" {\n  capabilities = ["read"]\n}\n'
 
 @pytest.fixture(scope="module")
 def root(vault_server) -> hvac.Client:
-    client = hvac.Client(url=vault_server.url, token=vault_server.root_token)
+    client = vault_server.client()
     # Idempotent, so tests sharing the session's Vault may have done it already.
     ensure_secrets_engine(client, "transit", "transit")
     ensure_secrets_engine(client, "secret", "kv", options={"version": "2"})
@@ -43,7 +43,7 @@ def root(vault_server) -> hvac.Client:
 
 @pytest.fixture(scope="module")
 def operator(vault_server, root: hvac.Client) -> hvac.Client:
-    return hvac.Client(url=vault_server.url, token=create_operator_token(root))
+    return vault_server.client(create_operator_token(root))
 
 
 @pytest.fixture
@@ -196,7 +196,7 @@ def test_deny_outranks_a_broader_grant_but_not_a_more_specific_one(vault_server,
 
         def token_with(extra: str) -> hvac.Client:
             created = root.auth.token.create(policies=[OPERATOR_POLICY_NAME, f"{key}-{extra}"], ttl="5m")
-            return hvac.Client(url=vault_server.url, token=created["auth"]["client_token"])
+            return vault_server.client(created["auth"]["client_token"])
 
         with pytest.raises(hvac.exceptions.Forbidden):
             token_with("broad").secrets.transit.decrypt_data(key, ciphertext=ciphertext)

@@ -1,7 +1,7 @@
 """The RayService builder, as data: one fixture nation, a table of cases that each change one thing.
 
 Every generated RayService is validated against KubeRay v1.7.0's own CRD schema
-(../shared/schemas/kuberay/ray.io_rayservices.yaml, made strict: a field the schema does not declare fails
+(tests/schemas/kuberay/ray.io_rayservices.yaml, made strict: a field the schema does not declare fails
 instead of being pruned), its serveConfigV2 against Ray Serve's `ServeDeploySchema`; and the CRD is installed
 into the devstack's API server and a generated RayService created there with kubectl and read back unchanged.
 """

@@ -505,7 +505,8 @@ def test_on_kuberay_the_audit_writer_writes_on_the_nations_data_volume() -> None
     from sovereign_operator.reconcile.serving import _audit_sink
 
     kuberay = OperatorConfig(vault_addr="http://vault:8200", runtime="kuberay", audit_dir="/operator/audit")
-    sink = _audit_sink(kuberay, tenant_object("FRA"))
+    no_api: Any = None  # the platform's Vault: its CA comes from VAULT_CACERT (none here), no Secret read
+    sink = _audit_sink(kuberay, tenant_object("FRA"), no_api)
     assert sink is not None
     assert (sink.directory, sink.ray_resource) == ("/var/lib/sovereign/audit", "sovereign-data")
     assert sink.token_file == SERVICE_ACCOUNT_TOKEN_FILE

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import hvac
 import pytest
-from sovereign_devstack.processes import free_loopback_port
+from sovereign_devstack.operator_identity import WEBHOOK_CONFIGURATION
 from sovereign_operator.admission_server import ADMISSION_CONFIGURATION
 
 from tests.helpers import kubectl, wait_until
@@ -37,12 +37,9 @@ def tenant_yaml(name: str, nation: str, extra_spec: str = "", clearance: str = "
 @pytest.fixture(scope="module")
 def admission_webhook(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """kopf serving the product's webhook on a free loopback port, registered with failurePolicy Fail."""
-    log_path = tmp_path_factory.mktemp("admission") / "kopf.log"
-    env = {
-        **platform.operator_env(),
-        "SOVEREIGN_WEBHOOK_HOST": "127.0.0.1",
-        "SOVEREIGN_WEBHOOK_PORT": str(free_loopback_port()),
-    }
+    directory = tmp_path_factory.mktemp("admission")
+    log_path = directory / "kopf.log"
+    env = {**platform.operator_env(), **platform.serve_webhook(directory)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", str(WEBHOOK_MODULE)],
@@ -70,7 +67,7 @@ def admission_webhook(platform: Platform, tmp_path_factory: pytest.TempPathFacto
             platform.kube,
             "delete",
             "validatingwebhookconfiguration",
-            ADMISSION_CONFIGURATION,
+            WEBHOOK_CONFIGURATION,
             "--ignore-not-found",
         )
         print(log_path.read_text(errors="replace")[-5000:])

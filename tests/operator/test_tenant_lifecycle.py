@@ -115,7 +115,7 @@ def test_vault_holds_the_nations_key_policy_role_and_kv(nations: Platform) -> No
 
 def test_serving_account_uses_its_own_key_and_nothing_of_another_nation(nations: Platform) -> None:
     token = kubectl(nations.kube, "create", "token", "model-serving", "-n", NS).stdout.strip()
-    serving = hvac.Client(url=nations.vault_url)
+    serving = nations.vault()
     serving.auth.kubernetes.login(role="tenant-nor", jwt=token)
 
     plaintext = base64.b64encode(b"nor classified").decode()
@@ -133,9 +133,9 @@ def test_serving_account_uses_its_own_key_and_nothing_of_another_nation(nations:
     with pytest.raises(hvac.exceptions.Forbidden):
         serving.secrets.kv.v2.read_secret_version("tenants/swe/tenant", raise_on_deleted_version=True)
     with pytest.raises(hvac.exceptions.Forbidden):  # a role of another nation refuses this account
-        hvac.Client(url=nations.vault_url).auth.kubernetes.login(role="tenant-swe", jwt=token)
+        nations.vault().auth.kubernetes.login(role="tenant-swe", jwt=token)
 
-    operator = hvac.Client(url=nations.vault_url, token=nations.operator_token)
+    operator = nations.vault(nations.operator_token)
     with pytest.raises(hvac.exceptions.Forbidden):  # the operator manages keys but never uses them
         operator.secrets.transit.decrypt_data("tenant-nor", sealed)
 

@@ -31,7 +31,7 @@ spec: {{nation: {NATION}, displayName: Bhutan, clearance: NATO CONFIDENTIAL}}
 @pytest.fixture
 def vault_proxy(platform: Platform) -> Iterator[SwitchableProxy]:
     target = urlsplit(platform.vault_url)
-    proxy = SwitchableProxy(target.hostname or "127.0.0.1", target.port or 8200)
+    proxy = SwitchableProxy(target.hostname or "127.0.0.1", target.port or 8200, target.scheme)
     try:
         yield proxy  # closed: the port refuses connections until the test opens it
     finally:

@@ -44,7 +44,7 @@ REPORTS = {
 
 
 def sovereign(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**platform.kube.env(), "VAULT_ADDR": platform.vault_url, "VAULT_TOKEN": platform.root_token}
+    env = {**platform.kube.env(), **platform.vault_env(), "VAULT_TOKEN": platform.root_token}
     env["COLUMNS"] = "200"
     return subprocess.run(
         [*SOVEREIGN, *args],

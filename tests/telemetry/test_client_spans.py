@@ -54,7 +54,11 @@ EMIT = textwrap.dedent(
 def client_spans(
     otlp_receiver: OtlpReceiver, vault_server: VaultServer, kube_api: KubeAPI
 ) -> list[dict[str, Any]]:
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "PATH": "/usr/bin:/bin"}
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+        "PATH": "/usr/bin:/bin",
+        "VAULT_CACERT": str(vault_server.ca_cert),  # the Vault client verifies OpenBao's certificate with it
+    }
     args = [vault_server.url, vault_server.root_token, str(kube_api.kubeconfig), otlp_receiver.endpoint]
     subprocess.run([sys.executable, "-c", EMIT, *args, RAY_TOKEN], env=env, check=True, timeout=60)
     return otlp_receiver.spans()

@@ -5,8 +5,9 @@
 # k8s docs: /docs/reference/access-authn-authz/authorization/ ("Determine the Request Verb")
 
 The verb is the one RBAC authorizes, so a test can compare what a client did with what a Role grants.
-The user is the one the devstack authenticated (a ServiceAccount token names its account, any other token
-is the admin), so the calls of one client are told apart by its credential, not by what it claims to be.
+The user is the one the API server authenticated (a client certificate's CN, a ServiceAccount token's
+account; `impersonatedUser` when it acted as someone else), so the calls of one client are told apart by
+its credential, not by what it claims to be.
 A watch is written when its stream starts (stage ResponseStarted, as kube-apiserver does for long-running
 requests); every other request when its answer is complete. One `write` per line to a file opened for
 appending: cheap enough to stay on, and every line is whole for a reader that tails the file.

@@ -166,6 +166,9 @@ MESSAGES: dict[str, Fields] = {
     "SelfSubjectReview": {1: ("metadata", META, "")},
     "SelfSubjectAccessReview": {1: ("metadata", META, ""), 2: ("spec", "SubjectAccessReviewSpec", "")},
     "SubjectAccessReview": {1: ("metadata", META, ""), 2: ("spec", "SubjectAccessReviewSpec", "")},
+    "LocalSubjectAccessReview": {1: ("metadata", META, ""), 2: ("spec", "SubjectAccessReviewSpec", "")},
+    "SelfSubjectRulesReview": {1: ("metadata", META, ""), 2: ("spec", "SelfSubjectRulesReviewSpec", "")},
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string", "")},
     "SubjectAccessReviewSpec": {
         1: ("resourceAttributes", "ResourceAttributes", ""),
         2: ("nonResourceAttributes", "NonResourceAttributes", ""),

@@ -7,6 +7,7 @@ request itself so that resources behave like kube-apiserver's (see the sibling m
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import time
 import traceback
@@ -16,13 +17,26 @@ import aiohttp.web
 import yaml
 from kmock import KubernetesEmulator, KubernetesError, Request
 
-from sovereign_devstack.kube import access_reviews, crds, discovery, errors, openapi, protobuf_bodies
+from sovereign_devstack.kube import (
+    access_reviews,
+    crds,
+    discovery,
+    errors,
+    impersonation,
+    openapi,
+    protobuf_bodies,
+    rbac,
+    rbac_bootstrap,
+    server_side_apply,
+)
 from sovereign_devstack.kube.admission import CURRENT_USER, WebhookAdmission
-from sovereign_devstack.kube.audit_log import AuditLog, audit_event, request_verb
+from sovereign_devstack.kube.audit_log import AuditLog, audit_event
+from sovereign_devstack.kube.authn import Authenticator
 from sovereign_devstack.kube.builtin_resources import builtin_resource_types
 from sovereign_devstack.kube.controllers import Controllers
 from sovereign_devstack.kube.object_writes import FIELD_VALIDATION, WARNINGS, ObjectWriter
-from sovereign_devstack.kube.request_routing import parse_resource_path
+from sovereign_devstack.kube.rbac_writes import EscalationCheck
+from sovereign_devstack.kube.request_routing import ResourcePath, parse_resource_path
 from sovereign_devstack.kube.resource_handlers import ResourceAPI
 from sovereign_devstack.kube.resource_types import Registry, ResourceType
 from sovereign_devstack.kube.service_account_tokens import TokenIssuer
@@ -46,14 +60,23 @@ VERSION_INFO = {
 
 
 class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
-    def __init__(self, tokens: TokenIssuer, audit_log: AuditLog | None = None) -> None:
+    def __init__(
+        self,
+        tokens: TokenIssuer,
+        audit_log: AuditLog | None = None,
+        store: Store | None = None,
+        static_tokens: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__()
         self.audit_log = audit_log
-        self.store = Store()
+        self.store = store or Store()  # a Store on a data dir comes back with the objects it had
         self.registry = Registry(builtin_resource_types() + access_reviews.access_review_types())
         self.tokens = tokens
+        self.authenticator = Authenticator(tokens, self.store, static_tokens or {})
+        self.authorizer = rbac.RBACAuthorizer(self.store)
         self.admission = WebhookAdmission(self.store)
-        self.writer = ObjectWriter(self.store, self.admission.review)
+        self.escalation = EscalationCheck(self.authorizer)
+        self.writer = ObjectWriter(self.store, self._admit)
         self.writer.after_write.append(self._track_crds)
         self.api = ResourceAPI(self.store, self.registry, self.writer)
         self.api.special[("", "serviceaccounts", "token")] = self.tokens.handle_token_request(self.store)
@@ -61,10 +84,21 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
             self.store
         )
         for review in access_reviews.access_review_types():
-            self.api.special[(review.group, review.plural, None)] = access_reviews.handle_access_review
+            self.api.special[(review.group, review.plural, None)] = access_reviews.review_handler(
+                self.authorizer
+            )
         self.controllers = Controllers(self.store, self.registry, self.writer)
+        for crd in self.store.list(crds.CRD_KEY):  # restored CRDs are served again
+            self.registry.add(crds.resource_type(crd))
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            self._seed_namespace(name)
+            if self.store.get(("", "namespaces"), None, name) is None:
+                self._seed_namespace(name)
+        rbac_bootstrap.ensure_bootstrap_policy(self.store)
+
+    async def _admit(self, *args: Any) -> None:
+        """RBAC's escalation check (kube does it in the RBAC objects' storage), then the webhooks."""
+        await self.escalation.review(*args)
+        await self.admission.review(*args)
 
     def _seed_namespace(self, name: str) -> None:
         obj = {
@@ -158,6 +192,7 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
     async def _handle(self, request: Request) -> aiohttp.web.StreamResponse:
         path = request.url.path.rstrip("/") or "/"
         method = str(request.method.value if hasattr(request.method, "value") else request.method)
+        self._authenticate_and_authorize(request, method, path)
         if path in ("/healthz", "/readyz", "/livez") or path.startswith(("/healthz/", "/readyz/", "/livez/")):
             return aiohttp.web.Response(text="ok", content_type="text/plain")
         if method == "GET":
@@ -183,19 +218,47 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
             return aiohttp.web.json_response(
                 discovery.api_resource_list(self.registry, resource_path.group, resource_path.version)
             )
-        # Authentication stand-in: kube-apiserver would authenticate the bearer token and authorize the
-        # request here. The devstack accepts any bearer token (or none) as cluster-admin; a valid
-        # ServiceAccount token is still named as that account (admission userInfo, `auth whoami`).
-        user = self.tokens.user_for(request.headers.get("Authorization", ""), self.store)
-        CURRENT_USER.set(user)
-        if self.audit_log is not None:
-            verb = request_verb(method, resource_path, dict(request.params))
-            agent = request.headers.get("User-Agent", "")
-            event = audit_event(verb, resource_path, user, agent, request.url.raw_path_qs)
-            AUDIT_EVENT.set(event)
-            if verb == "watch":  # its answer streams until the watch ends: log that it started
-                self.audit_log.write(event, "ResponseStarted", 200)
+        event = AUDIT_EVENT.get()
+        if event is not None and event["verb"] == "watch" and self.audit_log is not None:
+            self.audit_log.write(event, "ResponseStarted", 200)  # its answer streams until the watch ends
         return await self.api.handle(resource_path, request)
+
+    def _authenticate_and_authorize(self, request: Request, method: str, path: str) -> None:
+        """kube-apiserver's filter chain before any handler: authentication (401), impersonation, audit,
+        authorization (403). Sets CURRENT_USER (admission webhooks' userInfo, `auth whoami`)."""
+        raw: aiohttp.web.BaseRequest = request._raw_request
+        transport = raw.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        authorization = raw.headers.get("Authorization", "")
+        authenticated = self.authenticator.authenticate(authorization, ssl_object, raw.path)
+        user = impersonation.impersonated_user(authenticated, raw.headers, self.authorizer)
+        CURRENT_USER.set(user)
+        resource_path = parse_resource_path(path)
+        params = dict(request.params)
+        attrs = rbac.request_attributes(method, raw.path or "/", resource_path, params)
+        if self.audit_log is not None and resource_path is not None and resource_path.plural is not None:
+            agent = request.headers.get("User-Agent", "")
+            event = audit_event(attrs.verb, resource_path, authenticated, agent, request.url.raw_path_qs)
+            if user is not authenticated:
+                event["impersonatedUser"] = user
+            AUDIT_EVENT.set(event)
+        if not self.authorizer.authorize(user, attrs):
+            raise rbac.forbidden(user, attrs)
+        if resource_path is not None and self._apply_creates(request, attrs, resource_path):
+            # A server-side apply that creates the object needs `create` too (kube's patch handler).
+            creating = dataclasses.replace(attrs, verb="create")
+            if not self.authorizer.authorize(user, creating):
+                raise rbac.forbidden(user, creating)
+
+    def _apply_creates(self, request: Request, attrs: rbac.Attributes, path: ResourcePath) -> bool:
+        if attrs.verb != "patch" or attrs.subresource or not attrs.name:
+            return False
+        if not server_side_apply.is_apply(request.headers.get("Content-Type") or ""):
+            return False
+        rt = self.registry.lookup(path.group, path.version, path.plural or "")
+        if rt is None:
+            return False
+        return self.store.get(rt.key, path.namespace if rt.namespaced else None, attrs.name) is None
 
     def _static(self, path: str) -> dict[str, Any] | None:
         if path == "/version":

@@ -21,11 +21,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 
 from sovereign_devstack.kube import errors
-from sovereign_devstack.kube.admission import ADMIN_USER
 from sovereign_devstack.kube.store import Store
 
 DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 SA_KEY = ("", "serviceaccounts")
+BOUND_KINDS = {"pod": "pods", "secret": "secrets", "node": "nodes"}  # claim name -> core resource
 MIN_EXPIRATION = 600  # kube rejects expirationSeconds under 10 minutes
 
 
@@ -121,6 +121,16 @@ class TokenIssuer:
         sa = store.get(SA_KEY, private.get("namespace"), sa_ref.get("name", ""))
         if sa is None or sa["metadata"]["uid"] != sa_ref.get("uid"):
             raise ValueError("service account has been deleted or recreated")
+        # A token bound to an object dies with it (k8s docs: /docs/reference/access-authn-authz/
+        # service-accounts-admin/#bound-service-account-token-volume).
+        for kind, plural in BOUND_KINDS.items():
+            ref = private.get(kind)
+            if ref is None:
+                continue
+            namespace = None if kind == "node" else private.get("namespace")
+            bound = store.get(("", plural), namespace, ref.get("name", ""))
+            if bound is None or bound["metadata"].get("uid") != ref.get("uid"):
+                raise ValueError(f"the {kind} the token is bound to has been deleted or recreated")
         return claims, accepted
 
     def user_info(self, claims: dict[str, Any]) -> dict[str, Any]:
@@ -137,16 +147,30 @@ class TokenIssuer:
             "extra": {"authentication.kubernetes.io/credential-id": [f"JTI={claims.get('jti', '')}"]},
         }
 
-    def user_for(self, authorization: str, store: Store) -> dict[str, Any]:
-        """Who makes a request: a valid ServiceAccount token names its account; any other token is admin."""
-        token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
-        if token.count(".") == 2:
-            try:
-                claims, _ = self.verify(token, store, None)
-                return self.user_info(claims)
-            except ValueError:
-                pass
-        return ADMIN_USER
+    @staticmethod
+    def _bound_object(store: Store, namespace: str | None, ref: Any) -> dict[str, Any] | None:
+        """The boundObjectRef with its object's uid, as TokenRequest fills it; 404 if it is missing."""
+        if not isinstance(ref, dict) or not ref.get("kind"):
+            return None
+        kind = str(ref["kind"])
+        plural = BOUND_KINDS.get(kind.lower())
+        if plural is None:
+            raise errors.bad_request(f"cannot bind token to object of type {kind}")
+        name = str(ref.get("name") or "")
+        obj = store.get(("", plural), None if kind == "Node" else namespace, name)
+        if obj is None:
+            raise errors.not_found("", plural, name)
+        uid = obj["metadata"]["uid"]
+        if ref.get("uid") and ref["uid"] != uid:
+            raise errors.conflict(
+                "",
+                plural,
+                name,
+                f"the UID in the bound object reference ({ref['uid']}) "
+                f"does not match the UID in record. The object might have been deleted and "
+                f"then recreated",
+            )
+        return {**ref, "uid": uid}
 
     # ---- the two API endpoints
     def handle_token_request(self, store: Store) -> Callable[..., Awaitable[tuple[int, dict[str, Any]]]]:
@@ -170,7 +194,10 @@ class TokenIssuer:
                     ],
                 )
             audiences = list(spec.get("audiences") or self.audiences)
-            token, expires = self.issue(sa, audiences, seconds, spec.get("boundObjectRef"))
+            bound = self._bound_object(store, path.namespace, spec.get("boundObjectRef"))
+            if bound is not None:
+                spec["boundObjectRef"] = bound
+            token, expires = self.issue(sa, audiences, seconds, bound)
             spec.update(audiences=audiences, expirationSeconds=seconds)
             stamp = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             return 201, {

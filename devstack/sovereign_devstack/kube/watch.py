@@ -141,7 +141,7 @@ class WatchStream:
             raise errors.bad_request(f'invalid resource version "{rv}"') from exc
         events = self.store.events_since(since, self.rt.key)
         if events is None:
-            status = errors.gone(f"too old resource version: {since} ({self.store.history[0].rv - 1})")
+            status = errors.gone(f"too old resource version: {since} ({self.store.oldest_watchable()})")
             return [json.dumps({"type": "ERROR", "object": status.status_body()}).encode() + b"\n"]
         chunks = []
         for event in events:

@@ -49,10 +49,12 @@ class EmbeddingUnusable(ValueError):
 
 
 def build_vault_sink_for_nation(
-    tenant_spec: TenantSpec, *, platform_vault_addr: str, token_file: str
+    tenant_spec: TenantSpec, *, platform_vault_addr: str, token_file: str, vault_ca_cert: str | None = None
 ) -> VaultSink:
     """How the nation's ingest job and retriever log in to Vault: the Vault holding its key (its own,
-    spec.vault, or the platform's) with its Kubernetes auth role and the serving ServiceAccount token."""
+    spec.vault, or the platform's) with its Kubernetes auth role and the serving ServiceAccount token,
+    its certificate verified with `vault_ca_cert` (PEM: the platform's VAULT_CACERT or the nation's
+    caBundle)."""
     own = tenant_spec.vault
     return VaultSink(
         vault_addr=own.address if own is not None else platform_vault_addr,
@@ -60,6 +62,7 @@ def build_vault_sink_for_nation(
         role=vault_role_name(tenant_spec.nation),
         token_file=token_file,
         transit_mount=own.transit_mount if own is not None else DEFAULT_TRANSIT_MOUNT,
+        ca_cert=vault_ca_cert,
     )
 
 

@@ -202,10 +202,12 @@ def build_audit_sink_for_nation(
     token_file: str,
     tenant_uid: str | None = None,
     ray_resource: str | None = None,
+    vault_ca_cert: str | None = None,
 ) -> AuditSink:
     """Where and as whom the nation's gateway side writes its decision records: the Vault that holds the
     nation's key (its own, spec.vault, or the platform's), logged in to with the nation's Kubernetes auth
-    role and the serving ServiceAccount token in `token_file`."""
+    role and the serving ServiceAccount token in `token_file`, its certificate verified with
+    `vault_ca_cert` (PEM: the platform's VAULT_CACERT or the nation's caBundle)."""
     own = tenant_spec.vault
     return AuditSink(
         directory=directory,
@@ -216,6 +218,7 @@ def build_audit_sink_for_nation(
         transit_mount=own.transit_mount if own is not None else DEFAULT_TRANSIT_MOUNT,
         tenant_uid=tenant_uid,
         ray_resource=ray_resource,
+        ca_cert=vault_ca_cert,
     )
 
 

@@ -23,7 +23,12 @@ from sovereign_operator.constants import GROUP, OFFBOARDING_FINALIZER, ROTATE_KE
 from sovereign_operator.handlers.traced import traced_reconcile
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.offboarding import offboard
-from sovereign_operator.reconcile.tenant import owner_of_nation, reconcile_duplicate, reconcile_tenant
+from sovereign_operator.reconcile.tenant import (
+    owner_of_nation,
+    reconcile_duplicate,
+    reconcile_tenant,
+    vault_failure,
+)
 from sovereign_operator.reconcile.vault_access import VaultClients
 
 TENANTS = (GROUP, VERSION, "tenants")
@@ -38,7 +43,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.INFO  # kopf.info() becomes a Normal Event on the Tenant
     settings.watching.server_timeout = 60  # re-establish watches now and then (reconnects are cheap)
     api = load_api_client()
-    platform_vault = unchecked_vault_client(config.vault_addr, config.vault_token)
+    platform_vault = unchecked_vault_client(config.vault_addr, config.vault_token, verify=config.vault_cacert)
     memo.clients = OperatorClients(
         config=config,
         api=api,
@@ -144,12 +149,8 @@ def offboard_tenant(
     except VAULT_ERRORS as error:
         if is_permission_denied(error):
             clients.vaults.forget(tenant_spec)  # a nation's Vault token expired or was revoked: log in again
-        where = clients.vaults.address_for(tenant_spec)
-        kopf.warn(
-            dict(body),
-            reason="VaultUnreachable",
-            message=f"offboarding waits for Vault at {where}: {error}"[:500],
-        )
+        reason, message = vault_failure(clients.vaults.address_for(tenant_spec), error)
+        kopf.warn(dict(body), reason=reason, message=f"offboarding waits for Vault: {message}"[:500])
         raise kopf.TemporaryError(
             f"Vault failed during offboarding: {error}", delay=VAULT_RETRY_SECONDS
         ) from error

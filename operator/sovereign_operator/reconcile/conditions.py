@@ -18,6 +18,13 @@ KEYS_READY = "KeysReady"
 IDENTITY_READY = "IdentityReady"
 STEP_CONDITIONS = (NAMESPACE_READY, KEYS_READY, IDENTITY_READY)
 
+# Why KeysReady is False when Vault failed. Sealed and unreachable are outages: the operator retries, and the
+# Tenant is Ready again by itself once Vault is back and unsealed.
+VAULT_SEALED = "VaultSealed"
+VAULT_UNREACHABLE = "VaultUnreachable"
+VAULT_LOGIN_FAILED = "VaultLoginFailed"  # a nation's own Vault refused the operator's login
+VAULT_ERROR = "VaultError"  # Vault answered with another error (a refused token, a bad request)
+
 
 @dataclass(frozen=True)
 class Condition:

@@ -44,6 +44,7 @@ from sovereign_operator.builders.dataset import (
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import GROUP, VERSION
 from sovereign_operator.reconcile.conditions import merge_conditions, now_rfc3339, status_changes
+from sovereign_operator.reconcile.vault_access import vault_ca_for_tenant
 
 log = logging.getLogger(__name__)
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -123,7 +124,10 @@ def _pass(
     embedder_body = _embedder(dynamic, namespace, spec.embedding.model_deployment)
     embedder = ModelDeploymentSpec.model_validate(embedder_body["spec"]) if embedder_body else None
     vault = build_vault_sink_for_nation(
-        tenant_spec, platform_vault_addr=config.vault_addr, token_file=target.token_file
+        tenant_spec,
+        platform_vault_addr=config.vault_addr,
+        token_file=target.token_file,
+        vault_ca_cert=vault_ca_for_tenant(config, dynamic.client, tenant_spec),
     )
     try:
         ingest = build_ingest_config(

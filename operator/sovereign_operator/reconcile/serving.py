@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 from pydantic import ValidationError
 from sovereign_serving.config import (
@@ -59,6 +60,7 @@ from sovereign_operator.builders.serve_config import (
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import GROUP, SERVICE_ACCOUNT_TOKEN_FILE, VERSION
 from sovereign_operator.reconcile.conditions import status_changes
+from sovereign_operator.reconcile.vault_access import vault_ca_for_tenant
 
 log = logging.getLogger(__name__)
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -143,7 +145,7 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 cpu_scale=config.serving_cpu_scale,
                 memory_scale=config.serving_memory_scale,
                 federation_urls=federation_urls,
-                audit=_audit_sink(config, ready[nation]),
+                audit=_audit_sink(config, ready[nation], state.dynamic.client),
                 telemetry_env=config.telemetry_env,
                 all_datasets=all_datasets,
             )
@@ -216,7 +218,10 @@ def _retriever_applications(
             continue
         tenant_spec = TenantSpec.model_validate(ready[nation]["spec"])
         vault = build_vault_sink_for_nation(
-            tenant_spec, platform_vault_addr=config.vault_addr, token_file=target.token_file
+            tenant_spec,
+            platform_vault_addr=config.vault_addr,
+            token_file=target.token_file,
+            vault_ca_cert=vault_ca_for_tenant(config, state.dynamic.client, tenant_spec),
         )
         applications.append(
             build_retriever_application(
@@ -241,12 +246,13 @@ TOKEN_SECONDS = 3600
 TOKEN_REFRESH_FRACTION = 0.8
 
 
-def _audit_sink(config: OperatorConfig, tenant: dict[str, Any]) -> AuditSink | None:
+def _audit_sink(config: OperatorConfig, tenant: dict[str, Any], api: ApiClient) -> AuditSink | None:
     """The gateway's audit sink; None (audit off) without an audit dir, or on local-ray without a token
     dir, or with no runtime."""
     if config.audit_dir is None or config.runtime == "none":
         return None
     spec, uid = TenantSpec.model_validate(tenant["spec"]), tenant.get("metadata", {}).get("uid")
+    ca_cert = vault_ca_for_tenant(config, api, spec)
     if config.runtime == "local-ray":
         if config.service_account_token_dir is None:
             return None
@@ -257,6 +263,7 @@ def _audit_sink(config: OperatorConfig, tenant: dict[str, Any]) -> AuditSink | N
             platform_vault_addr=config.vault_addr,
             token_file=token_file,
             tenant_uid=uid,
+            vault_ca_cert=ca_cert,
         )
     # kuberay: the pods run as the nation's ServiceAccount; its data volume is mounted on the head only.
     return build_audit_sink_for_nation(
@@ -266,6 +273,7 @@ def _audit_sink(config: OperatorConfig, tenant: dict[str, Any]) -> AuditSink | N
         token_file=SERVICE_ACCOUNT_TOKEN_FILE,
         tenant_uid=uid,
         ray_resource=DATA_RAY_RESOURCE,
+        vault_ca_cert=ca_cert,
     )
 
 

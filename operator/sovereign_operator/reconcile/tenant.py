@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from sovereign.clients.vault import VAULT_ERRORS, is_permission_denied
+from sovereign.clients.vault import VAULT_ERRORS, VaultSealed, classify_vault_error, is_permission_denied
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
 from sovereign_operator.builders import vault_mounts_for_tenant
@@ -22,6 +22,10 @@ from sovereign_operator.reconcile.conditions import (
     KEYS_READY,
     NAMESPACE_READY,
     READY,
+    VAULT_ERROR,
+    VAULT_LOGIN_FAILED,
+    VAULT_SEALED,
+    VAULT_UNREACHABLE,
     Condition,
     merge_conditions,
     ready_from_steps,
@@ -102,10 +106,7 @@ def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str
         except VAULT_ERRORS as error:
             if is_permission_denied(error):
                 clients.vaults.forget(spec)  # a nation's Vault token expired or was revoked: log in again
-            # Say what Vault answered (never a token: hvac errors carry the URL and Vault's message).
-            where = clients.vaults.address_for(spec)
-            message = f"Vault at {where}: {type(error).__name__}: {error}"[:500]
-            reason = "VaultLoginFailed" if isinstance(error, VaultLoginFailed) else "VaultUnreachable"
+            reason, message = vault_failure(clients.vaults.address_for(spec), error)
             steps.append(Condition(KEYS_READY, False, reason, message))
             kopf.warn(dict(body), reason=reason, message=message)
             retry = kopf.TemporaryError(f"Vault failed: {message}", delay=VAULT_RETRY_SECONDS)
@@ -113,6 +114,20 @@ def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str
     _fill_unknown(steps)
     failpoints.reach("provision:before-status")
     return TenantOutcome(_changes(body, status, [ready_from_steps(steps), *steps], fields), retry)
+
+
+def vault_failure(address: str, error: BaseException) -> tuple[str, str]:
+    """The KeysReady reason and message for a failed Vault call: VaultSealed or VaultUnreachable (an outage
+    that heals by itself once Vault is back: the message says what to do), VaultLoginFailed, else
+    VaultError. The message quotes what Vault answered (hvac errors carry the URL and Vault's message,
+    never a token); the operator retries every VAULT_RETRY_SECONDS either way."""
+    detail = f"{type(error).__name__}: {error}"
+    outage = classify_vault_error(error, address)
+    if outage is not None:
+        reason = VAULT_SEALED if isinstance(outage, VaultSealed) else VAULT_UNREACHABLE
+        return reason, f"{outage}; retrying every {VAULT_RETRY_SECONDS} s ({detail})"[:500]
+    reason = VAULT_LOGIN_FAILED if isinstance(error, VaultLoginFailed) else VAULT_ERROR
+    return reason, f"Vault at {address}: {detail}"[:500]
 
 
 def _fill_unknown(steps: list[Condition]) -> None:

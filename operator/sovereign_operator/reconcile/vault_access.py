@@ -154,20 +154,7 @@ class VaultClients:
             ) from error
 
     def _ca_bundle(self, spec: TenantSpec) -> str | None:
-        reference = spec.vault.ca_bundle_secret_ref if spec.vault else None
-        if reference is None:
-            return None
-        try:
-            value = kube.read_secret_value(self.api, reference.namespace, reference.name, reference.key)
-        except ApiException as error:
-            raise VaultLoginFailed(
-                f"CA bundle Secret {reference.namespace}/{reference.name}: {error.status} {error.reason}"
-            ) from error
-        if not value:
-            raise VaultLoginFailed(
-                f"CA bundle Secret {reference.namespace}/{reference.name} has no key {reference.key!r}"
-            )
-        return value
+        return read_ca_bundle(self.api, spec)
 
     def _ca_file(self, ca_bundle: str) -> str:
         """requests verifies TLS against a file path: write the bundle once, named by its digest."""
@@ -178,3 +165,33 @@ class VaultClients:
             if not path.exists():
                 path.write_text(ca_bundle)
         return str(path)
+
+
+def read_ca_bundle(api: ApiClient, spec: TenantSpec) -> str | None:
+    """The PEM CA bundle the Tenant's own Vault is verified with (spec.vault.caBundleSecretRef); None when
+    the Tenant names none (the system's trust store). Raises VaultLoginFailed if the Secret is unreadable."""
+    reference = spec.vault.ca_bundle_secret_ref if spec.vault else None
+    if reference is None:
+        return None
+    try:
+        value = kube.read_secret_value(api, reference.namespace, reference.name, reference.key)
+    except ApiException as error:
+        raise VaultLoginFailed(
+            f"CA bundle Secret {reference.namespace}/{reference.name}: {error.status} {error.reason}"
+        ) from error
+    if not value:
+        raise VaultLoginFailed(
+            f"CA bundle Secret {reference.namespace}/{reference.name} has no key {reference.key!r}"
+        )
+    return value
+
+
+def vault_ca_for_tenant(config: OperatorConfig, api: ApiClient, spec: TenantSpec) -> str | None:
+    """The PEM CA the nation's processes verify the Vault holding its keys with: the platform Vault's
+    (the file VAULT_CACERT names) or the nation's own caBundle; None: the system's trust store."""
+    own = spec.vault is not None and normalized_address(spec.vault.address) != normalized_address(
+        config.vault_addr
+    )
+    if own:
+        return read_ca_bundle(api, spec)
+    return Path(config.vault_cacert).read_text() if config.vault_cacert else None

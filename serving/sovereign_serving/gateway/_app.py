@@ -52,7 +52,7 @@ from . import _grounding as grounding_api
 from . import _openai as openai_api
 from . import _telemetry as telemetry
 from ._access import Access, DatasetDecision, ModelDecision, Permitted, check_task
-from ._errors import GatewayError, bad_request, model_failed, unavailable
+from ._errors import GatewayError, bad_request, model_failed, unavailable, vault_unavailable
 from ._federation import Federation
 from ._ratelimit import QuotaClient
 from ._retrieval import Retrieval
@@ -237,6 +237,8 @@ class Gateway(DatasetRoutes):
             )
         except AuditUnavailable as error:
             logger.error("request refused, its decision could not be recorded: %s", error)
+            if error.outage is not None:
+                raise vault_unavailable(error.outage) from None
             raise unavailable(
                 "the decision cannot be recorded in the audit log, so nothing is served",
                 code="audit_unavailable",

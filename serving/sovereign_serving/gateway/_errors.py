@@ -9,6 +9,8 @@ import math
 
 from starlette.responses import JSONResponse
 
+from sovereign.clients.vault import VaultSealed, VaultUnavailable
+
 # One message for a model that does not exist and one that exists but is forbidden: a denial never tells
 # a user whether a model they may not use is there.
 NOT_AVAILABLE = "model {name!r} is not available to you"
@@ -81,6 +83,21 @@ def rate_limited(retry_after: float, what: str) -> GatewayError:
 
 def unavailable(message: str, code: str = "service_unavailable") -> GatewayError:
     return GatewayError(503, message, type="server_error", code=code)
+
+
+def vault_unavailable(outage: VaultUnavailable) -> GatewayError:
+    """503 while the nation's Vault is sealed or unreachable: nothing that needs the nation's key is served
+    (fail closed) until it is back; the next request after that succeeds."""
+    if isinstance(outage, VaultSealed):
+        return unavailable(
+            "your nation's keys are locked: its Vault is sealed, so nothing is served until the platform's "
+            "operators unseal it; retry later",
+            code="vault_sealed",
+        )
+    return unavailable(
+        "your nation's keys cannot be reached: its Vault does not answer, so nothing is served; retry later",
+        code="vault_unreachable",
+    )
 
 
 def model_failed() -> GatewayError:

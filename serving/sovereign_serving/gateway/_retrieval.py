@@ -19,10 +19,11 @@ from ray.serve.handle import DeploymentHandle
 from sovereign.domain.markings import Markings, Principal
 from sovereign.telemetry import carrier
 from sovereign_serving.config import GatewayDataset, retriever_application_name
+from sovereign_serving.nation_vault import vault_outage
 
 from . import _telemetry as telemetry
 from ._access import Access
-from ._errors import GatewayError
+from ._errors import GatewayError, vault_unavailable
 from ._federation import Federation, dataset_unavailable
 from ._grounding import Retrieved, best, chunks_of
 
@@ -102,6 +103,9 @@ class Retrieval:
         except Exception as error:  # noqa: BLE001 — its message may quote a document: only the type is logged
             self._forget(application)
             logger.warning("retriever %s failed on %s: %s", application, dataset.name, type(error).__name__)
+            outage = vault_outage(error)  # the index could not be decrypted: the nation's Vault is out
+            if outage is not None:
+                raise vault_unavailable(outage) from None
             raise dataset_unavailable() from None
 
 

@@ -59,7 +59,7 @@ class Serving:
         """The environment of the `sovereign` CLI processes the tests run."""
         return {
             **self.platform.kube.env(),
-            "VAULT_ADDR": self.platform.vault_url,
+            **self.platform.vault_env(),
             "VAULT_TOKEN": self.platform.root_token,
         }
 

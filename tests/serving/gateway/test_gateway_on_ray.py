@@ -26,10 +26,15 @@ from ray import serve
 from ray.serve.context import _get_global_client
 from ray.serve.schema import ServeDeploySchema
 from sovereign_devstack.processes import free_loopback_port
+from sovereign_serving.audit_writer import AUDIT_NAMESPACE, audit_writer_name
 from sovereign_serving.config import AIR_GAP_ENV, gateway_application_name
 from sovereign_serving.gateway import NOT_AVAILABLE, QUOTA_NAMESPACE, quota_actor_name
 
+from sovereign.audit import DECISIONS_STREAM, stream_directory, verify
 from sovereign.domain.markings import Classification
+from tests.conftest import KubeAPI, VaultServer
+from tests.helpers import wait_until
+from tests.serving.gateway.nation_vault import audit_sink_in, chat
 from tests.serving.gateway.nations import (
     FAKE_APP,
     ISSUERS,
@@ -494,7 +499,8 @@ def test_without_a_durable_audit_record_nothing_is_answered(
     platform: tuple[str, ServeConfig], tmp_path: Path
 ) -> None:
     """Fail closed: POL's gateway is given an audit sink whose Vault is unreachable, so no decision can be
-    recorded; an allowed and a denied request both get 503 `audit_unavailable`, then work again without it."""
+    recorded; an allowed and a denied request both get 503 `vault_unreachable` (the audit log could not get
+    a data key), then work again without it."""
     base_url, config = platform
     token_file = tmp_path / "token"
     token_file.write_text("not-a-serviceaccount-token")
@@ -513,8 +519,54 @@ def test_without_a_durable_audit_record_nothing_is_answered(
             with pytest.raises(openai.InternalServerError) as refused:
                 pol.chat.completions.create(**ask)
             assert refused.value.status_code == 503
-            assert error_of(refused)["code"] == "audit_unavailable"
+            assert error_of(refused)["code"] == "vault_unreachable"
         assert not list((tmp_path / "audit").rglob("*.log"))  # nothing half-written either
     finally:
         config.set_gateway_config("POL", gateway_config("POL"))
     assert pol.chat.completions.create(**own).choices
+
+
+def test_a_sealed_vault_refuses_with_its_code_and_heals_without_a_restart(
+    platform: tuple[str, ServeConfig], kube_api: KubeAPI, fresh_vault: VaultServer, tmp_path: Path
+) -> None:
+    """POL's gateway records its decisions under POL's key in a real OpenBao of the test's own. Sealed while
+    the gateway serves, the writer holding a data key keeps appending; a writer that needs a new data key
+    (here: restarted by Ray) cannot, so the request is refused with 503 `vault_sealed` (never a 500 or a
+    hang), and with 503 `vault_unreachable` while Vault is down. Once unsealed the next request is answered,
+    the gateway untouched, and the log verifies with exactly the answered requests in it."""
+    base_url, config = platform
+    token = user("POL", subject="sealed-vault")
+    application = gateway_application_name("POL")
+    with audit_sink_in(fresh_vault, kube_api, "POL", tmp_path) as sink:
+        try:
+            config.set_gateway_config("POL", {**gateway_config("POL"), "audit": sink})
+            deployed = serve.status().applications[application].last_deployed_time_s
+            assert chat(base_url, "POL", token, "pol/scribe") == (200, None)
+
+            fresh_vault.seal()
+            assert chat(base_url, "POL", token, "pol/scribe") == (200, None)  # its data key is in memory
+            writer = ray.get_actor(audit_writer_name("POL"), namespace=AUDIT_NAMESPACE)
+            ray.kill(writer, no_restart=False)  # Ray restarts it; its log needs a new data key
+            seen: list[tuple[int, str | None]] = []
+
+            def refused_as_sealed() -> bool:
+                seen.append(chat(base_url, "POL", token, "pol/scribe"))
+                return seen[-1] == (503, "vault_sealed")
+
+            # While the writer restarts, the request may find no writer at all (503 audit_unavailable).
+            wait_until(refused_as_sealed, "503 vault_sealed", timeout=60)
+            assert {status for status, _ in seen} == {503}, seen
+
+            fresh_vault.stop(kill=True)
+            assert chat(base_url, "POL", token, "pol/scribe") == (503, "vault_unreachable")
+            fresh_vault.start()  # back, sealed
+            assert chat(base_url, "POL", token, "pol/scribe") == (503, "vault_sealed")
+            fresh_vault.unseal()
+            assert chat(base_url, "POL", token, "pol/scribe") == (200, None)
+            assert serve.status().applications[application].last_deployed_time_s == deployed
+        finally:
+            config.set_gateway_config("POL", gateway_config("POL"))
+        decisions = stream_directory(Path(sink["directory"]), "POL", DECISIONS_STREAM)
+        report = verify(decisions, fresh_vault.client(), "POL")
+        assert report.ok, report.problems
+        assert report.last_seq == 3  # the three answered requests; nothing of the refused ones

@@ -1,0 +1,85 @@
+"""A nation's own real OpenBao for a gateway test: its transit key, its ACL policy and Kubernetes auth role
+(built by the operator's builders, as the operator writes them), and a ServiceAccount token from the session's
+API server in a file, so the nation's audit writer logs in as the nation exactly as on the platform."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sovereign_devstack.token_reviewer import ensure_token_reviewer
+from sovereign_operator.builders import build_vault_policy_for_tenant
+from sovereign_operator.constants import vault_policy_name, vault_role_name
+
+from sovereign.audit import audit_key_name
+from sovereign.clients.kubernetes import load_api_client
+from sovereign.platform_setup import prepare_vault
+from sovereign.specs.tenant import TenantSpec
+from tests.conftest import KubeAPI, VaultServer
+from tests.helpers import kubectl
+
+
+@contextmanager
+def vault_sink_in(
+    vault: VaultServer, kube_api: KubeAPI, nation: str, directory: Path
+) -> Iterator[dict[str, Any]]:
+    """`nation`'s VaultSink (its JSON form) pointing at `vault`, prepared for it; the ServiceAccount's
+    namespace is a throwaway one (not the nation's, which operator tests own) and is deleted after."""
+    root = vault.client()
+    prepare_vault(  # as the platform's (tests/operator/conftest.py `platform`)
+        root,
+        kube_api.url,
+        [kube_api.service_account_certificate.read_text()],
+        kubernetes_ca_cert=kube_api.ca_cert.read_text(),
+        token_reviewer_jwt=ensure_token_reviewer(load_api_client(str(kube_api.kubeconfig))),
+    )
+    spec = TenantSpec.model_validate({"nation": nation, "displayName": nation, "clearance": "NATO SECRET"})
+    root.secrets.transit.create_key(name=audit_key_name(nation), key_type="aes256-gcm96")
+    root.sys.create_or_update_acl_policy(vault_policy_name(nation), build_vault_policy_for_tenant(spec))
+    namespace = f"sealed-vault-{uuid.uuid4().hex[:6]}"
+    root.auth.kubernetes.create_role(
+        vault_role_name(nation),
+        bound_service_account_names=["serving"],
+        bound_service_account_namespaces=[namespace],
+        policies=[vault_policy_name(nation)],
+        ttl="1h",
+    )
+    kubectl(kube_api, "create", "namespace", namespace)
+    try:
+        kubectl(kube_api, "create", "serviceaccount", "serving", "-n", namespace)
+        token = kubectl(kube_api, "create", "token", "serving", "-n", namespace, "--duration", "1h")
+        token_file = directory / "token"
+        token_file.write_text(token.stdout.strip())
+        token_file.chmod(0o600)
+        yield {
+            "vaultAddr": vault.url,
+            "role": vault_role_name(nation),
+            "tokenFile": str(token_file),
+            "caCert": vault.ca_cert.read_text(),
+        }
+    finally:
+        kubectl(kube_api, "delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@contextmanager
+def audit_sink_in(
+    vault: VaultServer, kube_api: KubeAPI, nation: str, directory: Path
+) -> Iterator[dict[str, Any]]:
+    """The same as an AuditSink: the nation's audit logs under `directory/audit`."""
+    with vault_sink_in(vault, kube_api, nation, directory) as sink:
+        yield {**sink, "directory": str(directory / "audit")}
+
+
+def chat(base_url: str, nation: str, token: str, model: str) -> tuple[int, str | None]:
+    """One chat completion as a client sends it: the status and, for an error, its OpenAI-style code."""
+    answer = httpx.post(
+        f"{base_url}/{nation.lower()}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"model": model, "messages": [{"role": "user", "content": "x"}]},
+        timeout=60,
+    )
+    return answer.status_code, None if answer.is_success else answer.json()["error"]["code"]

@@ -1,0 +1,79 @@
+"""A nation's processes on Ray and their Vault going away: the retriever refuses a load with what happened
+(VaultSealed / VaultUnreachable, which the gateway turns into 503 `vault_sealed` / `vault_unreachable`), and
+the nation's Vault login (NationVault) keeps nothing broken: the same object logs in and decrypts once Vault
+is back and unsealed. Against a real OpenBao of the test's own and a ServiceAccount token from the session's
+API server; the retriever runs in-process (its Ray Serve wrapper adds nothing here)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import hvac
+import pytest
+from sovereign_serving.config import VaultSink
+from sovereign_serving.nation_vault import NationVault
+from sovereign_serving.retriever import Retriever
+
+from sovereign.clients.vault import VaultSealed, VaultUnreachable, classify_vault_error
+from sovereign.dataplane import DatasetStore
+from sovereign.domain.markings import Principal
+from sovereign.policy.bundle import PolicyBundle
+from tests.conftest import KubeAPI, VaultServer
+from tests.dataplane.conftest import TRANSIT, est_markings, sample_chunks, unit_vectors
+from tests.serving.gateway.nation_vault import vault_sink_in
+
+NATION = "EST"
+DATASET = "field-reports"
+READER = Principal.model_validate(
+    {"sub": "reader", "nationality": NATION, "clearance": "NATO SECRET", "issuerNation": NATION}
+)
+
+
+def test_the_retriever_refuses_while_vault_is_out_and_the_login_heals(
+    fresh_vault: VaultServer, kube_api: KubeAPI, tmp_path: Path
+) -> None:
+    stores = tmp_path / "stores"
+    count = 6
+    with vault_sink_in(fresh_vault, kube_api, NATION, tmp_path) as sink:
+        DatasetStore(stores, NATION, DATASET).write_index(
+            sample_chunks(count, [est_markings()]),
+            unit_vectors(count, 8),
+            fresh_vault.client(),
+            TRANSIT,
+            "hash-0",
+            "est/minilm",
+        )
+        retriever = Retriever()
+        retriever.reconfigure(
+            {
+                "nation": NATION,
+                "datasets": [
+                    {"name": DATASET, "markings": est_markings(), "embeddingApplication": "est-embedder"}
+                ],
+                "storeRoot": str(stores),
+                "vault": sink,
+                "bundle": PolicyBundle.load().to_configmap_data(),
+            }
+        )
+
+        def search() -> None:
+            asyncio.run(retriever.search(READER.model_dump(by_alias=True), DATASET, "convoy", 3))
+
+        nation = NationVault(VaultSink.model_validate(sink))
+        fresh_vault.seal()
+        with pytest.raises(VaultSealed, match="is sealed: it serves no key until unsealed"):
+            search()
+        with pytest.raises(hvac.exceptions.VaultDown) as sealed_login:
+            nation.client()
+        assert isinstance(classify_vault_error(sealed_login.value), VaultSealed)
+
+        fresh_vault.stop(kill=True)
+        with pytest.raises(VaultUnreachable, match="is unreachable"):
+            search()
+
+        fresh_vault.start()
+        fresh_vault.unseal()
+        # The very NationVault that failed logs in now and decrypts the index.
+        loaded = DatasetStore(stores, NATION, DATASET).load(nation.client(), TRANSIT)
+        assert len(loaded.chunks) == count
