@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 VIEWER_VENV := .venv-viewer
 PHOENIX_VERSION ?= 20.26.1
 
-.PHONY: install viewer demo test lint crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval down clean
+.PHONY: install viewer demo test lint crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane down clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python bench/audit.py $(AUDIT_BENCH_ARGS)
 	$(BIN)/python bench/ingestion.py $(INGESTION_BENCH_ARGS)
 	$(BIN)/python bench/retrieval.py $(RETRIEVAL_BENCH_ARGS)
+	$(BIN)/python bench/control_plane.py $(CONTROL_PLANE_BENCH_ARGS)
 
 bench-policy: install
 	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
@@ -72,3 +73,8 @@ bench-ingestion: install
 # Retrieval p50/p99 at 100,000 chunks x 384 dimensions, filtered by markings vs not (issue 8).
 bench-retrieval: install
 	$(BIN)/python bench/retrieval.py $(RETRIEVAL_BENCH_ARGS)
+
+# `sovereign up` (control plane and operator, no Ray, no examples) against a baseline revision, first start and
+# again after `down` on the same state dir.
+bench-control-plane: install
+	$(BIN)/python bench/control_plane.py $(CONTROL_PLANE_BENCH_ARGS)

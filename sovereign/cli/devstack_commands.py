@@ -207,7 +207,14 @@ def up(
         )
     console.print("  sovereign keys rotate --nation FRA")
     console.print("  kubectl get events")
-    console.print('  curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/sys/mounts')
+    console.print(
+        '  curl -s --cacert "$VAULT_CACERT" -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/sys/mounts',
+        soft_wrap=True,
+    )
+    # RBAC is enforced: what a nation's administrator may do, asked as the admin impersonating one.
+    as_fra_admin = "--as alice --as-group fra-platform-admins"
+    console.print(f"  kubectl auth can-i --list -n tenant-fra {as_fra_admin}", soft_wrap=True)
+    console.print(f"  kubectl auth can-i get modeldeployments -n tenant-deu {as_fra_admin}", soft_wrap=True)
     if state.trace_viewer_url:
         console.print(f"  open {state.trace_viewer_url}   # traces (Phoenix): README, Reading traces")
     elif trace_viewer is TraceViewer.phoenix and not external:
