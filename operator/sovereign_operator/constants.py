@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sovereign.domain.nations import (  # noqa: F401  (re-exported for the operator)
     SERVING_SERVICE_ACCOUNT,
+    issuer_key_name,
     tenant_namespace,
     vault_role_name,
 )
@@ -48,8 +49,8 @@ def vault_policy_name(nation: str) -> str:
     return f"tenant-{nation.lower()}"
 
 
-# Records the operator keeps under a nation's KV prefix (its dev issuer, its provisioning record). The nation
-# may read them but never rewrite them: its workloads must not replace their own issuer key.
+# Records under a nation's KV prefix the nation may read but never write: its provisioning record, and the
+# name `identity`, where an issuer record must never be planted (the dev issuer's key is in transit).
 OPERATOR_KV_RECORDS = ("identity", "tenant")
 
 

@@ -28,10 +28,11 @@ from sovereign.audit import (
     stream_directories,
     verify,
 )
+from sovereign.cli.as_nation import login_as_nation
 from sovereign.cli.output import OutputFormat, console, fail, print_json
 from sovereign.cli.token_commands import parse_ttl
-from sovereign.clients.kubernetes import create_namespaced_service_account_token, load_api_client
-from sovereign.clients.vault import VAULT_ERRORS, kubernetes_login
+from sovereign.clients.kubernetes import load_api_client
+from sovereign.clients.vault import VAULT_ERRORS
 from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, tenant_namespace, vault_role_name
 
 app = typer.Typer(help="Each nation's tamper-evident audit log.", no_args_is_help=True)
@@ -65,10 +66,7 @@ def _nation_vault(nation: str) -> hvac.Client:
     if not address:
         fail("VAULT_ADDR must be set (e.g. `source .sovereign/env`)")
     try:
-        jwt = create_namespaced_service_account_token(
-            load_api_client(), tenant_namespace(nation), SERVING_SERVICE_ACCOUNT
-        )
-        client, _ = kubernetes_login(str(address), "kubernetes", vault_role_name(nation), jwt)
+        client = login_as_nation(load_api_client(), str(address), nation)
     except VAULT_ERRORS as error:
         fail(f"cannot log in to Vault as {nation} (role {vault_role_name(nation)}): {error}")
         raise  # unreachable

@@ -18,9 +18,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from sovereign.clients.vault import read_kv, vault_client
+from sovereign.cli.as_nation import login_as_nation, sign_dev_token
+from sovereign.clients.kubernetes import list_tenants
 from sovereign.domain.markings import Classification
-from sovereign.identity.tokens import DEFAULT_KV_MOUNT, dev_issuer_kv_path, issue_token
+from sovereign.identity.signed_tokens import dev_token_claims
 
 DEMO_MODEL = "fra/analyst"
 DEMO_CALLS = (
@@ -48,41 +49,41 @@ class DemoCall:
 
 
 def dev_token(
+    api: Any,
     vault_addr: str,
-    vault_token: str,
     nation: str,
     clearance: str,
     ttl_seconds: int = 3600,
     vault_cacert: str | None = None,
 ) -> str:
-    """A token for a user of `nation`, signed by its devstack issuer (key read from Vault, verified against
-    `vault_cacert`, else $VAULT_CACERT or the system trust store)."""
-    vault = vault_client(vault_addr, vault_token, verify=vault_cacert)
-    record = read_kv(vault, DEFAULT_KV_MOUNT, dev_issuer_kv_path(nation))
-    if not record:
-        raise RuntimeError(f"{nation} has no dev issuer key in Vault; is its Tenant Ready?")
-    return issue_token(
-        private_key_pem=str(record["privateKeyPem"]),
-        kid=str(record["kid"]),
-        issuer=str(record["issuer"]),
-        audience=str(record["audience"]),
+    """A token for a user of `nation`, signed in Vault by its devstack issuer key, as `sovereign token issue`
+    does: logged in as the nation (Vault's certificate verified against `vault_cacert`, else $VAULT_CACERT
+    or the system trust store)."""
+    tenants = [t for t in list_tenants(api) if (t.get("spec") or {}).get("nation") == nation]
+    identity = next(((t.get("status") or {}).get("identity") or {} for t in tenants), {})
+    if identity.get("source") != "dev":
+        raise RuntimeError(f"{nation} has no dev issuer published; is its Tenant Ready?")
+    claims = dev_token_claims(
+        issuer=str(identity["issuer"]),
+        audience=str(identity["audience"]),
         nation=nation,
         subject="demo-analyst",
         clearance=Classification(clearance),
-        compartments=[],
-        groups=[],
         ttl_seconds=ttl_seconds,
         now=int(time.time()),
     )
+    vault = login_as_nation(api, vault_addr, nation, verify=vault_cacert)
+    token, _ = sign_dev_token(vault, "transit", nation, claims)
+    return token
 
 
 def run_demo_calls(
-    gateway_url: str, vault_addr: str, vault_token: str, vault_cacert: str | None = None
+    api: Any, gateway_url: str, vault_addr: str, vault_cacert: str | None = None
 ) -> list[DemoCall]:
     calls = []
     for nation, clearance, why in DEMO_CALLS:
         endpoint = f"{gateway_url}/{nation.lower()}/v1"
-        token = dev_token(vault_addr, vault_token, nation, clearance, vault_cacert=vault_cacert)
+        token = dev_token(api, vault_addr, nation, clearance, vault_cacert=vault_cacert)
         response = httpx.post(
             f"{endpoint}/chat/completions",
             headers={"Authorization": f"Bearer {token}"},
@@ -181,16 +182,16 @@ def wait_for_datasets_ready(
 
 
 def run_grounded_demo(
+    api: Any,
     gateway_url: str,
     vault_addr: str,
-    vault_token: str,
     datasets: list[tuple[str, str]],
     vault_cacert: str | None = None,
 ) -> GroundedDemo:
     """A DEU analyst's grounded question to `fra/analyst` over the example datasets."""
     names = [f"{namespace.removeprefix('tenant-')}/{name}" for namespace, name in datasets]
     nation, clearance = GROUNDED_CALLER
-    token = dev_token(vault_addr, vault_token, nation, clearance, vault_cacert=vault_cacert)
+    token = dev_token(api, vault_addr, nation, clearance, vault_cacert=vault_cacert)
     # A DataSet is Ready once its index exists; the gateways learn of it, and its owner's retriever starts, at
     # the operator's next serving pass: until then the dataset is unknown (403) or its retriever not up (503).
     deadline = time.monotonic() + GATEWAYS_LEARN_TIMEOUT

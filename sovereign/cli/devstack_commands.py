@@ -134,9 +134,7 @@ def up(
             if models and state.gateway_url:
                 progress(f"waiting for {len(models)} example models (Ray Serve deploys them)…")
                 wait_for_models_ready(api, models, models_timeout, progress)
-                demo_calls = run_demo_calls(
-                    state.gateway_url, state.vault_addr, state.vault_token, state.vault_cacert
-                )
+                demo_calls = run_demo_calls(api, state.gateway_url, state.vault_addr, state.vault_cacert)
                 datasets = example_datasets(namespaced)
                 if datasets:
                     progress(f"waiting for {len(datasets)} example datasets (ingested on the nations' Ray)…")
@@ -144,9 +142,9 @@ def up(
                     grounded = GroundedDemo([], 0, "-", "", [])
                     if not datasets_not_ready:
                         grounded = run_grounded_demo(
+                            api,
                             state.gateway_url,
                             state.vault_addr,
-                            state.vault_token,
                             datasets,
                             state.vault_cacert,
                         )

@@ -1,7 +1,9 @@
 """`sovereign token issue`: a bearer token from a nation's devstack issuer, for trying the platform out.
 
-The nation's Tenant is read through KUBECONFIG; the dev issuer's private key from Vault (VAULT_ADDR and
-VAULT_TOKEN, e.g. `source .sovereign/env`). The token is printed on stdout and nowhere else.
+The nation's Tenant is read through KUBECONFIG. The token is signed as the nation: the CLI logs in to Vault
+(VAULT_ADDR, or the Tenant's own Vault; e.g. `source .sovereign/env`) with a token of the nation's
+`model-serving` ServiceAccount, and Vault signs with the nation's issuer key, which never leaves it. The
+token is printed on stdout and nowhere else.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from typing import Annotated, Any
 
 import typer
 
+from sovereign.cli.as_nation import NoIssuerKey, login_as_nation, sign_dev_token
 from sovereign.cli.keys_commands import _tenant_for_nation
 from sovereign.cli.output import OutputFormat, fail, print_json
 from sovereign.clients.kubernetes import load_api_client
-from sovereign.clients.vault import VAULT_ERRORS, read_kv, vault_client
+from sovereign.clients.vault import VAULT_ERRORS
 from sovereign.domain.markings import Classification
-from sovereign.identity.tokens import DEFAULT_KV_MOUNT, dev_issuer_kv_path, issue_token
+from sovereign.domain.nations import vault_role_name
+from sovereign.identity.signed_tokens import dev_token_claims
 
 MAX_TTL_SECONDS = 24 * 3600
 _TTL_PART = re.compile(r"(\d+)([smhd]?)")
@@ -48,28 +52,44 @@ def _classification(text: str) -> Classification:
         raise  # unreachable: fail() exits
 
 
-def _dev_issuer_record(tenant: dict[str, Any], nation: str) -> dict[str, Any]:
-    spec = tenant.get("spec") or {}
+def _dev_issuer(tenant: dict[str, Any], nation: str) -> tuple[str, str]:
+    """(issuer, audience) of the nation's dev issuer, as its Tenant's status publishes them."""
+    spec, status = tenant.get("spec") or {}, tenant.get("status") or {}
     identity = spec.get("identity")
     if identity:
         fail(
             f"{nation}'s Tenant names its own issuer {identity.get('issuer')}: its tokens come from that "
             "issuer, there is no devstack key to sign with"
         )
-    address, token = os.environ.get("VAULT_ADDR"), os.environ.get("VAULT_TOKEN")
-    if not address or not token:
-        fail("VAULT_ADDR and VAULT_TOKEN must be set (e.g. `source .sovereign/env`)")
-    mount = (spec.get("vault") or {}).get("kvMount") or DEFAULT_KV_MOUNT
-    path = dev_issuer_kv_path(nation)
+    published = status.get("identity") or {}
+    if published.get("source") != "dev" or not published.get("issuer") or not published.get("audience"):
+        fail(f"{nation} has no dev issuer published yet; is its Tenant Ready?")
+    return str(published["issuer"]), str(published["audience"])
+
+
+def _sign_as_nation(api: Any, tenant: dict[str, Any], nation: str, claims: dict[str, Any]) -> tuple[str, str]:
+    """(token, kid): Vault signs as the nation, logged in with the nation's own ServiceAccount."""
+    own_vault = (tenant.get("spec") or {}).get("vault") or {}
+    address = own_vault.get("address") or os.environ.get("VAULT_ADDR")
+    if not address:
+        fail("VAULT_ADDR must be set (e.g. `source .sovereign/env`)")
+    transit = own_vault.get("transitMount") or "transit"
     try:
-        record = read_kv(vault_client(str(address), str(token)), mount, path)
+        vault = login_as_nation(api, str(address), nation, own_vault.get("authMount") or "kubernetes")
     except VAULT_ERRORS as error:
-        fail(f"cannot read {nation}'s dev issuer key from Vault ({mount}/{path}): {error}")
+        fail(f"cannot log in to Vault as {nation} (role {vault_role_name(nation)}): {error}")
         raise  # unreachable
-    if not record or not record.get("privateKeyPem") or not record.get("kid"):
-        fail(f"{nation} has no dev issuer key in Vault yet ({mount}/{path}); is its Tenant Ready?")
-    assert record is not None
-    return record
+    except Exception as error:  # noqa: BLE001 — a Kubernetes error: say which, never a token
+        fail(f"cannot get a token of {nation}'s serving ServiceAccount: {error}")
+        raise  # unreachable
+    try:
+        return sign_dev_token(vault, transit, nation, claims)
+    except NoIssuerKey as error:
+        fail(f"{error}; is its Tenant Ready?")
+        raise  # unreachable
+    except VAULT_ERRORS as error:
+        fail(f"Vault did not sign as {nation}: {error}")
+        raise  # unreachable
 
 
 @app.command()
@@ -84,7 +104,7 @@ def issue(
     ttl: Annotated[str, typer.Option(help="Lifetime: 3600, 90s, 15m, 1h, 1h30m (at most 24h).")] = "1h",
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.text,
 ) -> None:
-    """Print a token for a user of NATION, signed (EdDSA) by NATION's devstack issuer."""
+    """Print a token for a user of NATION, signed (EdDSA) in Vault by NATION's devstack issuer key."""
     nation = nation.strip().upper()
     try:
         ttl_seconds = parse_ttl(ttl)
@@ -93,17 +113,16 @@ def issue(
     level = _classification(clearance)
     if not sub.strip():
         fail("--sub must not be empty")
-    tenant = _tenant_for_nation(load_api_client(), nation)
+    api = load_api_client()
+    tenant = _tenant_for_nation(api, nation)
     tenant_clearance = Classification((tenant.get("spec") or {}).get("clearance"))
     if level > tenant_clearance:
         fail(f"clearance {level} is above {nation}'s Tenant clearance {tenant_clearance}")
-    record = _dev_issuer_record(tenant, nation)
+    issuer, audience = _dev_issuer(tenant, nation)
     now = int(time.time())
-    token = issue_token(
-        private_key_pem=str(record["privateKeyPem"]),
-        kid=str(record["kid"]),
-        issuer=str(record["issuer"]),
-        audience=str(record["audience"]),
+    claims = dev_token_claims(
+        issuer=issuer,
+        audience=audience,
         nation=nation,
         subject=sub.strip(),
         clearance=level,
@@ -112,6 +131,7 @@ def issue(
         ttl_seconds=ttl_seconds,
         now=now,
     )
+    token, kid = _sign_as_nation(api, tenant, nation, claims)
     if output is OutputFormat.json:
         print_json(
             {
@@ -121,9 +141,9 @@ def issue(
                 "clearance": str(level),
                 "compartments": sorted(set(compartment or [])),
                 "groups": sorted(set(group or [])),
-                "issuer": record["issuer"],
-                "audience": record["audience"],
-                "kid": record["kid"],
+                "issuer": issuer,
+                "audience": audience,
+                "kid": kid,
                 "expiresAt": now + ttl_seconds,
             }
         )

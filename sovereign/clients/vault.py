@@ -207,6 +207,36 @@ def create_transit_key(client: hvac.Client, mount: str, name: str, key_type: str
     client.secrets.transit.create_key(name=name, key_type=key_type, mount_point=mount)
 
 
+def create_signing_key(client: hvac.Client, mount: str, name: str) -> None:
+    """An ed25519 transit key that never leaves Vault: not exportable, no plaintext backup.
+
+    Vault docs: /vault/api-docs/secret/transit#create-key (`exportable` can never be turned back off, and
+    is left false here).
+    """
+    client.secrets.transit.create_key(
+        name=name, key_type="ed25519", exportable=False, allow_plaintext_backup=False, mount_point=mount
+    )
+
+
+def sign_with_transit_key(client: hvac.Client, mount: str, name: str, data: bytes, version: int) -> bytes:
+    """Vault signs `data` with version `version` of the key `name` (the caller's token must hold update on
+    `<mount>/sign/<name>`); the raw signature bytes.
+
+    Vault docs: /vault/api-docs/secret/transit#sign-data — the answer is `vault:v<N>:<base64 signature>`;
+    for ed25519 the input is signed as it is (no prehash) and the signature is 64 bytes.
+    """
+    response = client.secrets.transit.sign_data(
+        name=name,
+        hash_input=base64.b64encode(data).decode(),
+        key_version=version,
+        mount_point=mount,
+    )
+    prefix, signed_version, signature = str(response["data"]["signature"]).split(":", 2)
+    if prefix != "vault" or signed_version != f"v{version}":
+        raise ValueError(f"Vault signed with {prefix}:{signed_version}, not version {version} of {name}")
+    return base64.b64decode(signature)
+
+
 def set_transit_key_deletion_allowed(client: hvac.Client, mount: str, name: str, allowed: bool) -> None:
     """Vault docs: /vault/api-docs/secret/transit#deletion_allowed (a key is undeletable until set)."""
     client.secrets.transit.update_key_configuration(name=name, deletion_allowed=allowed, mount_point=mount)
@@ -283,6 +313,14 @@ def list_kv_paths(client: hvac.Client, mount: str, prefix: str) -> list[str]:
         child = f"{prefix.rstrip('/')}/{entry}"
         paths.extend(list_kv_paths(client, mount, child) if entry.endswith("/") else [child])
     return paths
+
+
+def delete_kv(client: hvac.Client, mount: str, path: str) -> None:
+    """Delete one secret with all its versions and metadata (absent: nothing to do).
+
+    Vault docs: /vault/api-docs/secret/kv/kv-v2#delete-metadata-and-all-versions
+    """
+    client.secrets.kv.v2.delete_metadata_and_all_versions(path=path, mount_point=mount)
 
 
 def delete_kv_tree(client: hvac.Client, mount: str, prefix: str) -> list[str]:

@@ -25,6 +25,12 @@ def vault_role_name(nation: str) -> str:
     return f"tenant-{nation.lower()}"
 
 
+def issuer_key_name(nation: str) -> str:
+    """The nation's dev issuer signing key in Vault transit (ed25519, not exportable): it signs the tokens
+    of the nation's users and never leaves Vault."""
+    return f"tenant-{nation.lower()}-issuer"
+
+
 def nation_name(code: str) -> str:
     country = pycountry.countries.get(alpha_3=code)
     if country is None:

@@ -1,4 +1,5 @@
-"""Bearer tokens of the nations' users: validate them (the gateway) and issue them (the devstack issuer).
+"""Bearer tokens of the nations' users: validate them (the gateway), and issue them with a key in memory
+(the tests' and benchmarks' issuers; a nation's dev issuer signs in Vault instead, see signed_tokens.py).
 
 A token is trusted only when it is a JWS signed with an asymmetric algorithm we allow (EdDSA, ES256, RS256)
 by a key of the issuer it names (inline, or served at the Tenant's `jwksUri`), for that issuer's audience,
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from sovereign.domain.markings import Classification
 from sovereign.identity.remote_jwks import KeySetUnavailable, NoSuchKey, is_fetchable_uri, remote_signing_key
+from sovereign.identity.signed_tokens import compact_jwt, dev_token_claims, signing_input
 
 ALLOWED_ALGORITHMS = ("EdDSA", "ES256", "RS256")
 LEEWAY_SECONDS = 30  # clock skew tolerated on exp, nbf and iat
@@ -59,14 +60,6 @@ REASON_CODES = {
 }
 
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "nationality", "clearance")
-
-DEFAULT_KV_MOUNT = "secret"
-
-
-def dev_issuer_kv_path(nation: str) -> str:
-    """Where (below the KV v2 mount) the operator keeps a nation's dev issuer key; repeated from the
-    operator (`identity_path`), which the CLI does not import; a test checks both agree."""
-    return f"tenants/{nation.lower()}/identity"
 
 
 class TokenRejected(Exception):
@@ -355,22 +348,14 @@ def issue_token(
     ttl_seconds: int = 3600,
     now: float | None = None,
 ) -> str:
-    """A token signed with an Ed25519 private key (the devstack's dev issuer), EdDSA with `kid`."""
+    """A token signed with an Ed25519 private key held in memory, EdDSA with `kid`: the same header and
+    claims as a nation's dev issuer signs in Vault."""
     key = load_pem_private_key(private_key_pem.encode(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError("the dev issuer key is not an Ed25519 private key")
+        raise ValueError("the key is not an Ed25519 private key")
     issued = int(time.time() if now is None else now)
-    claims: dict[str, Any] = {
-        "iss": issuer,
-        "aud": audience,
-        "sub": subject,
-        "nationality": nation,
-        "clearance": str(clearance),
-        "compartments": sorted(set(compartments or [])),
-        "groups": sorted(set(groups or [])),
-        "iat": issued,
-        "nbf": issued,
-        "exp": issued + ttl_seconds,
-        "jti": str(uuid.uuid4()),
-    }
-    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid, "typ": "JWT"})
+    claims = dev_token_claims(
+        issuer, audience, nation, subject, clearance, compartments, groups, ttl_seconds, issued
+    )
+    signed = signing_input(kid, claims)
+    return compact_jwt(signed, key.sign(signed))

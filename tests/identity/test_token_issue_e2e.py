@@ -6,19 +6,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sovereign.domain.markings import Classification
+from sovereign.identity.signed_tokens import dev_token_claims
 from sovereign.identity.tokens import (
     TokenRejected,
-    issue_token,
     issuers_by_url,
     trusted_issuer_from_tenant,
     validate_token,
 )
+from tests.identity.nation_signing import sign_as_nation
 from tests.operator.conftest import OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
 
@@ -106,19 +108,17 @@ def test_cli_token_validates_against_the_live_tenant(
         except TokenRejected as rejected:
             assert rejected.reason_code == "unknown-issuer"
         # CPV's dev issuer key cannot speak for STP: not STP's kid, and not STP's key under STP's kid.
-        record = platform.root_vault().secrets.kv.v2.read_secret_version(
-            "tenants/cpv/identity", raise_on_deleted_version=True
-        )["data"]["data"]
-        for kid, reason in ((record["kid"], "unknown-key"), ("stp-1", "bad-signature")):
-            forged = issue_token(
-                record["privateKeyPem"],
-                kid,
-                "https://id.stp.example",
-                "sovereign-stp",
-                OWN,
-                "x",
-                Classification.NATO_SECRET,
-            )
+        # Signed in Vault as CPV, the only way to use CPV's key: it is not exportable, and nothing holds it.
+        as_stp = dev_token_claims(
+            "https://id.stp.example",
+            "sovereign-stp",
+            OWN,
+            "x",
+            Classification.NATO_SECRET,
+            now=int(time.time()),
+        )
+        for kid, reason in ((result["kid"], "unknown-key"), ("stp-1", "bad-signature")):
+            forged, _ = sign_as_nation(platform, DEV, as_stp, kid=kid)
             try:
                 validate_token(forged, issuers)
                 raise AssertionError(f"a token signed by CPV's key was accepted as STP's (kid {kid})")

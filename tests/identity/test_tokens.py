@@ -13,7 +13,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from sovereign_operator.reconcile.tenant_identity import identity_path
 
 from sovereign.cli.token_commands import parse_ttl
 from sovereign.domain.markings import Classification
@@ -22,7 +21,6 @@ from sovereign.identity.tokens import (
     IssuerUnavailable,
     TokenRejected,
     TrustedIssuer,
-    dev_issuer_kv_path,
     issue_token,
     issuers_by_url,
     trusted_issuer_from_tenant,
@@ -263,10 +261,6 @@ def test_trusted_issuer_unavailable(body: dict[str, Any]) -> None:
 def test_two_tenants_naming_one_issuer_is_refused() -> None:
     with pytest.raises(ValueError, match="named by FRA and DEU"):
         issuers_by_url([FRA, TrustedIssuer("DEU", FRA_ISS, "x", FRA.jwks, Classification.NATO_SECRET)])
-
-
-def test_dev_issuer_path_matches_the_operator() -> None:
-    assert dev_issuer_kv_path("FRA") == identity_path("FRA")
 
 
 @pytest.mark.parametrize(

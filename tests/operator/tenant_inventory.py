@@ -46,6 +46,7 @@ def nation_artifacts(nation: str) -> set[str]:
     name = f"tenant-{nation.lower()}"
     return {
         f"transit-key:{name}",
+        f"transit-key:{name}-issuer",  # the dev issuer's signing key
         f"policy:{name}",
         f"role:{name}",
         f"kv:tenants/{nation.lower()}/",

@@ -38,6 +38,7 @@ from tests.operator.conftest import STARTED_LOG, OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_json, tenant, wait_ready
 
 NATION, NAME, NS, KEY = "SVN", "slovenia", "tenant-svn", "tenant-svn"
+ISSUER_KEY = "tenant-svn-issuer"
 CA_SECRET = {"name": "svn-vault-ca", "namespace": "sovereign-system", "key": "ca.crt"}
 CA_READER = "read-svn-vault-ca"
 
@@ -104,8 +105,9 @@ def nation_vault(platform: Platform, tmp_path: Path) -> Iterator[tuple[OpenBaoSe
 
 def _nothing_of_the_nation_in(client: hvac.Client) -> list[str]:
     found = []
-    if vault_client.read_transit_key(client, TRANSIT_MOUNT, KEY) is not None:
-        found.append(f"transit key {KEY}")
+    for key in (KEY, ISSUER_KEY):
+        if vault_client.read_transit_key(client, TRANSIT_MOUNT, key) is not None:
+            found.append(f"transit key {key}")
     if vault_client.read_acl_policy(client, KEY) is not None:
         found.append(f"policy {KEY}")
     if vault_client.read_kubernetes_role(client, "kubernetes", KEY) is not None:
@@ -162,10 +164,9 @@ def test_nation_keys_live_only_in_the_nations_own_vault(
         assert 'transit/encrypt/tenant-svn"' in (vault_client.read_acl_policy(nation_root, KEY) or "")
         role = vault_client.read_kubernetes_role(nation_root, "kubernetes", KEY)
         assert role is not None and role["bound_service_account_namespaces"] == [NS]
-        assert sorted(vault_client.list_kv_paths(nation_root, KV_MOUNT, "tenants/svn")) == [
-            "tenants/svn/identity",
-            "tenants/svn/tenant",
-        ]
+        assert vault_client.list_kv_paths(nation_root, KV_MOUNT, "tenants/svn") == ["tenants/svn/tenant"]
+        issuer = vault_client.read_transit_key(nation_root, TRANSIT_MOUNT, ISSUER_KEY)
+        assert issuer is not None and issuer["type"] == "ed25519" and issuer["exportable"] is False
         # ... and nothing of the nation is in the platform's Vault.
         assert _nothing_of_the_nation_in(platform.root_vault()) == []
 
@@ -176,6 +177,9 @@ def test_nation_keys_live_only_in_the_nations_own_vault(
         plaintext = base64.b64encode(b"svn classified").decode()
         sealed = serving.secrets.transit.encrypt_data(KEY, plaintext)["data"]["ciphertext"]
         assert serving.secrets.transit.decrypt_data(KEY, sealed)["data"]["plaintext"] == plaintext
+        # ... and signs with its issuer key there, whose public key the operator published.
+        signed = serving.secrets.transit.sign_data(ISSUER_KEY, hash_input=plaintext)["data"]["signature"]
+        assert signed.startswith("vault:v1:")
         # The platform's Vault has no such role (Vault answers 400 "invalid role name").
         with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):
             platform.vault().auth.kubernetes.login(role=KEY, jwt=token)

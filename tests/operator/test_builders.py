@@ -474,6 +474,8 @@ def expected_policy(transit: str, kv: str, key: str, prefix: str) -> dict[str, l
         f"{transit}/datakey/plaintext/{key}": ["update"],
         f"{transit}/datakey/wrapped/{key}": ["update"],
         f"{transit}/keys/{key}": ["read"],
+        f"{transit}/sign/{key}-issuer": ["update"],
+        f"{transit}/keys/{key}-issuer": ["read"],
         f"{kv}/data/{prefix}/*": ["create", "read", "update", "patch", "delete"],
         f"{kv}/metadata/{prefix}/*": ["read", "list", "delete"],
         f"{kv}/metadata/{prefix}": ["list"],

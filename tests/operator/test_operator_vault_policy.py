@@ -142,6 +142,11 @@ REFUSALS = [
     ),
     Refusal("datakey-wrapped", lambda op, key, ct: transit(op).generate_data_key(key, "wrapped")),
     Refusal("rewrap", lambda op, key, ct: transit(op).rewrap_data(key, ciphertext=ct)),
+    Refusal("sign", lambda op, key, ct: transit(op).sign_data(key, hash_input=PLAINTEXT)),
+    Refusal(
+        "verify",
+        lambda op, key, ct: transit(op).verify_signed_data(key, PLAINTEXT, signature="vault:v1:AA=="),
+    ),
     Refusal("export", lambda op, key, ct: transit(op).export_key(key, key_type="encryption-key")),
     Refusal("backup", lambda op, key, ct: transit(op).backup_key(key)),
     Refusal("key-not-named-tenant", lambda op, key, ct: transit(op).create_key(key.replace("tenant-", "x-"))),
@@ -152,7 +157,9 @@ REFUSALS = [
     Refusal("delete-own-policy", lambda op, key, ct: op.sys.delete_acl_policy("sovereign-operator")),
     Refusal("enable-auth-method", lambda op, key, ct: op.sys.enable_auth_method("userpass", path=key)),
     Refusal("enable-secrets-engine", lambda op, key, ct: op.sys.enable_secrets_engine("transit", path=key)),
-    Refusal("configure-kubernetes-auth", lambda op, key, ct: op.auth.kubernetes.configure("https://evil:6443")),
+    Refusal(
+        "configure-kubernetes-auth", lambda op, key, ct: op.auth.kubernetes.configure("https://evil:6443")
+    ),
     Refusal("role-not-named-tenant", lambda op, key, ct: op.auth.kubernetes.create_role("x", ["a"], ["b"])),
     Refusal("token-with-root-policy", lambda op, key, ct: op.auth.token.create(policies=["root"])),
     Refusal("token-with-tenant-policy", lambda op, key, ct: op.auth.token.create(policies=[key])),
@@ -171,6 +178,37 @@ def test_operator_is_forbidden(root: hvac.Client, operator: hvac.Client, suffix,
     try:
         with pytest.raises(hvac.exceptions.Forbidden):
             refusal.attempt(operator, key, ciphertext)
+    finally:
+        root.secrets.transit.update_key_configuration(key, deletion_allowed=True)
+        root.secrets.transit.delete_key(key)
+
+
+def test_operator_makes_an_issuer_key_it_can_never_sign_with(
+    root: hvac.Client, operator: hvac.Client, suffix
+):
+    """A nation's dev issuer key: the operator creates it (ed25519, not exportable) and reads its public
+    key for the key set; signing, verifying and exporting are refused."""
+    key = f"tenant-{suffix}-issuer"
+    operator.secrets.transit.create_key(key, key_type="ed25519", exportable=False)
+    try:
+        read = operator.secrets.transit.read_key(key)["data"]
+        assert read["type"] == "ed25519" and read["exportable"] is False
+        assert len(base64.b64decode(read["keys"]["1"]["public_key"])) == 32
+        attempts = {
+            "sign": lambda: operator.secrets.transit.sign_data(key, hash_input=PLAINTEXT),
+            "verify": lambda: operator.secrets.transit.verify_signed_data(
+                key, PLAINTEXT, signature="vault:v1:" + base64.b64encode(bytes(64)).decode()
+            ),
+            "export": lambda: operator.secrets.transit.export_key(key, key_type="signing-key"),
+        }
+        for name, attempt in attempts.items():
+            with pytest.raises(hvac.exceptions.Forbidden):
+                attempt()
+                raise AssertionError(f"{name} was allowed")
+        # Root may sign: the key works, the refusals above are the policy's.
+        assert root.secrets.transit.sign_data(key, hash_input=PLAINTEXT)["data"]["signature"].startswith(
+            "vault:v1:"
+        )
     finally:
         root.secrets.transit.update_key_configuration(key, deletion_allowed=True)
         root.secrets.transit.delete_key(key)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import hvac
 import pytest
 
+from sovereign.clients.vault import list_kv_paths
 from tests.conftest import ROOT
 from tests.helpers import kubectl, wait_until
 from tests.operator.conftest import OperatorProcess, Platform
@@ -107,10 +108,66 @@ def test_vault_holds_the_nations_key_policy_role_and_kv(nations: Platform) -> No
     assert role["bound_service_account_names"] == ["model-serving"]
     assert role["bound_service_account_namespaces"] == [NS]
     assert role["token_policies"] == ["tenant-nor"]
-    identity = root.secrets.kv.v2.read_secret_version("tenants/nor/identity", raise_on_deleted_version=True)
-    data = identity["data"]["data"]
-    assert data["issuer"] == "https://identity.sovereign.local/nor" and data["audience"] == "sovereign-nor"
-    assert data["privateKeyPem"].startswith("-----BEGIN PRIVATE KEY-----")
+    # The dev issuer's key: ed25519 in transit, never exportable; its public key is the published JWKS.
+    issuer = root.secrets.transit.read_key("tenant-nor-issuer")["data"]
+    assert issuer["type"] == "ed25519" and issuer["deletion_allowed"] is False
+    assert issuer["exportable"] is False and issuer["allow_plaintext_backup"] is False
+    jwk = tenant(nations.kube, "nor")["status"]["identity"]["jwks"]["keys"][0]
+    assert base64.urlsafe_b64decode(jwk["x"] + "=") == base64.b64decode(issuer["keys"]["1"]["public_key"])
+    with pytest.raises(hvac.exceptions.InvalidRequest):  # not even root can take it out of Vault
+        root.secrets.transit.export_key("tenant-nor-issuer", key_type="signing-key")
+    assert 'transit/sign/tenant-nor-issuer"' in policy and "transit/sign/*" not in policy
+
+
+# A PEM private key, the field the dev issuer's key was once kept in, a private JWK's `d` member.
+PRIVATE_KEY_MARKS = ("PRIVATE KEY", "privateKeyPem", '"d":')
+
+
+def _holds_a_private_key(value: object) -> bool:
+    text = json.dumps(value, sort_keys=True)
+    return any(mark in text for mark in PRIVATE_KEY_MARKS)
+
+
+def test_no_private_key_is_stored_in_kv_configmaps_or_status(nations: Platform) -> None:
+    """After provisioning, no private key of the nation is kept anywhere the platform stores things: not
+    under its KV prefix (every path, every field), not in a ConfigMap of its namespace or the platform's,
+    not in its Tenant's status. The issuer's private key exists only inside Vault's transit engine."""
+    root = nations.root_vault()
+    paths = root_kv_paths(root, "tenants/nor")
+    assert paths, "the nation's KV prefix holds its records"
+    for path in paths:
+        data = root.secrets.kv.v2.read_secret_version(path, raise_on_deleted_version=True)["data"]["data"]
+        assert not _holds_a_private_key(data), path
+    assert "tenants/nor/identity" not in paths
+    for namespace in (NS, "sovereign-system"):
+        for item in get_json(nations.kube, "configmap", "-n", namespace)["items"]:
+            assert not _holds_a_private_key(item.get("data") or {}), f"{namespace}/{item['metadata']['name']}"
+    status = tenant(nations.kube, "nor")["status"]
+    assert status["identity"]["jwks"]["keys"] and not _holds_a_private_key(status)
+
+
+def root_kv_paths(root: hvac.Client, prefix: str) -> list[str]:
+    return list_kv_paths(root, "secret", prefix)
+
+
+def test_an_issuer_private_key_left_in_kv_is_deleted(
+    nations: Platform, running_operator: OperatorProcess
+) -> None:
+    """A KV identity record holding a private key (where the dev issuer key was once kept) is removed, every
+    version, on the operator's next pass."""
+    root = nations.root_vault()
+    legacy = {"privateKeyPem": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI...\n", "kid": "old"}
+    root.secrets.kv.v2.create_or_update_secret("tenants/nor/identity", secret=legacy)
+
+    def removed() -> bool:
+        return "tenants/nor/identity" not in root_kv_paths(root, "tenants/nor")
+
+    wait_until(removed, "the legacy identity record deleted", timeout=30)
+    assert "IssuerKeyRemovedFromKV" in {event["reason"] for event in events_for(nations.kube, "nor")}
+    # The pass that deleted it has finished once two more have run; they find nothing to delete.
+    ticks = running_operator.log_text().count(TIMER_LOG)
+    wait_until(lambda: running_operator.log_text().count(TIMER_LOG) >= ticks + 4, "timer passes", timeout=20)
+    assert removed()
 
 
 def test_serving_account_uses_its_own_key_and_nothing_of_another_nation(nations: Platform) -> None:
@@ -122,11 +179,21 @@ def test_serving_account_uses_its_own_key_and_nothing_of_another_nation(nations:
     sealed = serving.secrets.transit.encrypt_data("tenant-nor", plaintext)["data"]["ciphertext"]
     assert serving.secrets.transit.decrypt_data("tenant-nor", sealed)["data"]["plaintext"] == plaintext
     serving.secrets.kv.v2.create_or_update_secret("tenants/nor/app", secret={"k": "v"})
-    assert serving.secrets.kv.v2.read_secret_version("tenants/nor/identity", raise_on_deleted_version=True)
-    with pytest.raises(hvac.exceptions.Forbidden):  # its issuer key is the operator's record: read-only
+    with pytest.raises(hvac.exceptions.Forbidden):  # no issuer record may be planted in its KV prefix
         serving.secrets.kv.v2.create_or_update_secret("tenants/nor/identity", secret={"privateKeyPem": "x"})
     with pytest.raises(hvac.exceptions.Forbidden):
-        serving.secrets.kv.v2.delete_metadata_and_all_versions("tenants/nor/identity")
+        serving.secrets.kv.v2.delete_metadata_and_all_versions("tenants/nor/tenant")
+    # It signs with its own issuer key, and with no other nation's; it can neither verify nor export.
+    message = base64.b64encode(b"header.payload").decode()
+    signed = serving.secrets.transit.sign_data("tenant-nor-issuer", hash_input=message)["data"]["signature"]
+    assert signed.startswith("vault:v1:") and len(base64.b64decode(signed.split(":")[2])) == 64
+    for attempt in (
+        lambda: serving.secrets.transit.sign_data("tenant-swe-issuer", hash_input=message),
+        lambda: serving.secrets.transit.verify_signed_data("tenant-nor-issuer", message, signature=signed),
+        lambda: serving.secrets.transit.export_key("tenant-nor-issuer", key_type="signing-key"),
+    ):
+        with pytest.raises(hvac.exceptions.Forbidden):
+            attempt()
 
     with pytest.raises(hvac.exceptions.Forbidden):
         serving.secrets.transit.encrypt_data("tenant-swe", plaintext)
@@ -138,6 +205,8 @@ def test_serving_account_uses_its_own_key_and_nothing_of_another_nation(nations:
     operator = nations.vault(nations.operator_token)
     with pytest.raises(hvac.exceptions.Forbidden):  # the operator manages keys but never uses them
         operator.secrets.transit.decrypt_data("tenant-nor", sealed)
+    with pytest.raises(hvac.exceptions.Forbidden):  # nor signs for a nation
+        operator.secrets.transit.sign_data("tenant-nor-issuer", hash_input=message)
 
 
 def test_steady_state_writes_nothing(nations: Platform, running_operator: OperatorProcess) -> None:

@@ -51,6 +51,7 @@ def test_offboarding_shreds_the_key_and_removes_everything_named_after_the_natio
     with pytest.raises(hvac.exceptions.InvalidRequest):  # the key and all its versions are gone
         root.secrets.transit.decrypt_data("tenant-isl", sealed)
     assert _gone(root.secrets.transit.read_key, "tenant-isl")
+    assert _gone(root.secrets.transit.read_key, "tenant-isl-issuer"), "the dev issuer key is shredded too"
     assert _gone(root.sys.read_acl_policy, "tenant-isl")
     assert _gone(root.auth.kubernetes.read_role, "tenant-isl")
     assert _gone(root.secrets.kv.v2.list_secrets, "tenants/isl")
@@ -138,7 +139,7 @@ def test_delete_waits_for_namespace_and_kubectl_delete_completes(
     kubectl(kube, "delete", "tenant", "lux", "--timeout=60s")
     assert get_json(kube, "tenant", "lux") is None and get_json(kube, "namespace", "tenant-lux") is None
     reasons = [e["reason"] for e in events_for(kube, "lux")]
-    assert "KeyShredded" in reasons and "Offboarded" in reasons
+    assert "KeyShredded" in reasons and "IssuerKeyShredded" in reasons and "Offboarded" in reasons
 
 
 def test_a_given_identity_issuer_is_recorded_instead_of_a_dev_issuer(
@@ -152,9 +153,7 @@ def test_a_given_identity_issuer_is_recorded_instead_of_a_dev_issuer(
         assert body["status"]["identity"] == {**issuer, "source": "spec"}
         assert condition(body, "IdentityReady")["reason"] == "IssuerConfigured"
         assert get_json(kube, "configmap", "identity-jwks", "-n", "tenant-hun") is None
-        with pytest.raises(hvac.exceptions.InvalidPath):
-            platform.root_vault().secrets.kv.v2.read_secret_version(
-                "tenants/hun/identity", raise_on_deleted_version=True
-            )
+        with pytest.raises(hvac.exceptions.InvalidPath):  # no dev issuer key made
+            platform.root_vault().secrets.transit.read_key("tenant-hun-issuer")
     finally:
         delete_tenant(kube, "hun")

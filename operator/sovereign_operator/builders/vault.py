@@ -20,6 +20,7 @@ from sovereign_operator.constants import (
     OPERATOR_KV_RECORDS,
     SERVING_SERVICE_ACCOUNT,
     VAULT_ROLE_TOKEN_TTL,
+    issuer_key_name,
     kv_prefix,
     tenant_namespace,
     transit_key_name,
@@ -68,6 +69,13 @@ def _policy_rules_for_tenant(spec: TenantSpec) -> list[_PathRule]:
     # Vault docs: /vault/api-docs/secret/transit#encrypt-data
     rules = [_PathRule(path, ("update",)) for path in transit_uses]
     rules.append(_PathRule(f"{mounts.transit}/keys/{key}", ("read",)))
+    # The dev issuer: sign with its own issuer key (never verify, export or any other key), and read that
+    # key's public parts for the kid of the version it signs with.
+    issuer = issuer_key_name(spec.nation)
+    rules += [
+        _PathRule(f"{mounts.transit}/sign/{issuer}", ("update",)),
+        _PathRule(f"{mounts.transit}/keys/{issuer}", ("read",)),
+    ]
     # KV v2 splits data and metadata under the mount. The trailing "/" before "*" keeps `tenants/fra*`
     # from matching `tenants/fran/...`. Vault docs: /vault/docs/secrets/kv/kv-v2#acl-rules
     rules += [

@@ -23,6 +23,7 @@ from sovereign_operator.constants import (
     GROUP,
     SHRED_RECORDS_CONFIGMAP,
     VERSION,
+    issuer_key_name,
     kv_prefix,
     tenant_namespace,
     transit_key_name,
@@ -52,6 +53,7 @@ def offboard(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dic
     vault = clients.vaults.for_tenant(spec)
     record = _pending_record(clients, vault, spec, body)
     _shred_key(clients, vault, spec, body)
+    _shred_issuer_key(vault, spec, body)
     failpoints.reach("offboard:after-key-shredded")
 
     mounts = vault_mounts_for_tenant(spec)
@@ -154,3 +156,13 @@ def _shred_key(clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, b
     if retired is not None:
         message = f"the audit logs of {spec.nation}, unreadable now, moved to {retired.name}"
         kopf.info(dict(body), reason="AuditSetAside", message=message)
+
+
+def _shred_issuer_key(vault: hvac.Client, spec: TenantSpec, body: kopf.Body) -> None:
+    """The dev issuer's signing key goes with the nation's key: no token can be signed for it any more."""
+    mounts, key_name = vault_mounts_for_tenant(spec), issuer_key_name(spec.nation)
+    if vault_client.read_transit_key(vault, mounts.transit, key_name) is None:
+        return  # a Tenant with its own issuer, or a re-run after the deletion
+    vault_client.set_transit_key_deletion_allowed(vault, mounts.transit, key_name, True)
+    vault_client.delete_transit_key(vault, mounts.transit, key_name)
+    kopf.info(dict(body), reason="IssuerKeyShredded", message=f"Vault transit key {key_name} deleted")

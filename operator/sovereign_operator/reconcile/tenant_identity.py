@@ -1,34 +1,32 @@
 """A nation's token issuer: the one its spec names, or on the devstack a dev issuer the operator makes.
 
-The dev issuer's Ed25519 private key is created once and kept only in the nation's KV path in Vault; its
-public half is published as a JSON Web Key Set in status.identity and in the ConfigMap `identity-jwks` in
-the nation's namespace, where the nation's gateway reads it.
-JWK for Ed25519: RFC 8037 (kty OKP, crv Ed25519); key id: RFC 7638 thumbprint.
+The dev issuer signs with the nation's own ed25519 transit key in Vault (`issuer_key_name`), created not
+exportable: the operator creates it and reads its public parts, and only the nation's Vault role may sign
+with it (`transit/sign/<key>`), so no private key is ever held by the operator, nor kept in KV, a
+ConfigMap, a file or a status. The public key set is published in status.identity and in the ConfigMap
+`identity-jwks` in the nation's namespace, where the nation's gateway reads it.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
 import json
 from typing import Any
 
 import hvac
 import kopf
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sovereign.clients import vault as vault_client
+from sovereign.identity.signed_tokens import jwks_from_transit_key
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders import vault_mounts_for_tenant
-from sovereign_operator.constants import operator_kv_record, tenant_labels, tenant_namespace
+from sovereign_operator.constants import issuer_key_name, operator_kv_record, tenant_labels, tenant_namespace
 from sovereign_operator.reconcile.conditions import IDENTITY_READY, Condition
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.objects import Outcome, ensure_object
 
 JWKS_CONFIGMAP = "identity-jwks"
 JWKS_KEY = "jwks.json"
+PRIVATE_KEY_FIELD = "privateKeyPem"  # what a KV identity record held when the issuer key lived there
 
 
 def dev_issuer(nation: str) -> str:
@@ -39,39 +37,37 @@ def dev_audience(nation: str) -> str:
     return f"sovereign-{nation.lower()}"
 
 
-def identity_path(nation: str) -> str:
+def identity_record_path(nation: str) -> str:
+    """The KV path where an issuer record with a private key was kept; the operator deletes any it finds."""
     return operator_kv_record(nation, "identity")
 
 
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+def _remove_private_key_record(vault: hvac.Client, kv_mount: str, nation: str, body: kopf.Body) -> None:
+    record = vault_client.read_kv(vault, kv_mount, identity_record_path(nation))
+    if record is None or PRIVATE_KEY_FIELD not in record:
+        return
+    vault_client.delete_kv(vault, kv_mount, identity_record_path(nation))
+    message = f"the issuer private key kept in KV {identity_record_path(nation)} was deleted, every version"
+    kopf.info(dict(body), reason="IssuerKeyRemovedFromKV", message=message)
 
 
-def public_jwk(private_pem: str) -> dict[str, str]:
-    private = serialization.load_pem_private_key(private_pem.encode(), password=None)
-    assert isinstance(private, Ed25519PrivateKey)
-    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    x = _b64url(raw)
-    # RFC 7638: the thumbprint hashes the required members in lexicographic order, without spaces.
-    thumbprint = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True)
-    kid = _b64url(hashlib.sha256(thumbprint.encode()).digest())
-    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}
-
-
-def _new_private_pem() -> str:
-    return (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        .decode()
-    )
+def _issuer_key(vault: hvac.Client, transit_mount: str, nation: str, body: kopf.Body) -> dict[str, Any]:
+    name = issuer_key_name(nation)
+    key = vault_client.read_transit_key(vault, transit_mount, name)
+    if key is None:
+        # Creating an existing key is a no-op in Vault: two racing passes leave one key.
+        vault_client.create_signing_key(vault, transit_mount, name)
+        kopf.info(dict(body), reason="IssuerCreated", message=f"dev issuer {dev_issuer(nation)}: key {name}")
+        key = vault_client.read_transit_key(vault, transit_mount, name)
+        if key is None:
+            raise kopf.TemporaryError(f"transit key {name} vanished while it was being created", delay=5)
+    return key
 
 
 def reconcile_identity(
     clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, body: kopf.Body
 ) -> tuple[Condition, dict[str, Any]]:
-    """The IdentityReady condition and what goes into status.identity (dev issuer key in `vault`)."""
+    """The IdentityReady condition and what goes into status.identity (issuer key in `vault`, transit)."""
     if spec.identity is not None:
         given = spec.identity
         status = {"issuer": given.issuer, "audience": given.audience, "source": "spec"}
@@ -80,22 +76,14 @@ def reconcile_identity(
         return Condition(IDENTITY_READY, True, "IssuerConfigured", f"tokens from {given.issuer}"), status
 
     mounts, nation = vault_mounts_for_tenant(spec), spec.nation
-    stored = vault_client.read_kv(vault, mounts.kv, identity_path(nation))
-    if stored is None:
-        pem = _new_private_pem()
-        record = {
-            "privateKeyPem": pem,
-            "kid": public_jwk(pem)["kid"],
-            "issuer": dev_issuer(nation),
-            "audience": dev_audience(nation),
-        }
-        # Check-and-set 0: two racing writers cannot leave two different keys behind.
-        with contextlib.suppress(hvac.exceptions.InvalidRequest):
-            vault_client.write_kv(vault, mounts.kv, identity_path(nation), record, only_if_absent=True)
-        stored = vault_client.read_kv(vault, mounts.kv, identity_path(nation)) or record
-        kopf.info(dict(body), reason="IssuerCreated", message=f"dev issuer {record['issuer']} created")
-
-    jwks = {"keys": [public_jwk(str(stored["privateKeyPem"]))]}
+    _remove_private_key_record(vault, mounts.kv, nation, body)
+    issuer, audience = dev_issuer(nation), dev_audience(nation)
+    key = _issuer_key(vault, mounts.transit, nation, body)
+    if key.get("exportable") or key.get("allow_plaintext_backup"):
+        # Its private key may have left Vault: nothing signed with it can be trusted.
+        message = f"transit key {issuer_key_name(nation)} is exportable: it cannot sign for {nation}"
+        return Condition(IDENTITY_READY, False, "IssuerKeyExportable", message), {}
+    jwks = jwks_from_transit_key(key)
     configmap = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -106,11 +94,11 @@ def reconcile_identity(
         },
         "data": {
             JWKS_KEY: json.dumps(jwks, sort_keys=True),
-            "issuer": str(stored["issuer"]),
-            "audience": str(stored["audience"]),
+            "issuer": issuer,
+            "audience": audience,
         },
     }
     if ensure_object(clients.dynamic, configmap) is not Outcome.unchanged:
         kopf.info(dict(body), reason="JwksPublished", message=f"ConfigMap {JWKS_CONFIGMAP} written")
-    status = {"issuer": stored["issuer"], "audience": stored["audience"], "jwks": jwks, "source": "dev"}
-    return Condition(IDENTITY_READY, True, "DevIssuer", f"dev issuer {stored['issuer']}"), status
+    status = {"issuer": issuer, "audience": audience, "jwks": jwks, "source": "dev"}
+    return Condition(IDENTITY_READY, True, "DevIssuer", f"dev issuer {issuer}"), status

@@ -64,6 +64,17 @@ path "transit/datakey/plaintext/tenant-*" {
   capabilities = ["update"]
 }
 
+# Sign with a nation's dev issuer key (keys tenant-<nation>-issuer, ed25519, not exportable) would mint that
+# nation's user tokens; only the nation's own role may sign. The operator creates the key and reads its
+# public parts (keys/, above) to publish the key set; it never signs nor verifies.
+path "transit/sign/*" {
+  capabilities = ["deny"]
+}
+
+path "transit/verify/*" {
+  capabilities = ["deny"]
+}
+
 # Export returns the key material itself (if a key was ever made exportable through keys/:name/config).
 path "transit/export/*" {
   capabilities = ["deny"]
