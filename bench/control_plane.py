@@ -30,7 +30,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 SECTION = "Control plane start (`sovereign up`)"
-# The last commit before the control plane enforced identity (issue 13): the baseline of this benchmark.
+# The last commit before the control plane enforced identity (TLS, authentication, RBAC, OpenBao): the
+# baseline this benchmark compares `sovereign up` with.
 DEFAULT_BASELINE = "bc4b098"
 UP = ["up", "--no-examples", "--no-ray", "--trace-viewer", "none", "--output", "json"]
 
