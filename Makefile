@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 VIEWER_VENV := .venv-viewer
 PHOENIX_VERSION ?= 20.26.1
 
-.PHONY: install viewer demo test lint crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane down clean
+.PHONY: install viewer demo test security lint crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane down clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,10 @@ test: install
 	$(BIN)/sovereign crds generate --check
 	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS); code=$$?; \
 	  if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$code
+
+# The attacks kept as tests (also in `make test`), one line per attack: what was tried, and its verdict.
+security: install
+	$(BIN)/python -m pytest tests/security -v -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -34,11 +34,10 @@ from rich.console import Console
 from rich.table import Table
 from sovereign_devstack.openbao import VAULT_SERVICE, start_standalone
 from sovereign_devstack.processes import stop_service
-from sovereign_operator.builders import build_vault_policy_for_tenant
 
 from sovereign.audit import AuditActor, AuditDecision, AuditLog, AuditRecord
 from sovereign.clients.vault import create_transit_key, ensure_secrets_engine, write_acl_policy
-from sovereign.specs.tenant import TenantSpec
+from sovereign.platform_setup import nation_policy_for_namespace
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 SECTION = "Audit log appends"
@@ -108,8 +107,7 @@ def run(records: int, threads: int, console: Console) -> dict[str, Any]:
         root = hvac.Client(url=server.url, token=keys.root_token, verify=str(server.ca_file))
         ensure_secrets_engine(root, "transit", "transit")
         create_transit_key(root, "transit", "tenant-fra", "aes256-gcm96")
-        spec = TenantSpec.model_validate({"nation": "FRA", "displayName": "FRA", "clearance": "NATO SECRET"})
-        write_acl_policy(root, "tenant-fra", build_vault_policy_for_tenant(spec))
+        write_acl_policy(root, "tenant-fra", nation_policy_for_namespace("tenant-fra"))
         token = root.auth.token.create(policies=["tenant-fra"], ttl="1h")["auth"]["client_token"]
         fra = hvac.Client(url=server.url, token=token, verify=str(server.ca_file))
         access_log = server.audit_log

@@ -33,7 +33,6 @@ from rich.console import Console
 from rich.table import Table
 from sovereign_devstack.openbao import VAULT_SERVICE, start_standalone
 from sovereign_devstack.processes import free_loopback_port, stop_service
-from sovereign_operator.builders import build_vault_policy_for_tenant
 from sovereign_serving.config import AIR_GAP_ENV, IngestConfig, ModelServerConfig, VaultSink
 from sovereign_serving.engines import load_engine
 from sovereign_serving.ingest import ingest
@@ -43,7 +42,7 @@ from sovereign_serving.tiny_model import copy_minilm
 from sovereign.clients.vault import create_transit_key, ensure_secrets_engine, write_acl_policy
 from sovereign.dataplane.documents import chunk_documents, read_documents
 from sovereign.domain.markings import Markings
-from sovereign.specs.tenant import TenantSpec
+from sovereign.platform_setup import nation_policy_for_namespace
 
 BENCHMARKS_MD = Path(__file__).parents[1] / "BENCHMARKS.md"
 SECTION = "Dataset ingestion"
@@ -112,8 +111,7 @@ def run(documents: int, console: Console) -> dict[str, Any]:
         root = hvac.Client(url=server.url, token=keys.root_token, verify=str(server.ca_file))
         ensure_secrets_engine(root, "transit", "transit")
         create_transit_key(root, "transit", "tenant-fra", "aes256-gcm96")
-        spec = TenantSpec.model_validate({"nation": "FRA", "displayName": "FRA", "clearance": "NATO SECRET"})
-        write_acl_policy(root, "tenant-fra", build_vault_policy_for_tenant(spec))
+        write_acl_policy(root, "tenant-fra", nation_policy_for_namespace("tenant-fra"))
         token = root.auth.token.create(policies=["tenant-fra"], ttl="1h")["auth"]["client_token"]
         fra = hvac.Client(url=server.url, token=token, verify=str(server.ca_file))
 

@@ -12,9 +12,9 @@ loopback port, and measures, in one run:
   spans over OTLP/HTTP to a real receiver (`OtlpReceiver`, in this process) and records every decision,
   durably, through FRA's AuditWriter actor before answering, logged in to a real Vault as FRA. For that it
   starts a devstack (Kubernetes API emulator, OpenBao) and the real operator (SOVEREIGN_RUNTIME=none)
-  in a temp state dir, applies an FRA Tenant, and builds FRA's AuditSink and ServiceAccount token file as
-  the operator's local-ray serving pass does (`_audit_sink`, `_refresh_token_files`); same client, same
-  alternating rounds; spans received, audit records written and Vault requests are counted;
+  in a temp state dir, applies an FRA Tenant, and builds FRA's AuditSink as the operator's local-ray serving
+  pass does (`_audit_sink`) and its ServiceAccount token file as the devstack's token projector does; same
+  client, same alternating rounds; spans received, audit records written and Vault requests are counted;
 - tokens/s: the tiny Llama (`build_tiny_llama`) served by the real ModelServer (transformers engine) behind
   the real gateway, called with the `openai` client (sequential, temperature 0), vs the same prompts through
   `AutoModelForCausalLM.generate` in this process (same files, greedy, same max_new_tokens).
@@ -52,10 +52,12 @@ from rich.console import Console
 from rich.table import Table
 from serving_apps import BareIngress
 from sovereign_devstack.otlp_receiver import OtlpReceiver
+from sovereign_devstack.pki import ensure_ca
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_devstack.stack import AUDIT_DIR, stop_devstack
+from sovereign_devstack.stack import AUDIT_DIR, PKI_DIR, stop_devstack
+from sovereign_devstack.token_projector import TokenProjector, install_projector_identity
 from sovereign_operator.config import OperatorConfig
-from sovereign_operator.reconcile.serving import ServingState, _audit_sink, _refresh_token_files
+from sovereign_operator.reconcile.serving import _audit_sink
 from sovereign_serving.audit_writer import AUDIT_NAMESPACE, audit_writer_name
 from sovereign_serving.config import AIR_GAP_ENV, AuditSink, gateway_application_name
 from sovereign_serving.gateway import Gateway
@@ -63,7 +65,7 @@ from sovereign_serving.model_server import ModelServer
 from sovereign_serving.tiny_model import build_tiny_llama
 from tenants_at_scale import TenantDriver, all_ready
 
-from sovereign.clients.kubernetes import dynamic_client
+from sovereign.clients.kubernetes import load_api_client
 from sovereign.domain.markings import Classification
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.telemetry import OTLP_ENDPOINT_ENV
@@ -237,9 +239,14 @@ def audited_nation(console: Console) -> Iterator[AuditedNation]:
             audit_dir=str(state_dir / AUDIT_DIR),
             service_account_token_dir=str(state_dir / "serviceaccount-tokens"),
         )
-        _refresh_token_files(
-            ServingState(dynamic_client(platform.api), config), {NATION: body["metadata"]["uid"]}
+        # The devstack's token projector (its own identity, as on local-ray) writes the nation's token file.
+        projector = install_projector_identity(
+            Path(platform.devstack.kubeconfig),
+            platform.devstack.kube_url,
+            ensure_ca(state_dir.resolve() / PKI_DIR),
+            state_dir / "token-projector",
         )
+        TokenProjector(load_api_client(str(projector)), state_dir / "serviceaccount-tokens").project()
         sink = _audit_sink(config, body, platform.api)
         if sink is None or not Path(sink.token_file).is_file():
             raise RuntimeError(f"no audit sink or token file for {NATION} (see the operator's log)")
@@ -970,8 +977,8 @@ def _observability_text(o: dict[str, Any]) -> str:
         "decision through FRA's AuditWriter actor (encrypted with a data key from FRA's transit key, "
         "hash-chained, fsync'd; concurrent appends share fsyncs) before answering. Its Vault is a devstack "
         "Vault prepared by the real operator (SOVEREIGN_RUNTIME=none) for an FRA Tenant; the writer logs in "
-        "as FRA with the `tenant-fra/model-serving` ServiceAccount token the operator's serving pass writes "
-        "(`_refresh_token_files`, sink from `_audit_sink`). Both gateways call the same trivial model "
+        "as FRA with the `tenant-fra/model-serving` ServiceAccount token the devstack's token projector "
+        "writes (sink from `_audit_sink`). Both gateways call the same trivial model "
         "application (no OTLP endpoint) and take permits from the same QuotaKeeper. Same client and tokens, "
         f"3 s warm-up each, {o['rounds']} alternating rounds of {o['round_seconds']:g} s each way (req/s per "
         f"round: off {_rates(o['observability_off'])}, on {_rates(o['observability_on'])}), then "

@@ -12,11 +12,13 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 DEFAULT_CHART_FILES_DIR = Path("charts/sovereign/files")
 # (folder under the repository, glob, folder under the chart's files/): what the operator and gateway read at
-# run time (sovereign.policy.bundle.PolicyBundle.load: every *.cedar; the Cedar schema) and the Vault policy.
+# run time (sovereign.policy.bundle.PolicyBundle.load: every *.cedar; the Cedar schema) and the Vault
+# policies a site's Vault admin writes (the operator token's, and the nations' templated one).
 COPIED = (
     ("policies/cedar", "*.cedar", "policies/cedar"),
     ("policies/cedar", "schema.cedarschema.json", "policies/cedar"),
     ("policies/vault", "sovereign-operator.hcl", "policies/vault"),
+    ("policies/vault", "sovereign-nation.hcl", "policies/vault"),
 )
 _COPIED_FOLDERS = tuple(dict.fromkeys(target for _, _, target in COPIED))
 

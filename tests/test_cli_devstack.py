@@ -128,7 +128,7 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         code, status = status_json(state_dir)
         assert code == 0 and status["up"] is True
         pids = {c["name"]: c["pid"] for c in status["components"]}
-        assert sorted(pids) == ["kubernetes", "operator", "ray", "trace-viewer", "vault"]
+        assert sorted(pids) == ["kubernetes", "operator", "ray", "token-projector", "trace-viewer", "vault"]
         assert all(alive(pid) for pid in pids.values())
         # The trace viewer is in DIR/env, and the operator and the Ray head export their spans to it.
         viewer = summary["traceViewerUrl"]
@@ -142,7 +142,8 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         before = platform_record(env)
     finally:
         down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
-    assert sorted(down["stopped"]) == ["kube-apiserver", "operator", "ray", "trace-viewer", "vault"]
+    stopped = ["kube-apiserver", "operator", "ray", "token-projector", "trace-viewer", "vault"]
+    assert sorted(down["stopped"]) == stopped
     assert not any(alive(pid) for pid in pids.values())
     code, status = status_json(state_dir)
     assert code == 1 and status["up"] is False

@@ -7,11 +7,9 @@ as the admin (`helm install --create-namespace` would apply the same objects). T
 ValidatingWebhookConfiguration is registered as the admin too (`register_webhook`): the operator runs with
 SOVEREIGN_WEBHOOK_MANAGED=false, as the chart's Deployment runs it, and never writes it.
 
-The one devstack-only grant: on the `local-ray` runtime (Ray beside the operator, which the chart does not
-install) no kubelet projects the nations' ServiceAccount tokens into their pods, so the operator requests
-them (TokenRequest) and hands them to the Ray processes as files (SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR);
-LOCAL_RAY_TOKEN_ROLE grants exactly that, for the nations' serving ServiceAccount only. On `kuberay` and
-`none` the operator holds the chart's roles and nothing else.
+On every runtime the operator holds the chart's roles and nothing else. On `local-ray` (Ray beside the
+operator, no kubelet) the nations' ServiceAccount tokens are written by the devstack's token projector
+(sovereign_devstack.token_projector), with an identity and a role of its own, never by the operator.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ from sovereign.clients.kubernetes import (
     dynamic_client,
     load_api_client,
 )
-from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT
 from sovereign_devstack.chart_rendering import render_objects
 from sovereign_devstack.pki import CertificateAuthority
 
@@ -42,18 +39,29 @@ RELEASE, NAMESPACE = "sovereign", "sovereign-system"
 SERVICE_ACCOUNT = "sovereign-operator"  # the chart's name for release `sovereign` (<fullname>-operator)
 USERNAME = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 WEBHOOK_CONFIGURATION = RELEASE  # the chart names its ValidatingWebhookConfiguration <fullname>
-RBAC_KINDS = ("ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding")
+# The chart's identity objects, and the admission policy that bounds what its roles allow
+# (charts/sovereign/README.md, "Who holds each escalation").
+RBAC_KINDS = (
+    "ServiceAccount",
+    "ClusterRole",
+    "Role",
+    "ClusterRoleBinding",
+    "RoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+)
 # There is no kubelet to refresh a projected token (k8s docs: /docs/concepts/storage/projected-volumes/
 # #serviceaccounttoken), so the operator's token lives long; a new one is minted whenever an operator starts.
 TOKEN_SECONDS = 365 * 24 * 3600
-LOCAL_RAY_TOKEN_ROLE = "sovereign-devstack-serving-tokens"
+# token_projector.PROJECTOR_ROLE: its binding is revoked wherever it names the operator (a kept state dir).
+FORMER_LOCAL_RAY_TOKEN_ROLE = "sovereign-devstack-serving-tokens"
 WEBHOOK_KEY_PAIR = "operator-webhook"
 
 
 def chart_values(runtime: str) -> dict[str, Any]:
     """The chart's values for the local platform: the operator's runtime (the chart knows `kuberay` and
-    `none`; `local-ray` needs what `none` needs, and LOCAL_RAY_TOKEN_ROLE), the webhook served with a
-    certificate the devstack's CA issues (no cert-manager)."""
+    `none`; `local-ray` needs what `none` needs), the webhook served with a certificate the devstack's CA
+    issues (no cert-manager)."""
     return {
         "runtime": "kuberay" if runtime == "kuberay" else "none",
         # Required by the chart; the Vault's address and token do not change what RBAC the chart renders.
@@ -67,29 +75,6 @@ def operator_rbac(runtime: str) -> list[dict[str, Any]]:
     objects = render_objects(chart_values(runtime), RELEASE, NAMESPACE)
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     return [namespace, *(o for o in objects if o["kind"] in RBAC_KINDS)]
-
-
-def local_ray_token_rbac() -> list[dict[str, Any]]:
-    """local-ray only (see the module docstring): TokenRequest for the nations' serving ServiceAccount. For a
-    subresource, the name RBAC matches resourceNames against is the ServiceAccount's
-    (k8s docs: /docs/reference/access-authn-authz/rbac/#referring-to-resources)."""
-    rule = {
-        "apiGroups": [""],
-        "resources": ["serviceaccounts/token"],
-        "verbs": ["create"],
-        "resourceNames": [SERVING_SERVICE_ACCOUNT],
-    }
-    role_name = LOCAL_RAY_TOKEN_ROLE
-    metadata = {"name": role_name}
-    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": metadata}
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": metadata,
-        "roleRef": {"apiGroup": role["apiVersion"].split("/")[0], "kind": "ClusterRole", "name": role_name},
-        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}],
-    }
-    return [{**role, "rules": [rule]}, binding]
 
 
 @dataclass(frozen=True)
@@ -111,16 +96,23 @@ def grant_operator_roles(admin: ApiClient, runtime: str) -> None:
     """Apply the chart's RBAC for `runtime` as the admin, replacing what another runtime's render left."""
     for manifest in operator_rbac(runtime):
         apply_object(admin, manifest)
-    extra = local_ray_token_rbac()
-    if runtime == "local-ray":
-        for manifest in extra:
-            apply_object(admin, manifest)
+    _revoke_former_token_binding(admin)
+
+
+def _revoke_former_token_binding(admin: ApiClient) -> None:
+    """A state dir's API server keeps its objects: delete the binding that once let the operator request
+    the nations' tokens, if it still names the operator (the token projector re-applies its own)."""
+    bindings = dynamic_client(admin).resources.get(
+        api_version="rbac.authorization.k8s.io/v1", kind="ClusterRoleBinding"
+    )
+    try:
+        binding = bindings.get(name=FORMER_LOCAL_RAY_TOKEN_ROLE).to_dict()
+    except NotFoundError:
         return
-    dynamic = dynamic_client(admin)
-    for manifest in reversed(extra):
-        resource = dynamic.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+    operator = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+    if any(operator.items() <= subject.items() for subject in binding.get("subjects") or []):
         with contextlib.suppress(NotFoundError):
-            resource.delete(name=manifest["metadata"]["name"])
+            bindings.delete(name=FORMER_LOCAL_RAY_TOKEN_ROLE)
 
 
 def install_operator_identity(admin_kubeconfig: Path, directory: Path, runtime: str) -> OperatorIdentity:

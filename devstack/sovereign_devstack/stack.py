@@ -50,6 +50,11 @@ from sovereign_devstack.services import (
     phoenix_spec,
     ray_head_spec,
 )
+from sovereign_devstack.token_projector import (
+    PROJECTOR_SERVICE,
+    install_projector_identity,
+    projector_spec,
+)
 from sovereign_devstack.trace_viewer import trace_env
 
 AUDIT_DIR = "audit"  # under the state dir: the nations' audit logs (`sovereign audit` looks there)
@@ -57,6 +62,8 @@ KUBE_DATA_DIR = "kube-data"  # under the state dir: the Kubernetes API's objects
 
 STATE_FILE = "state.json"
 OPERATOR_IDENTITY_DIR = "operator"  # under the state dir: the operator's token, kubeconfig, webhook cert
+PROJECTOR_IDENTITY_DIR = "token-projector"  # under the state dir: the token projector's cert and kubeconfig
+TOKEN_DIR = "serviceaccount-tokens"  # under the state dir: the nations' serving tokens (local-ray)
 PKI_DIR = "pki"  # under the state dir: the devstack CA
 VAULT_DIR = "vault"  # under the state dir: OpenBao's config, raft data, TLS key and (devstack only) init.json
 
@@ -78,6 +85,7 @@ class DevstackState(BaseModel):
     ray_token: str | None = None  # the local Ray cluster's auth token; its dashboard refuses requests without
     ray_metrics_url: str | None = None  # the local Ray node's Prometheus metrics (replicas' metrics included)
     trace_viewer_url: str | None = None  # Phoenix: its UI, and OTLP/HTTP at <url>/v1/traces, once started
+    token_projector_url: str | None = None  # local-ray: the token projector's health endpoint, once started
 
 
 def load_state(state_dir: Path) -> DevstackState | None:
@@ -113,7 +121,7 @@ def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> Devstack
     if previous is not None and not previous.external:
         # The control plane decides reuse; a dead operator alone is restarted by start_operator.
         # started again by start_operator / start_local_ray / start_trace_viewer
-        restartable = (OPERATOR_SERVICE, RAY_SERVICE, TRACE_VIEWER_SERVICE)
+        restartable = (OPERATOR_SERVICE, PROJECTOR_SERVICE, RAY_SERVICE, TRACE_VIEWER_SERVICE)
         alive = {n: pid for n, pid in running_services(state_dir, previous).items() if n not in restartable}
         if alive and all(alive.values()):
             progress("devstack already running; reusing it")
@@ -178,20 +186,23 @@ def start_devstack(state_dir: Path, progress: Callable[[str], None]) -> Devstack
 def start_operator(
     state_dir: Path, state: DevstackState, operator_token: Callable[[], str], progress: Callable[[str], None]
 ) -> DevstackState:
-    """Start the operator (`python -m sovereign_operator`) unless this state dir's operator already runs.
+    """Start the operator (`python -m sovereign_operator`) unless this state dir's operator already runs; on
+    local-ray, first the token projector (unless it runs).
 
     `operator_token` is called only when a process is started: it makes the operator's Vault token.
     The operator joins the state's services, so `sovereign down` stops it and `status` shows it.
     """
+    serving = serving_env(state)
+    runtime = serving.get("SOVEREIGN_RUNTIME", "kuberay")  # the operator's default without a local Ray
+    if runtime == "local-ray":  # no kubelet: the devstack's token projector writes the nations' tokens
+        state = start_token_projector(state_dir, state, progress)
     if OPERATOR_SERVICE in state.services and running_services(state_dir, state).get(OPERATOR_SERVICE):
         progress("operator already running; reusing it")
         return state
     port = free_loopback_port()
     webhook_port = free_loopback_port()
-    serving = serving_env(state)
     # The operator runs as the chart's ServiceAccount with the chart's roles for its runtime, a new token on
     # each start; the chart's webhook registration points at its loopback port, its certificate from the CA.
-    runtime = serving.get("SOVEREIGN_RUNTIME", "kuberay")  # the operator's default without a local Ray
     identity_dir = state_dir.resolve() / OPERATOR_IDENTITY_DIR
     identity = install_operator_identity(Path(state.kubeconfig), identity_dir, runtime)
     ca = ensure_ca(state_dir.resolve() / PKI_DIR)
@@ -201,7 +212,7 @@ def start_operator(
     # the serving ServiceAccount tokens their gateways' audit writers log in to Vault with.
     audit_env = {
         "SOVEREIGN_AUDIT_DIR": str(state_dir.resolve() / AUDIT_DIR),
-        "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR": str(state_dir.resolve() / "serviceaccount-tokens"),
+        "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR": str(state_dir.resolve() / TOKEN_DIR),
         "SOVEREIGN_DATASET_DIR": str(state_dir.resolve() / "datasets"),  # the nations' encrypted indexes
     }
     spec = operator_spec(
@@ -225,6 +236,28 @@ def start_operator(
     )
     save_state(state_dir, state)
     progress(f"operator running (log: {state_dir / 'logs' / (OPERATOR_SERVICE + '.log')})")
+    return state
+
+
+def start_token_projector(
+    state_dir: Path, state: DevstackState, progress: Callable[[str], None]
+) -> DevstackState:
+    """Start the token projector (sovereign_devstack.token_projector: the kubelet's part on local-ray) for
+    DIR/serviceaccount-tokens, with its own client certificate and role, unless it already runs."""
+    if PROJECTOR_SERVICE in state.services and running_services(state_dir, state).get(PROJECTOR_SERVICE):
+        return state
+    pki = state_dir.resolve() / PKI_DIR
+    kubeconfig = install_projector_identity(
+        Path(state.kubeconfig), state.kube_url, ensure_ca(pki), state_dir.resolve() / PROJECTOR_IDENTITY_DIR
+    )
+    port = free_loopback_port()
+    start_service(projector_spec(kubeconfig, state_dir.resolve() / TOKEN_DIR, port), state_dir)
+    services = [*[name for name in state.services if name != PROJECTOR_SERVICE], PROJECTOR_SERVICE]
+    state = state.model_copy(
+        update={"services": services, "token_projector_url": f"http://127.0.0.1:{port}/healthz"}
+    )
+    save_state(state_dir, state)
+    progress("token projector running: the nations' ServiceAccount tokens for local-ray (devstack only)")
     return state
 
 

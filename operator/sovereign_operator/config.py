@@ -137,8 +137,10 @@ class OperatorConfig(BaseModel):
     )
     service_account_token_dir: str | None = Field(
         None,
-        description="local-ray: where the operator keeps each nation's serving ServiceAccount token "
-        "(`<dir>/<nation>/token`, 0600, refreshed), which the nation's audit writer logs in to Vault with.",
+        description="local-ray: where each nation's serving ServiceAccount token is kept for its Ray "
+        "processes (`<dir>/<nation>/token`, refreshed outside the operator, as a kubelet projects a pod's "
+        "token); its audit writer, ingest jobs and retriever log in to Vault with it. The operator only "
+        "passes the path; it never requests a nation's token.",
     )
     dataset_dir: str | None = Field(
         None,

@@ -45,17 +45,25 @@ def transit_key_name(nation: str) -> str:
     return f"tenant-{nation.lower()}"
 
 
-def vault_policy_name(nation: str) -> str:
-    return f"tenant-{nation.lower()}"
+# The one ACL policy every nation's token carries, templated on the namespace its ServiceAccount logged in
+# from (policies/vault/sovereign-nation.hcl). Written by the Vault admin at platform setup
+# (sovereign.platform_setup.NATION_POLICY_NAME; a test keeps the two equal), never by the operator.
+NATION_VAULT_POLICY = "sovereign-nation"
 
-
-# Records under a nation's KV prefix the nation may read but never write: its provisioning record, and the
-# name `identity`, where an issuer record must never be planted (the dev issuer's key is in transit).
-OPERATOR_KV_RECORDS = ("identity", "tenant")
+# Records under a nation's KV prefix the nation may read but never write (sovereign-nation.hcl): its
+# provisioning record.
+OPERATOR_KV_RECORDS = ("tenant",)
 
 
 def kv_prefix(nation: str) -> str:
-    """The nation's KV v2 path prefix (below the mount): `tenants/<nation>/`."""
+    """The nation's KV v2 path prefix (below the mount): `tenants/tenant-<nation>/`, named by its namespace
+    as the templated policy names it."""
+    return f"tenants/{tenant_namespace(nation)}"
+
+
+def legacy_kv_prefix(nation: str) -> str:
+    """Where an earlier release kept a nation's records (once its issuer's private key): `tenants/<nation>/`.
+    The operator deletes what it finds there, without reading it."""
     return f"tenants/{nation.lower()}"
 
 

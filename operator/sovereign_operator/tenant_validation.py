@@ -17,6 +17,7 @@ from typing import Any
 from kubernetes.utils import parse_quantity
 
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.constants import PLATFORM_NAMESPACE
 from sovereign_operator.spec_problems import problems_with_spec_model
 
 # Kubernetes resource.Quantity with its sign (k8s docs: /docs/reference/kubernetes-api/common-definitions/
@@ -113,4 +114,10 @@ def _subject_problems(path: str, subject: Mapping[str, Any]) -> list[str]:
         return [f"{path}.namespace: a ServiceAccount subject needs its namespace"]
     if kind in ("User", "Group") and namespace:
         return [f"{path}.namespace: a {kind} subject has no namespace"]
+    # The chart's admission policy refuses the operator such a binding (Kubernetes identities, the platform's
+    # own ServiceAccounts): say so at apply time rather than leave the Tenant never Ready.
+    if kind in ("User", "Group") and str(subject.get("name", "")).startswith("system:"):
+        return [f"{path}.name: a nation's admin cannot be a Kubernetes identity (system:*)"]
+    if kind == "ServiceAccount" and namespace == PLATFORM_NAMESPACE:
+        return [f"{path}.namespace: a nation's admin cannot be a ServiceAccount of {PLATFORM_NAMESPACE}"]
     return []

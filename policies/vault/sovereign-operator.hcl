@@ -1,8 +1,13 @@
 # Vault ACL policy sovereign-operator: what the operator's own token may do.
 #
-# The operator creates, rotates and shreds each nation's transit key, writes the nation's ACL policy and
-# Kubernetes auth role, and keeps platform records under the KV prefix tenants/. It manages keys; it must
+# The operator creates, rotates and shreds each nation's transit keys, writes the nation's Kubernetes auth
+# role, and keeps one provisioning record per nation under the KV prefix tenants/. It manages keys; it must
 # never be able to USE them: every transit path that returns or consumes plaintext is denied below.
+# It writes no ACL policy: every nation's token carries the one templated policy sovereign-nation, written
+# by the Vault admin at platform setup (sovereign-nation.hcl). What it may write is pinned with
+# allowed_parameters (Vault docs: /vault/docs/concepts/policies#parameter-constraints): a request carrying
+# any parameter not listed, or a value not listed, is refused with 403, so no role it writes can give
+# another policy or bind another ServiceAccount, and no key it makes can be exportable or imported.
 #
 # Priority (Vault docs: /vault/docs/concepts/policies#priority-matching): one rule governs a request path,
 # the exact match if any, else the highest-priority wildcard, where a first wildcard later in the pattern
@@ -13,15 +18,24 @@
 # rule in another policy, e.g. `transit/decrypt/tenant-fra`, WOULD win over `transit/decrypt/*`.
 #
 # Mount paths are the platform's (transit/, secret/, auth/kubernetes/); a nation that brings its own Vault
-# gives the operator a token there under its own policy.
+# gives the operator a token there under this same policy (sovereign.platform_setup.prepare_nation_vault).
 
 # --- Transit keys: lifecycle only -----------------------------------------------------------------
 
-# Create (POST keys/:name), read (GET), delete (DELETE, after config deletion_allowed=true: the crypto-shred).
-# The glob also covers keys/tenant-*/config (deletion_allowed, auto_rotate_period, min_decryption_version)
-# and keys/tenant-*/rotate. Vault docs: /vault/api-docs/secret/transit
+# Create (POST keys/:name with `type` only), read (GET), rotate (POST keys/:name/rotate, no parameters),
+# delete (DELETE, after keys/:name/config deletion_allowed: the crypto-shred). Vault docs:
+# /vault/api-docs/secret/transit. The glob also covers keys/:name/config, /import, /import_version and /trim,
+# so the parameters are pinned: `type` one of the two kinds the platform makes (a nation's data key, its
+# issuer's signing key), `deletion_allowed` any value; any other parameter is refused. So no key can be
+# created or configured `exportable` or `allow_plaintext_backup` (which would let its material leave
+# Vault), no key material can be imported (`ciphertext`), no version trimmed (`min_available_version`),
+# no `derived`/`convergent_encryption` and no `min_decryption_version` set.
 path "transit/keys/tenant-*" {
   capabilities = ["create", "read", "update", "delete", "list"]
+  allowed_parameters = {
+    "type"             = ["aes256-gcm96", "ed25519"]
+    "deletion_allowed" = []
+  }
 }
 
 # LIST transit/keys is checked as "transit/keys/" and then without the slash; a glob on tenant-* cannot
@@ -75,6 +89,11 @@ path "transit/verify/*" {
   capabilities = ["deny"]
 }
 
+# An HMAC with a nation's key is a keyed digest of the nation's data: it could confirm a guessed plaintext.
+path "transit/hmac/*" {
+  capabilities = ["deny"]
+}
+
 # Export returns the key material itself (if a key was ever made exportable through keys/:name/config).
 path "transit/export/*" {
   capabilities = ["deny"]
@@ -82,8 +101,7 @@ path "transit/export/*" {
 
 # Backup returns key material too, and restore/import would let the operator plant a key whose material
 # it knows. Denied for the same reason; the wrapping key is what BYOK imports are encrypted to.
-# (keys/tenant-*/import itself is under the grant above and cannot be denied by a `keys/+/import` rule,
-# which would have lower priority; without the wrapping key no import can be built.)
+# (keys/tenant-*/import itself is under the grant above, whose allowed_parameters refuse its `ciphertext`.)
 path "transit/backup/*" {
   capabilities = ["deny"]
 }
@@ -96,42 +114,51 @@ path "transit/wrapping_key" {
   capabilities = ["deny"]
 }
 
-# --- ACL policies: the nations' own, and nothing else ----------------------------------------------
+# --- ACL policies: read the nations' one policy, write none ---------------------------------------------
 
-# Only names starting tenant-: the operator cannot rewrite its own policy, `default`, or any other.
-# (`root` cannot be written by anyone.) Vault docs: /vault/api-docs/system/policies
-path "sys/policies/acl/tenant-*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
+# Read only, to tell "platform setup not done" (KeysReady=False, NationPolicyMissing) from a Vault error.
+# No write, no delete, no list: the operator can neither widen nor remove what a nation's token may do.
+# Vault docs: /vault/api-docs/system/policies#read-acl-policy
+path "sys/policies/acl/sovereign-nation" {
+  capabilities = ["read"]
 }
 
-# LIST sys/policies/acl: to find policies of nations that no longer exist.
-path "sys/policies/acl" {
-  capabilities = ["list"]
-}
+# --- Kubernetes auth roles: bind a nation's serving ServiceAccount to sovereign-nation -------------------
 
-# --- Kubernetes auth roles: bind a nation's serving ServiceAccount to its policy --------------------
-
-# Vault docs: /vault/api-docs/auth/kubernetes#create-role
+# Vault docs: /vault/api-docs/auth/kubernetes#create-role. Every parameter is pinned: the role binds the
+# ServiceAccount model-serving only, gives the policy sovereign-nation only, for an hour. Vault compares each
+# request value with the listed ones, so values are sent as comma-separated strings (a JSON list never
+# equals a string and is refused); `policies`, `ttl`, `token_max_ttl`, `token_period`, `token_bound_cidrs`,
+# `audience`, `alias_name_source` and every other field are refused. The namespace can only be pinned to a
+# prefix glob (Vault has no stricter match; a comma string "tenant-fra,other" passes it too): what keeps a
+# token to its own nation's paths is the template of sovereign-nation, which follows the namespace the
+# ServiceAccount logged in from, whichever role it used.
 path "auth/kubernetes/role/tenant-*" {
   capabilities = ["create", "read", "update", "delete", "list"]
+  allowed_parameters = {
+    "bound_service_account_names"      = ["model-serving"]
+    "bound_service_account_namespaces" = ["tenant-*"]
+    "token_policies"                   = ["sovereign-nation"]
+    "token_ttl"                        = ["1h"]
+  }
 }
 
 path "auth/kubernetes/role" {
   capabilities = ["list"]
 }
 
-# --- KV v2: the nations' prefixes tenants/<nation>/ ------------------------------------------------
+# --- KV v2: one provisioning record per nation, and clearing a nation's prefix -------------------------
 
-# The operator seeds a nation's prefix and empties it at offboarding. This does let it read what nations
-# keep there: KV is for configuration, never for data that must stay out of the operator's reach.
-# Vault docs: /vault/docs/secrets/kv/kv-v2#acl-rules (data/ and metadata/ are separate paths)
-path "secret/data/tenants/*" {
-  capabilities = ["create", "read", "update", "delete"]
+# The marker tenants/<ns>/tenant: write it when absent (check-and-set 0) and read it; no other record of any
+# nation can be read or written. Vault docs: /vault/docs/secrets/kv/kv-v2#acl-rules ("+": one segment).
+path "secret/data/tenants/+/tenant" {
+  capabilities = ["create", "read"]
 }
 
-# Metadata: list what is kept, and delete all versions when a nation leaves.
+# Metadata: list what is kept under tenants/ and delete every version of it when a nation leaves (and the
+# tree an older release kept under tenants/<nation>/). Listing shows names only, never a value.
 path "secret/metadata/tenants/*" {
-  capabilities = ["read", "list", "delete"]
+  capabilities = ["list", "delete"]
 }
 
 # --- Checks before work: are the mounts and the auth method there? ---------------------------------

@@ -104,7 +104,8 @@ class VaultSink(_Config):
     token_file: str = Field(
         alias="tokenFile",
         description="The nation's ServiceAccount token (JWT), re-read at each login: the projected token in "
-        "a pod, a file the operator keeps fresh on the devstack.",
+        "a pod; on local-ray a file kept fresh outside the operator, as a kubelet keeps it. While it is "
+        "absent every login fails (closed) and the next one reads it again.",
     )
     transit_mount: str = Field("transit", alias="transitMount", description="Transit mount in that Vault.")
     ca_cert: str | None = Field(

@@ -267,6 +267,17 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputForma
                 state,
             )
         )
+    if "token-projector" in state.services:
+        components.append(
+            _component(
+                "token-projector",
+                state.token_projector_url or "-",
+                pids.get("token-projector"),
+                False,
+                _token_projector_health,
+                state,
+            )
+        )
     if "operator" in state.services:
         components.append(
             _component(
@@ -455,6 +466,23 @@ class TraceViewerUnhealthy(RuntimeError):
     """The trace viewer's health endpoint does not answer 200."""
 
 
+class TokenProjectorUnhealthy(RuntimeError):
+    """The devstack's token projector does not answer 200 (not started, or its last pass failed)."""
+
+
+def _token_projector_health(state: Any) -> str:
+    try:
+        answer = httpx.get(state.token_projector_url, timeout=5)
+    except httpx.HTTPError as error:
+        raise TokenProjectorUnhealthy(f"token projector does not answer: {error}") from error
+    body = answer.json() if answer.headers.get("content-type") == "application/json" else {}
+    if answer.status_code != 200 or body.get("lastError"):
+        raise TokenProjectorUnhealthy(
+            f"token projector answered {answer.status_code} (last error: {body.get('lastError')})"
+        )
+    return f"devstack stand-in for the kubelet: {body.get('nations', 0)} nations' serving tokens"
+
+
 def _trace_viewer_health(state: Any) -> str:
     try:
         answer = httpx.get(f"{state.trace_viewer_url}/healthz", timeout=5)
@@ -487,6 +515,12 @@ def _component(
 ) -> dict[str, Any]:
     try:
         detail, healthy = check(state), external or pid is not None
-    except (KubernetesUnavailable, VaultUnavailable, OperatorUnhealthy, TraceViewerUnhealthy) as error:
+    except (
+        KubernetesUnavailable,
+        VaultUnavailable,
+        OperatorUnhealthy,
+        TraceViewerUnhealthy,
+        TokenProjectorUnhealthy,
+    ) as error:
         detail, healthy = str(error), False
     return {"name": name, "address": address, "pid": pid, "healthy": healthy, "detail": detail}

@@ -210,12 +210,11 @@ def create_transit_key(client: hvac.Client, mount: str, name: str, key_type: str
 def create_signing_key(client: hvac.Client, mount: str, name: str) -> None:
     """An ed25519 transit key that never leaves Vault: not exportable, no plaintext backup.
 
-    Vault docs: /vault/api-docs/secret/transit#create-key (`exportable` can never be turned back off, and
-    is left false here).
+    Vault docs: /vault/api-docs/secret/transit#create-key: `exportable` and `allow_plaintext_backup`
+    default to false and can never be turned back off. Only `type` is sent: the operator's policy pins the
+    parameters of keys/tenant-* and refuses any other (policies/vault/sovereign-operator.hcl).
     """
-    client.secrets.transit.create_key(
-        name=name, key_type="ed25519", exportable=False, allow_plaintext_backup=False, mount_point=mount
-    )
+    client.secrets.transit.create_key(name=name, key_type="ed25519", mount_point=mount)
 
 
 def sign_with_transit_key(client: hvac.Client, mount: str, name: str, data: bytes, version: int) -> bytes:
@@ -264,18 +263,18 @@ def write_acl_policy(client: hvac.Client, name: str, hcl: str) -> None:
     client.sys.create_or_update_acl_policy(name=name, policy=hcl)
 
 
-def delete_acl_policy(client: hvac.Client, name: str) -> None:
-    client.sys.delete_acl_policy(name=name)  # Vault answers 204 for an absent policy too
-
-
 def read_kubernetes_role(client: hvac.Client, mount: str, name: str) -> dict | None:
     response = _absent_on_404(client.auth.kubernetes.read_role, name=name, mount_point=mount)
     return None if response is None else dict(response)
 
 
-def write_kubernetes_role(client: hvac.Client, mount: str, role: dict) -> None:
-    """`role`: the keyword arguments of hvac's create_role (name, bound names/namespaces, policies, …)."""
-    client.auth.kubernetes.create_role(**{**role, "mount_point": mount})
+def write_kubernetes_role(client: hvac.Client, mount: str, name: str, body: dict[str, str]) -> None:
+    """Create or update the role with exactly `body` (its fields as Vault names them, lists as comma
+    strings), sent as it is: hvac's create_role would turn strings into JSON lists and add `policies` and
+    `ttl`, which a policy pinning the role's parameters (allowed_parameters) refuses.
+    Vault docs: /vault/api-docs/auth/kubernetes#create-role
+    """
+    client.adapter.post(f"/v1/auth/{mount}/role/{name}", json=body)
 
 
 def delete_kubernetes_role(client: hvac.Client, mount: str, name: str) -> bool:

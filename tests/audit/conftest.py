@@ -17,12 +17,11 @@ from pathlib import Path
 import hvac
 import pytest
 from sovereign_devstack.pki import CertificateAuthority
-from sovereign_operator.builders import build_vault_policy_for_tenant
-from sovereign_operator.constants import transit_key_name, vault_policy_name
+from sovereign_operator.constants import tenant_namespace, transit_key_name
 
 from sovereign.audit import AuditActor, AuditDecision, AuditLog, AuditRecord
 from sovereign.clients.vault import create_transit_key, ensure_secrets_engine, write_acl_policy
-from sovereign.specs.tenant import TenantSpec
+from sovereign.platform_setup import nation_policy_for_namespace
 from tests.conftest import running_vault
 
 NATIONS = ("FRA", "DEU")
@@ -60,12 +59,12 @@ def audit_vault(
         ensure_secrets_engine(root, "transit", "transit")
         tokens = {}
         for nation in NATIONS:
-            spec = TenantSpec.model_validate(
-                {"nation": nation, "displayName": nation, "clearance": "NATO SECRET"}
-            )
             create_transit_key(root, "transit", transit_key_name(nation), "aes256-gcm96")
-            write_acl_policy(root, vault_policy_name(nation), build_vault_policy_for_tenant(spec))
-            created = root.auth.token.create(policies=[vault_policy_name(nation)], ttl="2h")
+            # sovereign-nation's rules for this nation: a root-made token has no Kubernetes alias to fill
+            # in the template, so its namespace is written in.
+            policy = f"nation-{tenant_namespace(nation)}"
+            write_acl_policy(root, policy, nation_policy_for_namespace(tenant_namespace(nation)))
+            created = root.auth.token.create(policies=[policy], ttl="2h")
             tokens[nation] = created["auth"]["client_token"]
         yield AuditVault(server.url, server.root_token, tokens, server.server.audit_log, server.ca_cert)
 

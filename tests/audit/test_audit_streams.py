@@ -1,8 +1,8 @@
 """The product writes the audit logs: the real operator (with SOVEREIGN_AUDIT_DIR) records FRA's and DEU's
 administrative events in their `admin` streams, and each nation's AuditWriter actor on a real local Ray
 records decisions in its `decisions` stream, logged in to Vault as the nation with the token file the
-operator's serving pass keeps. `sovereign audit verify/show --nation FRA` (as FRA) covers both streams;
-DEU's credentials get 403."""
+devstack's token projector keeps (the operator only names it). `sovereign audit verify/show --nation FRA`
+(as FRA) covers both streams; DEU's credentials get 403."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 import ray
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import ROTATE_KEY_ANNOTATION
-from sovereign_operator.reconcile.serving import ServingState, _audit_sink, _refresh_token_files
+from sovereign_operator.reconcile.serving import ServingState, _audit_sink
 from sovereign_serving.audit_writer import (
     AUDIT_NAMESPACE,
     MAX_BATCH,
@@ -94,8 +94,8 @@ def serving_state(
     audit_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> ServingState:
-    """The operator's serving state on local-ray with an audit dir (what its serving pass builds sinks and
-    keeps token files with)."""
+    """The operator's serving state on local-ray with an audit dir (what its serving pass builds sinks
+    with)."""
     config = OperatorConfig(
         vault_addr=platform.vault_url,
         vault_cacert=str(platform.vault_cacert),
@@ -109,9 +109,11 @@ def serving_state(
 
 
 def sinks_now(platform: Platform, state: ServingState) -> dict[str, object]:  # noqa: F811
-    """Each nation's AuditSink as the serving pass builds it now, with the token files that pass writes."""
+    """Each nation's AuditSink as the serving pass builds it now, with the token files the projector
+    writes."""
     tenants = {name.upper(): tenant(platform.kube, name) for name in NATIONS}
-    _refresh_token_files(state, {nation: body["metadata"]["uid"] for nation, body in tenants.items()})
+    assert state.config.service_account_token_dir is not None
+    platform.project_tokens(state.config.service_account_token_dir)
     return {nation: _audit_sink(state.config, body, state.dynamic.client) for nation, body in tenants.items()}
 
 
@@ -386,3 +388,28 @@ def test_a_shredded_nations_logs_are_set_aside_and_its_next_tenant_starts_afresh
         )
         if e["kind"] == "admin"
     ] == ["tenant-provisioned"]
+
+
+def test_a_writer_fails_closed_until_its_token_file_appears(
+    platform: Platform,  # noqa: F811
+    local_ray: None,
+    sinks: dict[str, object],
+    tmp_path: Path,
+) -> None:
+    """local-ray: the token file is written by the token projector, not the operator, so a gateway's writer
+    may start before it exists. Until it is there every decision is refused; the next one after it appears
+    is recorded. (Last in this module: it points FRA's writer at a log of its own.)"""
+    tokens = tmp_path / "tokens"
+    late = {"directory": str(tmp_path / "audit"), "token_file": str(tokens / "fra" / "token")}
+    fra = AuditClient("FRA", sinks["FRA"].model_copy(update=late))  # type: ignore[attr-defined]
+
+    async def decide(index: int) -> None:
+        await fra.configure()
+        await _decide(fra, index)
+
+    with pytest.raises(AuditUnavailable, match="FRA's audit log did not record the decision"):
+        asyncio.run(decide(0))
+    platform.project_tokens(tokens)
+    asyncio.run(decide(1))
+    writer = ray.get_actor(audit_writer_name("FRA"), namespace=AUDIT_NAMESPACE)
+    assert ray.get(writer.last_seq.remote(), timeout=30) == 1

@@ -18,10 +18,11 @@ def test_the_committed_copies_are_current() -> None:
 
 
 def test_the_copies_are_what_the_operator_reads() -> None:
-    # PolicyBundle.load reads every *.cedar of policies/cedar; the Vault policy is the operator token's.
+    # PolicyBundle.load reads every *.cedar of policies/cedar; the Vault policies are the site admin's.
     assert set(chart_file_sources()) == {
         "policies/cedar/base.cedar",
         "policies/cedar/schema.cedarschema.json",
+        "policies/vault/sovereign-nation.hcl",
         "policies/vault/sovereign-operator.hcl",
     }
 

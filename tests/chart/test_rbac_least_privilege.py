@@ -40,8 +40,6 @@ from sovereign_devstack.operator_identity import (
 )
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_operator.constants import (
-    MANAGED_BY_LABEL,
-    NAMESPACE_ADMIN_ROLE,
     NATION_LABEL,
     ROTATE_KEY_ANNOTATION,
 )
@@ -70,14 +68,10 @@ NAMESPACED_KINDS = "resourcequota,limitrange,networkpolicy,serviceaccount,rolebi
 NOT_GRANTED: dict[tuple[str, str, str], str] = {}
 # Rules the chart grants that no request records.
 NOT_USED = {
-    ("rbac.authorization.k8s.io", "clusterroles", "escalate"): (
-        "not a request verb: the API server checks it when the operator creates or patches the "
-        "namespace-admin ClusterRole without holding what it grants (the devstack too); without it that "
-        "write is refused and the Tenant never gets Ready"
-    ),
     ("rbac.authorization.k8s.io", "clusterroles", "bind"): (
         "not a request verb: the API server checks it when the operator binds the namespace-admin "
-        "ClusterRole in a nation's RoleBinding (the devstack too); without it that write is refused"
+        "ClusterRole (the chart's) in a nation's RoleBinding (the devstack too); without it that write is "
+        "refused unless the operator held every permission of that role"
     ),
     **{
         ("", "persistentvolumeclaims", verb): (
@@ -164,9 +158,12 @@ def drive(kube: KubeAPI, operator: OperatorProcess) -> None:
     probe = {"apiVersion": "sovereign.ai/v1alpha1", "kind": "Tenant", "metadata": {"name": NAME}}
     probe["spec"] = {"nation": NATION, "displayName": "probe", "clearance": "NATO SECRET"}
     wait_until(
-        lambda: kubectl(
-            kube, "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(probe), check=False
-        ).returncode == 0,
+        lambda: (
+            kubectl(
+                kube, "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(probe), check=False
+            ).returncode
+            == 0
+        ),
         "the webhook answers",
     )
     # Onboarding: namespace and its objects, Vault keys, identity, conditions and Events.
@@ -177,7 +174,6 @@ def drive(kube: KubeAPI, operator: OperatorProcess) -> None:
     owned = f"{NATION_LABEL}={NATION}"
     kubectl(kube, "label", NAMESPACED_KINDS, "-n", NAMESPACE, "-l", owned, f"{NATION_LABEL}-")
     kubectl(kube, "label", "namespace", NAMESPACE, f"{NATION_LABEL}-")
-    kubectl(kube, "label", "clusterrole", NAMESPACE_ADMIN_ROLE, f"{MANAGED_BY_LABEL}-")
     wait_until(lambda: _labelled(kube) == objects, "drift repaired", timeout=30)
     # A nation's own rules: published in the bundle, their status written.
     cedar = (
@@ -256,8 +252,6 @@ def operator_calls(
 ) -> Iterator[set[Call]]:
     kube = platform.kube
     identity = operator_identity(kube, tmp_path)
-    # As on a fresh cluster, so that its creation is among the calls (earlier tests may have left it).
-    kubectl(kube, "delete", "clusterrole", NAMESPACE_ADMIN_ROLE, "--ignore-not-found")
     webhook = platform.serve_webhook(tmp_path)
     offset = kube.audit_log.stat().st_size
     operator = _start(platform, tmp_path / "operator-logs", chart_env(identity, webhook))
@@ -267,9 +261,7 @@ def operator_calls(
     finally:
         operator.stop()
         kubectl(kube, "delete", "tenant", NAME, "--ignore-not-found", "--wait=false")
-        kubectl(
-            kube, "delete", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "--ignore-not-found"
-        )
+        kubectl(kube, "delete", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "--ignore-not-found")
         print(f"--- {operator.log_path}\n{operator.log_text()[-20000:]}")
 
 

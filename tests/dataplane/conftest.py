@@ -11,13 +11,12 @@ import hvac
 import numpy as np
 import pytest
 from sovereign_devstack.pki import CertificateAuthority
-from sovereign_operator.builders import build_vault_policy_for_tenant
-from sovereign_operator.constants import transit_key_name, vault_policy_name
+from sovereign_operator.constants import tenant_namespace, transit_key_name
 
 from sovereign.clients.vault import create_transit_key, ensure_secrets_engine, write_acl_policy
 from sovereign.dataplane import Chunk
 from sovereign.domain.markings import Markings
-from sovereign.specs.tenant import TenantSpec
+from sovereign.platform_setup import nation_policy_for_namespace
 from tests.conftest import VaultServer, running_vault
 
 NATIONS = ("EST", "FRA")
@@ -36,19 +35,16 @@ class DataplaneVault:
 
 
 def prepare_nations(server: VaultServer, nations: tuple[str, ...] = NATIONS) -> DataplaneVault:
-    """Transit, each nation's key and ACL policy as the operator writes them, and a token per nation."""
+    """Transit, each nation's key, sovereign-nation's rules for it, and a token per nation."""
     root = server.client()
     ensure_secrets_engine(root, TRANSIT, "transit")
     tokens = {}
     for nation in nations:
-        spec = TenantSpec.model_validate(
-            {"nation": nation, "displayName": nation, "clearance": "NATO SECRET"}
-        )
         create_transit_key(root, TRANSIT, transit_key_name(nation), "aes256-gcm96")
-        write_acl_policy(root, vault_policy_name(nation), build_vault_policy_for_tenant(spec))
-        tokens[nation] = root.auth.token.create(policies=[vault_policy_name(nation)], ttl="1h")["auth"][
-            "client_token"
-        ]
+        # sovereign-nation's rules with the namespace written in (a root-made token has no Kubernetes alias)
+        policy = f"nation-{tenant_namespace(nation)}"
+        write_acl_policy(root, policy, nation_policy_for_namespace(tenant_namespace(nation)))
+        tokens[nation] = root.auth.token.create(policies=[policy], ttl="1h")["auth"]["client_token"]
     return DataplaneVault(server.url, server.root_token, tokens, server.ca_cert)
 
 

@@ -1,5 +1,5 @@
 """The Ray side of the data plane, for real: FRA's Tenant made Ready by the real operator (transit key and
-Kubernetes auth role in the devstack Vault), the ServiceAccount token file its serving pass keeps, a real
+Kubernetes auth role in the devstack Vault), the ServiceAccount token file the token projector keeps, a real
 MiniLM embedding application on a local Ray Serve, the ingest job's entrypoint (`sovereign_serving.ingest`)
 run in a Ray driver, and FRA's retriever application answering `search` for principals of different
 clearances and nations: each sees only the chunks it may read (every document carries a canary)."""
@@ -21,7 +21,6 @@ from sovereign_devstack.processes import free_loopback_port
 from sovereign_operator.builders.dataset import build_ingest_config, build_vault_sink_for_nation
 from sovereign_operator.builders.serve_config import build_retriever_application
 from sovereign_operator.config import OperatorConfig
-from sovereign_operator.reconcile.serving import ServingState, _refresh_token_files
 from sovereign_serving.config import (
     AIR_GAP_ENV,
     IngestConfig,
@@ -35,7 +34,6 @@ from sovereign_serving.model_server import build_app as build_model_app
 from sovereign_serving.retriever import RETRIEVER_DEPLOYMENT, Retriever
 from sovereign_serving.tiny_model import copy_minilm
 
-from sovereign.clients.kubernetes import dynamic_client, load_api_client
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
@@ -94,8 +92,8 @@ def vault_sink(
     operator: OperatorProcess,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Any:
-    """FRA's Vault login as its ingest job and retriever get it, with the token file the serving pass
-    keeps; and the store root."""
+    """FRA's Vault login as its ingest job and retriever get it, with the token file the devstack's token
+    projector keeps; and the store root."""
     config = OperatorConfig(
         vault_addr=platform.vault_url,
         runtime="local-ray",
@@ -104,9 +102,8 @@ def vault_sink(
         dataset_dir=str(tmp_path_factory.mktemp("datasets")),
         service_account_token_dir=str(tmp_path_factory.mktemp("tokens")),
     )
-    state = ServingState(dynamic_client(load_api_client(str(platform.kube.kubeconfig))), config)
     fra = tenant(platform.kube, "fra")
-    _refresh_token_files(state, {"FRA": fra["metadata"]["uid"]})
+    platform.project_tokens(config.service_account_token_dir or "")
     token_file = str(Path(config.service_account_token_dir or "") / "fra" / "token")
     return build_vault_sink_for_nation(
         TenantSpec.model_validate(fra["spec"]),

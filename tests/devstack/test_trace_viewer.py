@@ -178,11 +178,12 @@ def test_the_operator_and_the_ray_head_get_the_viewer_endpoint(
     identity = OperatorIdentity(tmp_path / "kubeconfig", tmp_path / "token")
     monkeypatch.setattr(stack, "install_operator_identity", lambda *_: identity)
     monkeypatch.setattr(stack, "register_webhook", lambda *_: None)
+    monkeypatch.setattr(stack, "install_projector_identity", lambda *_: tmp_path / "projector-kubeconfig")
     state_dir = tmp_path / "state"
     state = bare_state(state_dir).model_copy(update={"trace_viewer_url": "http://127.0.0.1:16006"})
     state = stack.start_local_ray(state_dir, state, lambda _: None)
     stack.start_operator(state_dir, state, lambda: "operator-token", lambda _: None)
-    ray, operator = started
+    ray, _token_projector, operator = started
     for spec in (ray, operator):
         assert (spec.env or {})["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:16006", spec.name
 

@@ -15,6 +15,9 @@ devstack (kube_api, vault_server from tests/conftest.py), driven as users drive 
   `start_operator(SOVEREIGN_FAILPOINTS="provision:after-namespace")` or `VAULT_ADDR="http://127.0.0.1:1"`.
   The handle has `.stop()` (SIGTERM, waits), `.kill()` (SIGKILL), `.wait_exit(timeout)`, `.returncode`,
   `.log_text()`, `.wait_for_log(text, timeout)` and `.is_leader()`.
+  An operator on `local-ray` with SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR gets the devstack's token projector
+  (sovereign_devstack.token_projector, as `sovereign up` starts it, its own identity) writing that dir; it is
+  stopped with the operator by `.stop()` (not by `.kill()`: a crashed operator leaves the node's kubelet).
 - `running_operator` (module scope): one leading operator for a module's tests, with the environment
   overrides of `operator_extra_env` (module scope, none by default; a module overrides that fixture).
 - `running_operator_with_webhook` (module scope): the same, also serving the validating webhooks on a free
@@ -26,6 +29,7 @@ Only one operator should lead per Lease; processes that share the default Lease 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -47,7 +51,13 @@ from sovereign_devstack.operator_identity import (
     webhook_serving_env,
 )
 from sovereign_devstack.pki import CertificateAuthority
-from sovereign_devstack.processes import free_loopback_port
+from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
+from sovereign_devstack.token_projector import (
+    PROJECTOR_SERVICE,
+    TokenProjector,
+    install_projector_identity,
+    projector_spec,
+)
 from sovereign_devstack.token_reviewer import ensure_token_reviewer
 
 from sovereign.clients.kubernetes import load_api_client
@@ -92,6 +102,7 @@ class Platform:
     operator_identity: OperatorIdentity  # the chart's ServiceAccount: its kubeconfig and token file
     operator_roles: OperatorRoles
     ca: CertificateAuthority  # the devstack CA: issues the operator's webhook serving certificate
+    token_projector: Path  # the token projector's kubeconfig (system:node:devstack, its devstack-only role)
     vault_cacert: Path  # the CA OpenBao's TLS certificate is verified with (VAULT_CACERT)
     vault_audit_log: Path  # OpenBao's file audit device: one JSON request entry per Vault call
 
@@ -105,6 +116,11 @@ class Platform:
         port = free_loopback_port()
         register_webhook(self.kube.kubeconfig, port, self.ca)
         return webhook_serving_env(self.ca, directory, port)
+
+    def project_tokens(self, directory: Path | str) -> None:
+        """One pass of the devstack's token projector (its own identity) over `directory`: every nation's
+        `<directory>/<nation>/token`, as the process `sovereign up` starts on local-ray keeps it."""
+        TokenProjector(load_api_client(str(self.token_projector)), Path(directory)).project()
 
     def root_vault(self) -> hvac.Client:
         return self.vault(self.root_token)
@@ -131,6 +147,7 @@ class OperatorProcess:
     env: dict[str, str] = field(repr=False)
     audit_log: Path | None = None  # the API server's audit log, read from `audit_offset` (where it started)
     audit_offset: int = 0
+    token_projector_dir: Path | None = None  # local-ray: the state dir (pid, log) of its token projector
 
     def refused_calls(self) -> list[str]:
         """The requests the API server refused (403) to the operator's ServiceAccount since this process
@@ -170,6 +187,8 @@ class OperatorProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self.token_projector_dir is not None:
+            stop_service(self.token_projector_dir, PROJECTOR_SERVICE, timeout=5.0)
         return self.proc.returncode
 
     def kill(self) -> int | None:
@@ -192,10 +211,14 @@ def platform(
     install_crds(load_api_client(str(kube_api.kubeconfig)))
     # The operator's ServiceAccount and token, once per session; its roles follow each operator's runtime.
     identity = install_operator_identity(kube_api.kubeconfig, tmp_path_factory.mktemp("operator-sa"), "none")
+    projector = install_projector_identity(
+        kube_api.kubeconfig, kube_api.url, devstack_ca, tmp_path_factory.mktemp("token-projector")
+    )
     kube_side = {
         "operator_identity": identity,
         "operator_roles": OperatorRoles(kube_api, runtime="none"),
         "ca": devstack_ca,
+        "token_projector": projector,
     }
     # Vault's Kubernetes auth as a site with a Vault outside the cluster sets it up: the API server's CA and
     # a reviewer ServiceAccount's token for TokenReview (sovereign_devstack.token_reviewer, as `up` does).
@@ -225,6 +248,12 @@ def _start(platform: Platform, log_dir: Path, overrides: dict[str, str]) -> Oper
     env = {**platform.operator_env(), **overrides, "PYTHONUNBUFFERED": "1"}
     env = {key: value for key, value in env.items() if value is not None}
     platform.operator_roles.grant(env.get("SOVEREIGN_RUNTIME", "kuberay"))  # the operator's default runtime
+    projector_dir = None
+    token_dir = env.get("SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR")
+    if env.get("SOVEREIGN_RUNTIME") == "local-ray" and token_dir:  # no kubelet: the devstack's projector
+        projector_dir = log_path.with_suffix(".token-projector")
+        spec = projector_spec(platform.token_projector, Path(token_dir), free_loopback_port(), interval=1.0)
+        start_service(spec, projector_dir)
     audit_log = platform.kube.audit_log
     offset = audit_log.stat().st_size if audit_log.exists() else 0
     with log_path.open("wb") as log:
@@ -235,7 +264,7 @@ def _start(platform: Platform, log_dir: Path, overrides: dict[str, str]) -> Oper
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    return OperatorProcess(proc, log_path, env, audit_log, offset)
+    return OperatorProcess(proc, log_path, env, audit_log, offset, projector_dir)
 
 
 def _stop_all(processes: list[OperatorProcess], request: pytest.FixtureRequest) -> None:
@@ -284,7 +313,17 @@ def running_operator(
     request: pytest.FixtureRequest,
     operator_extra_env: dict[str, str],
 ) -> Iterator[OperatorProcess]:
-    process = _start(platform, tmp_path_factory.mktemp("operator"), operator_extra_env)
+    with started_operator(platform, tmp_path_factory.mktemp("operator"), operator_extra_env) as process:
+        yield process
+
+
+@contextlib.contextmanager
+def started_operator(
+    platform: Platform, directory: Path, extra_env: dict[str, str]
+) -> Iterator[OperatorProcess]:
+    """One operator process, started and leading; on the way out its log is printed, and (unless the body
+    failed) every call it made must have been allowed by the chart's roles."""
+    process = _start(platform, directory, extra_env)
     try:
         process.wait_for_log(STARTED_LOG, timeout=30)
         yield process

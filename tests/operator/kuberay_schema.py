@@ -20,6 +20,8 @@ from sovereign.clients.kubernetes import apply_object, load_api_client, wait_for
 from tests.conftest import KubeAPI
 
 RAYSERVICE_CRD = Path(__file__).parents[1] / "schemas" / "kuberay" / "ray.io_rayservices.yaml"
+
+
 def _strict(schema: Any) -> Any:
     """The CRD schema with `additionalProperties: false` where it lists properties and keeps no unknowns."""
     if isinstance(schema, dict):
@@ -63,5 +65,3 @@ def rayservice_crd(kube_api: KubeAPI) -> None:
     api = load_api_client(str(kube_api.kubeconfig))
     apply_object(api, copy.deepcopy(crd()))
     wait_for_crd_established(api, crd()["metadata"]["name"])
-
-

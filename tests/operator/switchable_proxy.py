@@ -60,9 +60,7 @@ class SwitchableProxy:
             client_writer.close()
             return
         self._writers |= {client_writer, target_writer}
-        await asyncio.gather(
-            self._pipe(client, target_writer), self._pipe(target_reader, client_writer)
-        )
+        await asyncio.gather(self._pipe(client, target_writer), self._pipe(target_reader, client_writer))
         self._writers -= {client_writer, target_writer}
 
     @staticmethod

@@ -31,7 +31,6 @@ def inventory(platform: Platform) -> set[str]:
     """Everything a nation can own, as `kind:name` strings, read by listing (never by a guessed name)."""
     vault: hvac.Client = platform.root_vault()
     items = {f"transit-key:{k}" for k in _listed(vault.secrets.transit.list_keys, mount_point="transit")}
-    items |= {f"policy:{p}" for p in _listed(vault.sys.list_acl_policies) if p.startswith("tenant-")}
     items |= {f"role:{r}" for r in _listed(vault.auth.kubernetes.list_roles, mount_point="kubernetes")}
     items |= {
         f"kv:tenants/{folder}"
@@ -47,9 +46,8 @@ def nation_artifacts(nation: str) -> set[str]:
     return {
         f"transit-key:{name}",
         f"transit-key:{name}-issuer",  # the dev issuer's signing key
-        f"policy:{name}",
         f"role:{name}",
-        f"kv:tenants/{nation.lower()}/",
+        f"kv:tenants/{name}/",
         f"namespace:{name}",
     }
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,6 +21,21 @@ def tenant_manifest(name: str, nation: str, **spec: Any) -> str:
         "spec": {"nation": nation, "displayName": f"Nation {nation}", "clearance": "NATO SECRET", **spec},
     }
     return yaml.safe_dump(body)
+
+
+def rotate_key_with_cli(kube: Any, nation: str) -> int:
+    """`sovereign keys rotate --nation N --output json`, as a platform engineer runs it: the new version."""
+    command = ["keys", "rotate", "--nation", nation, "--output", "json"]
+    result = subprocess.run(
+        [sys.executable, "-m", "sovereign.cli.main", *command],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env=kube.env(),
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stderr
+    return int(json.loads(result.stdout)["keyVersion"])
 
 
 def apply_tenant(kube: Any, name: str, nation: str, **spec: Any) -> None:

@@ -57,13 +57,13 @@ def test_devstack_webhook_is_registered_by_url_with_its_self_signed_ca() -> None
     assert names.value.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
 
 
-
 def test_an_unmanaged_loopback_webhook_is_served_but_not_registered() -> None:
     """As on the devstack: the chart's registration (applied by the installer) stays as it is."""
     settings = kopf.OperatorSettings()
     configure_admission(settings, _config(webhook_host="127.0.0.1", webhook_managed=False))
     assert settings.admission.managed is None
     assert isinstance(settings.admission.server, SelfSigningWebhookServer)
+
 
 @pytest.mark.parametrize(
     ("service", "namespace", "name"),

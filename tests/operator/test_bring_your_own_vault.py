@@ -26,6 +26,7 @@ from sovereign.clients import vault as vault_client
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.platform_setup import (
     KV_MOUNT,
+    NATION_POLICY_NAME,
     OPERATOR_KUBERNETES_ROLE,
     TRANSIT_MOUNT,
     prepare_nation_vault,
@@ -112,7 +113,7 @@ def _nothing_of_the_nation_in(client: hvac.Client) -> list[str]:
         found.append(f"policy {KEY}")
     if vault_client.read_kubernetes_role(client, "kubernetes", KEY) is not None:
         found.append(f"role {KEY}")
-    found += vault_client.list_kv_paths(client, KV_MOUNT, "tenants/svn")
+    found += vault_client.list_kv_paths(client, KV_MOUNT, f"tenants/{NS}")
     return found
 
 
@@ -158,13 +159,14 @@ def test_nation_keys_live_only_in_the_nations_own_vault(
         body = wait_ready(platform.kube, NAME, timeout=30)
         assert body["status"]["keyVersion"] == 1 and body["status"]["identity"]["source"] == "dev"
 
-        # Key, policy, role and KV records are in the nation's Vault ...
+        # Key, role and KV records are in the nation's Vault, the role giving the policy its admin wrote ...
         key = vault_client.read_transit_key(nation_root, TRANSIT_MOUNT, KEY)
         assert key is not None and key["type"] == "aes256-gcm96" and key["deletion_allowed"] is False
-        assert 'transit/encrypt/tenant-svn"' in (vault_client.read_acl_policy(nation_root, KEY) or "")
+        assert vault_client.read_acl_policy(nation_root, NATION_POLICY_NAME) is not None
         role = vault_client.read_kubernetes_role(nation_root, "kubernetes", KEY)
         assert role is not None and role["bound_service_account_namespaces"] == [NS]
-        assert vault_client.list_kv_paths(nation_root, KV_MOUNT, "tenants/svn") == ["tenants/svn/tenant"]
+        assert role["token_policies"] == [NATION_POLICY_NAME]
+        assert vault_client.list_kv_paths(nation_root, KV_MOUNT, f"tenants/{NS}") == [f"tenants/{NS}/tenant"]
         issuer = vault_client.read_transit_key(nation_root, TRANSIT_MOUNT, ISSUER_KEY)
         assert issuer is not None and issuer["type"] == "ed25519" and issuer["exportable"] is False
         # ... and nothing of the nation is in the platform's Vault.

@@ -1,11 +1,12 @@
 """The operator's pure builders, as data: one fixture Tenant, a table of cases that each change one field.
 
 Every built Kubernetes object is also checked against the 1.32 OpenAPI schema (strict: unknown fields fail),
-and every tenant Vault policy is parsed as HCL and compared path by path.
+and the nations' Vault policy is parsed as HCL and compared path by path.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,19 +16,20 @@ import kubernetes_validate
 import pytest
 from sovereign_operator import builders
 from sovereign_operator.builders import (
+    KubernetesAuthRole,
     VaultMounts,
     build_admin_role_binding_for_tenant,
     build_limit_range_for_tenant,
-    build_namespace_admin_cluster_role,
     build_namespace_for_tenant,
     build_network_policy_for_tenant,
     build_resource_quota_for_tenant,
     build_serving_service_account_for_tenant,
-    build_vault_policy_for_tenant,
     build_vault_role_for_tenant,
     vault_mounts_for_tenant,
 )
+from sovereign_operator.constants import kv_prefix, tenant_namespace
 
+from sovereign.platform_setup import OPERATOR_POLICY_PATH, build_nation_policy, nation_policy_for_namespace
 from sovereign.specs.tenant import TenantSpec
 
 KUBERNETES_VERSION = "1.32"
@@ -97,7 +99,17 @@ EXPECTED_FOR_FRA = {
     "namespace": {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": "tenant-fra", "labels": {**LABELS, NAME_LABEL: "tenant-fra"}},
+        "metadata": {
+            "name": "tenant-fra",
+            "labels": {
+                **LABELS,
+                NAME_LABEL: "tenant-fra",
+                # Pod Security: enforced baseline (no pod reaches the node), restricted warned and audited.
+                "pod-security.kubernetes.io/enforce": "baseline",
+                "pod-security.kubernetes.io/warn": "restricted",
+                "pod-security.kubernetes.io/audit": "restricted",
+            },
+        },
     },
     "quota": {
         "apiVersion": "v1",
@@ -389,33 +401,6 @@ def test_every_built_object_is_valid_kubernetes(kind: str) -> None:
         kubernetes_validate.validate(KUBERNETES_BUILDERS[kind](spec), KUBERNETES_VERSION, strict=True)
 
 
-# --- The shared ClusterRole ---------------------------------------------------------------------------
-
-
-def test_namespace_admin_cluster_role_is_least_privilege() -> None:
-    role = build_namespace_admin_cluster_role()
-    kubernetes_validate.validate(role, KUBERNETES_VERSION, strict=True)
-    assert role["metadata"] == {
-        "name": "sovereign-namespace-admin",
-        "labels": {"app.kubernetes.io/managed-by": "sovereign-operator"},
-    }
-    granted = {
-        (group, resource): tuple(rule["verbs"])
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
-    full = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
-    read = ("get", "list", "watch")
-    core = ["configmaps", "events", "limitranges", "pods", "pods/log", "resourcequotas", "services"]
-    assert granted == {
-        **{("sovereign.ai", kind): full for kind in ("modeldeployments", "datasets", "tenantpolicies")},
-        **{("", kind): read for kind in core},
-        ("events.k8s.io", "events"): read,
-    }
-    assert not any("*" in value for rule in role["rules"] for values in rule.values() for value in values)
-
-
 # --- Vault: mounts, role, policy ------------------------------------------------------------------------
 
 BYO_VAULT = {
@@ -449,21 +434,31 @@ def test_vault_mounts(changes: dict[str, Any], expected: VaultMounts) -> None:
     ids=["fixture", "nation", "own-vault"],
 )
 def test_vault_role(changes: dict[str, Any], nation: str, mount: str) -> None:
-    assert build_vault_role_for_tenant(tenant(**changes)) == {
-        "name": f"tenant-{nation}",
-        "bound_service_account_names": ["model-serving"],
-        "bound_service_account_namespaces": [f"tenant-{nation}"],
-        "policies": [f"tenant-{nation}"],
-        "ttl": "1h",
-        "mount_point": mount,
-    }
+    # Exactly the parameters sovereign-operator.hcl allows on auth/kubernetes/role/tenant-*, as strings.
+    assert build_vault_role_for_tenant(tenant(**changes)) == KubernetesAuthRole(
+        mount=mount,
+        name=f"tenant-{nation}",
+        body={
+            "bound_service_account_names": "model-serving",
+            "bound_service_account_namespaces": f"tenant-{nation}",
+            "token_policies": "sovereign-nation",
+            "token_ttl": "1h",
+        },
+    )
 
 
-def policy_paths(spec: TenantSpec) -> dict[str, list[str]]:
-    return {
-        path: body["capabilities"]
-        for path, body in hcl.loads(build_vault_policy_for_tenant(spec))["path"].items()
-    }
+def test_vault_role_is_what_the_operator_policy_pins() -> None:
+    rule = hcl.loads(OPERATOR_POLICY_PATH.read_text())["path"]["auth/kubernetes/role/tenant-*"]
+    pinned = rule["allowed_parameters"]
+    for nation in ("FRA", "EST"):
+        body = build_vault_role_for_tenant(tenant(nation=nation)).body
+        assert set(body) == set(pinned)
+        for field, value in body.items():
+            assert any(fnmatch.fnmatchcase(value, allowed) for allowed in pinned[field]), field
+
+
+def policy_paths(text: str) -> dict[str, list[str]]:
+    return {path: body["capabilities"] for path, body in hcl.loads(text)["path"].items()}
 
 
 def expected_policy(transit: str, kv: str, key: str, prefix: str) -> dict[str, list[str]]:
@@ -479,40 +474,33 @@ def expected_policy(transit: str, kv: str, key: str, prefix: str) -> dict[str, l
         f"{kv}/data/{prefix}/*": ["create", "read", "update", "patch", "delete"],
         f"{kv}/metadata/{prefix}/*": ["read", "list", "delete"],
         f"{kv}/metadata/{prefix}": ["list"],
-        f"{kv}/data/{prefix}/identity": ["read"],
-        f"{kv}/metadata/{prefix}/identity": ["read"],
         f"{kv}/data/{prefix}/tenant": ["read"],
         f"{kv}/metadata/{prefix}/tenant": ["read"],
     }
 
 
-@pytest.mark.parametrize(
-    ("changes", "expected"),
-    [
-        ({}, expected_policy("transit", "secret", "tenant-fra", "tenants/fra")),
-        ({"nation": "POL"}, expected_policy("transit", "secret", "tenant-pol", "tenants/pol")),
-        ({"vault": BYO_VAULT}, expected_policy("fra-t", "fra-kv", "tenant-fra", "tenants/fra")),
-        # Free text never reaches the HCL: a newline in the display name cannot add a stanza.
-        (
-            {"displayName": 'France\npath "sys/*" { capabilities = ["sudo"] }'},
-            expected_policy("transit", "secret", "tenant-fra", "tenants/fra"),
-        ),
-    ],
-    ids=["fixture", "nation", "own-vault", "display-name-is-not-rendered"],
-)
-def test_vault_policy_grants_exactly_its_paths(changes: dict[str, Any], expected: dict[str, Any]) -> None:
-    assert policy_paths(tenant(**changes)) == expected
+def test_nation_policy_is_templated_on_the_kubernetes_auth_alias() -> None:
+    """sovereign-nation names each path by the namespace of the ServiceAccount the token logged in as
+    (Vault docs: /vault/docs/concepts/policies#templated-policies); the accessor is filled in at setup."""
+    namespace = "{{identity.entity.aliases.auth_kubernetes_0a1b.metadata.service_account_namespace}}"
+    assert policy_paths(build_nation_policy("auth_kubernetes_0a1b")) == expected_policy(
+        "transit", "secret", namespace, f"tenants/{namespace}"
+    )
 
 
-def test_vault_policy_text_is_deterministic_and_names_the_nation() -> None:
-    text = build_vault_policy_for_tenant(tenant())
-    assert text == build_vault_policy_for_tenant(tenant())
-    assert text.startswith("# Vault ACL policy tenant-fra for nation FRA.")
+@pytest.mark.parametrize("nation", ["FRA", "POL"])
+def test_nation_policy_for_one_namespace(nation: str) -> None:
+    namespace = tenant_namespace(nation)
+    assert kv_prefix(nation) == f"tenants/{namespace}"
+    assert policy_paths(nation_policy_for_namespace(namespace)) == expected_policy(
+        "transit", "secret", namespace, kv_prefix(nation)
+    )
 
 
 @pytest.mark.parametrize(("first", "second"), [("FRA", "DEU"), ("FRA", "FRO"), ("NOR", "NLD")])
 def test_two_nations_policies_share_no_path(first: str, second: str) -> None:
-    assert not set(policy_paths(tenant(nation=first))) & set(policy_paths(tenant(nation=second)))
+    paths = [set(policy_paths(nation_policy_for_namespace(tenant_namespace(n)))) for n in (first, second)]
+    assert not paths[0] & paths[1]
 
 
 def test_public_api_is_sorted_and_complete() -> None:

@@ -1,9 +1,10 @@
 """Crash safety: the operator dies at a failpoint (exit 137, as if SIGKILLed there) and, restarted without
 it, converges: the Tenant Ready (or fully offboarded) and nothing orphaned in Vault or the API.
 
-Orphans are found by enumeration, not by name lookups: LIST transit/keys, sys/policies/acl, the
-Kubernetes auth roles, KV metadata under tenants/, and the namespaces. Whatever appeared during a test
-must be exactly the nation's own set; after offboarding nothing named after the nation may remain.
+Orphans are found by enumeration, not by name lookups: LIST transit/keys, the Kubernetes auth roles, KV
+metadata under tenants/, and the namespaces (the nations share one ACL policy, written at platform setup).
+Whatever appeared during a test must be exactly the nation's own set; after offboarding nothing named after
+the nation may remain.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ def before(platform: Platform) -> Iterator[set[str]]:
 PROVISIONING = {
     "after namespace": ("provision:after-namespace", "FJI"),
     "after transit key": ("provision:after-transit-key", "TON"),
-    "after vault policy": ("provision:after-vault-policy", "WSM"),
     "after vault role": ("provision:after-vault-role", "VUT"),
     "before status": ("provision:before-status", "PLW"),
 }
@@ -80,7 +80,7 @@ def test_provisioning_converges_after_a_crash(
 OFFBOARDING = {
     "after deployments removed": ("offboard:after-deployments-removed", "KIR"),
     "after key shredded": ("offboard:after-key-shredded", "TUV"),
-    "after vault policy deleted": ("offboard:after-vault-policy-deleted", "NRU"),
+    "after vault role deleted": ("offboard:after-vault-role-deleted", "NRU"),
     "after namespace deleted": ("offboard:after-namespace-deleted", "FSM"),
     "before finalizer removed": ("offboard:before-finalizer-removed", "MHL"),
 }

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sovereign_devstack.operator_identity import NAMESPACE, USERNAME
+from sovereign_devstack.token_projector import PROJECTOR_USER
 
 from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT
 from tests.helpers import kubectl, wait_until
@@ -97,9 +98,10 @@ def test_what_the_chart_does_not_grant_is_refused_to_it(
     assert refusal in result.stderr
 
 
-def test_on_local_ray_it_may_request_the_serving_tokens_and_no_other(platform: Platform) -> None:
-    """local-ray has no kubelet to project a nation's serving token into its Ray processes: the operator
-    requests it (the one grant beyond the chart's, sovereign_devstack.operator_identity). Only that one."""
+def test_it_may_request_no_nation_token_the_projector_only_model_serving(platform: Platform) -> None:
+    """The operator never mints a nation's ServiceAccount token, on any runtime (local-ray included): a
+    TokenRequest for a nation's model-serving with its kubeconfig is Forbidden. On local-ray the devstack's
+    token projector (its own identity, sovereign_devstack.token_projector) may, for model-serving only."""
     namespace = "tenant-identity-probe"
     manifest = (
         f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n---\n"
@@ -108,19 +110,27 @@ def test_on_local_ray_it_may_request_the_serving_tokens_and_no_other(platform: P
     )
     kubectl(platform.kube, "apply", "-f", "-", input=manifest)
     as_operator = AsOperator(platform.operator_identity.kubeconfig)
+    as_projector = AsOperator(platform.token_projector)
     try:
-        platform.operator_roles.grant("local-ray")
-        serving = kubectl(as_operator, "create", "token", SERVING_SERVICE_ACCOUNT, "-n", namespace)
+        for runtime in ("local-ray", "kuberay"):
+            platform.operator_roles.grant(runtime)
+            refused = kubectl(
+                as_operator, "create", "token", SERVING_SERVICE_ACCOUNT, "-n", namespace, check=False
+            )
+            assert (
+                f'error: failed to create token: serviceaccounts "{SERVING_SERVICE_ACCOUNT}" is forbidden: '
+                f'User "{USERNAME}" cannot create resource '
+                f'"serviceaccounts/token" in API group "" in the namespace "{namespace}"'
+            ) in refused.stderr, runtime
+
+        serving = kubectl(as_projector, "create", "token", SERVING_SERVICE_ACCOUNT, "-n", namespace)
         assert serving.stdout.count(".") == 2  # a JWT
-        other = kubectl(as_operator, "create", "token", "default", "-n", namespace, check=False)
+        other = kubectl(as_projector, "create", "token", "default", "-n", namespace, check=False)
         assert (
             'error: failed to create token: serviceaccounts "default" is forbidden: '
-            f'User "{USERNAME}" cannot create resource '
+            f'User "{PROJECTOR_USER}" cannot create resource '
             f'"serviceaccounts/token" in API group "" in the namespace "{namespace}"'
         ) in other.stderr
-
-        platform.operator_roles.grant("none")  # the chart's roles alone: no token for anyone
-        again = kubectl(as_operator, "create", "token", SERVING_SERVICE_ACCOUNT, "-n", namespace, check=False)
-        assert 'cannot create resource "serviceaccounts/token"' in again.stderr
     finally:
+        platform.operator_roles.grant("none")
         kubectl(platform.kube, "delete", "namespace", namespace, "--wait=false")

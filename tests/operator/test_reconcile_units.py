@@ -71,24 +71,25 @@ def test_oldest_tenant_owns_the_nation_then_by_name() -> None:
 
 
 ROLE = {
-    "name": "tenant-fra",
-    "mount_point": "kubernetes",
-    "bound_service_account_names": ["model-serving"],
-    "bound_service_account_namespaces": ["tenant-fra"],
-    "policies": ["tenant-fra"],
-    "ttl": "1h",
+    "bound_service_account_names": "model-serving",
+    "bound_service_account_namespaces": "tenant-fra",
+    "token_policies": "sovereign-nation",
+    "token_ttl": "1h",
 }
-LIVE_ROLE = {
+LIVE_ROLE = {  # as OpenBao reads it back
     "bound_service_account_names": ["model-serving"],
     "bound_service_account_namespaces": ["tenant-fra"],
-    "policies": ["tenant-fra"],
-    "token_policies": ["tenant-fra"],
+    "policies": ["sovereign-nation"],
+    "token_policies": ["sovereign-nation"],
     "ttl": 3600,
+    "token_ttl": 3600,
     "audience": "",
 }
 
 
 def test_role_read_back_in_vaults_shape_is_not_drift() -> None:
     assert not role_drifted(LIVE_ROLE, ROLE)
-    assert role_drifted({**LIVE_ROLE, "ttl": 60}, ROLE)
+    assert role_drifted({**LIVE_ROLE, "token_ttl": 60}, ROLE)
     assert role_drifted({**LIVE_ROLE, "bound_service_account_namespaces": ["tenant-deu"]}, ROLE)
+    assert role_drifted({**LIVE_ROLE, "bound_service_account_namespaces": ["tenant-fra", "*"]}, ROLE)
+    assert role_drifted({**LIVE_ROLE, "token_policies": ["tenant-fra"]}, ROLE)

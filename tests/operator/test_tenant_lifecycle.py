@@ -17,6 +17,7 @@ import hvac
 import pytest
 
 from sovereign.clients.vault import list_kv_paths
+from sovereign.platform_setup import install_nation_vault_policy
 from tests.conftest import ROOT
 from tests.helpers import kubectl, wait_until
 from tests.operator.conftest import OperatorProcess, Platform
@@ -26,6 +27,7 @@ from tests.operator.tenants import (
     delete_tenant,
     events_for,
     get_json,
+    rotate_key_with_cli,
     tenant,
     wait_ready,
 )
@@ -71,7 +73,8 @@ def test_tenant_becomes_ready_with_every_condition_true(nations: Platform) -> No
     assert table[1].split()[:6] == ["nor", "NOR", "NATO", "SECRET", "True", "1"]
 
     reasons = {event["reason"] for event in events_for(nations.kube, "nor")}
-    assert {"Created", "KeyCreated", "PolicyWritten", "RoleWritten", "IssuerCreated"} <= reasons
+    assert {"Created", "KeyCreated", "RoleWritten", "IssuerCreated"} <= reasons
+    assert "PolicyWritten" not in reasons  # the nations' policy is platform setup's, never the operator's
 
 
 def test_namespace_and_its_objects_exist_with_the_right_contents(nations: Platform) -> None:
@@ -98,16 +101,19 @@ def test_namespace_and_its_objects_exist_with_the_right_contents(nations: Platfo
     assert jwks["keys"][0]["crv"] == "Ed25519" and "d" not in jwks["keys"][0], "public half only"
 
 
-def test_vault_holds_the_nations_key_policy_role_and_kv(nations: Platform) -> None:
+def test_vault_holds_the_nations_key_role_and_kv(nations: Platform) -> None:
     root = nations.root_vault()
     key = root.secrets.transit.read_key("tenant-nor")["data"]
     assert key["type"] == "aes256-gcm96" and key["deletion_allowed"] is False
-    policy = root.sys.read_acl_policy("tenant-nor")["data"]["policy"]
-    assert 'transit/encrypt/tenant-nor"' in policy and "tenants/nor/" in policy
+    # One policy for every nation, templated on the ServiceAccount's namespace; none per nation.
+    policy = root.sys.read_acl_policy("sovereign-nation")["data"]["policy"]
+    assert "transit/encrypt/{{identity.entity.aliases.auth_kubernetes_" in policy
+    assert "tenant-nor" not in root.sys.list_acl_policies()["data"]["keys"]
     role = root.auth.kubernetes.read_role("tenant-nor")
     assert role["bound_service_account_names"] == ["model-serving"]
     assert role["bound_service_account_namespaces"] == [NS]
-    assert role["token_policies"] == ["tenant-nor"]
+    assert role["token_policies"] == ["sovereign-nation"]
+    assert root_kv_paths(root, "tenants/tenant-nor") == ["tenants/tenant-nor/tenant"]
     # The dev issuer's key: ed25519 in transit, never exportable; its public key is the published JWKS.
     issuer = root.secrets.transit.read_key("tenant-nor-issuer")["data"]
     assert issuer["type"] == "ed25519" and issuer["deletion_allowed"] is False
@@ -116,7 +122,7 @@ def test_vault_holds_the_nations_key_policy_role_and_kv(nations: Platform) -> No
     assert base64.urlsafe_b64decode(jwk["x"] + "=") == base64.b64decode(issuer["keys"]["1"]["public_key"])
     with pytest.raises(hvac.exceptions.InvalidRequest):  # not even root can take it out of Vault
         root.secrets.transit.export_key("tenant-nor-issuer", key_type="signing-key")
-    assert 'transit/sign/tenant-nor-issuer"' in policy and "transit/sign/*" not in policy
+    assert '.metadata.service_account_namespace}}-issuer"' in policy and "transit/sign/*" not in policy
 
 
 # A PEM private key, the field the dev issuer's key was once kept in, a private JWK's `d` member.
@@ -133,12 +139,12 @@ def test_no_private_key_is_stored_in_kv_configmaps_or_status(nations: Platform) 
     under its KV prefix (every path, every field), not in a ConfigMap of its namespace or the platform's,
     not in its Tenant's status. The issuer's private key exists only inside Vault's transit engine."""
     root = nations.root_vault()
-    paths = root_kv_paths(root, "tenants/nor")
+    paths = root_kv_paths(root, "tenants/tenant-nor")
     assert paths, "the nation's KV prefix holds its records"
     for path in paths:
         data = root.secrets.kv.v2.read_secret_version(path, raise_on_deleted_version=True)["data"]["data"]
         assert not _holds_a_private_key(data), path
-    assert "tenants/nor/identity" not in paths
+    assert root_kv_paths(root, "tenants/nor") == [], "nothing under the prefix of earlier releases"
     for namespace in (NS, "sovereign-system"):
         for item in get_json(nations.kube, "configmap", "-n", namespace)["items"]:
             assert not _holds_a_private_key(item.get("data") or {}), f"{namespace}/{item['metadata']['name']}"
@@ -150,20 +156,24 @@ def root_kv_paths(root: hvac.Client, prefix: str) -> list[str]:
     return list_kv_paths(root, "secret", prefix)
 
 
-def test_an_issuer_private_key_left_in_kv_is_deleted(
+def test_records_left_under_the_old_kv_prefix_are_deleted(
     nations: Platform, running_operator: OperatorProcess
 ) -> None:
-    """A KV identity record holding a private key (where the dev issuer key was once kept) is removed, every
-    version, on the operator's next pass."""
+    """What an earlier release kept under tenants/<nation>/ (its identity record held the issuer's private
+    key) is deleted, every version, on the operator's next pass: listed and deleted, never read (the
+    operator's policy refuses the read)."""
     root = nations.root_vault()
     legacy = {"privateKeyPem": "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI...\n", "kid": "old"}
     root.secrets.kv.v2.create_or_update_secret("tenants/nor/identity", secret=legacy)
+    root.secrets.kv.v2.create_or_update_secret("tenants/nor/tenant", secret={"nation": "NOR"})
+    with pytest.raises(hvac.exceptions.Forbidden):
+        nations.vault(nations.operator_token).secrets.kv.v2.read_secret_version("tenants/nor/identity")
 
     def removed() -> bool:
-        return "tenants/nor/identity" not in root_kv_paths(root, "tenants/nor")
+        return root_kv_paths(root, "tenants/nor") == []
 
-    wait_until(removed, "the legacy identity record deleted", timeout=30)
-    assert "IssuerKeyRemovedFromKV" in {event["reason"] for event in events_for(nations.kube, "nor")}
+    wait_until(removed, "the old prefix's records deleted", timeout=30)
+    assert "LegacyRecordsRemoved" in {event["reason"] for event in events_for(nations.kube, "nor")}
     # The pass that deleted it has finished once two more have run; they find nothing to delete.
     ticks = running_operator.log_text().count(TIMER_LOG)
     wait_until(lambda: running_operator.log_text().count(TIMER_LOG) >= ticks + 4, "timer passes", timeout=20)
@@ -178,11 +188,11 @@ def test_serving_account_uses_its_own_key_and_nothing_of_another_nation(nations:
     plaintext = base64.b64encode(b"nor classified").decode()
     sealed = serving.secrets.transit.encrypt_data("tenant-nor", plaintext)["data"]["ciphertext"]
     assert serving.secrets.transit.decrypt_data("tenant-nor", sealed)["data"]["plaintext"] == plaintext
-    serving.secrets.kv.v2.create_or_update_secret("tenants/nor/app", secret={"k": "v"})
-    with pytest.raises(hvac.exceptions.Forbidden):  # no issuer record may be planted in its KV prefix
-        serving.secrets.kv.v2.create_or_update_secret("tenants/nor/identity", secret={"privateKeyPem": "x"})
+    serving.secrets.kv.v2.create_or_update_secret("tenants/tenant-nor/app", secret={"k": "v"})
+    with pytest.raises(hvac.exceptions.Forbidden):  # the operator's record is read-only for the nation
+        serving.secrets.kv.v2.create_or_update_secret("tenants/tenant-nor/tenant", secret={"nation": "x"})
     with pytest.raises(hvac.exceptions.Forbidden):
-        serving.secrets.kv.v2.delete_metadata_and_all_versions("tenants/nor/tenant")
+        serving.secrets.kv.v2.delete_metadata_and_all_versions("tenants/tenant-nor/tenant")
     # It signs with its own issuer key, and with no other nation's; it can neither verify nor export.
     message = base64.b64encode(b"header.payload").decode()
     signed = serving.secrets.transit.sign_data("tenant-nor-issuer", hash_input=message)["data"]["signature"]
@@ -198,7 +208,7 @@ def test_serving_account_uses_its_own_key_and_nothing_of_another_nation(nations:
     with pytest.raises(hvac.exceptions.Forbidden):
         serving.secrets.transit.encrypt_data("tenant-swe", plaintext)
     with pytest.raises(hvac.exceptions.Forbidden):
-        serving.secrets.kv.v2.read_secret_version("tenants/swe/tenant", raise_on_deleted_version=True)
+        serving.secrets.kv.v2.read_secret_version("tenants/tenant-swe/tenant", raise_on_deleted_version=True)
     with pytest.raises(hvac.exceptions.Forbidden):  # a role of another nation refuses this account
         nations.vault().auth.kubernetes.login(role="tenant-swe", jwt=token)
 
@@ -241,19 +251,37 @@ def test_deleted_network_policy_is_restored(nations: Platform) -> None:
     assert any(e["reason"] == "Repaired" or e["reason"] == "Created" for e in events_for(nations.kube, "nor"))
 
 
-def test_deleted_vault_policy_and_role_are_restored(nations: Platform) -> None:
+def test_deleted_vault_role_is_restored(nations: Platform) -> None:
     root = nations.root_vault()
-    root.sys.delete_acl_policy("tenant-nor")
     root.auth.kubernetes.delete_role("tenant-nor")
 
     def restored() -> bool:
         try:
-            root.sys.read_acl_policy("tenant-nor")
             return bool(root.auth.kubernetes.read_role("tenant-nor"))
         except hvac.exceptions.InvalidPath:
             return False
 
-    wait_until(restored, "Vault policy and role restored", timeout=60)
+    wait_until(restored, "Vault role restored", timeout=60)
+
+
+def test_a_missing_nation_policy_is_reported_not_written(nations: Platform) -> None:
+    """Without sovereign-nation (platform setup not run on this Vault) KeysReady is False with reason
+    NationPolicyMissing naming the setup step; the operator cannot write it. Setup heals it."""
+    root = nations.root_vault()
+    root.sys.delete_acl_policy("sovereign-nation")
+    try:
+
+        def reported() -> dict | None:
+            keys = condition(tenant(nations.kube, "nor"), "KeysReady")
+            return keys if keys.get("reason") == "NationPolicyMissing" else None
+
+        keys = wait_until(reported, "KeysReady=False NationPolicyMissing", timeout=60)
+        assert keys["status"] == "False" and "prepare_vault" in keys["message"]
+        assert condition(tenant(nations.kube, "nor"), "Ready")["status"] == "False"
+        assert "sovereign-nation" not in root.sys.list_acl_policies()["data"]["keys"]
+    finally:
+        install_nation_vault_policy(root)
+    wait_ready(nations.kube, "nor")
 
 
 def test_spec_change_of_quotas_and_admins_propagates(nations: Platform) -> None:
@@ -286,26 +314,7 @@ def test_sovereign_keys_rotate_raises_the_key_version_and_old_ciphertext_still_d
     sealed_v1 = root.secrets.transit.encrypt_data("tenant-nor", plaintext)["data"]["ciphertext"]
     before = tenant(nations.kube, "nor")["status"]["keyVersion"]
 
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sovereign.cli.main",
-            "keys",
-            "rotate",
-            "--nation",
-            NATION,
-            "--output",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=nations.kube.env(),
-        timeout=90,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["keyVersion"] == before + 1
+    assert rotate_key_with_cli(nations.kube, NATION) == before + 1
     assert tenant(nations.kube, "nor")["status"]["keyVersion"] == before + 1
     assert root.secrets.transit.read_key("tenant-nor")["data"]["latest_version"] == before + 1
     assert root.secrets.transit.decrypt_data("tenant-nor", sealed_v1)["data"]["plaintext"] == plaintext

@@ -43,8 +43,8 @@ def test_offboarding_shreds_the_key_and_removes_everything_named_after_the_natio
     uid = wait_ready(kube, "isl")["metadata"]["uid"]
     plaintext = base64.b64encode(b"isl secret").decode()
     sealed = root.secrets.transit.encrypt_data("tenant-isl", plaintext)["data"]["ciphertext"]
-    root.secrets.kv.v2.create_or_update_secret("tenants/isl/deep/nested", secret={"a": "1"})
-    root.secrets.kv.v2.create_or_update_secret("tenants/isl/deep/nested", secret={"a": "2"})
+    root.secrets.kv.v2.create_or_update_secret("tenants/tenant-isl/deep/nested", secret={"a": "1"})
+    root.secrets.kv.v2.create_or_update_secret("tenants/tenant-isl/deep/nested", secret={"a": "2"})
 
     delete_tenant(kube, "isl")
 
@@ -52,10 +52,10 @@ def test_offboarding_shreds_the_key_and_removes_everything_named_after_the_natio
         root.secrets.transit.decrypt_data("tenant-isl", sealed)
     assert _gone(root.secrets.transit.read_key, "tenant-isl")
     assert _gone(root.secrets.transit.read_key, "tenant-isl-issuer"), "the dev issuer key is shredded too"
-    assert _gone(root.sys.read_acl_policy, "tenant-isl")
     assert _gone(root.auth.kubernetes.read_role, "tenant-isl")
-    assert _gone(root.secrets.kv.v2.list_secrets, "tenants/isl")
-    assert _gone(root.secrets.kv.v2.read_secret_metadata, "tenants/isl/deep/nested"), "all versions deleted"
+    assert _gone(root.secrets.kv.v2.list_secrets, "tenants/tenant-isl")
+    assert _gone(root.secrets.kv.v2.read_secret_metadata, "tenants/tenant-isl/deep/nested"), "all versions"
+    assert root.sys.read_acl_policy("sovereign-nation"), "the nations' shared policy stays"
     assert get_json(kube, "namespace", "tenant-isl") is None
 
     records = get_json(kube, "configmap", "shred-records", "-n", "sovereign-system")["data"]

@@ -83,6 +83,16 @@ REJECTED = {
         with_changes(admins=[{"kind": "ServiceAccount", "name": "ci"}]),
         "spec.admins[0].namespace: a ServiceAccount subject needs its namespace",
     ),
+    "a Kubernetes identity as admin": (
+        with_changes(admins=[{"kind": "Group", "name": "system:serviceaccounts"}]),
+        "spec.admins[0].name: a nation's admin cannot be a Kubernetes identity (system:*)",
+    ),
+    "a platform ServiceAccount as admin": (
+        with_changes(
+            admins=[{"kind": "ServiceAccount", "name": "sovereign-operator", "namespace": "sovereign-system"}]
+        ),
+        "spec.admins[0].namespace: a nation's admin cannot be a ServiceAccount of sovereign-system",
+    ),
     "group with a namespace": (
         with_changes(admins=[{"kind": "Group", "name": "g", "namespace": "x"}]),
         "spec.admins[0].namespace: a Group subject has no namespace",

@@ -1,17 +1,14 @@
 """Attacks on identity, tried as an outsider, a nation's own administrator and the operator's credentials
 would: against the local platform's Kubernetes API (TLS, authentication, RBAC) and its Vault (OpenBao, TLS).
 
-Two nations, LUX and NLD, provisioned by the real operator running as its chart ServiceAccount. Each attack
-is made with the real kubectl or hvac, as the attacker would, and must be refused with the server's own
-answer. SECURITY.md lists who may do what and points here.
+Two nations, LUX and NLD, provisioned by the real operator running as its chart ServiceAccount (`nations`,
+tests/security/conftest.py). Each attack is made with the real kubectl or hvac, as the attacker would, and
+must be refused with the server's own answer. SECURITY.md lists who may do what and points here.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,24 +23,10 @@ from sovereign_devstack.pki import ensure_ca
 
 from tests.devstack.kube_users import KubeUser, certificate_user
 from tests.helpers import kubectl
-from tests.operator.conftest import OperatorProcess, Platform
-from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
+from tests.operator.conftest import Platform
 
 FORBIDDEN = "Error from server (Forbidden): "
 UNAUTHORIZED = "error: You must be logged in to the server (Unauthorized)"
-
-
-@pytest.fixture(scope="module")
-def nations(platform: Platform, running_operator: OperatorProcess) -> Iterator[Platform]:
-    apply_tenant(platform.kube, "lux", "LUX", admins=[{"kind": "Group", "name": "lux-admins"}])
-    apply_tenant(platform.kube, "nld", "NLD", admins=[{"kind": "Group", "name": "nld-admins"}])
-    wait_ready(platform.kube, "lux")
-    wait_ready(platform.kube, "nld")
-    try:
-        yield platform
-    finally:
-        delete_tenant(platform.kube, "lux")
-        delete_tenant(platform.kube, "nld")
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +155,7 @@ def test_a_nations_admin_cannot_grant_itself_more(lux_admin: KubeUser) -> None:
     assert can_i.stdout == "no\n"
 
 
-# -- the operator's own credentials ----------------------------------------------------------------------
+# -- the operator's own credentials (every escalation it could try: test_operator_escalation.py) ----------
 
 
 def test_the_operators_credentials_read_no_secret(nations: Platform) -> None:
@@ -181,34 +164,6 @@ def test_the_operators_credentials_read_no_secret(nations: Platform) -> None:
         f'secrets is forbidden: User "{OPERATOR}" cannot list resource "secrets" in API group "" '
         'in the namespace "tenant-lux"'
     )
-
-
-def test_the_operators_credentials_cannot_write_a_role_beyond_their_own(nations: Platform) -> None:
-    """It may create ClusterRoles (the nations' namespace-admin role), but not one granting what it lacks."""
-    operator = _as_operator(nations)
-    role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": f"steal-{uuid.uuid4().hex[:6]}"},
-        "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}],
-    }
-    result = kubectl(operator, "create", "-f", "-", input=json.dumps(role), check=False)
-    stderr = result.stderr
-    assert result.returncode != 0 and "attempting to grant RBAC permissions not currently held" in stderr
-    binding = _refused(
-        operator,
-        "create",
-        "rolebinding",
-        "own",
-        "-n",
-        "tenant-lux",
-        "--clusterrole=cluster-admin",
-        "--serviceaccount=sovereign-system:sovereign-operator",
-    )
-    # It may create RoleBindings (to the nations' namespace-admin role), but binding cluster-admin needs
-    # `bind` on it or holding all it grants (k8s docs: /docs/reference/access-authn-authz/rbac/,
-    # "Restrictions on role binding creation or update")
-    assert "is forbidden" in binding and "attempting to grant RBAC permissions not currently held" in binding
 
 
 # -- Vault: TLS only, verified ---------------------------------------------------------------------------

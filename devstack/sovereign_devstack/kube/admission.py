@@ -1,6 +1,9 @@
-"""Validating admission webhooks: ValidatingWebhookConfigurations are called with AdmissionReview v1.
+"""Validating admission: ValidatingAdmissionPolicies (admission_policies.py), then the webhooks of
+ValidatingWebhookConfigurations, called with AdmissionReview v1.
 
 # k8s docs: /docs/reference/access-authn-authz/extensible-admission-controllers/
+# k8s docs: /docs/reference/access-authn-authz/admission-controllers/ (ValidatingAdmissionPolicy runs before
+# ValidatingAdmissionWebhook in the default order; both after mutation and schema validation)
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 import aiohttp
 
 from sovereign_devstack.kube import errors, selectors
+from sovereign_devstack.kube.admission_policies import POLICIES_KEY, PolicyAdmission, Request, compile_errors
+from sovereign_devstack.kube.object_writes import WARNINGS
 from sovereign_devstack.kube.resource_types import ResourceType
 from sovereign_devstack.kube.store import Store
 
@@ -23,7 +28,7 @@ ADMIN_USER = {"username": "kubernetes-admin", "groups": ["system:masters", "syst
 CURRENT_USER: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("user", default=ADMIN_USER)
 
 
-def _matches_rule(
+def matches_rule(
     rule: dict[str, Any], operation: str, rt: ResourceType, version: str, subresource: str | None
 ) -> bool:
     ops = rule.get("operations") or []
@@ -61,6 +66,7 @@ def _matches_rule(
 class WebhookAdmission:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.policies = PolicyAdmission(store)
 
     def _namespace_labels(self, namespace: str | None) -> dict[str, str]:
         ns = self.store.get(("", "namespaces"), None, namespace or "")
@@ -76,7 +82,15 @@ class WebhookAdmission:
         old: dict[str, Any] | None,
         dry_run: bool,
     ) -> None:
-        """Call every matching webhook; raise the Status kube-apiserver returns when one denies or fails."""
+        """Evaluate the admission policies, then call every matching webhook; raise the Status
+        kube-apiserver returns when one denies or fails."""
+        if rt.key == POLICIES_KEY and obj is not None:
+            causes = compile_errors(obj)
+            if causes:
+                name = (obj.get("metadata") or {}).get("name", "")
+                raise errors.invalid(rt.group, rt.kind, name, causes)
+        request = Request(operation, rt, version, subresource, obj, old, CURRENT_USER.get(), dry_run)
+        self.policies.review(request, WARNINGS.get(None))
         if rt.key == WEBHOOKS_KEY:
             return  # k8s docs: webhooks are never called for webhook configurations themselves
         subject = obj if obj is not None else old or {}
@@ -86,7 +100,7 @@ class WebhookAdmission:
         for config in self.store.list(WEBHOOKS_KEY):
             for hook in config.get("webhooks") or []:
                 if not any(
-                    _matches_rule(r, operation, rt, version, subresource) for r in hook.get("rules") or []
+                    matches_rule(r, operation, rt, version, subresource) for r in hook.get("rules") or []
                 ):
                     continue
                 if rt.namespaced and not selectors.match_label_selector_object(hook.get("namespaceSelector"))(

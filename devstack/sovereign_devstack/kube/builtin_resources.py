@@ -80,6 +80,11 @@ def _events(group: str, version: str, regarding: str, message: str, last: str) -
     return rt
 
 
+def _param_kind(obj: dict[str, Any]) -> str:
+    kind = (obj.get("spec") or {}).get("paramKind")
+    return f"{kind.get('apiVersion', '')}/{kind.get('kind', '')}" if kind else "<unset>"
+
+
 def builtin_resource_types() -> list[ResourceType]:
     return [
         _builtin(
@@ -161,6 +166,30 @@ def builtin_resource_types() -> list[ResourceType]:
             "ValidatingWebhookConfiguration",
             False,
         ),
+        # k8s docs: /docs/reference/access-authn-authz/validating-admission-policy/ (enforced: admission.py)
+        _builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicies",
+            "ValidatingAdmissionPolicy",
+            False,
+            subresources=("status",),
+            columns=[
+                ("Validations", "integer", lambda o: len((o.get("spec") or {}).get("validations") or [])),
+                ("ParamKind", "string", lambda o: _param_kind(o)),
+            ],
+        ),
+        _builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingadmissionpolicybindings",
+            "ValidatingAdmissionPolicyBinding",
+            False,
+            columns=[
+                ("PolicyName", "string", lambda o: (o.get("spec") or {}).get("policyName", "")),
+                ("ParamRef", "string", lambda o: "<unset>"),
+            ],
+        ),
         _builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -239,5 +268,7 @@ TOP_LEVEL_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("rbac.authorization.k8s.io", "clusterrolebindings"): ("subjects", "roleRef"),
     ("coordination.k8s.io", "leases"): ("spec",),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): ("webhooks",),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies"): ("spec", "status"),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"): ("spec",),
     ("apiextensions.k8s.io", "customresourcedefinitions"): ("spec", "status"),
 }

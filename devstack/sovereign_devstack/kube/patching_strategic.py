@@ -101,6 +101,7 @@ _TYPES: dict[str, dict[str, Field]] = {
     "NodeSpec": {"podCIDRs": Field(None, _MERGE)},
     "NodeStatus": {**_STATUS_CONDITIONS, "addresses": Field(None, _MERGE, "type")},
     "Webhook": {"matchConditions": Field(None, _MERGE, "name")},
+    "ValidatingAdmissionPolicySpec": {"matchConditions": Field(None, _MERGE, "name")},
     "PodDisruptionBudgetSpec": {"selector": Field(None, "replace")},
 }
 
@@ -142,6 +143,10 @@ _KINDS: dict[str, dict[str, Field]] = {
     "PodDisruptionBudget": _root(spec=Field("PodDisruptionBudgetSpec"), status=Field("Conditions")),
     "ValidatingWebhookConfiguration": _WEBHOOKS,
     "MutatingWebhookConfiguration": _WEBHOOKS,
+    "ValidatingAdmissionPolicy": _root(
+        spec=Field("ValidatingAdmissionPolicySpec"), status=Field("Conditions")
+    ),
+    "ValidatingAdmissionPolicyBinding": _root(),
 }
 
 

@@ -147,7 +147,8 @@ def kuberay_dashboard_url(nation: str) -> str:
 
 
 def token_file_for_nation(directory: str, nation: str) -> str:
-    """local-ray: the nation's serving ServiceAccount token, kept fresh by the serving pass."""
+    """local-ray: the nation's serving ServiceAccount token file, kept fresh outside the operator (as a
+    kubelet keeps a pod's projected token)."""
     return str(Path(directory) / nation.lower() / "token")
 
 

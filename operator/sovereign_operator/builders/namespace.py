@@ -7,6 +7,18 @@ from typing import Any
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.constants import NAMESPACE_NAME_LABEL, tenant_labels, tenant_namespace
 
+# Pod Security Admission (k8s docs: /docs/concepts/security/pod-security-admission/): `baseline` refuses the
+# pods that escape to the node (hostPath, privileged, host namespaces, added capabilities), through which one
+# nation's pod would reach another's tokens on a shared node; the chart's admission policy refuses the
+# operator a nation's namespace without it. The nations' Ray pods meet `restricted` (non-root, no privilege
+# escalation, capabilities dropped, RuntimeDefault seccomp), which is warned on; it is not enforced, because
+# pods KubeRay adds to a RayService are outside this builder.
+POD_SECURITY_LABELS = {
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+}
+
 
 def build_namespace_for_tenant(spec: TenantSpec) -> dict[str, Any]:
     name = tenant_namespace(spec.nation)
@@ -16,5 +28,8 @@ def build_namespace_for_tenant(spec: TenantSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": {"name": name, "labels": {**tenant_labels(spec.nation), NAMESPACE_NAME_LABEL: name}},
+        "metadata": {
+            "name": name,
+            "labels": {**tenant_labels(spec.nation), NAMESPACE_NAME_LABEL: name, **POD_SECURITY_LABELS},
+        },
     }

@@ -1,6 +1,8 @@
 """Who may do what in a nation's namespace: its serving ServiceAccount and its administrators' RoleBinding.
 
-The ClusterRole is one shared definition; a RoleBinding in each namespace grants it there only.
+The ClusterRole NAMESPACE_ADMIN_ROLE is one shared definition that the Helm chart installs
+(charts/sovereign/templates/clusterrole-namespace-admin.yaml), never the operator: its rules cannot be widened
+by the operator's credentials. A RoleBinding in each namespace grants it there only.
 k8s docs: /docs/reference/access-authn-authz/rbac/#rolebinding-and-clusterrolebinding
 """
 
@@ -10,33 +12,14 @@ from typing import Any
 
 from sovereign.specs.tenant import AdminSubject, TenantSpec
 from sovereign_operator.constants import (
-    GROUP,
     NAMESPACE_ADMIN_ROLE,
     SERVING_SERVICE_ACCOUNT,
     TENANT_ADMINS_ROLE_BINDING,
-    operator_labels,
     tenant_labels,
     tenant_namespace,
 )
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
-READ_VERBS = ["get", "list", "watch"]
-# Every verb spelled out, no "*": a wildcard would also grant verbs Kubernetes adds later.
-# k8s docs: /docs/concepts/security/rbac-good-practices/#least-privilege
-ALL_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
-PLATFORM_RESOURCES = ["modeldeployments", "datasets", "tenantpolicies"]
-# What an administrator reads to see how the nation's workloads run. No secrets: they hold the nation's
-# credentials, and read access to secrets is effectively access to whatever they unlock.
-# k8s docs: /docs/concepts/security/rbac-good-practices/#listing-secrets
-READABLE_CORE_RESOURCES = [
-    "configmaps",
-    "events",
-    "limitranges",
-    "pods",
-    "pods/log",
-    "resourcequotas",
-    "services",
-]
 
 
 def build_serving_service_account_for_tenant(spec: TenantSpec) -> dict[str, Any]:
@@ -49,20 +32,6 @@ def build_serving_service_account_for_tenant(spec: TenantSpec) -> dict[str, Any]
             "namespace": tenant_namespace(spec.nation),
             "labels": tenant_labels(spec.nation),
         },
-    }
-
-
-def build_namespace_admin_cluster_role() -> dict[str, Any]:
-    return {
-        "apiVersion": f"{RBAC_GROUP}/v1",
-        "kind": "ClusterRole",
-        "metadata": {"name": NAMESPACE_ADMIN_ROLE, "labels": operator_labels()},
-        "rules": [
-            {"apiGroups": [GROUP], "resources": list(PLATFORM_RESOURCES), "verbs": list(ALL_VERBS)},
-            {"apiGroups": [""], "resources": list(READABLE_CORE_RESOURCES), "verbs": list(READ_VERBS)},
-            # `kubectl events` reads the events.k8s.io copy of the same Event objects.
-            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": list(READ_VERBS)},
-        ],
     }
 
 

@@ -1,30 +1,25 @@
-"""What a nation gets in Vault: an ACL policy naming only its own transit key and KV prefix, and the
-Kubernetes auth role that gives that policy to its serving ServiceAccount.
+"""What a nation gets in Vault from the operator: the Kubernetes auth role that gives the nation's serving
+ServiceAccount the one templated policy every nation shares.
 
-Both go to Vault through hvac in the handlers; here they are only built.
-Vault docs: /vault/docs/concepts/policies and /vault/api-docs/auth/kubernetes#create-role
+The policy itself (policies/vault/sovereign-nation.hcl) is written at platform setup, never by the operator;
+the operator's own policy pins every parameter of the role it may write (sovereign-operator.hcl), and this
+builder makes exactly that role. It goes to Vault through hvac in the handlers; here it is only built.
+Vault docs: /vault/api-docs/auth/kubernetes#create-role
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.constants import (
     DEFAULT_KUBERNETES_AUTH_MOUNT,
     DEFAULT_KV_MOUNT,
     DEFAULT_TRANSIT_MOUNT,
-    OPERATOR_KV_RECORDS,
+    NATION_VAULT_POLICY,
     SERVING_SERVICE_ACCOUNT,
     VAULT_ROLE_TOKEN_TTL,
-    issuer_key_name,
-    kv_prefix,
     tenant_namespace,
-    transit_key_name,
-    vault_policy_name,
     vault_role_name,
 )
 
@@ -39,9 +34,14 @@ class VaultMounts:
 
 
 @dataclass(frozen=True)
-class _PathRule:
-    path: str
-    capabilities: tuple[str, ...]
+class KubernetesAuthRole:
+    """A Kubernetes auth role: where it goes and its body, as Vault names the fields, every list a comma
+    string (Vault compares request values with the operator policy's allowed values; a JSON list never
+    equals a string)."""
+
+    mount: str
+    name: str
+    body: dict[str, str]
 
 
 def vault_mounts_for_tenant(spec: TenantSpec) -> VaultMounts:
@@ -52,82 +52,20 @@ def vault_mounts_for_tenant(spec: TenantSpec) -> VaultMounts:
     return VaultMounts(transit=spec.vault.transit_mount, kv=spec.vault.kv_mount, auth=spec.vault.auth_mount)
 
 
-def _policy_rules_for_tenant(spec: TenantSpec) -> list[_PathRule]:
-    mounts = vault_mounts_for_tenant(spec)
-    key = transit_key_name(spec.nation)
-    prefix = kv_prefix(spec.nation)
-    # Exact paths for the key: no glob, so no other key name (tenant-fra2, ...) can ever match.
-    # Vault docs: /vault/docs/concepts/policies#policy-syntax
-    transit_uses = [
-        f"{mounts.transit}/encrypt/{key}",
-        f"{mounts.transit}/decrypt/{key}",
-        f"{mounts.transit}/rewrap/{key}",
-        f"{mounts.transit}/datakey/plaintext/{key}",
-        f"{mounts.transit}/datakey/wrapped/{key}",
-    ]
-    # `update` only, not `create`: encrypt with `create` would upsert a missing key.
-    # Vault docs: /vault/api-docs/secret/transit#encrypt-data
-    rules = [_PathRule(path, ("update",)) for path in transit_uses]
-    rules.append(_PathRule(f"{mounts.transit}/keys/{key}", ("read",)))
-    # The dev issuer: sign with its own issuer key (never verify, export or any other key), and read that
-    # key's public parts for the kid of the version it signs with.
-    issuer = issuer_key_name(spec.nation)
-    rules += [
-        _PathRule(f"{mounts.transit}/sign/{issuer}", ("update",)),
-        _PathRule(f"{mounts.transit}/keys/{issuer}", ("read",)),
-    ]
-    # KV v2 splits data and metadata under the mount. The trailing "/" before "*" keeps `tenants/fra*`
-    # from matching `tenants/fran/...`. Vault docs: /vault/docs/secrets/kv/kv-v2#acl-rules
-    rules += [
-        _PathRule(f"{mounts.kv}/data/{prefix}/*", ("create", "read", "update", "patch", "delete")),
-        _PathRule(f"{mounts.kv}/metadata/{prefix}/*", ("read", "list", "delete")),
-        # LIST on the prefix itself is also checked against the path without its trailing slash.
-        _PathRule(f"{mounts.kv}/metadata/{prefix}", ("list",)),
-    ]
-    # The operator's own records: an exact path beats the prefix glob above, so they stay read-only.
-    # Vault docs: /vault/docs/concepts/policies#priority-matching
-    for record in OPERATOR_KV_RECORDS:
-        rules += [
-            _PathRule(f"{mounts.kv}/data/{prefix}/{record}", ("read",)),
-            _PathRule(f"{mounts.kv}/metadata/{prefix}/{record}", ("read",)),
-        ]
-    return rules
-
-
-def _render_policy(header: Sequence[str], rules: Sequence[_PathRule]) -> str:
-    """Deterministic HCL: comment header, then one stanza per rule in the given order.
-
-    json.dumps quotes each string as HCL expects (HCL string escapes are a superset of JSON's).
-    """
-    lines = [f"# {line}" if line else "#" for line in header]
-    for rule in rules:
-        capabilities = ", ".join(json.dumps(capability) for capability in rule.capabilities)
-        lines += ["", f"path {json.dumps(rule.path)} {{", f"  capabilities = [{capabilities}]", "}"]
-    return "\n".join(lines) + "\n"
-
-
-def build_vault_policy_for_tenant(spec: TenantSpec) -> str:
-    # Only the validated nation code goes into the comment: free text (displayName) could carry a newline
-    # and smuggle a stanza in. Paths are quoted by the renderer, so BYO mount names cannot.
-    header = [
-        f"Vault ACL policy {vault_policy_name(spec.nation)} for nation {spec.nation}.",
-        "Generated by sovereign-operator from the Tenant; edits here are overwritten.",
-        "Grants only the nation's own transit key and its own KV prefix; everything else is denied.",
-    ]
-    return _render_policy(header, _policy_rules_for_tenant(spec))
-
-
-def build_vault_role_for_tenant(spec: TenantSpec) -> dict[str, Any]:
-    """Keyword arguments for hvac's `client.auth.kubernetes.create_role(**role)`.
+def build_vault_role_for_tenant(spec: TenantSpec) -> KubernetesAuthRole:
+    """The nation's role: its serving ServiceAccount, in its namespace, gets sovereign-nation for an hour.
+    Exactly the parameters the operator's policy allows, and no other.
 
     `audience` is left out: Vault then accepts the ServiceAccount token's default audience. Pinning it
     (Vault docs: /vault/api-docs/auth/kubernetes#audience) is a team decision, pending.
     """
-    return {
-        "name": vault_role_name(spec.nation),
-        "bound_service_account_names": [SERVING_SERVICE_ACCOUNT],
-        "bound_service_account_namespaces": [tenant_namespace(spec.nation)],
-        "policies": [vault_policy_name(spec.nation)],
-        "ttl": VAULT_ROLE_TOKEN_TTL,
-        "mount_point": vault_mounts_for_tenant(spec).auth,
-    }
+    return KubernetesAuthRole(
+        mount=vault_mounts_for_tenant(spec).auth,
+        name=vault_role_name(spec.nation),
+        body={
+            "bound_service_account_names": SERVING_SERVICE_ACCOUNT,
+            "bound_service_account_namespaces": tenant_namespace(spec.nation),
+            "token_policies": NATION_VAULT_POLICY,
+            "token_ttl": VAULT_ROLE_TOKEN_TTL,
+        },
+    )

@@ -24,6 +24,8 @@ VAULT_SEALED = "VaultSealed"
 VAULT_UNREACHABLE = "VaultUnreachable"
 VAULT_LOGIN_FAILED = "VaultLoginFailed"  # a nation's own Vault refused the operator's login
 VAULT_ERROR = "VaultError"  # Vault answered with another error (a refused token, a bad request)
+# Vault has no policy sovereign-nation: platform setup was not run on it (the operator cannot write it).
+NATION_POLICY_MISSING = "NationPolicyMissing"
 
 
 @dataclass(frozen=True)

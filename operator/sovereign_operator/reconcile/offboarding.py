@@ -25,9 +25,9 @@ from sovereign_operator.constants import (
     VERSION,
     issuer_key_name,
     kv_prefix,
+    legacy_kv_prefix,
     tenant_namespace,
     transit_key_name,
-    vault_policy_name,
     vault_role_name,
 )
 from sovereign_operator.reconcile.conditions import now_rfc3339
@@ -56,15 +56,16 @@ def offboard(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dic
     _shred_issuer_key(vault, spec, body)
     failpoints.reach("offboard:after-key-shredded")
 
+    # The nation's policy is the shared sovereign-nation (platform setup's): only its role and records go.
     mounts = vault_mounts_for_tenant(spec)
-    vault_client.delete_acl_policy(vault, vault_policy_name(nation))
-    failpoints.reach("offboard:after-vault-policy-deleted")
     vault_client.delete_kubernetes_role(vault, mounts.auth, vault_role_name(nation))
+    failpoints.reach("offboard:after-vault-role-deleted")
     deleted_paths = vault_client.delete_kv_tree(vault, mounts.kv, kv_prefix(nation))
+    deleted_paths += vault_client.delete_kv_tree(vault, mounts.kv, legacy_kv_prefix(nation))
     kopf.info(
         dict(body),
         reason="VaultCleaned",
-        message=f"Vault policy, role and {len(deleted_paths)} KV secrets of {nation} deleted",
+        message=f"Vault role and {len(deleted_paths)} KV secrets of {nation} deleted",
     )
 
     if kube.read_object(clients.dynamic, "v1", "Namespace", namespace) is not None:

@@ -14,11 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +33,7 @@ from sovereign_serving.config import (
 
 from sovereign.clients import kubernetes as kube
 from sovereign.clients import ray
-from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, tenant_namespace
+from sovereign.domain.nations import tenant_namespace
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
@@ -72,8 +69,6 @@ class ServingState:
     config: OperatorConfig
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_body_digest: str | None = None  # local-ray: what was last PUT (a restart PUTs again: harmless)
-    # local-ray: nation → (its Tenant's uid, time.time() of the token file's last write)
-    tokens_written: dict[str, tuple[str | None, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,7 +145,6 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 all_datasets=all_datasets,
             )
         applications += _retriever_applications(state, ready, all_datasets, bundle_data)
-        _refresh_token_files(state, {nation: body["metadata"].get("uid") for nation, body in ready.items()})
         deployed, states = _deploy(state, applications, ready, specs, datasets)
         for body in models:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -239,11 +233,10 @@ def _retriever_applications(
 
 # -- where each gateway writes its decision records ------------------------------------------------------
 
-# local-ray: the nations' ServiceAccount tokens the operator keeps on disk, like a projected token volume:
-# one hour each, replaced after 80% of it as the kubelet does (k8s docs: /docs/concepts/storage/
-# projected-volumes/#serviceaccounttoken).
-TOKEN_SECONDS = 3600
-TOKEN_REFRESH_FRACTION = 0.8
+# local-ray: the nation's Ray processes read its `model-serving` ServiceAccount token from
+# `<token dir>/<nation>/token`, which is kept outside the operator, as a kubelet keeps a pod's projected token
+# (k8s docs: /docs/concepts/storage/projected-volumes/#serviceaccounttoken); the operator never requests a
+# nation's token, it only names the file. Until the file is there, a reader fails closed (no Vault login).
 
 
 def _audit_sink(config: OperatorConfig, tenant: dict[str, Any], api: ApiClient) -> AuditSink | None:
@@ -279,50 +272,6 @@ def _audit_sink(config: OperatorConfig, tenant: dict[str, Any], api: ApiClient) 
 
 def _token_file(directory: str, nation: str) -> Path:
     return Path(token_file_for_nation(directory, nation))
-
-
-def token_due(written_at: float | None, now: float) -> bool:
-    return written_at is None or now - written_at >= TOKEN_SECONDS * TOKEN_REFRESH_FRACTION
-
-
-def _refresh_token_files(state: ServingState, tenants: Mapping[str, str | None]) -> None:
-    """local-ray: write each Ready nation's serving ServiceAccount token to `<token dir>/<nation>/token`
-    (0600) when missing or due, or when the nation's Tenant is a new one (`tenants`: nation → Tenant uid; an
-    offboarded and re-onboarded nation has a new ServiceAccount, the old token is void); its gateway's audit
-    writer logs in to Vault with it. A failure is logged and tried again next pass (the writer keeps its
-    Vault login until then; without one it fails closed)."""
-    config = state.config
-    directory = config.service_account_token_dir
-    if config.runtime != "local-ray" or directory is None:
-        return
-    if config.audit_dir is None and config.dataset_dir is None:  # no audit writer, ingest job nor retriever
-        return
-    for nation, uid in tenants.items():
-        path = _token_file(directory, nation)
-        written_for, written_at = state.tokens_written.get(nation, (None, None))
-        if path.exists() and written_for == uid and not token_due(written_at, time.time()):
-            continue
-        try:
-            token = kube.create_namespaced_service_account_token(
-                state.dynamic.client, tenant_namespace(nation), SERVING_SERVICE_ACCOUNT, TOKEN_SECONDS
-            )
-            _write_private(path, token)
-        except Exception:  # noqa: BLE001 — reported, retried next pass; never the token itself
-            log.exception(f"cannot refresh the ServiceAccount token file of {nation}")
-            continue
-        state.tokens_written[nation] = (uid, time.time())
-
-
-def _write_private(path: Path, content: str) -> None:
-    """Replace the file atomically, readable by this user only (a reader never sees half a token)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(content)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
 
 
 def _bundle_data(dynamic: DynamicClient, namespace: str) -> dict[str, str]:

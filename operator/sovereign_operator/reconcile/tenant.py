@@ -21,6 +21,7 @@ from sovereign_operator.reconcile.conditions import (
     IDENTITY_READY,
     KEYS_READY,
     NAMESPACE_READY,
+    NATION_POLICY_MISSING,
     READY,
     VAULT_ERROR,
     VAULT_LOGIN_FAILED,
@@ -34,7 +35,7 @@ from sovereign_operator.reconcile.conditions import (
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.tenant_audit import AuditWriteFailed, record_tenant_events
 from sovereign_operator.reconcile.tenant_identity import reconcile_identity
-from sovereign_operator.reconcile.tenant_keys import reconcile_keys
+from sovereign_operator.reconcile.tenant_keys import NationPolicyMissing, reconcile_keys
 from sovereign_operator.reconcile.tenant_namespace import reconcile_namespace
 from sovereign_operator.reconcile.vault_access import VaultLoginFailed
 
@@ -103,6 +104,10 @@ def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str
         except AuditWriteFailed as error:
             kopf.warn(dict(body), reason="AuditWriteFailed", message=str(error)[:500])
             retry = error  # the status is still written; the record is made on the retry
+        except NationPolicyMissing as error:
+            steps.append(Condition(KEYS_READY, False, NATION_POLICY_MISSING, str(error)))
+            kopf.warn(dict(body), reason=NATION_POLICY_MISSING, message=str(error))
+            retry = kopf.TemporaryError(str(error), delay=VAULT_RETRY_SECONDS)
         except VAULT_ERRORS as error:
             if is_permission_denied(error):
                 clients.vaults.forget(spec)  # a nation's Vault token expired or was revoked: log in again

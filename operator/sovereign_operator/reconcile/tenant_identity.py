@@ -19,14 +19,13 @@ from sovereign.clients import vault as vault_client
 from sovereign.identity.signed_tokens import jwks_from_transit_key
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders import vault_mounts_for_tenant
-from sovereign_operator.constants import issuer_key_name, operator_kv_record, tenant_labels, tenant_namespace
+from sovereign_operator.constants import issuer_key_name, legacy_kv_prefix, tenant_labels, tenant_namespace
 from sovereign_operator.reconcile.conditions import IDENTITY_READY, Condition
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.objects import Outcome, ensure_object
 
 JWKS_CONFIGMAP = "identity-jwks"
 JWKS_KEY = "jwks.json"
-PRIVATE_KEY_FIELD = "privateKeyPem"  # what a KV identity record held when the issuer key lived there
 
 
 def dev_issuer(nation: str) -> str:
@@ -37,18 +36,14 @@ def dev_audience(nation: str) -> str:
     return f"sovereign-{nation.lower()}"
 
 
-def identity_record_path(nation: str) -> str:
-    """The KV path where an issuer record with a private key was kept; the operator deletes any it finds."""
-    return operator_kv_record(nation, "identity")
-
-
-def _remove_private_key_record(vault: hvac.Client, kv_mount: str, nation: str, body: kopf.Body) -> None:
-    record = vault_client.read_kv(vault, kv_mount, identity_record_path(nation))
-    if record is None or PRIVATE_KEY_FIELD not in record:
-        return
-    vault_client.delete_kv(vault, kv_mount, identity_record_path(nation))
-    message = f"the issuer private key kept in KV {identity_record_path(nation)} was deleted, every version"
-    kopf.info(dict(body), reason="IssuerKeyRemovedFromKV", message=message)
+def _remove_legacy_records(vault: hvac.Client, kv_mount: str, nation: str, body: kopf.Body) -> None:
+    """Delete, every version, what an earlier release kept under `tenants/<nation>/` (its `identity` record
+    held the issuer's private key). Listed and deleted, never read: the operator may not read a nation's
+    records (policies/vault/sovereign-operator.hcl)."""
+    deleted = vault_client.delete_kv_tree(vault, kv_mount, legacy_kv_prefix(nation))
+    if deleted:
+        message = f"{len(deleted)} records under KV {legacy_kv_prefix(nation)}/ deleted, every version"
+        kopf.info(dict(body), reason="LegacyRecordsRemoved", message=message)
 
 
 def _issuer_key(vault: hvac.Client, transit_mount: str, nation: str, body: kopf.Body) -> dict[str, Any]:
@@ -68,6 +63,8 @@ def reconcile_identity(
     clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, body: kopf.Body
 ) -> tuple[Condition, dict[str, Any]]:
     """The IdentityReady condition and what goes into status.identity (issuer key in `vault`, transit)."""
+    mounts, nation = vault_mounts_for_tenant(spec), spec.nation
+    _remove_legacy_records(vault, mounts.kv, nation, body)
     if spec.identity is not None:
         given = spec.identity
         status = {"issuer": given.issuer, "audience": given.audience, "source": "spec"}
@@ -75,8 +72,6 @@ def reconcile_identity(
             status["jwksUri"] = given.jwks_uri
         return Condition(IDENTITY_READY, True, "IssuerConfigured", f"tokens from {given.issuer}"), status
 
-    mounts, nation = vault_mounts_for_tenant(spec), spec.nation
-    _remove_private_key_record(vault, mounts.kv, nation, body)
     issuer, audience = dev_issuer(nation), dev_audience(nation)
     key = _issuer_key(vault, mounts.transit, nation, body)
     if key.get("exportable") or key.get("allow_plaintext_backup"):

@@ -1,4 +1,7 @@
-"""A nation's keys in Vault: transit key, KV v2 marker, ACL policy and Kubernetes auth role; and rotation.
+"""A nation's keys in Vault: transit key, KV v2 marker and Kubernetes auth role; and rotation.
+
+The role gives the nation the one templated policy sovereign-nation, written at platform setup: the operator
+writes no policy, and only reads that one to say when platform setup was not done (NationPolicyMissing).
 
 Every step reads first and writes only what is missing or drifted, so re-running after a crash at any point
 converges. Vault errors propagate; the handler reports them in status and retries.
@@ -18,12 +21,8 @@ import kopf
 from sovereign.clients import vault as vault_client
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
-from sovereign_operator.builders import (
-    build_vault_policy_for_tenant,
-    build_vault_role_for_tenant,
-    vault_mounts_for_tenant,
-)
-from sovereign_operator.constants import operator_kv_record, transit_key_name, vault_policy_name
+from sovereign_operator.builders import build_vault_role_for_tenant, vault_mounts_for_tenant
+from sovereign_operator.constants import NATION_VAULT_POLICY, operator_kv_record, transit_key_name
 from sovereign_operator.reconcile.conditions import KEYS_READY, Condition
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.tenant_validation import rotation_period_seconds
@@ -41,6 +40,10 @@ class KeyState:
     rotated_because: str | None = None  # this pass rotated the key: "requested" or "period"
 
 
+class NationPolicyMissing(RuntimeError):
+    """The Vault holding a nation's keys has no policy sovereign-nation: platform setup was not run there."""
+
+
 def marker_path(nation: str) -> str:
     return operator_kv_record(nation, "tenant")
 
@@ -52,9 +55,19 @@ def reconcile_keys(
     body: kopf.Body,
     rotation_requested: bool,
 ) -> KeyState:
-    """`vault`: the Vault holding this nation's keys (the platform's or its own, see vault_access.py)."""
+    """`vault`: the Vault holding this nation's keys (the platform's or its own, see vault_access.py).
+
+    Raises NationPolicyMissing before making anything while that Vault lacks sovereign-nation: a role
+    naming an absent policy would give the nation's token nothing.
+    """
     mounts, nation = vault_mounts_for_tenant(spec), spec.nation
     key_name = transit_key_name(nation)
+    if vault_client.read_acl_policy(vault, NATION_VAULT_POLICY) is None:
+        raise NationPolicyMissing(
+            f"Vault has no ACL policy {NATION_VAULT_POLICY}, which every nation's token carries: the Vault "
+            "admin writes it at platform setup (sovereign.platform_setup.prepare_vault, run by `sovereign "
+            "up`; prepare_nation_vault on a nation's own Vault). The operator never writes policies."
+        )
 
     key = vault_client.read_transit_key(vault, mounts.transit, key_name)
     if key is None:
@@ -66,18 +79,11 @@ def reconcile_keys(
         # A living nation's key must not be deletable (only offboarding allows it, just before shredding).
         vault_client.set_transit_key_deletion_allowed(vault, mounts.transit, key_name, False)
 
-    policy_name = vault_policy_name(nation)
-    policy = build_vault_policy_for_tenant(spec)
-    if vault_client.read_acl_policy(vault, policy_name) != policy:
-        vault_client.write_acl_policy(vault, policy_name, policy)
-        kopf.info(dict(body), reason="PolicyWritten", message=f"Vault policy {policy_name} written")
-    failpoints.reach("provision:after-vault-policy")
-
     role = build_vault_role_for_tenant(spec)
-    live_role = vault_client.read_kubernetes_role(vault, mounts.auth, role["name"])
-    if live_role is None or role_drifted(live_role, role):
-        vault_client.write_kubernetes_role(vault, mounts.auth, role)
-        kopf.info(dict(body), reason="RoleWritten", message=f"Vault Kubernetes auth role {role['name']}")
+    live_role = vault_client.read_kubernetes_role(vault, role.mount, role.name)
+    if live_role is None or role_drifted(live_role, role.body):
+        vault_client.write_kubernetes_role(vault, role.mount, role.name, role.body)
+        kopf.info(dict(body), reason="RoleWritten", message=f"Vault Kubernetes auth role {role.name}")
     failpoints.reach("provision:after-vault-role")
 
     if vault_client.read_kv(vault, mounts.kv, marker_path(nation)) is None:
@@ -91,7 +97,7 @@ def reconcile_keys(
     version = int(key["latest_version"])
     rotated_because = None if version == before else ("requested" if rotation_requested else "period")
     created = key.get("keys", {}).get(str(version))
-    message = f"transit key {key_name} v{version}, policy {policy_name}, role {role['name']}"
+    message = f"transit key {key_name} v{version}, role {role.name} with policy {NATION_VAULT_POLICY}"
     return KeyState(
         condition=Condition(KEYS_READY, True, "Provisioned", message),
         key_version=version,
@@ -121,20 +127,18 @@ def rotate_if_due(
     return rotated
 
 
-def role_drifted(live: dict[str, Any], desired: dict[str, Any]) -> bool:
-    """Compare the fields the operator sets (as hvac create_role kwargs) with the role read back."""
+def role_drifted(live: dict[str, Any], desired: dict[str, str]) -> bool:
+    """Compare the role body the operator writes (fields as Vault names them, lists as comma strings) with
+    the role read back (lists as lists, durations in seconds)."""
     for field, wanted in desired.items():
-        if field in ("name", "mount_point"):
-            continue
         have = live.get(field)
         if field in _DURATION_FIELDS:
-            wanted = wanted if isinstance(wanted, int | float) else rotation_period_seconds(str(wanted))
-            if have is None or float(have) != float(wanted or 0):
+            if have is None or float(have) != float(rotation_period_seconds(wanted) or 0):
                 return True
-        elif isinstance(wanted, list | tuple):
-            if [str(v) for v in have or []] != [str(v) for v in wanted]:
+        elif isinstance(have, list):
+            if [str(v) for v in have] != [v.strip() for v in wanted.split(",")]:
                 return True
-        elif have != wanted:
+        elif str(have) != wanted:
             return True
     return False
 

@@ -14,7 +14,6 @@ from sovereign_operator import failpoints
 from sovereign_operator.builders import (
     build_admin_role_binding_for_tenant,
     build_limit_range_for_tenant,
-    build_namespace_admin_cluster_role,
     build_namespace_for_tenant,
     build_network_policy_for_tenant,
     build_resource_quota_for_tenant,
@@ -37,7 +36,6 @@ def namespaced_manifests(clients: OperatorClients, spec: TenantSpec) -> list[dic
             vault_port=config.vault_port,
         ),
         build_serving_service_account_for_tenant(spec),
-        build_namespace_admin_cluster_role(),
         build_admin_role_binding_for_tenant(spec),
     ]
 

@@ -1,6 +1,8 @@
-"""A nation's own real OpenBao for a gateway test: its transit key, its ACL policy and Kubernetes auth role
-(built by the operator's builders, as the operator writes them), and a ServiceAccount token from the session's
-API server in a file, so the nation's audit writer logs in as the nation exactly as on the platform."""
+"""A nation's own real OpenBao for a gateway test: its transit key, the rules of sovereign-nation for it and
+a Kubernetes auth role, and a ServiceAccount token from the session's API server in a file, so the nation's
+audit writer logs in as the nation exactly as on the platform. The ServiceAccount lives in a throwaway
+namespace (not the nation's, which operator tests own), so the policy has the nation's namespace written in
+rather than templated on the ServiceAccount's."""
 
 from __future__ import annotations
 
@@ -12,13 +14,11 @@ from typing import Any
 
 import httpx
 from sovereign_devstack.token_reviewer import ensure_token_reviewer
-from sovereign_operator.builders import build_vault_policy_for_tenant
-from sovereign_operator.constants import vault_policy_name, vault_role_name
+from sovereign_operator.constants import tenant_namespace, vault_role_name
 
 from sovereign.audit import audit_key_name
 from sovereign.clients.kubernetes import load_api_client
-from sovereign.platform_setup import prepare_vault
-from sovereign.specs.tenant import TenantSpec
+from sovereign.platform_setup import nation_policy_for_namespace, prepare_vault
 from tests.conftest import KubeAPI, VaultServer
 from tests.helpers import kubectl
 
@@ -37,15 +37,15 @@ def vault_sink_in(
         kubernetes_ca_cert=kube_api.ca_cert.read_text(),
         token_reviewer_jwt=ensure_token_reviewer(load_api_client(str(kube_api.kubeconfig))),
     )
-    spec = TenantSpec.model_validate({"nation": nation, "displayName": nation, "clearance": "NATO SECRET"})
     root.secrets.transit.create_key(name=audit_key_name(nation), key_type="aes256-gcm96")
-    root.sys.create_or_update_acl_policy(vault_policy_name(nation), build_vault_policy_for_tenant(spec))
+    policy = f"nation-{tenant_namespace(nation)}"
+    root.sys.create_or_update_acl_policy(policy, nation_policy_for_namespace(tenant_namespace(nation)))
     namespace = f"sealed-vault-{uuid.uuid4().hex[:6]}"
     root.auth.kubernetes.create_role(
         vault_role_name(nation),
         bound_service_account_names=["serving"],
         bound_service_account_namespaces=[namespace],
-        policies=[vault_policy_name(nation)],
+        policies=[policy],
         ttl="1h",
     )
     kubectl(kube_api, "create", "namespace", namespace)
