@@ -115,7 +115,7 @@ def run(documents: int, console: Console) -> dict[str, Any]:
         token = root.auth.token.create(policies=["tenant-fra"], ttl="1h")["auth"]["client_token"]
         fra = hvac.Client(url=server.url, token=token, verify=str(server.ca_file))
 
-        source = state_dir / "reports"
+        source = state_dir / "sources" / "fra" / "reports"  # under FRA's data root, `<state_dir>/sources/fra`
         corpus(source, documents)
         markings = Markings(owner="FRA", classification="NATO RESTRICTED")
         chunks = chunk_documents(read_documents(source, "fra/reports", markings), CHUNK_SIZE, CHUNK_OVERLAP)
@@ -148,6 +148,7 @@ def run(documents: int, console: Console) -> dict[str, Any]:
             dataset="reports",
             nation="FRA",
             source=str(source),
+            data_root=str(state_dir / "sources"),
             markings=markings,
             chunk_size=CHUNK_SIZE,
             chunk_overlap=CHUNK_OVERLAP,

@@ -69,6 +69,10 @@ def flatten(request: ExportTraceServiceRequest) -> Iterator[dict[str, Any]]:
                     "trace_id": _hex(span.get("traceId", "")),
                     "span_id": _hex(span.get("spanId", "")),
                     "parent_span_id": _hex(span["parentSpanId"]) if span.get("parentSpanId") else None,
+                    "links": [
+                        {"trace_id": _hex(link.get("traceId", "")), "span_id": _hex(link.get("spanId", ""))}
+                        for link in span.get("links", [])
+                    ],
                     "name": span.get("name", ""),
                     "kind": span.get("kind", "SPAN_KIND_UNSPECIFIED"),
                     "service": resource.get("service.name"),

@@ -45,8 +45,11 @@ class CertificateAuthority:
             except ValueError:
                 sans.append(x509.DNSName(host))
         return self._issue(
-            directory, name, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]),
-            ExtendedKeyUsageOID.SERVER_AUTH, sans,
+            directory,
+            name,
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]),
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            sans,
         )
 
     def issue_client(self, directory: Path, name: str, user: str, groups: tuple[str, ...] = ()) -> KeyPair:
@@ -114,9 +117,15 @@ def ensure_ca(directory: Path) -> CertificateAuthority:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )

@@ -94,6 +94,10 @@ def operator_spec(
 RAY_SERVICE = "ray"
 
 
+# Keeps the node IP on loopback (see `ray_head_spec`): without it Ray listens on every interface.
+RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
 def ray_head_spec(
     dashboard_port: int, num_cpus: int, auth_token: str, home: Path, metrics_port: int | None = None
 ) -> ServiceSpec:
@@ -111,6 +115,13 @@ def ray_head_spec(
     Air gap: the head gets AIR_GAP_ENV (usage stats off, their "disabled" report sent to a closed loopback
     port) and its own HOME holding an empty ray_bootstrap_config.yaml, without which Ray's dashboard probes
     cloud metadata services (Ray docs: "Usage Stats Collection"; tests/airgap shows both are needed).
+
+    Loopback only: `--node-ip-address 127.0.0.1` alone is not enough, since Ray replaces a loopback node IP
+    by the machine's routable one unless `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` (Ray's switch for a
+    single-machine cluster, whatever the OS: `ray._private.services.get_node_ip_address`). With it the GCS,
+    raylet, dashboard, its agents, the metrics export port and the workers all listen on 127.0.0.1; the
+    Serve proxy's host comes from the operator's `http_options` (127.0.0.1 on the local-ray runtime).
+    tests/serving/e2e/test_serving_e2e.py lists the listening sockets of every process of the head.
 
     `metrics_port`: where the node's metrics agent serves every Ray process's metrics (the replicas'
     `ray.util.metrics` among them) in Prometheus format, `http://127.0.0.1:<port>/metrics`; free if not given.
@@ -151,7 +162,13 @@ def ray_head_spec(
         name=RAY_SERVICE,
         argv=argv,
         health_url=f"http://127.0.0.1:{dashboard_port}/api/version",
-        env={**AIR_GAP_ENV, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": auth_token},
+        env={
+            **AIR_GAP_ENV,
+            **RAY_LOOPBACK_ENV,
+            "HOME": str(home),
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": auth_token,
+        },
     )
 
 

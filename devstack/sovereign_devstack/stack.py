@@ -64,6 +64,7 @@ STATE_FILE = "state.json"
 OPERATOR_IDENTITY_DIR = "operator"  # under the state dir: the operator's token, kubeconfig, webhook cert
 PROJECTOR_IDENTITY_DIR = "token-projector"  # under the state dir: the token projector's cert and kubeconfig
 TOKEN_DIR = "serviceaccount-tokens"  # under the state dir: the nations' serving tokens (local-ray)
+SOURCES_DIR = "sources"  # under the state dir: the nations' document sources, `<dir>/<nation>/` (local-ray)
 PKI_DIR = "pki"  # under the state dir: the devstack CA
 VAULT_DIR = "vault"  # under the state dir: OpenBao's config, raft data, TLS key and (devstack only) init.json
 
@@ -214,6 +215,7 @@ def start_operator(
         "SOVEREIGN_AUDIT_DIR": str(state_dir.resolve() / AUDIT_DIR),
         "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR": str(state_dir.resolve() / TOKEN_DIR),
         "SOVEREIGN_DATASET_DIR": str(state_dir.resolve() / "datasets"),  # the nations' encrypted indexes
+        "SOVEREIGN_DATASET_SOURCE_ROOT": str(state_dir.resolve() / SOURCES_DIR),  # and their documents
     }
     spec = operator_spec(
         port,

@@ -20,6 +20,10 @@ from sovereign_operator.constants import (
     SERVICE_ACCOUNT_TOKEN_FILE,
 )
 
+# The nations' document sources on kuberay: on the data volume each nation's Ray head mounts at
+# /var/lib/sovereign (builders/rayservice.py DATA_MOUNT_PATH), beside its index stores.
+DEFAULT_DATASET_SOURCE_ROOT = "/var/lib/sovereign/sources"
+
 # OTEL_* variables that may carry the collector's credentials or point at files only the operator has
 # (OTel docs: "OTLP Exporter Configuration", headers and certificates): never copied into Serve configs or
 # RayService specs, which other readers see.
@@ -148,6 +152,15 @@ class OperatorConfig(BaseModel):
         "written by the ingest jobs and read by the retrievers; unset: DataSets are not ingested. kuberay: "
         "the volume path in the nation's Ray pods is used instead.",
     )
+    dataset_source_root: str = Field(
+        DEFAULT_DATASET_SOURCE_ROOT,
+        pattern=r"^/",
+        description="Root of the nations' document sources: a nation's DataSets may name a `source` only "
+        "under `<root>/<nation lowercase>/` (relative to it, or absolute), refused at admission otherwise, "
+        "and its ingest job refuses a real path (symlinks followed) outside it. kuberay: the default, on the "
+        "nation's data volume mounted in its Ray head; local-ray: a directory on this host (the devstack: "
+        "`<state dir>/sources`).",
+    )
     dataset_resync_seconds: float = Field(
         300.0,
         gt=0,
@@ -209,6 +222,7 @@ class OperatorConfig(BaseModel):
             "audit_dir": "SOVEREIGN_AUDIT_DIR",
             "service_account_token_dir": "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR",
             "dataset_dir": "SOVEREIGN_DATASET_DIR",
+            "dataset_source_root": "SOVEREIGN_DATASET_SOURCE_ROOT",
             "dataset_resync_seconds": "SOVEREIGN_DATASET_RESYNC_SECONDS",
             "dataset_poll_seconds": "SOVEREIGN_DATASET_POLL_SECONDS",
         }

@@ -2,6 +2,8 @@
 
 - ModelDeployment and DataSet: the spec against its model; markings the owning Tenant may hold (classification
   within its clearance, releasable only to nations that have a Tenant, never both released and denied).
+- ModelDeployment: no engineArgs that load code or unpinned files (`REFUSED_ENGINE_ARGS`).
+- DataSet: its source under the owning nation's data root (`sovereign.dataplane.sources`).
 - TenantPolicy: in a tenant namespace, with rules the nation may add (sovereign.policy.nation_rules).
 
 The owning nation is the Tenant whose namespace (`tenant-<nation>`) holds the object. The admission webhook
@@ -16,11 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from sovereign.dataplane.sources import SOURCE_FIELD, SourceOutsideDataRoot, confined_source
 from sovereign.domain.markings import NATO, Classification, ResourceMarkings
 from sovereign.domain.nations import tenant_namespace
 from sovereign.policy.nation_rules import problems_with_nation_rules
 from sovereign.specs.dataset import DataSetSpec
-from sovereign.specs.model_deployment import ModelDeploymentSpec
+from sovereign.specs.model_deployment import ModelDeploymentSpec, refused_engine_args
 from sovereign_operator.spec_problems import problems_with_spec_model
 
 NOT_IN_TENANT_NAMESPACE = "TenantPolicy must be in a tenant namespace (tenant-<nation>)"
@@ -57,13 +60,33 @@ def nation_of_namespace(namespace: str | None, nations: Iterable[str]) -> str | 
 def problems_with_model_deployment(
     spec: Mapping[str, Any], namespace: str | None, tenants: Mapping[str, TenantFacts]
 ) -> list[str]:
-    return _problems_with_marked_resource("ModelDeployment", ModelDeploymentSpec, spec, namespace, tenants)
+    problems = _problems_with_marked_resource(
+        "ModelDeployment", ModelDeploymentSpec, spec, namespace, tenants
+    )
+    refused = refused_engine_args(spec.get("engineArgs"))
+    return problems + [f"spec.engineArgs.{key}: refused: {why}" for key, why in refused.items()]
 
 
 def problems_with_dataset(
-    spec: Mapping[str, Any], namespace: str | None, tenants: Mapping[str, TenantFacts]
+    spec: Mapping[str, Any], namespace: str | None, tenants: Mapping[str, TenantFacts], source_root: str
 ) -> list[str]:
-    return _problems_with_marked_resource("DataSet", DataSetSpec, spec, namespace, tenants)
+    """Also: `spec.source` under the nation's data root, `<source_root>/<nation lowercase>`."""
+    problems = _problems_with_marked_resource("DataSet", DataSetSpec, spec, namespace, tenants)
+    nation = nation_of_namespace(namespace, tenants)
+    source = spec.get("source")
+    if nation is not None and isinstance(source, str) and source:
+        problems += problems_with_source(source, nation, source_root)
+    return problems
+
+
+def problems_with_source(source: str, nation: str, source_root: str) -> list[str]:
+    """Why `nation` may not read its documents from `source`: it is not under the nation's data root once
+    normalised (`..` resolved); [] when it may."""
+    try:
+        confined_source(source_root, nation, source)
+    except SourceOutsideDataRoot as error:
+        return [f"{SOURCE_FIELD}: {error}"]
+    return []
 
 
 def problems_with_markings(

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sovereign.domain.markings import Markings
+from sovereign.specs.model_deployment import ModelLimits
 
 RAY_VERSION = "2.60.0"  # pinned: pyproject, the RayService's rayVersion and the image agree
 # The one image of the operator and the serving workloads (Dockerfile; the chart's default image.registry and
@@ -82,6 +83,9 @@ class GatewayModel(_Config):
     application: str = Field(description="Ray Serve application name of the model.")
     task: Literal["generate", "embed"]
     max_tokens: int = Field(alias="maxTokens")
+    limits: ModelLimits = Field(
+        default_factory=ModelLimits, description="What one request may ask of the model (its spec's)."
+    )
     markings: Markings
     federation_url: str | None = Field(
         default=None,
@@ -189,7 +193,15 @@ class IngestConfig(_Config):
 
     dataset: str = Field(description="The DataSet's name (its metadata.name, in the nation's namespace).")
     nation: str = Field(description="Owner nation, ISO 3166-1 alpha-3.")
-    source: str = Field(description="Directory of the documents (txt, md, jsonl), as the Ray workers see it.")
+    source: str = Field(
+        description="Directory (or file) of the documents (txt, md, jsonl), as the Ray workers see it; under "
+        "the nation's data root."
+    )
+    data_root: str = Field(
+        alias="dataRoot",
+        description="The platform's data root: the job reads only under `<dataRoot>/<nation lowercase>`, "
+        "real paths (symlinks followed) included.",
+    )
     markings: Markings = Field(
         description="The dataset's markings with its owner; documents may be stricter."
     )

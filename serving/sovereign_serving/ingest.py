@@ -2,10 +2,11 @@
 
 The operator submits it to the nation's own Ray cluster through the dashboard's job server (Ray docs: "Ray
 Jobs REST API"), so documents, chunks and vectors never leave the nation's boundary. The job reads the
-source, checks each document's markings against the dataset's (a looser one fails the job, naming file and
-line), chunks, embeds through the nation's embedding application (a Serve handle, Ray docs: "Deploy
-Multiple Applications", `serve.get_app_handle`) and writes a new encrypted index version (the store logs
-in to Vault as the nation). A source whose hash equals the current index's is skipped.
+source (only under the nation's data root, real paths included: `sovereign.dataplane.sources`), checks each
+document's markings against the dataset's (a looser one fails the job, naming file and line), chunks, embeds
+through the nation's embedding application (a Serve handle, Ray docs: "Deploy Multiple Applications",
+`serve.get_app_handle`) and writes a new encrypted index version (the store logs in to Vault as the
+nation). A source whose hash equals the current index's is skipped.
 
 Its one contract with the operator is the LAST line of its output: a JSON object, either
 `{"dataset", "version", "documents", "chunks", "sourceHash", "skipped"}` or `{"dataset", "error"}`, where the
@@ -27,6 +28,12 @@ import numpy as np
 
 from sovereign.clients.vault import classify_vault_error
 from sovereign.dataplane.documents import DocumentRejected, chunk_documents, read_documents, source_hash
+from sovereign.dataplane.sources import (
+    SOURCE_FIELD,
+    SourceOutsideDataRoot,
+    check_confined_entry,
+    resolve_confined_source,
+)
 from sovereign.dataplane.store import DatasetStore
 from sovereign.telemetry import configure_tracing, flush_tracing, span
 from sovereign_serving.config import IngestConfig, dataset_name
@@ -66,7 +73,7 @@ def ingest(config: IngestConfig, vault: Callable[[], hvac.Client] | None = None)
     client comes from (default: a Kubernetes auth login as the nation, `config.vault`; the benchmark passes
     a token's client)."""
     name = dataset_name(config.nation, config.dataset)
-    source = Path(config.source)
+    source = confined_source(config)
     store = DatasetStore(Path(config.store_root), config.nation, config.dataset)
     with span("ingest dataset", attributes={"sovereign.dataset": name}) as current:
         digest = source_hash(source)
@@ -93,6 +100,18 @@ def ingest(config: IngestConfig, vault: Callable[[], hvac.Client] | None = None)
         return _result(name, manifest, skipped=False)
 
 
+def confined_source(config: IngestConfig) -> Path:
+    """The source's real path, checked as the nation reads it: it and every symlink inside it must resolve
+    under the nation's data root, and no file may be a hard link (raises SourceOutsideDataRoot). Checked
+    when the job starts."""
+    source = resolve_confined_source(config.data_root, config.nation, config.source)
+    entries = source.rglob("*") if source.is_dir() else [source]
+    for entry in entries:
+        shown = entry.relative_to(source).as_posix() if entry != source else entry.name
+        check_confined_entry(config.data_root, config.nation, entry, shown)
+    return source
+
+
 def _result(name: str, manifest: Any, *, skipped: bool) -> dict[str, Any]:
     return {
         "dataset": name,
@@ -110,6 +129,8 @@ def error_line(name: str, error: BaseException) -> dict[str, str]:
     if isinstance(error, DocumentRejected):
         line = "" if error.line is None else f":{error.line}"
         return {"dataset": name, "error": f"{error.path}{line}: {error.reason}"}
+    if isinstance(error, SourceOutsideDataRoot):
+        return {"dataset": name, "error": f"{SOURCE_FIELD}: {error}"[:1000]}
     outage = classify_vault_error(error)  # sealed or unreachable: say so, and what to do
     if outage is not None:
         return {"dataset": name, "error": f"{type(outage).__name__}: {outage}"[:1000]}

@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
-# Files that hold weights: every one of them under `source` must be listed in `sha256`.
+# Files that hold weights (named as such in the error); every file under `source` must be listed in `sha256`.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 CHUNK_SIZE = 1 << 20
 
@@ -42,10 +42,11 @@ def verify_model_files(source: str | Path, sha256: Mapping[str, str]) -> None:
     raise `IntegrityError` naming the first failing file: a listed path that is absolute or leaves
     `source` (`..`), a missing or non-regular file, a digest that differs.
 
-    Then fail also if `source` holds a weight file (`*.safetensors`, `*.bin`, `*.pt`, `*.pth`, `*.ckpt`,
-    `*.gguf`, at any depth) that is not listed: a loader could pick up weights nobody vouched for.
-    Other unlisted files (a README) are allowed. Symbolic links are followed: the digest is of the content
-    a loader would read, wherever it is stored (as in a Hugging Face cache snapshot).
+    Then fail also if `source` holds any file, at any depth and hidden or not, that is not listed: weights,
+    configuration, tokenizer files and Python code are all read by a loader, so the rule is simply that
+    every file is pinned (a README too: pin it or remove it). A link to a directory inside `source` is
+    refused (its files would escape this listing). Symbolic links to files are followed: the digest is of
+    the content a loader would read, wherever it is stored (as in a Hugging Face cache snapshot).
     """
     root = Path(source)
     if not root.is_dir():
@@ -66,5 +67,10 @@ def verify_model_files(source: str | Path, sha256: Mapping[str, str]) -> None:
     listed = {PurePosixPath(relative).as_posix() for relative in sha256}
     for candidate in sorted(root.rglob("*")):
         relative = candidate.relative_to(root).as_posix()
-        if candidate.suffix in WEIGHT_SUFFIXES and candidate.is_file() and relative not in listed:
-            raise IntegrityError(relative, "weight file is not listed in sha256")
+        if candidate.is_symlink() and candidate.is_dir():
+            raise IntegrityError(relative, "a link to a directory is not allowed in the model source")
+        if not candidate.is_dir() and relative not in listed:
+            kind = "weight file" if candidate.suffix in WEIGHT_SUFFIXES else "file"
+            raise IntegrityError(
+                relative, f"{kind} is not pinned in sha256 (every file of the source must be)"
+            )

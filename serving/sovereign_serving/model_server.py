@@ -37,6 +37,7 @@ from sovereign.telemetry import configure_tracing, context_from, tracer
 from sovereign_serving.config import AIR_GAP_ENV, ModelServerConfig
 from sovereign_serving.engines import GenerateRequest, GenerateResult, StreamDelta, Usage, load_engine
 from sovereign_serving.integrity import verify_model_files
+from sovereign_serving.loopback import keep_replica_server_on_loopback
 
 MAX_STOP_STRINGS = 4  # as OpenAI's API
 # GenAI semconv: gen_ai.provider.name (a custom value: no well-known one fits a self-hosted platform) and
@@ -137,6 +138,14 @@ class EmbeddingBody(_Body):
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
+async def _chained(first: StreamDelta | None, rest: AsyncIterator[StreamDelta]) -> AsyncIterator[StreamDelta]:
+    if first is None:
+        return
+    yield first
+    async for delta in rest:
+        yield delta
+
+
 def _parse(model: type[B], body: Any) -> B:
     """The body as `model`, or a plain ValueError listing what is wrong (it crosses Ray's boundary)."""
     if not isinstance(body, dict):
@@ -227,6 +236,7 @@ class ModelServer:
 
     def __init__(self, config: ModelServerConfig) -> None:
         os.environ.update(AIR_GAP_ENV)  # defence in depth: the runtime_env sets the same
+        keep_replica_server_on_loopback()
         configure_tracing("sovereign-model-server", **{"sovereign.tenant": config.nation})
         self._duration = Histogram(
             "gen_ai_server_request_duration",
@@ -268,8 +278,12 @@ class ModelServer:
             choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
             return {**header, "choices": [choice], "usage": _usage(usage) if usage else None}
 
+        deltas = self._stream(request, "chat", trace_context)
+        # The first delta before the first chunk: a prompt beyond the context (ContextLengthExceeded)
+        # fails the call before anything is sent, so the gateway answers 400, not a broken stream.
+        first = await anext(deltas, None)
         yield chunk({"role": "assistant", "content": ""})
-        async for delta in self._stream(request, "chat", trace_context):
+        async for delta in _chained(first, deltas):
             if delta.text:
                 yield chunk({"content": delta.text})
             if delta.finish_reason is not None:

@@ -29,6 +29,7 @@ from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.engine import PolicyEngine
 from sovereign.telemetry import configure_tracing, context_from, span
 from sovereign_serving.config import AIR_GAP_ENV, RetrieverConfig, RetrieverDataset, dataset_name
+from sovereign_serving.loopback import keep_replica_server_on_loopback
 from sovereign_serving.nation_vault import NationVault
 
 RETRIEVER_DEPLOYMENT = "Retriever"
@@ -44,6 +45,7 @@ class Retriever:
 
     def __init__(self) -> None:
         os.environ.update(AIR_GAP_ENV)
+        keep_replica_server_on_loopback()
         self._config: RetrieverConfig | None = None
         self._datasets: dict[str, RetrieverDataset] = {}
         self._engine: PolicyEngine | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -124,7 +125,10 @@ def up(
                 wait_for_tenants_ready(api, names, ready_timeout, progress)
             # Models and policies live in the namespaces the operator makes for the Tenants.
             _fill_example_models(namespaced, state_dir / "models", progress)
-            _fill_example_datasets(namespaced, examples_dir)
+            if not external:  # in-cluster, the sources are on each nation's data volume, put there by you
+                from sovereign_devstack.stack import SOURCES_DIR
+
+                _fill_example_datasets(namespaced, examples_dir, state_dir / SOURCES_DIR)
             applied += _apply_manifests(api, namespaced, progress)
             models = [
                 (m["metadata"]["namespace"], m["metadata"]["name"])
@@ -417,17 +421,22 @@ def _fill_example_models(manifests: list[dict[str, Any]], models_dir: Path, prog
 EXAMPLE_DATASET_ANNOTATION = "sovereign.ai/example-dataset"
 
 
-def _fill_example_datasets(manifests: list[dict[str, Any]], examples_dir: Path) -> None:
-    """Point the example DataSets at their corpus in the examples directory (an absolute path: the nations'
-    Ray workers on this machine read it from wherever `sovereign up` was started)."""
+def _fill_example_datasets(manifests: list[dict[str, Any]], examples_dir: Path, sources_dir: Path) -> None:
+    """Copy each example DataSet's corpus (in the examples directory) into its nation's data root,
+    `<sources_dir>/<nation>/<corpus name>`, and point its `source` there (relative to that root): a nation
+    reads documents only under its own root."""
     for manifest in manifests:
         corpus = ((manifest.get("metadata") or {}).get("annotations") or {}).get(EXAMPLE_DATASET_ANNOTATION)
         if corpus is None:
             continue
-        source = (examples_dir / corpus).resolve()
-        if not source.is_dir():
+        origin = (examples_dir / corpus).resolve()
+        if not origin.is_dir():
             raise ValueError(f"{EXAMPLE_DATASET_ANNOTATION}: {corpus!r} is no directory in {examples_dir}")
-        manifest["spec"]["source"] = str(source)
+        nation_dir = str(manifest["metadata"]["namespace"]).removeprefix("tenant-")
+        target = sources_dir / nation_dir / origin.name
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(origin, target)
+        manifest["spec"]["source"] = origin.name
 
 
 def _apply_manifests(api: Any, manifests: list[dict[str, Any]], progress: Any) -> list[str]:

@@ -29,7 +29,14 @@ class Embedding(SpecModel):
 class DataSetSpec(SpecModel):
     """A nation's documents, released as their markings say."""
 
-    source: str = Field(min_length=1, description="Local or volume path of the documents (txt, md, jsonl).")
+    source: str = Field(
+        min_length=1,
+        description="Path of the documents (txt, md, jsonl): relative to the nation's data root "
+        "(`<root>/<nation lowercase>/`, root: the operator's SOVEREIGN_DATASET_SOURCE_ROOT, default "
+        "/var/lib/sovereign/sources, on the nation's data volume), or absolute under it. A source outside "
+        "the root is refused at admission, and the ingest job refuses one whose real path (symlinks "
+        "followed, inside the tree too) leads outside it.",
+    )
     markings: ResourceMarkings = Field(description="Classification, releasability, compartments.")
     embedding: Embedding = Field(description="The embedding model and chunking.")
 

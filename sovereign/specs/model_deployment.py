@@ -17,6 +17,39 @@ from sovereign.specs.tenant import QUANTITY_PATTERN
 SERVED_NAME_PATTERN = r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
+# engineArgs that would load code or files nobody pinned; refused at admission (spec.engineArgs.<key>) and
+# again by the model server before it loads anything. Which files load is the spec's `source`, verified by
+# digest.
+REFUSED_ENGINE_ARGS: dict[str, str] = {
+    "trust_remote_code": "would run Python code shipped with the model's files",
+    "model": "the model's files are its verified `source`",
+    "tokenizer": "the tokenizer's files are the verified `source`",
+    "revision": "the model's files are its verified `source`",
+    "tokenizer_revision": "the tokenizer's files are the verified `source`",
+    "code_revision": "would run Python code shipped with the model's files",
+    "download_dir": "the model's files are its verified `source`, never downloaded",
+    "served_model_name": "the served name is `model`",
+    "hf_config_path": "would read a configuration outside the verified `source`",
+    "hf_token": "the model's files are its verified `source`, never downloaded",
+    "load_format": "the verified files are loaded by the engine's default loader",
+    "model_loader_extra_config": "the verified files are loaded by the engine's default loader",
+    "qlora_adapter_name_or_path": "would load weights outside the verified `source`",
+    "speculative_config": "would load a second model nobody pinned",
+    "generation_config": "would read a configuration outside the verified `source`",
+    "allowed_local_media_path": "would let requests read files of the replica's machine",
+    "worker_cls": "would import code named by the spec",
+    "worker_extension_cls": "would import code named by the spec",
+    "logits_processors": "would import code named by the spec",
+    "kv_transfer_config": "would import code named by the spec",
+}
+
+
+def refused_engine_args(engine_args: object) -> dict[str, str]:
+    """The keys of `engine_args` that no ModelDeployment may set, each with the reason."""
+    if not isinstance(engine_args, dict):
+        return {}
+    return {key: REFUSED_ENGINE_ARGS[key] for key in sorted(engine_args) if key in REFUSED_ENGINE_ARGS}
+
 
 class ModelResources(SpecModel):
     """What one replica of the model needs."""
@@ -42,6 +75,32 @@ class Autoscaling(SpecModel):
         return self
 
 
+# Defaults of a model's input limits (README, "Limits"): what one request may ask of it at the gateway.
+DEFAULT_MAX_MESSAGES = 256
+DEFAULT_MAX_CHARACTERS = 100_000
+DEFAULT_MAX_INPUTS = 64
+
+
+class ModelLimits(SpecModel):
+    """What one request may ask of the model; the gateway refuses more with 400 naming the parameter, before
+    the model is called. Prompt tokens are bounded by the model's own context (its positions), checked by
+    the model server before it generates: 400 `context_length_exceeded`."""
+
+    max_messages: int = Field(
+        DEFAULT_MAX_MESSAGES, ge=1, le=100_000, description="Most chat messages in one request."
+    )
+    max_characters: int = Field(
+        DEFAULT_MAX_CHARACTERS,
+        ge=1,
+        le=10_000_000,
+        description="Most characters of text in one request: every message's content, the prompt, or every "
+        "embedding input, summed.",
+    )
+    max_inputs: int = Field(
+        DEFAULT_MAX_INPUTS, ge=1, le=2048, description="Most texts in one embeddings request (`input`)."
+    )
+
+
 class ModelDeploymentSpec(SpecModel):
     """A model served to the nation's users and to the nations it is released to."""
 
@@ -52,20 +111,32 @@ class ModelDeploymentSpec(SpecModel):
     source: str = Field(min_length=1, description="Local or volume path of the model files; never a hub id.")
     sha256: dict[str, str] = Field(
         min_length=1,
-        description="sha256 of every weight and tokenizer file, by path relative to `source`.",
+        description="sha256 of every file under `source` (weights, config, tokenizer, code, hidden "
+        "files: the model server refuses a file that is not listed), by path relative to `source`.",
         json_schema_extra={"additionalProperties": {"type": "string", "pattern": SHA256_PATTERN}},
     )
     task: Literal["generate", "embed"] = Field("generate", description="What the model does.")
     engine: Literal["vllm", "transformers"] = Field(
         "transformers", description="vLLM on GPUs, transformers on CPUs."
     )
-    engine_args: dict[str, Any] = Field(default_factory=dict, description="Passed through to the engine.")
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed through to the engine. Refused: any argument that loads code or files other than "
+        "the pinned `source` (`trust_remote_code`, `model`, `tokenizer`, `revision`, `download_dir`, "
+        "`speculative_config`, `load_format`, ...: REFUSED_ENGINE_ARGS).",
+    )
     resources: ModelResources = Field(
         default_factory=ModelResources, description="Per replica.", json_schema_extra={"default": {}}
     )
     replicas: int | None = Field(None, ge=0, description="Fixed replica count (or set autoscaling).")
     autoscaling: Autoscaling | None = Field(None, description="Autoscaling (or set replicas).")
     max_tokens: int = Field(1024, ge=1, description="Cap on tokens generated per request.")
+    limits: ModelLimits = Field(
+        default_factory=ModelLimits,
+        description="What one request may ask of the model (defaults: 256 messages, 100,000 characters, "
+        "64 embedding inputs).",
+        json_schema_extra={"default": {}},
+    )
     markings: ResourceMarkings = Field(description="The model's classification, releasability, compartments.")
 
     @model_validator(mode="after")

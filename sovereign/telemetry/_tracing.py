@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -72,6 +72,7 @@ def span(
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, Any] | None = None,
     context: otel_context.Context | None = None,
+    links: Sequence[trace.Link] = (),
 ) -> Iterator[Span]:
     """A current span that records a failure as its exception's type only (`error.type`), never its
     message, and re-raises. Attributes whose value is None are left out."""
@@ -84,6 +85,7 @@ def span(
         context=context,
         kind=kind,
         attributes=clean,
+        links=links,
         record_exception=False,
         set_status_on_exception=False,
     ) as current:

@@ -225,7 +225,7 @@ def drive(kube: KubeAPI, operator: OperatorProcess) -> None:
         "kind": "DataSet",
         "metadata": {"name": "mlt-reports", "namespace": NAMESPACE},
         "spec": {
-            "source": "/data/mlt/reports",
+            "source": "reports",
             "markings": {"classification": "NATO RESTRICTED"},
             "embedding": {"modelDeployment": "mlt-analyst"},
         },

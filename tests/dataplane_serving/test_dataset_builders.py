@@ -35,12 +35,13 @@ from sovereign_operator.config import OperatorConfig
 from sovereign_operator.reconcile.dataset import submission_due
 from sovereign_serving.config import AIR_GAP_ENV, IngestConfig, RetrieverConfig
 
+from sovereign.dataplane.sources import SourceOutsideDataRoot
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 
 SPEC: dict[str, Any] = {
-    "source": "/data/est/field-reports",
+    "source": "field-reports",
     "markings": {"classification": "NATO RESTRICTED", "releasableTo": ["LVA"]},
     "embedding": {"modelDeployment": "est-embedder", "chunkSize": 400, "chunkOverlap": 50},
 }
@@ -68,6 +69,7 @@ def config(spec: dict[str, Any] | None = None, embedder: dict[str, Any] | None =
         DataSetSpec.model_validate(spec or SPEC),
         None if embedder is None else ModelDeploymentSpec.model_validate(embedder),
         store_root="/state/datasets",
+        source_root="/state/sources",
         vault=VAULT,
     )
 
@@ -77,7 +79,8 @@ def test_the_ingest_config_names_the_nations_embedder_and_marks_the_owner() -> N
     assert built == {
         "dataset": "field-reports",
         "nation": "EST",
-        "source": "/data/est/field-reports",
+        "source": "/state/sources/est/field-reports",  # relative to EST's data root, made absolute
+        "dataRoot": "/state/sources",
         "markings": {
             "classification": "NATO RESTRICTED",
             "releasableTo": ["LVA"],
@@ -114,6 +117,11 @@ def test_the_ingest_config_names_the_nations_embedder_and_marks_the_owner() -> N
 def test_an_unusable_embedder_is_refused(embedder: dict[str, Any] | None, reason: str) -> None:
     with pytest.raises(EmbeddingUnusable, match=reason):
         config(embedder=embedder)
+
+
+def test_a_source_outside_the_nations_data_root_is_never_given_to_a_job() -> None:
+    with pytest.raises(SourceOutsideDataRoot, match="outside EST's data root /state/sources/est"):
+        config({**SPEC, "source": "../fra/intel-summaries"})
 
 
 def test_the_job_request_quotes_the_config_as_one_argument() -> None:

@@ -2,7 +2,8 @@
 (a real Ray head started as `sovereign up` starts it), DEU's MiniLM embedder applied as a ModelDeployment, a
 DataSet applied with kubectl; the operator submits the ingest job to Ray's job server, `kubectl get datasets`
 shows its documents, chunks and READY, a changed source is ingested again, a looser document fails the job
-with file and line while the previous index keeps serving, and DEU's retriever application runs."""
+with file and line while the previous index keeps serving (so does a source that a planted symlink leads
+out of DEU's data root), and DEU's retriever application runs."""
 
 from __future__ import annotations
 
@@ -48,10 +49,17 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def source_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The operator's dataset source root: DEU's documents are under `<root>/deu/`."""
+    return tmp_path_factory.mktemp("sources")
+
+
+@pytest.fixture(scope="module")
 def serving(
     platform: Platform,  # noqa: F811
     receiver: OtlpReceiver,
     dataset_dir: Path,
+    source_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Serving]:
     ray_temp = Path(tempfile.mkdtemp(prefix="rd", dir="/tmp"))  # Ray's socket paths must stay short
@@ -60,6 +68,7 @@ def serving(
     env = {
         **otel,
         "SOVEREIGN_DATASET_DIR": str(dataset_dir),
+        "SOVEREIGN_DATASET_SOURCE_ROOT": str(source_root),
         "SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR": str(tmp_path_factory.mktemp("serviceaccount-tokens")),
         "SOVEREIGN_DATASET_POLL_SECONDS": "1",
         "SOVEREIGN_DATASET_RESYNC_SECONDS": "2",
@@ -87,7 +96,7 @@ def serving(
         shutil.rmtree(ray_temp, ignore_errors=True)
 
 
-def apply_dataset(serving: Serving, source: Path) -> None:
+def apply_dataset(serving: Serving, source: Path | str) -> None:
     manifest = {
         "apiVersion": "sovereign.ai/v1alpha1",
         "kind": "DataSet",
@@ -111,10 +120,10 @@ def condition(body: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def test_a_dataset_is_ingested_reingested_and_a_failure_keeps_the_index(
-    serving: Serving, tmp_path: Path
+    serving: Serving, source_root: Path
 ) -> None:
-    source = tmp_path / "reports"
-    source.mkdir()
+    source = source_root / "deu" / "reports"
+    source.mkdir(parents=True)
     (source / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     (source / "summary.md").write_text("# Summary\nThe convoy reached the depot before dawn.")
     apply_dataset(serving, source)
@@ -154,7 +163,7 @@ def test_a_dataset_is_ingested_reingested_and_a_failure_keeps_the_index(
 
     # A looser document (UNCLASSIFIED in a RESTRICTED dataset): the job fails naming the file and line;
     # the previous index keeps serving.
-    bad = tmp_path / "bad"
+    bad = source_root / "deu" / "bad"
     shutil.copytree(source, bad)
     (bad / "log.jsonl").write_text(
         json.dumps(RECORDS[0])
@@ -170,6 +179,21 @@ def test_a_dataset_is_ingested_reingested_and_a_failure_keeps_the_index(
 
     body = wait_until(failed, "the failed ingestion reported", timeout=60, interval=0.5)
     assert body["status"]["message"].startswith("log.jsonl:2: "), body["status"]["message"]
+    assert condition(body, "Ready")["status"] == "True" and body["status"]["indexVersion"] == 2
+
+    # A symlink planted after admission, from DEU's data root to documents outside it: the job refuses it.
+    france = source_root / "fra" / "notes"
+    shutil.copytree(source, france)
+    (source_root / "deu" / "planted").symlink_to(france)
+    apply_dataset(serving, "planted")  # relative to DEU's data root: admitted
+
+    def refused() -> dict[str, Any] | None:
+        body = dataset(serving)
+        return body if body["status"]["message"].startswith("spec.source: ") else None
+
+    body = wait_until(refused, "the planted symlink refused", timeout=60, interval=0.5)
+    assert "resolves outside DEU's data root" in body["status"]["message"]
+    assert condition(body, "Ingested")["reason"] == "IngestionFailed"
     assert condition(body, "Ready")["status"] == "True" and body["status"]["indexVersion"] == 2
 
 

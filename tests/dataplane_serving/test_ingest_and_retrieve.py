@@ -154,6 +154,8 @@ def corpus(directory: Path, records: list[dict[str, Any]]) -> Path:
 
 
 def ingest_config(name: str, source: Path, sink: Any, store_root: str) -> IngestConfig:
+    """`source`: `<data root>/fra/<name>`, under FRA's data root."""
+    assert source.parent.name == "fra"
     spec = DataSetSpec.model_validate(
         {
             "source": str(source),
@@ -172,7 +174,9 @@ def ingest_config(name: str, source: Path, sink: Any, store_root: str) -> Ingest
             "markings": {"classification": "NATO UNCLASSIFIED"},
         }
     )
-    return build_ingest_config("FRA", name, spec, embedder, store_root=store_root, vault=sink)
+    return build_ingest_config(
+        "FRA", name, spec, embedder, store_root=store_root, source_root=str(source.parents[1]), vault=sink
+    )
 
 
 def run_job(config: IngestConfig, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
@@ -194,7 +198,7 @@ def test_ingest_then_search_filters_by_clearance_and_nation(
     ray_serve: None, vault_sink: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sink, store_root = vault_sink
-    source = corpus(tmp_path / "reports", RECORDS)
+    source = corpus(tmp_path / "fra" / "reports", RECORDS)
     config = ingest_config("reports", source, sink, store_root)
     started = time.monotonic()
     code, result = run_job(config, capsys)
@@ -258,8 +262,39 @@ def test_a_looser_document_fails_the_job_naming_file_and_line(
 ) -> None:
     sink, store_root = vault_sink
     looser = {"id": "leak", "text": "CANARY-LEAK.", "markings": {"classification": "NATO UNCLASSIFIED"}}
-    source = corpus(tmp_path / "bad", [RECORDS[1], looser])
+    source = corpus(tmp_path / "fra" / "bad", [RECORDS[1], looser])
     code, result = run_job(ingest_config("bad", source, sink, store_root), capsys)
     assert code == 1
     assert result["dataset"] == "fra/bad" and result["error"].startswith("depot.jsonl:2: ")
+    assert "CANARY" not in json.dumps(result)
+
+
+def test_a_symlink_out_of_the_nations_data_root_fails_the_job(
+    vault_sink: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Links planted after admission, under FRA's data root, towards Estonia's documents beside it: a
+    symlink as the source itself or as a file inside it, a hard link. The job refuses before reading a byte
+    (no Ray, no Vault)."""
+    sink, store_root = vault_sink
+    estonian = corpus(tmp_path / "est" / "field-reports", [RECORDS[1]])
+    (tmp_path / "fra").mkdir()
+    (tmp_path / "fra" / "reports").symlink_to(estonian)
+    code, result = run_job(ingest_config("reports", tmp_path / "fra" / "reports", sink, store_root), capsys)
+    assert code == 1, result
+    assert result["error"] == (
+        f"spec.source: '{tmp_path}/fra/reports' resolves outside FRA's data root (a symlink?)"
+    )
+    notes = corpus(tmp_path / "fra" / "notes", [])
+    (notes / "inside.txt").symlink_to(notes / "convoy.txt")  # a symlink within the root is fine
+    (notes / "leak.txt").symlink_to(estonian / "convoy.txt")
+    code, result = run_job(ingest_config("notes", notes, sink, store_root), capsys)
+    assert code == 1, result
+    assert result["error"] == "spec.source: 'leak.txt' resolves outside FRA's data root (a symlink?)"
+    (notes / "leak.txt").unlink()
+    (notes / "leak.txt").hardlink_to(estonian / "convoy.txt")  # a second name of Estonia's file
+    code, result = run_job(ingest_config("notes", notes, sink, store_root), capsys)
+    assert code == 1, result
+    assert result["error"] == (
+        "spec.source: 'leak.txt' is a hard link (its other names may be outside the root)"
+    )
     assert "CANARY" not in json.dumps(result)

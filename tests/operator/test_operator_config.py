@@ -30,3 +30,11 @@ def test_telemetry_settings_are_passed_on_but_never_collector_credentials_or_ope
 def test_a_bad_metrics_port_is_refused_with_the_variable_named() -> None:
     with pytest.raises(ValueError, match="metrics_port"):
         OperatorConfig.from_environment({**BASE, "SOVEREIGN_METRICS_PORT": "not-a-port"})
+
+
+def test_the_dataset_source_root_defaults_to_the_data_volume_and_must_be_absolute() -> None:
+    assert OperatorConfig.from_environment(BASE).dataset_source_root == "/var/lib/sovereign/sources"
+    given = {**BASE, "SOVEREIGN_DATASET_SOURCE_ROOT": "/srv/sources"}
+    assert OperatorConfig.from_environment(given).dataset_source_root == "/srv/sources"
+    with pytest.raises(ValueError, match="dataset_source_root"):
+        OperatorConfig.from_environment({**BASE, "SOVEREIGN_DATASET_SOURCE_ROOT": "sources"})

@@ -15,6 +15,7 @@ from sovereign_operator.resource_validation import (
     nation_of_namespace,
     problems_with_dataset,
     problems_with_model_deployment,
+    problems_with_source,
     problems_with_tenant_policy,
     tenant_facts_by_nation,
 )
@@ -32,8 +33,9 @@ GOOD_MODEL: dict[str, Any] = {
     "sha256": {"model.safetensors": DIGEST},
     "markings": GOOD_MARKINGS,
 }
+ROOT = "/var/lib/sovereign/sources"  # the operator's dataset_source_root; FRA's documents are under ROOT/fra
 GOOD_DATASET: dict[str, Any] = {
-    "source": "/data/fra/reports",
+    "source": "reports",
     "markings": GOOD_MARKINGS,
     "embedding": {"modelDeployment": "fra-embedder"},
 }
@@ -81,6 +83,20 @@ MODEL_CASES = {
         ["spec: sha256['model.safetensors']: not a lowercase hex sha256 digest"],
     ),
     "unknown field": ({**GOOD_MODEL, "colour": "blue"}, "tenant-fra", ["spec.colour: unknown field"]),
+    "code from the model's files": (
+        {**GOOD_MODEL, "engineArgs": {"trust_remote_code": True, "speculative_config": {"model": "/x"}}},
+        "tenant-fra",
+        [
+            "spec.engineArgs.speculative_config: refused: would load a second model nobody pinned",
+            "spec.engineArgs.trust_remote_code: refused: would run Python code shipped with the model's "
+            "files",
+        ],
+    ),
+    "trust_remote_code false is still refused": (
+        {**GOOD_MODEL, "engineArgs": {"trust_remote_code": False}},
+        "tenant-fra",
+        ["spec.engineArgs.trust_remote_code: refused: would run Python code shipped with the model's files"],
+    ),
 }
 
 
@@ -111,7 +127,47 @@ DATASET_CASES = {
 
 @pytest.mark.parametrize(("spec", "expected"), DATASET_CASES.values(), ids=DATASET_CASES.keys())
 def test_dataset_problems(spec: dict[str, Any], expected: list[str]) -> None:
-    assert problems_with_dataset(spec, "tenant-fra", TENANTS) == expected
+    assert problems_with_dataset(spec, "tenant-fra", TENANTS, ROOT) == expected
+
+
+def outside(source: str, nation: str = "FRA") -> list[str]:
+    return [f"spec.source: {source!r} is outside {nation}'s data root {ROOT}/{nation.lower()}"]
+
+
+SOURCE_CASES = {
+    "relative": ("reports", "FRA", []),
+    "relative, nested": ("reports/2026/march.jsonl", "FRA", []),
+    "absolute under the root": (f"{ROOT}/fra/reports", "FRA", []),
+    "the nation's root itself": (f"{ROOT}/fra", "FRA", []),
+    "dot segments that stay inside": ("reports/../notes/./x", "FRA", []),
+    "trailing slash, doubled slashes": (f"{ROOT}//fra/reports/", "FRA", []),
+    "another nation's corpus, absolute": (
+        f"{ROOT}/est/field-reports",
+        "FRA",
+        outside(f"{ROOT}/est/field-reports"),
+    ),
+    "another nation's corpus, relative": ("../est/field-reports", "FRA", outside("../est/field-reports")),
+    "escaping through a subdirectory": ("reports/../../est", "FRA", outside("reports/../../est")),
+    "absolute, escaping with ..": (f"{ROOT}/fra/../est", "FRA", outside(f"{ROOT}/fra/../est")),
+    "the platform root": (ROOT, "FRA", outside(ROOT)),
+    "a sibling sharing the prefix": (f"{ROOT}/fra-old/reports", "FRA", outside(f"{ROOT}/fra-old/reports")),
+    "the nation's code in upper case": (f"{ROOT}/FRA/reports", "FRA", outside(f"{ROOT}/FRA/reports")),
+    "anywhere on the host": ("/etc", "FRA", outside("/etc")),
+    "deep escape": ("../../../../etc/passwd", "DEU", outside("../../../../etc/passwd", "DEU")),
+    "a NUL character": ("reports\x00/../../est", "FRA", ["spec.source: holds a NUL character"]),
+}
+
+
+@pytest.mark.parametrize(("source", "nation", "expected"), SOURCE_CASES.values(), ids=SOURCE_CASES.keys())
+def test_a_dataset_source_stays_under_its_nations_data_root(
+    source: str, nation: str, expected: list[str]
+) -> None:
+    assert problems_with_source(source, nation, ROOT) == expected
+
+
+def test_the_dataset_webhook_names_the_source_it_refuses() -> None:
+    spec = {**GOOD_DATASET, "source": "/var/lib/sovereign/sources/deu/notes"}
+    assert problems_with_dataset(spec, "tenant-fra", TENANTS, ROOT) == outside(spec["source"])
 
 
 FORBID = '@id("no-est") forbid (principal, action, resource) when { principal.nationality == "EST" };'

@@ -133,6 +133,7 @@ def test_fra_applications_whole() -> None:
                 "application": "fra-analyst",
                 "task": "generate",
                 "maxTokens": 512,
+                "limits": {"maxMessages": 256, "maxCharacters": 100_000, "maxInputs": 64},  # the defaults
                 "markings": {
                     "classification": "NATO RESTRICTED",
                     "releasableTo": ["DEU"],
@@ -322,12 +323,22 @@ def test_adding_a_model_is_additive() -> None:
             "application": "fra-embedder",
             "task": "embed",
             "maxTokens": 512,
+            "limits": old_models[0]["limits"],
             "markings": {**old_models[0]["markings"]},
         }
     ]
     # Another nation's model appearing changes FRA's own model applications not at all.
     with_deu = by_name(applications(models={"FRA": [model()], "DEU": [model(source="/d")]}))
     assert dumps(with_deu["fra-analyst"]) == dumps(old["fra-analyst"])
+
+
+def test_a_models_limits_reach_the_gateway_and_unset_ones_keep_their_defaults() -> None:
+    apps = by_name(applications(models={"FRA": [model(limits={"maxInputs": 8, "maxCharacters": 5000})]}))
+    [gateway] = apps["fra-gateway"]["deployments"]
+    [served] = gateway["user_config"]["models"]
+    assert served["limits"] == {"maxMessages": 256, "maxCharacters": 5000, "maxInputs": 8}
+    with pytest.raises(ValueError, match="maxInputs"):
+        model(limits={"maxInputs": 0})
 
 
 def test_changing_replicas_touches_only_that_application() -> None:

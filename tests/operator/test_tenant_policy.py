@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from sovereign_operator.admission_server import ADMISSION_CONFIGURATION
+from sovereign_operator.config import DEFAULT_DATASET_SOURCE_ROOT
 
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from tests.helpers import kubectl, wait_until
@@ -25,6 +26,7 @@ from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_j
 EXAMPLES = Path(__file__).parents[2] / "examples"
 LIAISON = EXAMPLES / "policies" / "fra-liaison.yaml"
 ANALYST = EXAMPLES / "models" / "fra-analyst.yaml"
+INTEL = EXAMPLES / "datasets" / "fra-intel-summaries.yaml"
 NAMESPACE = "tenant-fra"
 
 
@@ -152,7 +154,18 @@ def marked_model(name: str, **markings: Any) -> str:
     return yaml.safe_dump(body)
 
 
+def model_with_engine_args(name: str, **engine_args: Any) -> str:
+    body = yaml.safe_load(ANALYST.read_text())
+    body["metadata"]["name"] = name
+    body["spec"]["engineArgs"] = engine_args
+    return yaml.safe_dump(body)
+
+
 MODELS_REFUSED = {
+    "code shipped with the model's files": (
+        model_with_engine_args("fra-remote-code", trust_remote_code=True),
+        "spec.engineArgs.trust_remote_code: refused: would run Python code shipped with the model's files",
+    ),
     "above the Tenant's clearance": (
         marked_model("fra-secret", classification="NATO SECRET"),
         "spec.markings.classification: NATO SECRET exceeds the clearance of Tenant fra (NATO CONFIDENTIAL)",
@@ -187,3 +200,23 @@ def test_example_model_is_admitted(platform: Platform, nations: None) -> None:
     )
     assert labelled.returncode == 0, labelled.stderr  # metadata-only updates are never refused
     kubectl(platform.kube, "delete", "-f", str(ANALYST))
+
+
+def test_a_nations_admin_cannot_point_a_dataset_at_another_nations_documents(
+    platform: Platform, nations: None
+) -> None:
+    """FRA's example DataSet (a source relative to FRA's data root) is admitted; the same DataSet naming
+    Estonia's corpus, absolutely or with `..`, is refused naming spec.source, and is never created."""
+    admitted = kubectl(platform.kube, "apply", "-f", str(INTEL), check=False)
+    assert admitted.returncode == 0, admitted.stderr
+    kubectl(platform.kube, "delete", "-f", str(INTEL))
+    root = DEFAULT_DATASET_SOURCE_ROOT  # the operator's setting, unset here
+    for source in (f"{root}/est/field-reports", "../est/field-reports", "/etc"):
+        manifest = yaml.safe_load(INTEL.read_text())
+        manifest["metadata"] = {"name": "est-reports", "namespace": NAMESPACE}
+        manifest["spec"]["source"] = source
+        refused = _apply(platform, yaml.safe_dump(manifest))
+        assert refused.returncode != 0
+        expected = f"spec.source: {source!r} is outside FRA's data root {root}/fra"
+        assert denied("dataset") + expected in refused.stderr, refused.stderr
+        assert get_json(platform.kube, "dataset", "est-reports", "-n", NAMESPACE) is None

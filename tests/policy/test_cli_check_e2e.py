@@ -36,7 +36,7 @@ REPORTS = {
     "kind": "DataSet",
     "metadata": {"name": "reports", "namespace": "tenant-est"},
     "spec": {
-        "source": "/data/est/reports",
+        "source": "reports",
         "markings": {"classification": "NATO RESTRICTED", "releasableTo": ["NATO"]},
         "embedding": {"modelDeployment": "est-embedder"},
     },

@@ -25,6 +25,7 @@ from sovereign_serving.config import (
     served_model_name,
 )
 
+from sovereign.dataplane.sources import confined_source
 from sovereign.domain.nations import tenant_namespace, vault_role_name
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
@@ -87,16 +88,21 @@ def build_ingest_config(
     embedder: ModelDeploymentSpec | None,
     *,
     store_root: str,
+    source_root: str,
     vault: VaultSink,
     force: bool = False,
 ) -> IngestConfig:
-    """The ingest job's config for the DataSet `name` of `nation` (raises EmbeddingUnusable)."""
+    """The ingest job's config for the DataSet `name` of `nation`: its source as an absolute path under
+    the nation's data root (`<source_root>/<nation>`; raises SourceOutsideDataRoot) and its embedder (raises
+    EmbeddingUnusable)."""
+    source = confined_source(source_root, nation, spec.source)
     application = embedding_application(nation, spec, embedder)
     assert embedder is not None
     return IngestConfig(
         dataset=name,
         nation=nation,
-        source=spec.source,
+        source=source,
+        data_root=source_root,
         markings=spec.markings.owned_by(nation),
         chunk_size=spec.embedding.chunk_size,
         chunk_overlap=spec.embedding.chunk_overlap,

@@ -94,6 +94,7 @@ def _gateway_models(
             application=model_application_name(owner, spec.model),
             task=spec.task,
             max_tokens=spec.max_tokens,
+            limits=spec.limits,
             markings=spec.markings.owned_by(owner),
             federation_url=_federation_url(nation, owner, federation_urls),
         )

@@ -97,7 +97,7 @@ def validate_dataset(
 ) -> None:
     if _metadata_only(spec, old):
         return
-    problems = problems_with_dataset(dict(spec), namespace, _tenants(memo))
+    problems = problems_with_dataset(dict(spec), namespace, _tenants(memo), memo.config.dataset_source_root)
     if problems:
         raise kopf.AdmissionError("; ".join(problems), code=UNPROCESSABLE)
 

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from sovereign.clients import kubernetes as kube
 from sovereign.clients import ray
+from sovereign.dataplane.sources import SOURCE_FIELD, SourceOutsideDataRoot
 from sovereign.domain.nations import tenant_namespace
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
@@ -131,10 +132,19 @@ def _pass(
     )
     try:
         ingest = build_ingest_config(
-            nation, name, spec, embedder, store_root=target.store_root, vault=vault, force=force
+            nation,
+            name,
+            spec,
+            embedder,
+            store_root=target.store_root,
+            source_root=config.dataset_source_root,
+            vault=vault,
+            force=force,
         )
     except EmbeddingUnusable as error:
         return status_not_ingested(live, "EmbeddingUnusable", str(error))
+    except SourceOutsideDataRoot as error:  # admitted before the rule, or past the webhook: never read
+        return status_not_ingested(live, "SourceOutsideDataRoot", f"{SOURCE_FIELD}: {error}")
     if not _ready(embedder_body):
         message = f"the embedding model {spec.embedding.model_deployment!r} is not Ready yet"
         return status_not_ingested(live, "EmbeddingNotReady", message)

@@ -77,6 +77,30 @@ class EmbedResult:
     prompt_tokens: int
 
 
+class ContextLengthExceeded(ValueError):
+    """The prompt does not fit the model's context (its positions), with room for one generated token.
+
+    Raised before anything is generated; it crosses Ray's boundary (picklable) and the gateway answers it
+    400 `context_length_exceeded`. Counts only, never the prompt."""
+
+    def __init__(self, prompt_tokens: int, context_length: int) -> None:
+        super().__init__(
+            f"this model's maximum context length is {context_length} tokens, "
+            f"but the prompt has {prompt_tokens} tokens"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.prompt_tokens, self.context_length))
+
+
+def check_context(prompt_tokens: int, context_length: int | None) -> None:
+    """Refuse a prompt that leaves no room for a generated token (None: the context is not known)."""
+    if context_length is not None and prompt_tokens >= context_length:
+        raise ContextLengthExceeded(prompt_tokens, context_length)
+
+
 @runtime_checkable
 class Engine(Protocol):
     async def generate(self, request: GenerateRequest) -> GenerateResult: ...

@@ -37,6 +37,7 @@ from sovereign_serving.engines.base import (
     StreamDelta,
     Usage,
     chat_prompt,
+    check_context,
     cut_at_stop,
     effective_max_tokens,
     first_stop,
@@ -66,12 +67,16 @@ class TransformersEngine:
 
         self.task = config.task
         self._cap = config.max_tokens
-        self._tokenizer = AutoTokenizer.from_pretrained(config.source, local_files_only=True)
+        self._tokenizer = AutoTokenizer.from_pretrained(
+            config.source, local_files_only=True, trust_remote_code=False
+        )
         model_class = AutoModelForCausalLM if config.task == "generate" else AutoModel
         self._model = model_class.from_pretrained(
-            config.source, local_files_only=True, dtype=getattr(torch, dtype_name)
+            config.source, local_files_only=True, trust_remote_code=False, dtype=getattr(torch, dtype_name)
         )
         self._model.eval()
+        # The model's positions: a longer prompt is refused (ContextLengthExceeded) before generating.
+        self._context: int | None = getattr(self._model.config, "max_position_embeddings", None)
 
     # -- generation -----------------------------------------------------------------------------------
 
@@ -125,7 +130,9 @@ class TransformersEngine:
         else:
             text, special = str(request.prompt), True
         inputs = dict(self._tokenizer(text, return_tensors="pt", add_special_tokens=special))
-        return inputs, int(inputs["input_ids"].shape[1])
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        check_context(prompt_tokens, self._context)
+        return inputs, prompt_tokens
 
     def _generate_kwargs(
         self,

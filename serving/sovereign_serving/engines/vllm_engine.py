@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from sovereign.specs.model_deployment import REFUSED_ENGINE_ARGS
 from sovereign_serving.config import ModelServerConfig
 from sovereign_serving.engines.base import (
     EmbedResult,
@@ -20,6 +21,7 @@ from sovereign_serving.engines.base import (
     StreamDelta,
     Usage,
     chat_prompt,
+    check_context,
     effective_max_tokens,
 )
 
@@ -45,14 +47,18 @@ def vllm_engine_args(config: ModelServerConfig) -> dict[str, Any]:
     """The `AsyncEngineArgs` keyword arguments of a model: the verified local `source` for weights and
     tokenizer, the served name, `maxTokens` as `max_model_len` unless engineArgs give one, the pooling
     runner for embedding models, then every other engineArg passed through unchanged."""
-    pinned = sorted(PINNED_ENGINE_ARGS & set(config.engine_args))
+    pinned = sorted((PINNED_ENGINE_ARGS | REFUSED_ENGINE_ARGS.keys()) & set(config.engine_args))
     if pinned:
-        raise ValueError(f"engineArgs may not set {pinned}: the model's files are its verified `source`")
+        raise ValueError(
+            f"engineArgs may not set {pinned}: the model's files are its verified `source`, and no code "
+            "is loaded from them"
+        )
     args: dict[str, Any] = {
         "model": config.source,
         "tokenizer": config.source,
         "served_model_name": config.name,
         "max_model_len": config.max_tokens,
+        "trust_remote_code": False,
     }
     if config.task == "embed":
         args["runner"] = "pooling"
@@ -70,6 +76,7 @@ class VLLMEngine:
         self._cap = config.max_tokens
         self._engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(**vllm_engine_args(config)))
         self._tokenizer: Any = None
+        self._context = int(vllm_engine_args(config)["max_model_len"])
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         text, usage = "", Usage(0, 0)
@@ -89,6 +96,9 @@ class VLLMEngine:
         from vllm import SamplingParams
 
         prompt = await self._prompt(request)
+        # Refused here (400 at the gateway) rather than by vLLM's own ValueError (502).
+        ids = self._tokenizer.encode(prompt, add_special_tokens=request.messages is None)
+        check_context(len(ids), self._context)
         params = SamplingParams(
             max_tokens=effective_max_tokens(request, self._cap),
             temperature=request.temperature,
@@ -120,8 +130,8 @@ class VLLMEngine:
         return EmbedResult(vectors=vectors, prompt_tokens=tokens)
 
     async def _prompt(self, request: GenerateRequest) -> str:
-        if request.messages is None:
-            return str(request.prompt)
         if self._tokenizer is None:
             self._tokenizer = await self._engine.get_tokenizer()
+        if request.messages is None:
+            return str(request.prompt)
         return chat_prompt(self._tokenizer, request.messages)

@@ -44,7 +44,7 @@ from sovereign.policy.engine import PolicyEngine
 from sovereign.specs.tenant import Quotas
 from sovereign_serving.config import GatewayConfig, GatewayDataset, GatewayModel
 
-from ._errors import GatewayError, dataset_not_available, not_available, unauthenticated
+from ._errors import GatewayError, dataset_not_available, echoed, not_available, unauthenticated
 
 logger = logging.getLogger("sovereign.gateway")
 
@@ -316,5 +316,5 @@ def check_task(permitted: Permitted, task: str, model: str) -> None:
     if permitted.model.task != task:
         kind = "an embedding model" if permitted.model.task == "embed" else "a generation model"
         raise GatewayError(
-            400, f"model {model!r} is {kind}: use its endpoint", param="model", code="wrong_task"
+            400, f"model {echoed(model)!r} is {kind}: use its endpoint", param="model", code="wrong_task"
         )

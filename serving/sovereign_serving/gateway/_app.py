@@ -1,8 +1,11 @@
 """The nation's gateway: a Ray Serve deployment with a FastAPI ingress speaking the OpenAI API.
 
-Each request: bearer token (own nation's users only) → rate limit → body checks → policy decision on
-the model → the model application through a Ray Serve handle, its `maxTokens` capping the request → the
-answer with its marking in `X-Sovereign-Classification` and `X-Sovereign-Releasable-To`.
+Each request: bearer token (own nation's users only) → rate limit → the body, read up to MAX_BODY_BYTES
+(413 beyond) → body checks (unsupported parameters: 400 naming them) → policy decision on the model → the
+model's `limits` (messages, characters, embedding inputs: 400 naming the parameter) → the model application
+through a Ray Serve handle, its `maxTokens` capping the request (a prompt beyond the model's context is
+refused there before generating: 400 `context_length_exceeded`) → the answer with its marking in
+`X-Sovereign-Classification` and `X-Sovereign-Releasable-To`.
 
 Federation (one Ray cluster per nation, kuberay): another nation's model with a `federationUrl` is called
 over HTTP at its owner's gateway (`_federation.py`), after this gateway's own decision. The owner serves
@@ -15,7 +18,8 @@ at its owner's gateway, `/federation/v1/sovereign/search`), and the chunks go in
 lists its sources and is marked with the least upper bound of the model's and the chunks' markings.
 `POST /v1/sovereign/search` returns the chunks themselves, decided and audited the same way.
 
-Telemetry (`_telemetry.py`): a SERVER span per request continuing the client's `traceparent`, children for
+Telemetry (`_telemetry.py`): a SERVER span per request (a trace of its own, linked to the client's
+`traceparent`: the audit record's trace id is never the client's), children for
 authentication, the policy decision (`_decide`, where every request's `ModelDecision` is made) and the model
 call (GenAI CLIENT span, its context passed to the replica as `trace_context`); Ray metrics for token usage
 and decisions. Names, codes and counts only, never content.
@@ -47,6 +51,8 @@ from sovereign.domain.markings import Principal
 from sovereign.telemetry import configure_tracing, current_trace_id
 from sovereign_serving.audit_writer import AuditClient, AuditUnavailable
 from sovereign_serving.config import GatewayConfig
+from sovereign_serving.engines.base import ContextLengthExceeded
+from sovereign_serving.loopback import keep_replica_server_on_loopback
 
 from . import _grounding as grounding_api
 from . import _openai as openai_api
@@ -95,12 +101,22 @@ def _why(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _context_exceeded(error: BaseException) -> ContextLengthExceeded | None:
+    """The model server's refusal of a too long prompt, as Ray hands it over (the error itself, or a
+    RayTaskError whose cause it is)."""
+    for candidate in (error, getattr(error, "cause", None)):
+        if isinstance(candidate, ContextLengthExceeded):
+            return candidate
+    return None
+
+
 @serve.deployment(name="Gateway")
 @serve.ingress(app)
 class Gateway(DatasetRoutes):
     """One nation's OpenAI-compatible, policy-enforcing endpoint."""
 
     def __init__(self) -> None:
+        keep_replica_server_on_loopback()
         self._access: Access | None = None
         self._quota: QuotaClient | None = None
         self._handles: dict[str, DeploymentHandle] = {}
@@ -246,15 +262,19 @@ class Gateway(DatasetRoutes):
 
     async def _generate(self, request: Request, kind: str, check: Any, federated: bool = False) -> Response:
         access, principal = await self._admit(request, federated)
-        body, grounding = grounding_api.grounding_of(openai_api.parse_body(await request.body()))
+        body, grounding = grounding_api.grounding_of(
+            openai_api.parse_body(await openai_api.read_body(request))
+        )
         name = openai_api.model_name(body)
         check(body)
+        openai_api.check_supported(body, kind)
         stream = openai_api.wants_stream(body)
         if grounding is not None and stream:  # see _grounding.py: the sources have no place in a stream
             raise bad_request("a grounded answer (`sovereign.datasets`) cannot be streamed", param="stream")
         query = grounding_api.query_of(body, kind) if grounding is not None else ""
         permitted = access.permitted(principal, await self._decide(access, principal, name, federated))
         check_task(permitted, "generate", name)
+        openai_api.check_limits(body, permitted.model, kind)
         body = openai_api.capped(body, permitted.model, kind)
         if grounding is not None:
             return await self._grounded(
@@ -272,11 +292,13 @@ class Gateway(DatasetRoutes):
 
     async def _embed(self, request: Request, federated: bool = False) -> Response:
         access, principal = await self._admit(request, federated)
-        body = openai_api.parse_body(await request.body())
+        body = openai_api.parse_body(await openai_api.read_body(request))
         name = openai_api.model_name(body)
         openai_api.check_embedding(body)
+        openai_api.check_supported(body, "embed")
         permitted = access.permitted(principal, await self._decide(access, principal, name, federated))
         check_task(permitted, "embed", name)
+        openai_api.check_limits(body, permitted.model, "embed")
         call = telemetry.ModelCall(access.nation, name, "embed", body)
         if permitted.model.federation_url and not federated:
             return await self._forward(request, permitted, "embed", body, False, call)
@@ -357,7 +379,16 @@ class Gateway(DatasetRoutes):
             self._handles[application] = handle
         return handle
 
-    def _model_error(self, application: str, error: Exception) -> GatewayError:
+    def _model_error(self, application: str, error: Exception, method: str = "") -> GatewayError:
+        beyond = _context_exceeded(error)
+        if beyond is not None:  # the model server refused the prompt before generating: the client's 400
+            return GatewayError(
+                400,
+                f"this model's maximum context length is {beyond.context_length} tokens, but the prompt has "
+                f"{beyond.prompt_tokens} tokens; shorten it",
+                param="messages" if method.startswith("chat") else "prompt",
+                code="context_length_exceeded",
+            )
         if isinstance(error, RayServeException | RayActorError):
             self._handles.pop(application, None)
             logger.warning("model application %s unavailable: %s", application, type(error).__name__)
@@ -376,9 +407,9 @@ class Gateway(DatasetRoutes):
         except GatewayError as error:
             call.fail(type(error).__name__)
             raise
-        except Exception as error:  # noqa: BLE001 — mapped to 502/503 without internals
+        except Exception as error:  # noqa: BLE001 — mapped to 400/502/503 without internals
             call.fail(type(error).__name__)
-            raise self._model_error(application, error) from None
+            raise self._model_error(application, error, method) from None
         call.finish_with(answer)
         return answer
 
@@ -397,7 +428,7 @@ class Gateway(DatasetRoutes):
             raise
         except Exception as error:  # noqa: BLE001 — before the first byte: a proper error status
             call.fail(type(error).__name__)
-            raise self._model_error(application, error) from None
+            raise self._model_error(application, error, method) from None
         return StreamingResponse(
             self._events(application, chunks, first, include_usage, call),
             media_type="text/event-stream",

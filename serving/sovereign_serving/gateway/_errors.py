@@ -15,6 +15,12 @@ from sovereign.clients.vault import VaultSealed, VaultUnavailable
 # a user whether a model they may not use is there.
 NOT_AVAILABLE = "model {name!r} is not available to you"
 DATASET_NOT_AVAILABLE = "dataset {name!r} is not available to you"  # the same, for datasets
+MAX_ECHOED = 128  # characters of a client's string (a model or dataset name) an error message repeats
+
+
+def echoed(value: str) -> str:
+    """A client's string as an error message may repeat it: at most MAX_ECHOED characters, marked when cut."""
+    return value if len(value) <= MAX_ECHOED else value[:MAX_ECHOED] + "…"
 
 
 class GatewayError(Exception):
@@ -53,14 +59,14 @@ def unauthenticated(code: str, message: str) -> GatewayError:
 
 def not_available(model: str) -> GatewayError:
     return GatewayError(
-        403, NOT_AVAILABLE.format(name=model), type="permission_error", code="model_not_available"
+        403, NOT_AVAILABLE.format(name=echoed(model)), type="permission_error", code="model_not_available"
     )
 
 
 def dataset_not_available(dataset: str) -> GatewayError:
     return GatewayError(
         403,
-        DATASET_NOT_AVAILABLE.format(name=dataset),
+        DATASET_NOT_AVAILABLE.format(name=echoed(dataset)),
         type="permission_error",
         code="dataset_not_available",
     )

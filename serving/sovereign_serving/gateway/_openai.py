@@ -6,12 +6,58 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.requests import Request
+
 from sovereign_serving.config import GatewayModel
 
-from ._errors import bad_request
+from ._errors import GatewayError, bad_request
 
 DONE = b"data: [DONE]\n\n"
 MAX_TOKEN_FIELDS = {"chat": ("max_tokens", "max_completion_tokens"), "completion": ("max_tokens",)}
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a request body above this is refused (413) before it is read whole
+
+# Parameters the models do not honour: a value other than the harmless one is refused (400 naming it)
+# rather than ignored, so a client never believes it got what it asked for.
+UNSUPPORTED = {
+    "chat": {
+        "n": 1,
+        "logprobs": False,
+        "top_logprobs": None,
+        "tools": None,
+        "functions": None,
+        "tool_choice": None,
+        "function_call": None,
+        "logit_bias": None,
+        "audio": None,
+    },
+    "completion": {"n": 1, "best_of": 1, "echo": False, "logprobs": None, "suffix": None, "logit_bias": None},
+    "embed": {},
+}
+
+
+def too_large() -> GatewayError:
+    return GatewayError(
+        413,
+        f"the request body is larger than {MAX_BODY_BYTES} bytes",
+        code="request_too_large",
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused (413) by its Content-Length or, without one, as soon as the bytes read pass the
+    cap: reading stops there."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise bad_request("the Content-Length header is not a number", code="invalid_request")
+        if int(declared) > MAX_BODY_BYTES:
+            raise too_large()
+    received = bytearray()
+    async for piece in request.stream():
+        received += piece
+        if len(received) > MAX_BODY_BYTES:
+            raise too_large()
+    return bytes(received)
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -56,6 +102,73 @@ def check_embedding(body: Mapping[str, Any]) -> None:
     given = body.get("input")
     if not (isinstance(given, str) or (isinstance(given, list) and given)):
         raise bad_request("`input` must be a string or a non-empty list", param="input")
+
+
+def check_supported(body: Mapping[str, Any], kind: str) -> None:
+    """400 naming the first parameter set to a value the models do not honour (`n` other than 1...)."""
+    for param, harmless in UNSUPPORTED[kind].items():
+        value = body.get(param)
+        if value is None or (type(value) is type(harmless) and value == harmless):
+            continue
+        if harmless is None and value in ([], {}):
+            continue
+        expected = "absent" if harmless is None else json.dumps(harmless)
+        raise bad_request(
+            f"`{param}` is not supported here: leave it out or set it to {expected}",
+            param=param,
+            code="unsupported_parameter",
+        )
+
+
+def _texts(value: Any) -> list[str]:
+    """The strings of a message content, prompt or input (text parts of a list; token ids count 1 each)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        found: list[str] = []
+        for item in value:
+            if isinstance(item, dict):
+                text = item.get("text")
+                found += [text] if isinstance(text, str) else []
+            else:
+                found += _texts(item) if isinstance(item, list | str) else ["x"]
+        return found
+    return []
+
+
+def check_limits(body: Mapping[str, Any], model: GatewayModel, kind: str) -> None:
+    """The model's limits (its spec's `limits`): messages, characters, embedding inputs; 400 naming the
+    parameter, before the model is called."""
+    limits = model.limits
+    if kind == "chat":
+        param, messages = "messages", body.get("messages") or []
+        if len(messages) > limits.max_messages:
+            raise bad_request(
+                f"`messages` has {len(messages)} messages; this model takes at most {limits.max_messages}",
+                param="messages",
+                code="too_many_messages",
+            )
+        texts = [t for m in messages if isinstance(m, dict) for t in _texts(m.get("content"))]
+    elif kind == "completion":
+        param, texts = "prompt", _texts(body.get("prompt"))
+    else:
+        param, given = "input", body.get("input")
+        inputs = given if isinstance(given, list) else [given]
+        if len(inputs) > limits.max_inputs:
+            raise bad_request(
+                f"`input` has {len(inputs)} inputs; this model takes at most {limits.max_inputs}",
+                param="input",
+                code="too_many_inputs",
+            )
+        texts = _texts(given)
+    characters = sum(len(text) for text in texts)
+    if characters > limits.max_characters:
+        raise bad_request(
+            f"`{param}` has {characters} characters; this model takes at most {limits.max_characters} "
+            "in one request",
+            param=param,
+            code="too_many_characters",
+        )
 
 
 def capped(body: dict[str, Any], model: GatewayModel, kind: str) -> dict[str, Any]:

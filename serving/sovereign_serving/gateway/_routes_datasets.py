@@ -84,7 +84,7 @@ class DatasetRoutes:
         """The chunks themselves (`/v1/sovereign/search`), marked with their LUB (the datasets' own when
         none matched); on the federation route with each chunk's markings, for the calling gateway."""
         access, principal = await self._admit(request, federated)
-        ask = grounding_api.search_request(openai_api.parse_body(await request.body()))
+        ask = grounding_api.search_request(openai_api.parse_body(await openai_api.read_body(request)))
         datasets = await self._decide_datasets(access, principal, ask.datasets, federated)
         chunks = await self._retrieval.retrieve(
             access, principal, datasets, ask.query, ask.top_k, request.headers.get("authorization"), federated

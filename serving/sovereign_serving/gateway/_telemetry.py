@@ -1,6 +1,7 @@
 """The gateway's spans and Ray metrics: names, nations, decisions, counts and durations, never content.
 
-Spans (OTel semantic conventions): a SERVER span per request continuing the client's `traceparent`
+Spans (OTel semantic conventions): a SERVER span per request, a new trace linked to the client's
+`traceparent` (continuing it only on the federation routes, from another nation's gateway: `_parent`)
 ("HTTP spans": `{method} {route}`), children `authenticate` and `policy decide`, and a CLIENT span per model
 call as the GenAI conventions name it ("Semantic conventions for generative client AI spans", Inference
 and Embeddings: `{gen_ai.operation.name} {gen_ai.request.model}`). The model call's trace context goes to the
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from ray.util.metrics import Counter, Histogram
@@ -70,7 +72,7 @@ def _dataset_decisions() -> Counter:
 
 
 class TraceRequests:
-    """ASGI middleware: one SERVER span per HTTP request, parented by the client's W3C `traceparent`.
+    """ASGI middleware: one SERVER span per HTTP request, linked to the client's W3C `traceparent`.
 
     Pure ASGI (not BaseHTTPMiddleware): the span stays open until the last byte of a streamed answer.
     Only the method, the route and the status are recorded (no query, no headers).
@@ -89,7 +91,8 @@ class TraceRequests:
         # is known once the router matched (it sets `scope["route"]`); a path no route knows is the caller's
         # free text and stays out of the span.
         attributes = {"http.request.method": method}
-        server = span(method, kind=SpanKind.SERVER, attributes=attributes, context=context_from(headers))
+        parent, links = _parent(scope, headers)
+        server = span(method, kind=SpanKind.SERVER, attributes=attributes, context=parent, links=links)
         with server as current:
 
             async def traced_send(message: Message) -> None:
@@ -103,9 +106,33 @@ class TraceRequests:
                     if status >= 500:
                         current.set_status(Status(StatusCode.ERROR))
                         current.set_attribute("error.type", str(status))
+                    message = _with_traceresponse(message, current)
                 await send(message)
 
             await self.app(scope, receive, traced_send)
+
+
+def _with_traceresponse(start: Message, current: Span) -> Message:
+    """The response start with the gateway's own trace in `traceresponse` (W3C Trace Context Level 2), so a
+    client finds the trace (and the audit record) of its request; nothing when tracing is off."""
+    context = current.get_span_context()
+    if not context.is_valid:
+        return start
+    value = f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+    return {**start, "headers": [*start.get("headers", []), (b"traceresponse", value.encode())]}
+
+
+def _parent(scope: Scope, headers: Mapping[str, str]) -> tuple[otel_context.Context, list[trace.Link]]:
+    """Where the request's SERVER span hangs. A user's request starts a trace of the gateway's own, linked
+    to the client's span: the trace id an audit record carries is never one a client chose (OTel: a new
+    trace at a trust boundary, with a link). Only another nation's gateway, on the federation routes,
+    continues its trace, so a cross-nation call is one trace in both nations' logs."""
+    caller = context_from(headers)
+    path = str(scope.get("path", "")).removeprefix(str(scope.get("root_path", "")))
+    if path.startswith("/federation/"):
+        return caller, []
+    remote = trace.get_current_span(caller).get_span_context()
+    return otel_context.Context(), [trace.Link(remote)] if remote.is_valid else []
 
 
 async def authenticated(tenant: str, authenticate: Callable[[], Awaitable[Any]]) -> Any:

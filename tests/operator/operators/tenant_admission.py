@@ -12,5 +12,6 @@ from sovereign_operator.config import OperatorConfig
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    configure_admission(settings, OperatorConfig.from_environment())
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    memo.config = OperatorConfig.from_environment()  # as `python -m sovereign_operator` keeps it
+    configure_admission(settings, memo.config)

@@ -6,11 +6,16 @@ FRA also applies a model whose weights were tampered with. POL has a Tenant but 
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from sovereign_devstack.processes import read_pid
+from sovereign_devstack.services import RAY_SERVICE
 
 from sovereign.clients import ray
 from tests.helpers import kubectl, wait_until
@@ -178,3 +183,42 @@ def test_deleting_a_model_removes_its_application_only(deployed: Serving) -> Non
     )
     assert {"fra-analyst", "deu-embedder", "fra-gateway", "deu-gateway", "pol-gateway"} <= applications()
     assert httpx.get(f"{deployed.endpoint('deu')}/models", timeout=10).status_code == 401  # still serving
+
+
+def listening_sockets_of_session(leader: int) -> dict[tuple[str, int], str]:
+    """(address, port) → process name of every TCP socket listening in `leader`'s session (/proc)."""
+    sid = os.getsid(leader)
+    owners: dict[str, str] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getsid(int(pid)) != sid:
+                continue
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    owners[link[8:-1]] = name
+        except OSError:  # a process that ended meanwhile
+            continue
+    found = {}
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in owners:  # 0A: LISTEN
+                continue
+            hex_address, hex_port = fields[1].split(":")
+            raw = bytes.fromhex(hex_address)
+            packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))  # host-order words
+            found[(socket.inet_ntop(family, packed), int(hex_port, 16))] = owners[fields[9]]
+    return found
+
+
+def test_ray_listens_on_loopback_only(deployed: Serving) -> None:
+    head = read_pid(deployed.ray.state_dir, RAY_SERVICE)
+    assert head is not None
+    sockets = listening_sockets_of_session(head)
+    serve_port = int(deployed.ray.gateway_url.rsplit(":", 1)[1])
+    assert any(port == serve_port for _, port in sockets), sockets  # the Serve proxy is a worker: seen
+    assert {"gcs_server", "raylet"} <= set(sockets.values()), sockets
+    loopback = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+    assert {key: name for key, name in sockets.items() if key[0] not in loopback} == {}

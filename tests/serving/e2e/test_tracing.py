@@ -90,8 +90,26 @@ def traceparent() -> tuple[str, str, str]:
     return trace_id, span_id, f"00-{trace_id}-{span_id}-01"
 
 
-def trace_spans(receiver: OtlpReceiver, trace_id: str, *names: str) -> dict[str, dict[str, Any]]:
-    """The trace's spans by name, once every one of `names` has arrived."""
+def gateway_trace(receiver: OtlpReceiver, client_trace_id: str) -> str:
+    """The trace the gateway started for a client's request: a user's request never continues the client's
+    trace (the audit record's trace id is never one a client chose); its SERVER span links the client's."""
+
+    def started() -> str | None:
+        for span in receiver.spans():
+            linked = {link["trace_id"] for link in span["links"]}
+            if span["kind"] == "SPAN_KIND_SERVER" and client_trace_id in linked:
+                return str(span["trace_id"])
+        return None
+
+    trace_id = wait_until(started, f"the gateway's trace linking {client_trace_id}", timeout=30)
+    assert trace_id != client_trace_id
+    return trace_id
+
+
+def trace_spans(receiver: OtlpReceiver, client_trace_id: str, *names: str) -> dict[str, dict[str, Any]]:
+    """The spans of the trace the gateway started for the client's, by name, once every one of `names`
+    has arrived."""
+    trace_id = gateway_trace(receiver, client_trace_id)
 
     def arrived() -> dict[str, dict[str, Any]] | None:
         spans = {span["name"]: span for span in receiver.spans() if span["trace_id"] == trace_id}
@@ -103,11 +121,12 @@ def trace_spans(receiver: OtlpReceiver, trace_id: str, *names: str) -> dict[str,
 def assert_gateway_spans(
     spans: dict[str, dict[str, Any]], server_name: str, client_span_id: str, nation: str, model: str
 ) -> dict[str, Any]:
-    """The gateway's SERVER span continues the client's span; authentication and the allowing decision
-    are its children. Returns the decision span."""
+    """The gateway's SERVER span starts its trace, linked to the client's span; authentication and the
+    allowing decision are its children. Returns the decision span."""
     server = spans[server_name]
     assert server["kind"] == "SPAN_KIND_SERVER"
-    assert server["parent_span_id"] == client_span_id
+    assert server["parent_span_id"] is None
+    assert [link["span_id"] for link in server["links"]] == [client_span_id]
     assert server["attributes"]["http.response.status_code"] == 200
     assert server["resource"]["sovereign.tenant"] == nation
     for child in ("authenticate", "policy decide"):
@@ -245,7 +264,7 @@ def test_no_prompt_and_no_token_in_any_span_export_or_log(
     assert denied["sovereign.decision"] == "deny" and denied["sovereign.tenant"] == "POL"
     assert denied["sovereign.decision.reasons"] and "sovereign.classification" not in denied
     assert spans["POST /v1/chat/completions"]["attributes"]["http.response.status_code"] == 403
-    assert spans["POST /v1/chat/completions"]["parent_span_id"] == client_span
+    assert [link["span_id"] for link in spans["POST /v1/chat/completions"]["links"]] == [client_span]
     assert not any(name.startswith("chat ") for name in spans)  # no model call after a deny
     wait_until(
         lambda: any(
@@ -354,8 +373,10 @@ def audit_records(serving: Serving, audit_dir: Path, nation: str) -> list[dict[s
 
 
 def test_every_decision_is_in_the_audit_logs_of_the_nations_involved_under_its_trace_id(
-    traced: Serving, audit_dir: Path
+    traced: Serving, audit_dir: Path, receiver: OtlpReceiver
 ) -> None:
+    """Under the trace the gateway started (never the client's: a client cannot choose the id an audit
+    record carries), in both nations' logs."""
     secret = uuid.uuid4().hex
     prompt = [{"role": "user", "content": f"Brief me on {secret}."}]
     allowed_trace, _, allowed_header = traceparent()
@@ -369,6 +390,8 @@ def test_every_decision_is_in_the_audit_logs_of_the_nations_involved_under_its_t
             model="fra/analyst", messages=prompt, extra_headers={"traceparent": denied_header}
         )
 
+    client_traces = (allowed_trace, denied_trace)
+    allowed_trace, denied_trace = (gateway_trace(receiver, client_trace) for client_trace in client_traces)
     by_trace = {
         nation: {r["details"].get("traceId"): r for r in audit_records(traced, audit_dir, nation)}
         for nation in ("FRA", "DEU", "POL")
@@ -384,6 +407,7 @@ def test_every_decision_is_in_the_audit_logs_of_the_nations_involved_under_its_t
         assert record["decision"]["outcome"] == "denied" and record["actor"]["nation"] == "POL"
         assert record["details"]["reasonCodes"]
     assert denied_trace not in by_trace["DEU"]
+    assert not set(client_traces) & {trace for records in by_trace.values() for trace in records}
     assert secret not in json.dumps(by_trace)
 
     verified = subprocess.run(
@@ -406,7 +430,10 @@ def test_a_path_no_route_knows_stays_out_of_the_trace(traced: Serving, receiver:
     answer = httpx.get(f"{traced.endpoint('fra')}/{secret}", headers={"traceparent": header}, timeout=30)
     assert answer.status_code == 404
     server = trace_spans(receiver, trace_id, "GET")["GET"]
-    assert server["parent_span_id"] == client_span
+    assert server["parent_span_id"] is None
+    assert [link["span_id"] for link in server["links"]] == [client_span]
+    # The gateway tells the client its own trace (W3C `traceresponse`), the one its audit records carry.
+    assert answer.headers["traceresponse"].startswith(f"00-{server['trace_id']}-{server['span_id']}-")
     assert server["attributes"]["http.response.status_code"] == 404
     assert "http.route" not in server["attributes"] and "url.path" not in server["attributes"]
     assert not any(secret.encode() in body for body in receiver.raw_bodies())

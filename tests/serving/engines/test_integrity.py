@@ -1,4 +1,4 @@
-"""Weight integrity: every listed file matches its digest, nothing is missing, no weights are unlisted."""
+"""Weight integrity: every listed file matches its digest, nothing is missing, no file is unlisted."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sovereign_serving.integrity import IntegrityError, verify_model_files
+from sovereign_serving.integrity import IntegrityError, sha256_of, verify_model_files
 
 from tests.serving.engines.conftest import LocalModel
 
@@ -44,13 +44,27 @@ def test_a_missing_file_names_the_file(copy: LocalModel) -> None:
 def test_an_unlisted_weight_file_is_refused(copy: LocalModel) -> None:
     (copy.source / "extra").mkdir()
     (copy.source / "extra" / "adapter.bin").write_bytes(b"weights nobody vouched for")
-    with pytest.raises(IntegrityError, match=r"'extra/adapter\.bin'.*not listed"):
+    with pytest.raises(IntegrityError, match=r"'extra/adapter\.bin'.*weight file is not pinned"):
         verify_model_files(copy.source, copy.sha256)
 
 
-def test_an_unlisted_file_that_holds_no_weights_is_allowed(copy: LocalModel) -> None:
-    (copy.source / "README.md").write_text("notes")
-    verify_model_files(copy.source, copy.sha256)
+@pytest.mark.parametrize(
+    "name", ["modeling_llama.py", "tokenizer_config.json.bak", ".hidden", "README.md", "sub/custom.json"]
+)
+def test_any_unlisted_file_is_refused_and_named(copy: LocalModel, name: str) -> None:
+    (copy.source / name).parent.mkdir(exist_ok=True)
+    (copy.source / name).write_text("nobody vouched for this")
+    with pytest.raises(IntegrityError, match="not pinned in sha256") as caught:
+        verify_model_files(copy.source, copy.sha256)
+    assert caught.value.path == name
+    verify_model_files(copy.source, {**copy.sha256, name: sha256_of(copy.source / name)})  # pinned: passes
+
+
+def test_a_link_to_a_directory_is_refused(copy: LocalModel, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (copy.source / "linked").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(IntegrityError, match="'linked'.*link to a directory"):
+        verify_model_files(copy.source, copy.sha256)
 
 
 @pytest.mark.parametrize(

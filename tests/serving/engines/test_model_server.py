@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import pickle
 import shutil
 import struct
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from sovereign_serving.config import AIR_GAP_ENV
+from sovereign_serving.engines.base import ContextLengthExceeded
 from sovereign_serving.integrity import IntegrityError
 from sovereign_serving.model_server import ModelServer, build_app
 
@@ -128,6 +130,27 @@ def test_bad_chat_bodies_raise_value_error(generator: Any, body: Any, match: str
     with pytest.raises(ValueError, match=match) as caught:
         run(generator.chat(body))
     assert type(caught.value) is ValueError  # plain: it crosses Ray's process boundary intact
+
+
+def test_a_prompt_beyond_the_models_positions_is_refused_before_anything_is_generated(generator: Any) -> None:
+    """The tiny model has 2,048 positions: a longer prompt raises ContextLengthExceeded (the gateway's 400
+    `context_length_exceeded`), a stream before its first chunk. It survives pickling (Ray's boundary)."""
+    long = {**CHAT, "messages": [{"role": "user", "content": "Hello world " * 4_800}]}
+    with pytest.raises(ContextLengthExceeded) as plain:
+        run(generator.chat(long))
+    assert plain.value.context_length == 2048 and plain.value.prompt_tokens > 2048
+    copied = pickle.loads(pickle.dumps(plain.value))
+    assert (copied.prompt_tokens, copied.context_length) == (plain.value.prompt_tokens, 2048)
+    chunks: list[Any] = []
+
+    async def first_chunk() -> None:
+        chunks.append(await anext(generator.chat_stream(long)))
+
+    with pytest.raises(ContextLengthExceeded):
+        run(first_chunk())
+    assert chunks == []
+    with pytest.raises(ContextLengthExceeded):
+        run(generator.complete({"prompt": "Hello world " * 4_800, "max_tokens": 4}))
 
 
 def test_bad_completion_and_embedding_bodies_raise_value_error(generator: Any, embedder: Any) -> None:

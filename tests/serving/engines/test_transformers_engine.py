@@ -121,6 +121,12 @@ def test_engine_args_of_another_engine_are_refused(tiny_llama: LocalModel) -> No
         load_engine(tiny_llama.config(engineArgs={"gpu_memory_utilization": 0.9}))
 
 
+@pytest.mark.parametrize("value", [True, False])
+def test_trust_remote_code_is_refused_whatever_its_value(tiny_llama: LocalModel, value: bool) -> None:
+    with pytest.raises(ValueError, match=r"engineArgs\.trust_remote_code: would run Python code"):
+        load_engine(tiny_llama.config(engineArgs={"trust_remote_code": value}))
+
+
 def test_embeddings_are_384_dim_and_normalised(embedder: TransformersEngine) -> None:
     result = run(embedder.embed(["The cat sits on the mat.", "A kitten is sitting on a rug."]))
     assert [len(vector) for vector in result.vectors] == [384, 384]

@@ -24,6 +24,7 @@ EXPECTED = {
     "tokenizer": "/models/analyst",
     "served_model_name": "fra/analyst",
     "max_model_len": 4096,
+    "trust_remote_code": False,
 }
 
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -47,11 +48,35 @@ def test_config_maps_to_engine_args(change: dict[str, Any], expected: dict[str, 
     assert vllm_engine_args(ModelServerConfig.model_validate({**BASE, **change})) == expected
 
 
-@pytest.mark.parametrize("key", ["model", "tokenizer", "revision", "download_dir", "served_model_name"])
-def test_engine_args_cannot_change_which_files_load(key: str) -> None:
+@pytest.mark.parametrize(
+    "key",
+    [
+        "model",
+        "tokenizer",
+        "revision",
+        "download_dir",
+        "served_model_name",
+        "trust_remote_code",
+        "code_revision",
+        "hf_config_path",
+        "speculative_config",
+        "load_format",
+        "worker_extension_cls",
+    ],
+)
+def test_engine_args_cannot_change_which_files_or_code_load(key: str) -> None:
     config = ModelServerConfig.model_validate({**BASE, "engineArgs": {key: "elsewhere"}})
     with pytest.raises(ValueError, match=key):
         vllm_engine_args(config)
+
+
+def test_the_model_server_refuses_remote_code_before_loading_anything() -> None:
+    config = ModelServerConfig.model_validate({**BASE, "engineArgs": {"trust_remote_code": True}})
+    with pytest.raises(ValueError) as caught:
+        load_engine(config)  # the check comes before vLLM is imported: no GPU needed to prove it
+    assert "engineArgs.trust_remote_code: would run Python code shipped with the model's files" in str(
+        caught.value
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")

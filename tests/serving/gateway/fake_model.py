@@ -10,14 +10,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ray import serve
+from sovereign_serving.engines.base import check_context
 
 WORDS = ("sovereign", "answer", "here")
+FAKE_CONTEXT_LENGTH = 2048  # the tiny model's positions
 Carrier = dict[str, str] | None  # the caller's W3C trace context (ModelServer's `trace_context`), unused here
 
 
 def _check(body: dict[str, Any]) -> None:
     if body.get("user") == "explode":
         raise RuntimeError("the fake model failed on purpose")
+    # As the model server refuses a prompt beyond its positions, counting a word as a token.
+    texts = [m.get("content") for m in body.get("messages") or []] + [body.get("prompt")]
+    words = sum(len(text.split()) for text in texts if isinstance(text, str))
+    check_context(words, FAKE_CONTEXT_LENGTH)
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:

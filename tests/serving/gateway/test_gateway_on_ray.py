@@ -29,6 +29,7 @@ from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.audit_writer import AUDIT_NAMESPACE, audit_writer_name
 from sovereign_serving.config import AIR_GAP_ENV, gateway_application_name
 from sovereign_serving.gateway import NOT_AVAILABLE, QUOTA_NAMESPACE, quota_actor_name
+from sovereign_serving.gateway._openai import MAX_BODY_BYTES
 
 from sovereign.audit import DECISIONS_STREAM, stream_directory, verify
 from sovereign.domain.markings import Classification
@@ -306,6 +307,84 @@ def test_model_unavailable_and_failing(base_url: str) -> None:
         )
     assert failed.value.status_code == 502
     assert "on purpose" not in str(failed.value.body)
+
+
+# SECTION input bounds (README, "Limits"): refused with 400/413 naming the parameter, before the model works
+
+
+def refused(excinfo: pytest.ExceptionInfo[openai.APIStatusError]) -> tuple[int, str, str | None]:
+    error = error_of(excinfo)
+    return excinfo.value.status_code, error["code"], error["param"]
+
+
+def test_a_body_beyond_the_cap_is_413_by_its_length_or_as_it_streams(base_url: str) -> None:
+    url, headers = f"{base_url}/deu/v1/chat/completions", {"Authorization": f"Bearer {user('DEU')}"}
+    declared = httpx.post(url, content=b" " * (MAX_BODY_BYTES + 1), headers=headers, timeout=30)
+    assert declared.status_code == 413, declared.text
+    assert declared.json()["error"] == {
+        "message": f"the request body is larger than {MAX_BODY_BYTES} bytes",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "request_too_large",
+    }
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: refused once the bytes read pass the cap
+        yield from (b" " * 65536 for _ in range(MAX_BODY_BYTES // 65536 + 1))
+
+    streamed = httpx.post(url, content=chunked(), headers=headers, timeout=30)
+    assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "request_too_large"
+
+
+def test_too_many_messages_or_characters_are_400_naming_messages(base_url: str) -> None:
+    deu = client(base_url, "DEU", user("DEU"))
+    with pytest.raises(openai.BadRequestError) as messages:
+        deu.chat.completions.create(model="fra/analyst", messages=[{"role": "user", "content": "x"}] * 257)
+    assert refused(messages) == (400, "too_many_messages", "messages")
+    with pytest.raises(openai.BadRequestError) as characters:
+        deu.chat.completions.create(
+            model="fra/analyst", messages=[{"role": "user", "content": "x" * 100_001}]
+        )
+    assert refused(characters) == (400, "too_many_characters", "messages")
+
+
+def test_too_many_embedding_inputs_are_400_naming_input(base_url: str) -> None:
+    with pytest.raises(openai.BadRequestError) as inputs:
+        client(base_url, "DEU", user("DEU")).embeddings.create(model="fra/embed", input=["x"] * 65)
+    assert refused(inputs) == (400, "too_many_inputs", "input")
+
+
+def test_a_prompt_beyond_the_models_context_is_400_context_length_exceeded(base_url: str) -> None:
+    """The fake model refuses as the model server does (a word a token, 2,048 positions), streamed too."""
+    deu = client(base_url, "DEU", user("DEU"))
+    long = [{"role": "user", "content": "word " * 9_576}]
+    with pytest.raises(openai.BadRequestError) as plain:
+        deu.chat.completions.create(model="fra/analyst", messages=long)
+    assert refused(plain) == (400, "context_length_exceeded", "messages")
+    assert "2048" in error_of(plain)["message"] and "9576" in error_of(plain)["message"]
+    with pytest.raises(openai.BadRequestError) as streamed:
+        deu.chat.completions.create(model="fra/analyst", messages=long, stream=True)
+    assert refused(streamed) == (400, "context_length_exceeded", "messages")
+    with pytest.raises(openai.BadRequestError) as completion:
+        deu.completions.create(model="fra/analyst", prompt="word " * 9_576)
+    assert refused(completion) == (400, "context_length_exceeded", "prompt")
+
+
+def test_unsupported_parameters_are_400_naming_them(base_url: str) -> None:
+    deu = client(base_url, "DEU", user("DEU"))
+    with pytest.raises(openai.BadRequestError) as several:
+        deu.chat.completions.create(model="fra/analyst", messages=[{"role": "user", "content": "x"}], n=5)
+    assert refused(several) == (400, "unsupported_parameter", "n")
+    with pytest.raises(openai.BadRequestError) as best_of:
+        deu.completions.create(model="fra/analyst", prompt="x", best_of=3)
+    assert refused(best_of) == (400, "unsupported_parameter", "best_of")
+
+
+def test_a_huge_model_name_is_not_echoed(base_url: str) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        client(base_url, "DEU", user("DEU")).chat.completions.create(
+            model="m" * 200_000, messages=[{"role": "user", "content": "x"}]
+        )
+    assert denied.value.response.status_code == 403 and len(denied.value.response.content) < 1_000
 
 
 # SECTION rate limits and configuration

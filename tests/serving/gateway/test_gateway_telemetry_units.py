@@ -16,6 +16,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from sovereign_serving.config import GatewayConfig
 from sovereign_serving.gateway._access import Access, ModelDecision
 from sovereign_serving.gateway._federation import Federation
+from sovereign_serving.gateway._telemetry import _parent
 
 from sovereign.domain.markings import Classification
 from tests.serving.gateway.nations import ISSUERS, gateway_config
@@ -128,3 +129,18 @@ def test_a_federation_call_carries_the_current_trace_to_the_owner(
     [headers] = seen
     assert headers["traceparent"] == f"00-{trace_id:032x}-{span_id:016x}-01"
     assert headers["authorization"] == "Bearer t"
+
+
+def test_a_users_request_starts_the_gateways_own_trace_linked_to_the_clients() -> None:
+    """The trace id an audit record carries is never one a client chose; only the federation routes (another
+    nation's gateway) continue the caller's trace."""
+    client_trace, client_span = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    headers = {"traceparent": f"00-{client_trace}-{client_span}-01"}
+    parent, links = _parent({"path": "/deu/v1/chat/completions", "root_path": "/deu"}, headers)
+    assert not trace.get_current_span(parent).get_span_context().is_valid  # a new trace
+    [link] = links
+    assert (f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}") == (client_trace, client_span)
+    assert _parent({"path": "/v1/models"}, {})[1] == []
+    federated, links = _parent({"path": "/fra/federation/v1/chat/completions", "root_path": "/fra"}, headers)
+    assert f"{trace.get_current_span(federated).get_span_context().trace_id:032x}" == client_trace
+    assert links == []

@@ -11,8 +11,16 @@ from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.config import GatewayConfig
 from sovereign_serving.gateway import NOT_AVAILABLE, GatewayError, build_app
 from sovereign_serving.gateway._access import Access
+from sovereign_serving.gateway._errors import MAX_ECHOED, not_available
 from sovereign_serving.gateway._federation import Federation, federation_url
-from sovereign_serving.gateway._openai import capped, for_streaming, parse_body, tokens_used
+from sovereign_serving.gateway._openai import (
+    capped,
+    check_limits,
+    check_supported,
+    for_streaming,
+    parse_body,
+    tokens_used,
+)
 from sovereign_serving.gateway._ratelimit import TenantQuota, lease_size
 
 from sovereign.domain.markings import Classification
@@ -184,6 +192,42 @@ def test_bodies_and_usage() -> None:
     assert body["stream_options"] == {"include_usage": True} and include is False
     assert tokens_used({"usage": {"prompt_tokens": 2, "completion_tokens": 3}}) == 5
     assert tokens_used({"choices": []}) == 0
+
+
+def test_input_limits_come_from_the_model_and_name_the_parameter() -> None:
+    model = access("DEU").models["fra/analyst"]  # the defaults: 256 messages, 100,000 characters, 64 inputs
+    one = {"role": "user", "content": "x"}
+    check_limits({"messages": [one] * 256}, model, "chat")
+    assert (refusal(lambda: check_limits({"messages": [one] * 257}, model, "chat")).param) == "messages"
+    parts = {"role": "user", "content": [{"type": "text", "text": "x" * 60_000}] * 2}
+    too_long = refusal(lambda: check_limits({"messages": [parts]}, model, "chat"))
+    assert (too_long.code, too_long.param) == ("too_many_characters", "messages")
+    assert refusal(lambda: check_limits({"prompt": ["y" * 100_001]}, model, "completion")).param == "prompt"
+    assert refusal(lambda: check_limits({"input": ["z"] * 65}, model, "embed")).code == "too_many_inputs"
+    small = model.model_copy(update={"limits": model.limits.model_copy(update={"max_inputs": 2})})
+    assert refusal(lambda: check_limits({"input": ["a", "b", "c"]}, small, "embed")).param == "input"
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "param"),
+    [
+        ("chat", {"n": 5}, "n"),
+        ("chat", {"n": True}, "n"),
+        ("chat", {"logprobs": True}, "logprobs"),
+        ("chat", {"tools": [{"type": "function"}]}, "tools"),
+        ("completion", {"best_of": 3}, "best_of"),
+        ("completion", {"echo": True}, "echo"),
+    ],
+)
+def test_unsupported_parameters_are_400_naming_them(kind: str, body: dict[str, Any], param: str) -> None:
+    refused = refusal(lambda: check_supported(body, kind))
+    assert (refused.status, refused.code, refused.param) == (400, "unsupported_parameter", param)
+
+
+def test_harmless_values_of_unsupported_parameters_pass_and_echoes_are_bounded() -> None:
+    check_supported({"n": 1, "logprobs": False, "tools": [], "stream": True}, "chat")
+    check_supported({"n": None, "best_of": 1, "echo": False}, "completion")
+    assert len(not_available("m" * 200_000).message) < MAX_ECHOED + 40
 
 
 def test_build_app_refuses_unknown_arguments() -> None:
