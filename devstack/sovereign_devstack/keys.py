@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from sovereign_devstack.private_files import write_private
+
 
 @dataclass(frozen=True)
 class ServiceAccountKeyFiles:
@@ -35,12 +37,11 @@ def write_service_account_key(private_key_path: Path) -> ServiceAccountKeyFiles:
     )
     if not private_key_path.exists():
         new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private_key_path.parent.mkdir(parents=True, exist_ok=True)
-        private_key_path.touch(mode=0o600)
-        private_key_path.write_bytes(
+        write_private(
+            private_key_path,
             new_key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
+            ),
         )
     key = serialization.load_pem_private_key(private_key_path.read_bytes(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from sovereign_devstack.pki import CertificateAuthority, KeyPair
+from sovereign_devstack.private_files import write_private
 
 CONTEXT = "sovereign-devstack"
 ADMIN_USER = "kubernetes-admin"
@@ -73,7 +74,4 @@ def write_kubeconfig(
         "current-context": CONTEXT,
         "preferences": {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+    return write_private(path, yaml.safe_dump(config, sort_keys=False))

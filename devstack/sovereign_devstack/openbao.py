@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from sovereign_devstack.pki import CertificateAuthority, ensure_ca
+from sovereign_devstack.private_files import write_private
 from sovereign_devstack.processes import (
     ServiceSpec,
     ServiceStartError,
@@ -235,7 +236,9 @@ def initialize(server: OpenBaoServer) -> InitKeys:
         raise OpenBaoError(f"OpenBao at {server.url} refused to initialize: {answer.status_code}")
     body = answer.json()
     keys = InitKeys(unseal_key=body["keys_base64"][0], root_token=body["root_token"])
-    _write_private_json(server.init_file, {"unseal_key": keys.unseal_key, "root_token": keys.root_token})
+    write_private(
+        server.init_file, json.dumps({"unseal_key": keys.unseal_key, "root_token": keys.root_token})
+    )
     return keys
 
 
@@ -276,13 +279,3 @@ def seal(server: OpenBaoServer, root_token: str) -> None:
         answer = http.put("/v1/sys/seal", headers={"X-Vault-Token": root_token})
     if answer.status_code not in (200, 204):
         raise OpenBaoError(f"OpenBao at {server.url} refused to seal: {answer.status_code}")
-
-
-def _write_private_json(path: Path, body: dict[str, str]) -> None:
-    """Write `body` to `path` with mode 0600 from its first byte (a new file, then an atomic rename)."""
-    partial = path.with_name(path.name + ".partial")
-    partial.unlink(missing_ok=True)
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        json.dump(body, file)
-    partial.replace(path)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from sovereign.clients.kubernetes import (
 )
 from sovereign_devstack.chart_rendering import render_objects
 from sovereign_devstack.pki import CertificateAuthority
+from sovereign_devstack.private_files import write_private
 
 RELEASE, NAMESPACE = "sovereign", "sovereign-system"
 SERVICE_ACCOUNT = "sovereign-operator"  # the chart's name for release `sovereign` (<fullname>-operator)
@@ -122,8 +122,8 @@ def install_operator_identity(admin_kubeconfig: Path, directory: Path, runtime: 
     grant_operator_roles(admin, runtime)
     token = create_namespaced_service_account_token(admin, NAMESPACE, SERVICE_ACCOUNT, TOKEN_SECONDS)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    token_file = _write_private(directory / "token", token)
-    kubeconfig = _write_private(
+    token_file = write_private(directory / "token", token)
+    kubeconfig = write_private(
         directory / "kubeconfig", yaml.safe_dump(token_kubeconfig(admin_kubeconfig, token), sort_keys=False)
     )
     return OperatorIdentity(kubeconfig, token_file)
@@ -186,11 +186,3 @@ def webhook_serving_env(ca: CertificateAuthority, directory: Path, port: int) ->
         "SOVEREIGN_WEBHOOK_KEY_FILE": str(pair.private_key),
         "SOVEREIGN_WEBHOOK_MANAGED": "false",
     }
-
-
-def _write_private(path: Path, content: str) -> Path:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(content)
-    os.chmod(path, 0o600)  # an existing file keeps its mode through os.open
-    return path

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from sovereign_devstack.private_files import write_private
+
 CA_NAME = "sovereign-devstack-ca"
 VALIDITY = datetime.timedelta(days=3650)
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -92,7 +94,7 @@ class CertificateAuthority:
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         certificate = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-        _write_private(pair.private_key, key)
+        write_private(pair.private_key, _pem(key))
         pair.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
         return pair
 
@@ -132,17 +134,12 @@ def ensure_ca(directory: Path) -> CertificateAuthority:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(ca.private_key, key)
+    write_private(ca.private_key, _pem(key))
     ca.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return ca
 
 
-def _write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    path.touch(mode=0o600)
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -28,7 +28,6 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -48,6 +47,7 @@ from sovereign.clients.kubernetes import (
 from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, tenant_namespace
 from sovereign_devstack.kubeconfig import write_kubeconfig
 from sovereign_devstack.pki import CertificateAuthority
+from sovereign_devstack.private_files import write_private
 from sovereign_devstack.processes import ServiceSpec, python_module_argv
 
 log = logging.getLogger("sovereign_devstack.token_projector")
@@ -169,7 +169,7 @@ class TokenProjector:
                 continue
             if _token_uid(token) != uid:  # re-created between the list and the request: next pass
                 continue
-            _write_private(path, token)
+            write_private(path, token)
             self.projected[name] = Projected(uid, now)
             why = "new" if last is None else ("re-minted (new uid)" if last.uid != uid else "refreshed")
             log.info("%s/%s: token %s, %ds", namespace, SERVING_SERVICE_ACCOUNT, why, self.token_seconds)
@@ -209,18 +209,6 @@ def _token_uid(token: str) -> str | None:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         return str(claims["kubernetes.io"]["serviceaccount"]["uid"])
     return None
-
-
-def _write_private(path: Path, content: str) -> None:
-    """Replace the file atomically, readable by this user only."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(content)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
 
 
 @dataclass
