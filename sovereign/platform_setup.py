@@ -14,9 +14,9 @@ from kubernetes.client import ApiClient
 from sovereign.clients.kubernetes import apply_object, wait_for_crd_established
 from sovereign.clients.vault import (
     configure_kubernetes_auth,
-    create_kubernetes_role,
     ensure_auth_method,
     ensure_secrets_engine,
+    write_kubernetes_role,
 )
 from sovereign.specs import CUSTOM_RESOURCES
 from sovereign.specs.crd_yaml import build_crd
@@ -120,15 +120,13 @@ def prepare_nation_vault(
         token_reviewer_jwt=token_reviewer_jwt,
     )
     install_operator_vault_policy(client)
-    create_kubernetes_role(
-        client,
-        KUBERNETES_AUTH_MOUNT,
-        OPERATOR_KUBERNETES_ROLE,
-        service_account_names=[name],
-        namespaces=[namespace],
-        policies=[OPERATOR_POLICY_NAME],
-        ttl=OPERATOR_ROLE_TOKEN_TTL,
-    )
+    role = {
+        "bound_service_account_names": name,
+        "bound_service_account_namespaces": namespace,
+        "token_policies": OPERATOR_POLICY_NAME,
+        "token_ttl": OPERATOR_ROLE_TOKEN_TTL,
+    }
+    write_kubernetes_role(client, KUBERNETES_AUTH_MOUNT, OPERATOR_KUBERNETES_ROLE, role)
     progress(f"Vault: operator policy and role {OPERATOR_KUBERNETES_ROLE} for {operator_service_account}")
 
 

@@ -354,29 +354,6 @@ def is_permission_denied(error: BaseException) -> bool:
     return isinstance(error, hvac.exceptions.Forbidden)
 
 
-def create_kubernetes_role(
-    client: hvac.Client,
-    mount: str,
-    name: str,
-    service_account_names: list[str],
-    namespaces: list[str],
-    policies: list[str],
-    ttl: str,
-) -> None:
-    """A Kubernetes auth role giving `policies` to the named ServiceAccounts.
-
-    Vault docs: /vault/api-docs/auth/kubernetes#create-role
-    """
-    client.auth.kubernetes.create_role(
-        name=name,
-        bound_service_account_names=service_account_names,
-        bound_service_account_namespaces=namespaces,
-        policies=policies,
-        ttl=ttl,
-        mount_point=mount,
-    )
-
-
 # -- envelope encryption with a nation's transit key (the audit log) ----------------------------------------
 
 
