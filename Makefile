@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 VIEWER_VENV := .venv-viewer
 PHOENIX_VERSION ?= 20.26.1
 
-.PHONY: install viewer demo test security lint crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane down clean
+.PHONY: install viewer demo test security lint crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane bench-suspension down clean
 
 install: $(VENV)/.installed
 
@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python bench/ingestion.py $(INGESTION_BENCH_ARGS)
 	$(BIN)/python bench/retrieval.py $(RETRIEVAL_BENCH_ARGS)
 	$(BIN)/python bench/control_plane.py $(CONTROL_PLANE_BENCH_ARGS)
+	$(BIN)/python bench/control_plane.py --suspension
 
 bench-policy: install
 	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
@@ -82,3 +83,7 @@ bench-retrieval: install
 # again after `down` on the same state dir.
 bench-control-plane: install
 	$(BIN)/python bench/control_plane.py $(CONTROL_PLANE_BENCH_ARGS)
+
+# Seconds from a Tenant's `spec.suspended: true` to its analyst's first 403 (and back), with Ray.
+bench-suspension: install
+	$(BIN)/python bench/control_plane.py --suspension

@@ -505,6 +505,7 @@ PROFILE_DIR = Path(tempfile.gettempdir()) / "sovereign-bench-serving-profiles"  
 GATEWAY_STEPS = {
     "token (Access.authenticate)": ("authenticate", "sovereign_serving/gateway/_access.py"),
     "rate limit (QuotaClient.admit)": ("admit", "sovereign_serving/gateway/_ratelimit.py"),
+    "token reservation (QuotaClient.reserve)": ("reserve", "sovereign_serving/gateway/_ratelimit.py"),
     "policy decision (Access.permit)": ("permit", "sovereign_serving/gateway/_access.py"),
     "body checks (_openai)": ("", "sovereign_serving/gateway/_openai.py"),
     "markings headers, JSON answer": ("JSONResponse", "starlette/responses.py"),
@@ -942,7 +943,8 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
         "`POST /fra/v1/chat/completions` through the real gateway (Ed25519 JWTs from `issue_token`, "
         f"{o['users']} users cycled, so each token is validated once and then served from the token cache, "
         "and each decision from the PolicyEngine's cache; quota far above the load, so every request still "
-        "takes a permit from the nation's QuotaKeeper actor, leased 64 at a time) vs the same POST through a "
+        "takes a permit and reserves its tokens at the gateway's QuotaKeeper actor, one call each) vs the "
+        "same POST through a "
         "bare FastAPI ingress on the same Serve proxy calling the same model application through a handle; "
         "the model is the gateway tests' fake model (answers at once). Both ingresses reserve 0.1 CPU, as "
         f"the operator's gateway does. Same httpx client, {o['concurrency']} concurrent connections, 3 s "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 from sovereign_serving.config import AIR_GAP_ENV, RAY_BOOTSTRAP_CONFIG
+from sovereign_serving.serve_proxy import PROXY_ENV
 
 from sovereign_devstack.pki import KeyPair
 from sovereign_devstack.processes import ServiceSpec, free_loopback_port, python_module_argv
@@ -99,7 +101,13 @@ RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def ray_head_spec(
-    dashboard_port: int, num_cpus: int, auth_token: str, home: Path, metrics_port: int | None = None
+    dashboard_port: int,
+    num_cpus: int,
+    auth_token: str,
+    home: Path,
+    metrics_port: int | None = None,
+    *,
+    temp_root: Path,
 ) -> ServiceSpec:
     """A local Ray head in the foreground (`--block`), so its process group is the cluster: `down` stops it.
 
@@ -122,6 +130,13 @@ def ray_head_spec(
     raylet, dashboard, its agents, the metrics export port and the workers all listen on 127.0.0.1; the
     Serve proxy's host comes from the operator's `http_options` (127.0.0.1 on the local-ray runtime).
     tests/serving/e2e/test_serving_e2e.py lists the listening sockets of every process of the head.
+
+    The Serve proxy keeps its route table to itself (`PROXY_ENV`: `/-/routes` answers 404).
+
+    `temp_root` (RAY_TMPDIR): a directory of this user's only (0700; short, as Ray's socket paths must stay
+    under 107 bytes), where Ray keeps its sessions and `ray_current_cluster`, from which Ray's job supervisor
+    takes the address it gives a job's entrypoint (the ingest job). Ray's default, `/tmp/ray`, is writable by
+    every local user, who could name a cluster of their own there (`private_ray_temp_root`).
 
     `metrics_port`: where the node's metrics agent serves every Ray process's metrics (the replicas'
     `ray.util.metrics` among them) in Prometheus format, `http://127.0.0.1:<port>/metrics`; free if not given.
@@ -165,11 +180,19 @@ def ray_head_spec(
         env={
             **AIR_GAP_ENV,
             **RAY_LOOPBACK_ENV,
+            **PROXY_ENV,
             "HOME": str(home),
+            "RAY_TMPDIR": str(temp_root),
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN": auth_token,
         },
     )
+
+
+def private_ray_temp_root() -> Path:
+    """A new directory for a Ray head's RAY_TMPDIR: this user's only (mkdtemp: 0700), under /tmp so that
+    Ray's socket paths stay short."""
+    return Path(tempfile.mkdtemp(prefix="sovereign-ray-", dir="/tmp"))
 
 
 TRACE_VIEWER_SERVICE = "trace-viewer"

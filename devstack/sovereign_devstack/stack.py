@@ -48,6 +48,7 @@ from sovereign_devstack.services import (
     kube_api_spec,
     operator_spec,
     phoenix_spec,
+    private_ray_temp_root,
     ray_head_spec,
 )
 from sovereign_devstack.token_projector import (
@@ -85,6 +86,7 @@ class DevstackState(BaseModel):
     gateway_url: str | None = None  # Ray Serve's HTTP base: a nation's endpoint is <gateway_url>/<nation>/v1
     ray_token: str | None = None  # the local Ray cluster's auth token; its dashboard refuses requests without
     ray_metrics_url: str | None = None  # the local Ray node's Prometheus metrics (replicas' metrics included)
+    ray_temp_root: str | None = None  # the local Ray's RAY_TMPDIR (private, 0700), removed by `down`
     trace_viewer_url: str | None = None  # Phoenix: its UI, and OTLP/HTTP at <url>/v1/traces, once started
     token_projector_url: str | None = None  # local-ray: the token projector's health endpoint, once started
 
@@ -300,7 +302,12 @@ def start_local_ray(
     token = secrets.token_hex(32)
     metrics_port = free_loopback_port()
     home = state_dir / "ray-home"
-    spec = ray_head_spec(dashboard_port, num_cpus, token, home=home, metrics_port=metrics_port)
+    if state.ray_temp_root:  # a former head's, which is not running
+        shutil.rmtree(state.ray_temp_root, ignore_errors=True)
+    temp_root = private_ray_temp_root()
+    spec = ray_head_spec(
+        dashboard_port, num_cpus, token, home=home, metrics_port=metrics_port, temp_root=temp_root
+    )
     # The head's environment reaches every worker (Serve controller, proxies, replicas): spans to the viewer.
     spec = dataclasses.replace(spec, env={**(spec.env or {}), **trace_env(state.trace_viewer_url)})
     start_service(spec, state_dir, timeout=120.0)
@@ -312,6 +319,7 @@ def start_local_ray(
             "gateway_url": f"http://127.0.0.1:{free_loopback_port()}",
             "ray_token": token,
             "ray_metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
+            "ray_temp_root": str(temp_root),
         }
     )
     save_state(state_dir, state)
@@ -398,5 +406,7 @@ def stop_devstack(state_dir: Path) -> list[str]:
         return []
     # Newest first: the operator stops before the API server and Vault it talks to.
     stopped = [name for name in reversed(state.services) if stop_service(state_dir, name)]
+    if state.ray_temp_root:
+        shutil.rmtree(state.ray_temp_root, ignore_errors=True)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
     return stopped

@@ -3,7 +3,14 @@
 The admission webhook (handlers/admission.py) refuses a Tenant with these messages; the CRD's schema already
 refuses most malformed bodies first, so these checks cover what a structural schema cannot express:
 quantities that parse but are negative or not finite, a rotation period below one second, subject rules,
-one Tenant per nation, and an immutable nation.
+one Tenant per nation, one Tenant per token issuer, and an immutable nation.
+
+Token issuers: a gateway trusts every Tenant's issuer and refuses a configuration in which two Tenants
+name one (it could not tell their users apart), so the webhook refuses a Tenant whose issuer
+(`spec.identity.issuer`, or without `spec.identity` the dev issuer the operator would make for its nation)
+another Tenant already names; and the operator, for a Tenant admitted anyway (webhook down, two Tenants
+created at once), keeps the older Tenant (by creationTimestamp, then name) and leaves the other out of every
+gateway's configuration (`tenants_sharing_an_issuer`, Ready=False `IssuerConflict`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from kubernetes.utils import parse_quantity
 
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.constants import PLATFORM_NAMESPACE
+from sovereign_operator.reconcile.tenant_identity import dev_issuer
 from sovereign_operator.spec_problems import problems_with_spec_model
 
 # Kubernetes resource.Quantity with its sign (k8s docs: /docs/reference/kubernetes-api/common-definitions/
@@ -72,6 +80,63 @@ def problems_with_nation_uniqueness(
     if taken_by:
         return [f"spec.nation: {nation!r} already belongs to Tenant {taken_by[0]!r}; one Tenant per nation"]
     return []
+
+
+def intended_issuer(spec: Mapping[str, Any]) -> str:
+    """The issuer a Tenant's users come from: `spec.identity.issuer`, else its nation's dev issuer."""
+    identity = spec.get("identity")
+    if isinstance(identity, Mapping) and identity.get("issuer"):
+        return str(identity["issuer"])
+    return dev_issuer(str(spec.get("nation")))
+
+
+def served_issuer(tenant: Mapping[str, Any]) -> str | None:
+    """The issuer a gateway trusts for a Tenant object, as `trusted_issuer_from_tenant` reads it
+    (spec.identity, else the issuer the operator published in status.identity); None before it has one."""
+    spec, status = tenant.get("spec") or {}, tenant.get("status") or {}
+    source = spec.get("identity") or status.get("identity") or {}
+    issuer = source.get("issuer") if isinstance(source, Mapping) else None
+    return str(issuer) if issuer else None
+
+
+def problems_with_issuer_uniqueness(
+    name: str, spec: Mapping[str, Any], existing: Iterable[Mapping[str, Any]]
+) -> list[str]:
+    """One Tenant per token issuer: `existing` holds every Tenant object in the cluster (this one's old self
+    included, which is skipped); each other Tenant claims its intended and its published issuer."""
+    issuer = intended_issuer(spec)
+    for other in sorted(existing, key=lambda t: str(t["metadata"]["name"])):
+        other_name = other["metadata"]["name"]
+        if other_name == name:
+            continue
+        claimed = {intended_issuer(other.get("spec") or {}), served_issuer(other)}
+        if issuer in claimed:
+            taken = f"the token issuer of Tenant {other_name!r} ({(other.get('spec') or {}).get('nation')})"
+            if isinstance(spec.get("identity"), Mapping):
+                return [
+                    f"spec.identity.issuer: {issuer!r} is already {taken}; each nation needs its own issuer"
+                ]
+            return [f"spec.identity: without it, the dev issuer {issuer!r} would be used, already {taken}"]
+    return []
+
+
+def tenants_sharing_an_issuer(tenants: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Tenant name → (the older Tenant that keeps the issuer, the issuer), for every Tenant whose served
+    issuer an older Tenant (by creationTimestamp, then name) also names: those are left out of the gateways'
+    configuration, which a gateway would otherwise refuse as a whole."""
+    by_issuer: dict[str, list[tuple[str, str]]] = {}
+    for tenant in tenants:
+        issuer = served_issuer(tenant)
+        if issuer is not None:
+            metadata = tenant["metadata"]
+            by_issuer.setdefault(issuer, []).append(
+                (str(metadata.get("creationTimestamp", "")), str(metadata["name"]))
+            )
+    losers: dict[str, tuple[str, str]] = {}
+    for issuer, claimants in by_issuer.items():
+        (_, keeper), *others = sorted(claimants)
+        losers.update({name: (keeper, issuer) for _, name in others})
+    return losers
 
 
 def rotation_period_seconds(period: str) -> float | None:

@@ -9,9 +9,10 @@
 # is the namespace of the ServiceAccount the token logged in as through Kubernetes auth (the method sets it
 # on the entity alias; Vault docs: /vault/docs/auth/kubernetes). Platform setup replaces
 # KUBERNETES_AUTH_ACCESSOR with the accessor of auth/kubernetes/ (read from sys/auth).
-# A nation's namespace tenant-<nation> is also its transit key's name, its issuer key's prefix
-# (tenant-<nation>-issuer), its Kubernetes auth role's name and its KV prefix (tenants/tenant-<nation>/), so
-# every path below names the logged-in nation's own and nobody else's, whichever role it logged in with.
+# A nation's namespace tenant-<nation> is also its transit key's name, its issuer and gateway keys' prefix
+# (tenant-<nation>-issuer, tenant-<nation>-gateway), its Kubernetes auth role's name and its KV prefix
+# (tenants/tenant-<nation>/), so every path below names the logged-in nation's own and nobody else's,
+# whichever role it logged in with.
 # A namespace name is a DNS label (no "/", "*" or "+"), so the value cannot reach another path. A token
 # without such an alias (made by root, from another auth method) matches no path here: nothing is granted.
 #
@@ -56,6 +57,19 @@ path "transit/sign/{{identity.entity.aliases.KUBERNETES_AUTH_ACCESSOR.metadata.s
 
 # The issuer key's public parts, for the kid of the version it signs with.
 path "transit/keys/{{identity.entity.aliases.KUBERNETES_AUTH_ACCESSOR.metadata.service_account_namespace}}-issuer" {
+  capabilities = ["read"]
+}
+
+# --- Transit: the nation's gateway signs its federation assertions --------------------------------------
+
+# Sign with its own gateway key (ed25519, not exportable): the assertions its gateway sends to other nations'
+# federation routes, naming its user. Never verify, export or configure it.
+path "transit/sign/{{identity.entity.aliases.KUBERNETES_AUTH_ACCESSOR.metadata.service_account_namespace}}-gateway" {
+  capabilities = ["update"]
+}
+
+# The gateway key's public parts, for the kid of the version it signs with.
+path "transit/keys/{{identity.entity.aliases.KUBERNETES_AUTH_ACCESSOR.metadata.service_account_namespace}}-gateway" {
   capabilities = ["read"]
 }
 

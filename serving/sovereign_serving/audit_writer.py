@@ -17,7 +17,8 @@ cause is the nation's Vault being sealed or unreachable (a new data key was need
 appending meanwhile), and the next append once Vault is back succeeds. The client batches: records
 for one nation that arrive while a call to its writer is in flight go together in the next call
 (`append_many`, one fsync for the lot), the same group commit as AuditLog's, one level up, since an actor
-call costs both processes far more than the fsync it would share.
+call costs both processes far more than the fsync it would share. `record_refusal` writes a refusal after
+authentication (a `refusal` record: status and codes, no content) to the gateway nation's log only.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ray.exceptions import RayActorError, RayError
 
 from sovereign.audit import (
     DECISIONS_STREAM,
+    REFUSAL_EVENT,
     AuditActor,
     AuditDecision,
     AuditLog,
@@ -91,9 +93,13 @@ def decision_record(
     trace_id: str | None,
     gateway: str,
     time_: datetime | None = None,
+    federation_link: str | None = None,
 ) -> AuditRecord:
-    """One policy decision as `nation`'s log holds it (pure). `gateway`: the nation whose gateway decided."""
+    """One policy decision as `nation`'s log holds it (pure). `gateway`: the nation whose gateway decided;
+    `federation_link`: the id that the caller's and the owner's records of one cross-nation call share."""
     details: dict[str, str | bool] = {"gateway": gateway, "federated": federated}
+    if federation_link:
+        details["federationLink"] = federation_link[:128]
     if reason_codes:
         details["reasonCodes"] = ",".join(reason_codes)[:256]
     if trace_id:
@@ -110,6 +116,35 @@ def decision_record(
             policy_ids=list(policy_ids),
             bundle_version=bundle_version,
         ),
+        details=details,
+    )
+
+
+def refusal_record(
+    nation: str,
+    *,
+    subject: str,
+    subject_nation: str,
+    status: int,
+    code: str | None,
+    param: str | None,
+    route: str | None,
+    federated: bool,
+    trace_id: str | None,
+    time_: datetime | None = None,
+) -> AuditRecord:
+    """One refusal after authentication as the gateway nation's log holds it (pure): who, the route, the
+    status, the OpenAI error code and parameter it named; names and codes only, never content."""
+    details: dict[str, str | int | bool] = {"gateway": nation, "federated": federated, "status": status}
+    for name, value in (("code", code), ("param", param), ("route", route), ("traceId", trace_id)):
+        if value:
+            details[name] = value[:256]
+    return AuditRecord(
+        time=time_ or datetime.now(UTC),
+        nation=nation,
+        kind="refusal",
+        event=REFUSAL_EVENT,
+        actor=AuditActor(sub=subject, nation=subject_nation),
         details=details,
     )
 
@@ -306,6 +341,7 @@ class AuditClient:
         bundle_version: str,
         federated: bool = False,
         trace_id: str | None = None,
+        federation_link: str | None = None,
     ) -> None:
         """Record one decision; returns once it is durable in every log it belongs to, else raises
         AuditUnavailable.
@@ -331,6 +367,7 @@ class AuditClient:
                     federated=federated,
                     trace_id=trace_id,
                     gateway=self.nation,
+                    federation_link=federation_link,
                 )
                 for nation in nations
             ]
@@ -342,3 +379,33 @@ class AuditClient:
         for outcome in outcomes:  # the gateway nation's own failure first, whichever came back first
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    async def record_refusal(
+        self,
+        *,
+        subject: str,
+        subject_nation: str,
+        status: int,
+        code: str | None,
+        param: str | None = None,
+        route: str | None = None,
+        federated: bool = False,
+        trace_id: str | None = None,
+    ) -> None:
+        """Record one refusal after authentication (400, 403, 413, 429, the gateway's own 503s) in this
+        gateway nation's log only; returns once it is durable, else raises AuditUnavailable."""
+        try:
+            record = refusal_record(
+                self.nation,
+                subject=subject,
+                subject_nation=subject_nation,
+                status=status,
+                code=code,
+                param=param,
+                route=route,
+                federated=federated,
+                trace_id=trace_id,
+            )
+        except ValueError as error:
+            raise AuditUnavailable(f"the refusal could not be recorded: {error}") from error
+        await self._append(self.nation, record)

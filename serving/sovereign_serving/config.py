@@ -160,8 +160,8 @@ class GatewayConfig(_Config):
 
     nation: str = Field(description="The nation whose endpoint this is; only its users are served.")
     tenants: list[dict[str, Any]] = Field(
-        description="Every Tenant as the API returns it, reduced to spec and status.identity: issuers, "
-        "clearances, suspension and quotas."
+        description="Every Tenant as the API returns it, reduced to spec, status.identity and (with "
+        "federation) status.federation: issuers, gateway key sets, clearances, suspension and quotas."
     )
     models: list[GatewayModel] = Field(description="Every served model of the platform, with its markings.")
     bundle: dict[str, str] = Field(description="The published policy bundle (ConfigMap data).")
@@ -172,6 +172,13 @@ class GatewayConfig(_Config):
     datasets: list[GatewayDataset] = Field(
         default_factory=list,
         description="Every Ready dataset of the platform, with its markings (decided per request).",
+    )
+    federation: VaultSink | None = Field(
+        None,
+        description="How the gateway signs its federation assertions (kuberay, where other nations' "
+        "models and datasets carry a `federationUrl`): it logs in to Vault as its nation and signs with its "
+        "gateway key (`tenant-<nation>-gateway`, transit, never exported). None: no call is forwarded to "
+        "another nation's gateway (503 `federation_unavailable`); the user's token is never sent instead.",
     )
 
 

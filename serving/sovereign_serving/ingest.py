@@ -12,14 +12,20 @@ Its one contract with the operator is the LAST line of its output: a JSON object
 `{"dataset", "version", "documents", "chunks", "sourceHash", "skipped"}` or `{"dataset", "error"}`, where the
 error is `<file>:<line>: <reason>` or `<ExceptionType>: <reason>`. No document text is ever printed: the job's
 log is readable by whoever reads the Ray dashboard.
+
+It attaches only to the cluster it was submitted to: the address Ray's job supervisor gives the entrypoint in
+RAY_ADDRESS (`host:port` of that cluster's GCS). Without one, or with `auto` or `local`, it refuses before
+reading a document (`NoSubmittedCluster`), since `ray.init` would then attach to whichever cluster the file
+`ray_current_cluster` in Ray's shared temporary directory names, or start a new one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +46,40 @@ from sovereign_serving.config import IngestConfig, dataset_name
 from sovereign_serving.nation_vault import NationVault
 
 IN_FLIGHT = 8  # embedding calls outstanding at once: keeps every replica of the embedder busy
+RAY_ADDRESS = "RAY_ADDRESS"  # set by Ray's job supervisor for the entrypoint (Ray docs: "Ray Jobs")
+NOT_AN_ADDRESS = ("", "auto", "local")  # what makes `ray.init` pick a cluster itself
+
+
+class NoSubmittedCluster(RuntimeError):
+    """The job has no explicit address of the Ray cluster it was submitted to."""
+
+
+def submitted_cluster_address(environ: Mapping[str, str] = os.environ) -> str:
+    """The cluster the job was submitted to, `host:port` from RAY_ADDRESS (raises NoSubmittedCluster when
+    it is unset, `auto`, `local` or not `host:port`)."""
+    address = environ.get(RAY_ADDRESS, "").strip()
+    host, _, port = address.rpartition(":")
+    if address.lower() in NOT_AN_ADDRESS or not host or "/" in address or not port.isdigit():
+        shown = "unset" if RAY_ADDRESS not in environ else repr(address[:128])
+        raise NoSubmittedCluster(
+            f"{RAY_ADDRESS} is {shown}: the ingest job runs only as a Ray job, attached to the cluster it "
+            "was submitted to (host:port); it never lets Ray pick a cluster from its temporary directory"
+        )
+    return address
+
+
+def _attach_to_submitted_cluster() -> None:
+    import ray
+
+    if not ray.is_initialized():  # a caller that attached this process itself (the benchmark) chose its own
+        ray.init(address=submitted_cluster_address())
 
 
 def embed_texts(application: str, texts: Sequence[str], batch_size: int) -> np.ndarray:
     """Vectors of `texts` (float32, one row each) from the embedding application's `embed` method."""
-    import ray
     from ray import serve
 
-    if not ray.is_initialized():
-        ray.init()  # inside a Ray job, RAY_ADDRESS names the cluster it was submitted to
+    _attach_to_submitted_cluster()
     handle = serve.get_app_handle(application)
     batches = [list(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)]
     rows: list[list[float]] = []
@@ -145,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_tracing("sovereign-ingest", **{"sovereign.tenant": config.nation})
     name = dataset_name(config.nation, config.dataset)
     try:
+        import ray
+
+        if not ray.is_initialized():
+            submitted_cluster_address()  # refused before a document is read
         result: dict[str, Any] = ingest(config)
         code = 0
     except Exception as error:  # noqa: BLE001 — reported as the job's last line, and a failed job

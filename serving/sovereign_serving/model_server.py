@@ -327,13 +327,16 @@ class ModelServer:
     # embedding ------------------------------------------------------------------------------------------
 
     async def embed(
-        self, body: dict[str, Any], trace_context: dict[str, str] | None = None
+        self, body: dict[str, Any], trace_context: dict[str, str] | None = None, truncate: bool = False
     ) -> dict[str, Any]:
+        """An input longer than the model's positions is refused (ContextLengthExceeded: the gateway's 400
+        `context_length_exceeded` naming `input`), never embedded cut; only the retriever's search query
+        is cut there (`truncate`, which no client body can set)."""
         self._require("embed", "embeddings")
         parsed = _parse(EmbeddingBody, body)
         traced = _EngineSpan(self, "engine embed", "embeddings", trace_context)
         try:
-            result = await self._engine.embed(parsed.texts())
+            result = await self._engine.embed(parsed.texts(), truncate=truncate)
         except BaseException as error:
             traced.end(error)
             raise

@@ -102,7 +102,8 @@ class Retriever:
 
     async def _embed(self, application: str, query: str, trace_context: dict[str, str] | None) -> np.ndarray:
         handle = serve.get_app_handle(application)
-        answer = await handle.embed.remote({"input": [query]}, trace_context)
+        # A query beyond the embedder's positions is searched by its beginning (cut, not refused).
+        answer = await handle.embed.remote({"input": [query]}, trace_context, truncate=True)
         return np.asarray(answer["data"][0]["embedding"], dtype=np.float32)
 
     async def search(

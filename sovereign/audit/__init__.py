@@ -7,7 +7,14 @@ decrypts with the caller's token; `read` returns the decrypted records of a rece
 
 from sovereign.audit._errors import AuditAccessDenied, AuditLogClosed, AuditLogCorrupt, AuditLogTampered
 from sovereign.audit._log import AuditLog, DataKeySource, audit_key_name
-from sovereign.audit._records import ADMIN_EVENTS, DECISION_EVENT, AuditActor, AuditDecision, AuditRecord
+from sovereign.audit._records import (
+    ADMIN_EVENTS,
+    DECISION_EVENT,
+    REFUSAL_EVENT,
+    AuditActor,
+    AuditDecision,
+    AuditRecord,
+)
 from sovereign.audit._streams import (
     ADMIN_STREAM,
     DECISIONS_STREAM,
@@ -24,6 +31,7 @@ __all__ = [
     "ADMIN_STREAM",
     "DECISIONS_STREAM",
     "DECISION_EVENT",
+    "REFUSAL_EVENT",
     "STREAMS",
     "AuditAccessDenied",
     "AuditActor",

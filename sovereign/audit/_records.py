@@ -19,6 +19,7 @@ from sovereign.domain.nations import is_nation_code
 # Administrative events the platform records; decisions are always `policy-decision`.
 ADMIN_EVENTS = ("tenant-provisioned", "key-rotated", "key-shredded", "policy-changed")
 DECISION_EVENT = "policy-decision"
+REFUSAL_EVENT = "request-refused"  # a gateway's refusal after authentication that no decision recorded
 
 MAX_DETAILS = 16
 MAX_DETAIL_CHARS = 256
@@ -86,7 +87,9 @@ class AuditRecord(_Strict):
 
     time: datetime = Field(description="When it happened; UTC, written as RFC 3339 with `Z`.")
     nation: str = Field(description="The nation whose log holds the record (ISO 3166-1 alpha-3).")
-    kind: Literal["decision", "admin"] = Field(description="A policy decision or an administrative event.")
+    kind: Literal["decision", "admin", "refusal"] = Field(
+        description="A policy decision, an administrative event, or a refusal (status and code in `details`)."
+    )
     event: str = Field(description="What happened, kebab-case: policy-decision, key-rotated, …")
     actor: AuditActor = Field(description="Who acted.")
     resources: list[str] = Field(
@@ -144,6 +147,8 @@ class AuditRecord(_Strict):
             raise ValueError(f"a decision record has event {DECISION_EVENT!r} and a decision")
         if self.kind == "admin" and self.decision is not None:
             raise ValueError("an admin record carries details, not a decision")
+        if self.kind == "refusal" and (self.decision is not None or self.event != REFUSAL_EVENT):
+            raise ValueError(f"a refusal record has event {REFUSAL_EVENT!r} and details, not a decision")
         return self
 
     def canonical_bytes(self) -> bytes:

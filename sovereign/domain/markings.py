@@ -156,10 +156,46 @@ class AnswerMarking(BaseModel):
     )
 
 
-def answer_marking(markings: list[Markings], members: frozenset[str] | None = None) -> AnswerMarking:
-    """Highest classification; releasable to the nations every resource is releasable to."""
+class ExcludesRecipient(ValueError):
+    """An answer whose marking would exclude the nation it is delivered to: it is never delivered."""
+
+
+def releases_to(markings: Markings, nation: str) -> bool:
+    """Whether the resource's own markings release it to `nation` (a member: NATO covers it)."""
+    if nation in markings.denied_nations:
+        return False
+    return nation == markings.owner or nation in markings.releasable_to or NATO in markings.releasable_to
+
+
+def answer_marking(
+    markings: list[Markings],
+    members: frozenset[str] | None = None,
+    *,
+    recipient: str | None = None,
+    disclosed_by: frozenset[str] = frozenset(),
+) -> AnswerMarking:
+    """Highest classification; releasable to the nations every resource is releasable to.
+
+    With `recipient` (the nation the answer is delivered to) the recipient rule holds: an answer is never
+    marked so that it excludes its recipient. A resource whose markings do not release it to the recipient
+    may be in the answer only when its owner disclosed it to that nation by the owner's own rule
+    (`disclosed_by`: the owners whose rule did); the marking then adds the recipient to REL TO, since the
+    owner released it there. A resource that excludes the recipient without such a disclosure, or that
+    denies the recipient (`deniedNations`: no rule overrides it), raises ExcludesRecipient.
+    """
     if not markings:
         raise ValueError("an answer's marking needs at least one resource")
+    disclosed = False
+    if recipient is not None:
+        for m in markings:
+            if releases_to(m, recipient):
+                continue
+            if m.owner in disclosed_by and recipient not in m.denied_nations:
+                disclosed = True
+                continue
+            raise ExcludesRecipient(
+                f"a resource of {m.owner} is not releasable to {recipient} and {m.owner} did not disclose it"
+            )
     sets = [m.releasable_set() for m in markings]
     common = (
         frozenset.intersection(*(s for s in sets if NATO not in s))
@@ -172,4 +208,6 @@ def answer_marking(markings: list[Markings], members: frozenset[str] | None = No
         for m, s in zip(markings, sets, strict=True):
             if NATO in s:
                 common = common - set(m.denied_nations)
+    if disclosed and recipient is not None:
+        common = common | {recipient}
     return AnswerMarking(classification=max(m.classification for m in markings), releasable_to=sorted(common))

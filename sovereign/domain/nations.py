@@ -31,6 +31,12 @@ def issuer_key_name(nation: str) -> str:
     return f"tenant-{nation.lower()}-issuer"
 
 
+def gateway_key_name(nation: str) -> str:
+    """The nation's gateway signing key in Vault transit (ed25519, not exportable): it signs the assertions
+    the nation's gateway sends to other nations' federation routes, and never leaves Vault."""
+    return f"tenant-{nation.lower()}-gateway"
+
+
 def nation_name(code: str) -> str:
     country = pycountry.countries.get(alpha_3=code)
     if country is None:

@@ -4,6 +4,10 @@ Every request and its entities are validated against the schema generated from t
 error (invalid input, an unknown resource, a Cedar error, a validation failure) is a deny with a reason.
 Decisions are cached by the principal's attributes, the action, the resources and the bundle version.
 
+An allowed decision's marking never excludes the user's nation (the recipient rule, policies/cedar/README.md):
+a resource its markings do not release to that nation was permitted by a rule of its owner, whose id goes into
+`disclosed_by_owner`, and the marking adds the nation (`answer_marking`); otherwise the request is denied.
+
 Hot path: a cache key is a tuple of the attribute values themselves (never a serialisation), and each resource
 set's entities are parsed and validated against the schema once (`cedarpy.Entities`, cached); a request adds
 only its principal's entity to that handle, validated against the schema again as a whole.
@@ -21,7 +25,15 @@ from typing import Any
 import cedarpy
 from pydantic import ValidationError
 
-from sovereign.domain.markings import AnswerMarking, Classification, Principal, Resource, answer_marking
+from sovereign.domain.markings import (
+    AnswerMarking,
+    Classification,
+    ExcludesRecipient,
+    Principal,
+    Resource,
+    answer_marking,
+    releases_to,
+)
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.schema import (
     action_uid,
@@ -45,6 +57,9 @@ class Decision:
     reasons: list[str]
     deciding_policy_ids: list[str]
     marking: AnswerMarking | None = None
+    # The owners' own rules (ids) that let the user read a resource its markings do not release to the
+    # user's nation: the marking adds that nation (the recipient rule, `answer_marking`).
+    disclosed_by_owner: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +67,7 @@ class Decision:
             "reasons": self.reasons,
             "decidingPolicyIds": self.deciding_policy_ids,
             "marking": self.marking.model_dump(mode="json", by_alias=True) if self.marking else None,
+            "disclosedByOwner": list(self.disclosed_by_owner),
         }
 
 
@@ -261,19 +277,34 @@ class PolicyEngine:
         reasons: list[str] = []
         allow_ids: set[str] = set()
         deny_ids: set[str] = set()
+        disclosing: dict[str, set[str]] = {}  # owner → its rules that permitted a resource not released
         for resource, result in zip(resources, results, strict=True):
             outcome = verdict(user, resource, result, ids)
             if outcome.error is not None:
                 return deny(outcome.error)
             if outcome.allowed:
                 allow_ids.update(outcome.deciding)
+                owner = resource.markings.owner
+                if not releases_to(resource.markings, user.nationality):
+                    own_rules = {i for i in outcome.deciding if i.startswith(f"{owner.lower()}/")}
+                    disclosing.setdefault(owner, set()).update(own_rules)
                 continue
             deny_ids.update(outcome.deciding)
             reasons.append(outcome.reason(resource.name))
         if reasons:
             return Decision(False, reasons, sorted(deny_ids))
-        marking = self._marking(resources, keys)
-        return Decision(True, [f"permitted for {len(resources)} resource(s)"], sorted(allow_ids), marking)
+        permitted = [f"permitted for {len(resources)} resource(s)"]
+        if not disclosing:
+            return Decision(True, permitted, sorted(allow_ids), self._marking(resources, keys))
+        disclosed_by = frozenset(owner for owner, rules in disclosing.items() if rules)
+        try:  # the recipient rule: the marking adds the user's nation, or the answer is refused
+            marking = answer_marking(
+                [r.markings for r in resources], recipient=user.nationality, disclosed_by=disclosed_by
+            )
+        except ExcludesRecipient as error:
+            return deny(f"the answer's marking would exclude its recipient: {error}")
+        rules = tuple(sorted(set().union(*disclosing.values())))
+        return Decision(True, permitted, sorted(allow_ids), marking, disclosed_by_owner=rules)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,38 @@ QUANTITY_PATTERN = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 
 
+USER_SHARE_DIVISOR = 2  # a user's default quota: half the nation's (rounded up)
+
+
+def _user_default(nation_amount: int) -> int:
+    return -(-nation_amount // USER_SHARE_DIVISOR)
+
+
+class PeerQuota(SpecModel):
+    """What another nation's users together may use of this nation's models (its federation routes), on
+    top of their own nation's and user's quotas; absent: no cap of this kind."""
+
+    requests_per_minute: int | None = Field(
+        None,
+        ge=0,
+        description="Requests per minute the peer nation's users may send together; absent: no cap.",
+    )
+    tokens_per_minute: int | None = Field(
+        None,
+        ge=0,
+        description="Tokens per minute (prompt and completion) the peer nation's users may use together; "
+        "absent: no cap.",
+    )
+
+
 class Quotas(SpecModel):
-    """What the nation may consume; becomes its namespace's ResourceQuota and the gateway's rate limits."""
+    """What the nation may consume; becomes its namespace's ResourceQuota and the gateway's rate limits.
+
+    Traffic quotas are charged to the caller after authentication: to the caller's nation, to the caller
+    (per user) and, on another nation's gateway, to that nation's cap on the caller's nation (its `peers`).
+    Tokens are reserved at admission (the prompt's characters / 4 plus `max_tokens` as the model caps it)
+    and settled with the model's real usage once the answer is complete.
+    """
 
     cpu: str = Field("8", pattern=QUANTITY_PATTERN, description="CPU cores for all the nation's workloads.")
     memory: str = Field(
@@ -30,6 +60,42 @@ class Quotas(SpecModel):
     tokens_per_minute: int = Field(
         100_000, ge=0, description="Tokens per minute across the nation's endpoint."
     )
+    user_requests_per_minute: int | None = Field(
+        None,
+        ge=0,
+        description="Requests per minute one user of the nation may send; absent: half of "
+        "`requestsPerMinute`, rounded up.",
+    )
+    user_tokens_per_minute: int | None = Field(
+        None,
+        ge=0,
+        description="Tokens per minute one user of the nation may use; absent: half of "
+        "`tokensPerMinute`, rounded up.",
+    )
+    peers: dict[str, PeerQuota] = Field(
+        default_factory=dict,
+        description="Caps on what each other nation's users (by ISO 3166-1 alpha-3 code) may use of this "
+        "nation's models through its federation routes, e.g. `{EST: {requestsPerMinute: 60}}`; a nation "
+        "not listed is capped only by its own and its users' quotas.",
+    )
+
+    @field_validator("peers")
+    @classmethod
+    def _peer_nations(cls, peers: dict[str, PeerQuota]) -> dict[str, PeerQuota]:
+        for code in peers:
+            if not is_nation_code(code):
+                raise ValueError(f"peers: {code!r} is not an ISO 3166-1 alpha-3 country code")
+        return peers
+
+    @property
+    def per_user(self) -> tuple[int, int]:
+        """(requests, tokens) per minute of one user: the set values, else half the nation's."""
+        requests = self.user_requests_per_minute
+        tokens = self.user_tokens_per_minute
+        return (
+            _user_default(self.requests_per_minute) if requests is None else requests,
+            _user_default(self.tokens_per_minute) if tokens is None else tokens,
+        )
 
 
 class AdminSubject(SpecModel):
@@ -43,7 +109,13 @@ class AdminSubject(SpecModel):
 class Identity(SpecModel):
     """The nation's token issuer. Absent on the devstack: the operator creates a dev issuer."""
 
-    issuer: str = Field(min_length=1, description="Expected `iss` claim of the nation's tokens.")
+    issuer: str = Field(
+        min_length=1,
+        description=(
+            "Expected `iss` claim of the nation's tokens; the nation's own: an issuer another Tenant names "
+            "(or another nation's dev issuer) is refused, the older Tenant keeping it."
+        ),
+    )
     audience: str = Field(min_length=1, description="Expected `aud` claim of the nation's tokens.")
     jwks: dict[str, object] | None = Field(None, description="The issuer's JSON Web Key Set, inline.")
     jwks_uri: str | None = Field(

@@ -46,6 +46,7 @@ def nation_artifacts(nation: str) -> set[str]:
     return {
         f"transit-key:{name}",
         f"transit-key:{name}-issuer",  # the dev issuer's signing key
+        f"transit-key:{name}-gateway",  # the gateway's signing key (federation assertions)
         f"role:{name}",
         f"kv:tenants/{name}/",
         f"namespace:{name}",

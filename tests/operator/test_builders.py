@@ -94,6 +94,7 @@ def other_nations_serving(own_namespace: str) -> dict[str, Any]:
 
 OTHER_NATIONS_SERVING = other_nations_serving("tenant-fra")
 SERVE_PORT = {"protocol": "TCP", "port": 8000}
+DASHBOARD_PORT = {"protocol": "TCP", "port": 8265}  # the operator's only other way in: jobs, Serve REST
 
 EXPECTED_FOR_FRA = {
     "namespace": {
@@ -146,7 +147,7 @@ EXPECTED_FOR_FRA = {
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {"from": [{"podSelector": {}}]},
-                {"from": [selecting("sovereign-system")]},
+                {"from": [selecting("sovereign-system")], "ports": [DASHBOARD_PORT, SERVE_PORT]},
                 {"from": [OTHER_NATIONS_SERVING], "ports": [SERVE_PORT]},
             ],
             "egress": [
@@ -471,6 +472,8 @@ def expected_policy(transit: str, kv: str, key: str, prefix: str) -> dict[str, l
         f"{transit}/keys/{key}": ["read"],
         f"{transit}/sign/{key}-issuer": ["update"],
         f"{transit}/keys/{key}-issuer": ["read"],
+        f"{transit}/sign/{key}-gateway": ["update"],
+        f"{transit}/keys/{key}-gateway": ["read"],
         f"{kv}/data/{prefix}/*": ["create", "read", "update", "patch", "delete"],
         f"{kv}/metadata/{prefix}/*": ["read", "list", "delete"],
         f"{kv}/metadata/{prefix}": ["list"],

@@ -55,7 +55,11 @@ MODEL: dict[str, Any] = {
     "markings": {"classification": "NATO RESTRICTED", "releasableTo": ["DEU"]},
 }
 LABELS = {"sovereign.ai/nation": "FRA", "app.kubernetes.io/managed-by": "sovereign-operator"}
-ENV = [{"name": name, "value": value} for name, value in AIR_GAP_ENV.items()]
+# The air gap, and the Serve proxy's callback that keeps `/-/routes` to itself.
+PROXY_CALLBACK = {
+    "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "sovereign_serving.serve_proxy:proxy_middlewares",
+}
+ENV = [{"name": name, "value": value} for name, value in {**AIR_GAP_ENV, **PROXY_CALLBACK}.items()]
 
 
 def model(**changes: Any) -> ModelDeploymentSpec:

@@ -12,7 +12,7 @@ from sovereign_operator.builders.serve_config import (
     build_serve_applications_for_nation,
     build_serve_deploy_config,
 )
-from sovereign_serving.config import AIR_GAP_ENV, GatewayConfig, ModelServerConfig
+from sovereign_serving.config import AIR_GAP_ENV, GatewayConfig, ModelServerConfig, VaultSink
 
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
@@ -47,7 +47,11 @@ def tenant_object(nation: str) -> dict[str, Any]:
         "kind": "Tenant",
         "metadata": {"name": nation.lower(), "resourceVersion": "42", "uid": "u-" + nation},
         "spec": TENANTS[nation],
-        "status": {"identity": {"issuer": f"https://{nation.lower()}.example"}, "keyVersion": 3},
+        "status": {
+            "identity": {"issuer": f"https://{nation.lower()}.example"},
+            "federation": {"jwks": {"keys": [{"kid": f"{nation.lower()}-gateway"}]}},
+            "keyVersion": 3,
+        },
     }
 
 
@@ -425,6 +429,24 @@ def test_federation_changes_only_the_gateways_user_config() -> None:
 def test_a_nation_without_a_federation_url_is_refused() -> None:
     with pytest.raises(ValueError, match="no federation URL for DEU"):
         applications(models=BOTH_NATIONS, federation_urls={"FRA": FEDERATION_URLS["FRA"]})
+
+
+SIGNER = VaultSink(vault_addr="https://vault:8200", role="tenant-fra", token_file="/var/run/token")
+
+
+def test_a_federated_gateway_gets_its_signer_and_the_peers_gateway_keys() -> None:
+    [gateway, *_] = applications(models=BOTH_NATIONS, federation_urls=FEDERATION_URLS, federation=SIGNER)
+    config = GatewayConfig.model_validate(gateway["deployments"][0]["user_config"])
+    assert config.federation == SIGNER
+    assert [t["status"]["federation"]["jwks"]["keys"][0]["kid"] for t in config.tenants] == [
+        "deu-gateway",
+        "fra-gateway",
+    ]
+    # One Ray cluster: no signer, no gateway keys, the same bytes as before federation existed.
+    [local, *_] = applications(models=BOTH_NATIONS)
+    assert "federation" not in json.dumps(local["deployments"][0]["user_config"])
+    with pytest.raises(ValueError, match="kuberay"):
+        applications(models=BOTH_NATIONS, federation=SIGNER)
 
 
 def test_the_operator_passes_each_nations_serve_service_on_kuberay() -> None:

@@ -123,6 +123,11 @@ def test_vault_holds_the_nations_key_role_and_kv(nations: Platform) -> None:
     with pytest.raises(hvac.exceptions.InvalidRequest):  # not even root can take it out of Vault
         root.secrets.transit.export_key("tenant-nor-issuer", key_type="signing-key")
     assert '.metadata.service_account_namespace}}-issuer"' in policy and "transit/sign/*" not in policy
+    # The gateway's key (federation assertions): the same kind, its key set in status.federation.
+    gateway = root.secrets.transit.read_key("tenant-nor-gateway")["data"]
+    assert gateway["type"] == "ed25519" and gateway["exportable"] is False
+    jwk = tenant(nations.kube, "nor")["status"]["federation"]["jwks"]["keys"][0]
+    assert base64.urlsafe_b64decode(jwk["x"] + "=") == base64.b64decode(gateway["keys"]["1"]["public_key"])
 
 
 # A PEM private key, the field the dev issuer's key was once kept in, a private JWK's `d` member.
@@ -196,9 +201,11 @@ def test_serving_account_uses_its_own_key_and_nothing_of_another_nation(nations:
     # It signs with its own issuer key, and with no other nation's; it can neither verify nor export.
     message = base64.b64encode(b"header.payload").decode()
     signed = serving.secrets.transit.sign_data("tenant-nor-issuer", hash_input=message)["data"]["signature"]
+    assert serving.secrets.transit.sign_data("tenant-nor-gateway", hash_input=message)["data"]["signature"]
     assert signed.startswith("vault:v1:") and len(base64.b64decode(signed.split(":")[2])) == 64
     for attempt in (
         lambda: serving.secrets.transit.sign_data("tenant-swe-issuer", hash_input=message),
+        lambda: serving.secrets.transit.sign_data("tenant-swe-gateway", hash_input=message),
         lambda: serving.secrets.transit.verify_signed_data("tenant-nor-issuer", message, signature=signed),
         lambda: serving.secrets.transit.export_key("tenant-nor-issuer", key_type="signing-key"),
     ):

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 from sovereign_operator.tenant_validation import (
+    problems_with_issuer_uniqueness,
     problems_with_nation_uniqueness,
     problems_with_tenant_spec,
     problems_with_tenant_update,
     rotation_period_seconds,
+    tenants_sharing_an_issuer,
 )
 
 GOOD_SPEC: dict[str, Any] = {
@@ -161,6 +163,63 @@ def test_one_tenant_per_nation(
 ) -> None:
     problems = problems_with_nation_uniqueness(name, "LUX", existing)
     assert [p.split(";")[0] for p in problems] == expected
+
+
+LUX_DEV_ISSUER = "https://identity.sovereign.local/lux"
+
+
+def tenant(
+    name: str, nation: str, issuer: str | None = None, published: str | None = None, at: str = ""
+) -> Any:
+    spec: dict[str, Any] = {"nation": nation}
+    if issuer is not None:
+        spec["identity"] = {"issuer": issuer, "audience": "a", "jwksUri": "https://keys.example/jwks"}
+    status = {"identity": {"issuer": published}} if published else {}
+    return {"metadata": {"name": name, "creationTimestamp": at}, "spec": spec, "status": status}
+
+
+ISSUERS = {
+    "own dev issuer": ({"nation": "NLD"}, [tenant("lux", "LUX", published=LUX_DEV_ISSUER)], []),
+    "itself on update": (
+        {"nation": "LUX", "identity": {"issuer": "https://idp.lu", "audience": "a"}},
+        [tenant("lux", "LUX", published=LUX_DEV_ISSUER)],
+        [],
+    ),
+    "another's dev issuer": (
+        {"nation": "NLD", "identity": {"issuer": LUX_DEV_ISSUER, "audience": "a"}},
+        [tenant("lux", "LUX")],
+        [f"spec.identity.issuer: '{LUX_DEV_ISSUER}' is already the token issuer of Tenant 'lux' (LUX); each"],
+    ),
+    "another's own issuer": (
+        {"nation": "NLD", "identity": {"issuer": "https://idp.lu", "audience": "a"}},
+        [tenant("lux", "LUX", issuer="https://idp.lu")],
+        ["spec.identity.issuer: 'https://idp.lu' is already the token issuer of Tenant 'lux' (LUX)"],
+    ),
+    "a dev issuer another names": (
+        {"nation": "LUX"},
+        [tenant("nld", "NLD", issuer=LUX_DEV_ISSUER)],
+        [f"spec.identity: without it, the dev issuer '{LUX_DEV_ISSUER}' would be used, already the token"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("spec", "existing", "expected"), ISSUERS.values(), ids=ISSUERS.keys())
+def test_one_tenant_per_token_issuer(spec: dict[str, Any], existing: list[Any], expected: list[str]) -> None:
+    problems = problems_with_issuer_uniqueness("lux" if spec["nation"] == "LUX" else "nld", spec, existing)
+    assert len(problems) == len(expected)
+    assert all(p.startswith(e) for p, e in zip(problems, expected, strict=True)), problems
+
+
+def test_the_older_tenant_keeps_a_shared_issuer_and_only_it_is_served() -> None:
+    tenants = [
+        tenant("nld", "NLD", issuer=LUX_DEV_ISSUER, at="2026-01-02T00:00:00Z"),
+        tenant("lux", "LUX", published=LUX_DEV_ISSUER, at="2026-01-01T00:00:00Z"),
+        tenant("bel", "BEL", published="https://identity.sovereign.local/bel", at="2025-01-01T00:00:00Z"),
+        tenant("new", "MLT"),  # no issuer published yet: not a gateway's concern
+    ]
+    assert tenants_sharing_an_issuer(tenants) == {"nld": ("lux", LUX_DEV_ISSUER)}
+    same_time = [tenant("b", "NLD", published="https://x"), tenant("a", "LUX", published="https://x")]
+    assert tenants_sharing_an_issuer(same_time) == {"b": ("a", "https://x")}
 
 
 PERIODS = {"720h": 2_592_000.0, "1h30m": 5400.0, "90s": 90.0, "1.5s": 1.5, "250ms": 0.25}

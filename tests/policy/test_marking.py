@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from sovereign.domain.markings import Classification, Markings, answer_marking
+from sovereign.domain.markings import Classification, ExcludesRecipient, Markings, answer_marking
 
 
 def m(owner: str, level: str, rel=(), denied=()) -> Markings:
@@ -40,6 +40,57 @@ def test_answer_marking(markings, level: str, releasable: list[str]) -> None:
     marking = answer_marking(markings)
     assert marking.classification == Classification(level)
     assert marking.releasable_to == releasable
+
+
+# The recipient rule (policies/cedar/README.md): the marking never excludes the nation the answer goes to.
+@pytest.mark.parametrize(
+    ("markings", "recipient", "disclosed_by", "releasable"),
+    [
+        ([m("FRA", "NATO SECRET", ["DEU"])], "DEU", (), ["DEU", "FRA"]),
+        ([m("FRA", "NATO SECRET", ["DEU"])], "EST", ("FRA",), ["DEU", "EST", "FRA"]),
+        ([m("FRA", "NATO SECRET")], "FRA", (), ["FRA"]),
+        ([m("FRA", "NATO SECRET", ["NATO"])], "EST", (), ["FRA", "NATO"]),
+        (
+            [m("FRA", "NATO SECRET", ["DEU"]), m("FRA", "NATO RESTRICTED", ["NATO"])],
+            "EST",
+            ("FRA",),
+            ["DEU", "EST", "FRA"],
+        ),
+        (
+            [m("FRA", "NATO SECRET", ["DEU"]), m("DEU", "NATO RESTRICTED", ["EST", "FRA"])],
+            "EST",
+            ("FRA",),
+            ["DEU", "EST", "FRA"],
+        ),
+    ],
+    ids=[
+        "released-unchanged",
+        "disclosed-by-owner-added",
+        "owner-unchanged",
+        "nato-covers-recipient",
+        "grounded-model-and-chunk",
+        "two-owners-one-disclosing",
+    ],
+)
+def test_an_answer_marking_includes_its_recipient(markings, recipient, disclosed_by, releasable) -> None:
+    marking = answer_marking(markings, recipient=recipient, disclosed_by=frozenset(disclosed_by))
+    assert marking.releasable_to == releasable
+    assert recipient in marking.releasable_to or "NATO" in marking.releasable_to
+
+
+@pytest.mark.parametrize(
+    ("markings", "recipient", "disclosed_by"),
+    [
+        ([m("FRA", "NATO SECRET", ["DEU"])], "EST", ()),
+        ([m("FRA", "NATO SECRET", ["DEU"])], "EST", ("DEU",)),
+        ([m("FRA", "NATO SECRET", ["NATO"], ["EST"])], "EST", ("FRA",)),
+        ([m("FRA", "NATO SECRET", ["EST"]), m("DEU", "NATO SECRET", ["FRA"])], "EST", ("FRA",)),
+    ],
+    ids=["not-disclosed", "disclosed-by-another-nation", "denied-nation", "second-owner-did-not-disclose"],
+)
+def test_an_answer_excluding_its_recipient_is_refused(markings, recipient, disclosed_by) -> None:
+    with pytest.raises(ExcludesRecipient):
+        answer_marking(markings, recipient=recipient, disclosed_by=frozenset(disclosed_by))
 
 
 def test_answer_marking_needs_a_resource() -> None:

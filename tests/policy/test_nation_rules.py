@@ -134,6 +134,25 @@ def test_a_nations_permit_releases_its_own_resource_beyond_its_markings(engine: 
     assert not engine.decide(user("POL"), "invoke", [model("FRA")]).allowed
 
 
+def test_a_disclosure_by_the_owner_adds_the_recipient_to_the_marking(engine: PolicyEngine) -> None:
+    liaison = user("POL", groups=["liaison"])
+    decision = engine.decide(liaison, "invoke", [model("FRA", releasableTo=["DEU"])])
+    assert decision.allowed and decision.marking is not None
+    assert decision.marking.releasable_to == ["DEU", "FRA", "POL"]
+    assert decision.disclosed_by_owner == ("fra/liaison/pol-liaison",)
+    released = engine.decide(user("DEU"), "invoke", [model("FRA", releasableTo=["DEU"])])
+    assert released.marking is not None and released.marking.releasable_to == ["DEU", "FRA"]
+    assert released.disclosed_by_owner == ()
+
+
+def test_without_the_owners_disclosure_the_recipient_is_refused(engine: PolicyEngine) -> None:
+    decision = engine.decide(user("POL"), "invoke", [model("FRA", releasableTo=["DEU"])])
+    assert not decision.allowed and decision.marking is None
+    assert decision.deciding_policy_ids == []  # no permit: the default deny
+    denied = engine.decide(user("POL", groups=["liaison"]), "invoke", [model("FRA", deniedNations=["POL"])])
+    assert not denied.allowed and denied.deciding_policy_ids == ["markings/limit-denied-nations"]
+
+
 def test_a_nations_permit_cannot_lift_clearance_or_compartments(engine: PolicyEngine) -> None:
     low = engine.decide(user("POL", "NATO RESTRICTED", groups=["liaison"]), "invoke", [model("FRA")])
     assert not low.allowed and low.deciding_policy_ids == ["markings/limit-clearance"]

@@ -8,6 +8,13 @@ Between nations only one door: TCP 8000 (Ray Serve's proxy, where each nation's 
 to the Ray pods of other Tenants' namespaces, for gateway-to-gateway federation, where the owner of a model
 authenticates and decides again. (One policy selects the whole namespace, so the ingress rule admits those
 peers on port 8000 of any pod here; only the Ray pods listen on it.)
+
+Into the nation's Ray cluster, by port: the nation's own pods reach every port (GCS, raylet, object manager,
+workers: Ray's own traffic); the platform namespace (the operator) reaches only the dashboard, 8265 (Ray Jobs
+and Serve REST APIs: the operator submits ingest jobs there; KubeRay's head listens on the pod IP, as the
+operator must reach it), and the Serve port; nobody else reaches the dashboard, the GCS (6379), the Ray
+Client server (10001) or the metrics port, which run code or tell what runs. A site whose clients or
+KubeRay operator come from another namespace adds its own NetworkPolicy for them: policies add up.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from sovereign_operator.constants import (
 DNS_NAMESPACE = "kube-system"
 DNS_PORT = 53
 SERVE_PORT = 8000  # a RayService's Serve proxy (KubeRay's `<name>-serve-svc`), where a gateway listens
+DASHBOARD_PORT = 8265  # a RayService's head: Ray's dashboard, with its Jobs and Serve REST APIs
 
 
 def _namespace_named(name: str) -> dict[str, Any]:
@@ -68,6 +76,10 @@ def _federation(nation: str) -> dict[str, Any]:
     return {"peer": _other_nations_serving(nation), "ports": [{"protocol": "TCP", "port": SERVE_PORT}]}
 
 
+def _tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
 def _nation_vault_egress(spec: TenantSpec) -> list[dict[str, Any]]:
     """Egress to a nation's own Vault (bring-your-own) when its address is an IP literal.
 
@@ -97,7 +109,7 @@ def build_network_policy_for_tenant(
     federation = _federation(spec.nation)
     ingress = [
         {"from": [dict(_SAME_NAMESPACE)]},
-        {"from": [_namespace_named(platform_namespace)]},  # the gateway calls the nation's models
+        {"from": [_namespace_named(platform_namespace)], "ports": _tcp(DASHBOARD_PORT, SERVE_PORT)},
         {"from": [federation["peer"]], "ports": federation["ports"]},
     ]
     egress = [

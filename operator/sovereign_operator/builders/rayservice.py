@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from kubernetes.utils.quantity import parse_quantity
 from sovereign_serving.config import AIR_GAP_ENV, PLATFORM_UID, RAY_VERSION
+from sovereign_serving.serve_proxy import PROXY_ENV
 
 from sovereign.specs.model_deployment import ModelDeploymentSpec, ModelResources
 from sovereign.specs.tenant import TenantSpec
@@ -127,9 +128,10 @@ def _container_resources(cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]
 
 
 def _container_env(telemetry_env: Mapping[str, str] | None) -> list[dict[str, str]]:
-    """The air gap, then the operator's OTEL_* variables (sorted), so that the Ray processes themselves and
-    every replica export spans where the operator does; a telemetry variable never overrides the air gap."""
-    env = dict(AIR_GAP_ENV)
+    """The air gap and the Serve proxy's callback (`/-/routes` answers 404: `sovereign_serving.serve_proxy`),
+    then the operator's OTEL_* variables (sorted), so that the Ray processes themselves and every replica
+    export spans where the operator does; a telemetry variable never overrides the air gap."""
+    env = {**AIR_GAP_ENV, **PROXY_ENV}
     for name, value in sorted((telemetry_env or {}).items()):
         if name.startswith("OTEL_") and name not in env:
             env[name] = value
@@ -243,6 +245,8 @@ def build_rayservice_for_nation(
                 "rayVersion": RAY_VERSION,
                 "enableInTreeAutoscaling": any(spec.autoscaling is not None for spec in models),
                 "headGroupSpec": {
+                    # On the pod IP, for the operator (Jobs, Serve REST); the nation's NetworkPolicy lets only
+                    # the platform namespace and the nation's own pods reach it (builders/network_policy.py).
                     "rayStartParams": {"dashboard-host": "0.0.0.0"},
                     "template": _pod_template(
                         nation, "ray-head", image, head, HEAD_PORTS, telemetry_env=telemetry_env

@@ -74,12 +74,14 @@ def _memory_bytes(quantity: str, scale: float) -> int:
     return int(Decimal(parse_quantity(quantity)) * Decimal(str(scale)))
 
 
-def _tenant_for_gateway(tenant: Mapping[str, Any]) -> dict[str, Any]:
-    """A Tenant reduced to what the gateway reads (spec, status.identity); no resourceVersion, no churn."""
+def _tenant_for_gateway(tenant: Mapping[str, Any], federated: bool = False) -> dict[str, Any]:
+    """A Tenant reduced to what the gateway reads (spec, status.identity, and with `federated` its gateway
+    key set, status.federation); no resourceVersion, no churn."""
     reduced: dict[str, Any] = {"spec": dict(tenant.get("spec") or {})}
-    identity = (tenant.get("status") or {}).get("identity")
-    if identity is not None:
-        reduced["status"] = {"identity": identity}
+    status = tenant.get("status") or {}
+    kept = ("identity", "federation") if federated else ("identity",)
+    if any(status.get(name) is not None for name in kept):
+        reduced["status"] = {name: status[name] for name in kept if status.get(name) is not None}
     return reduced
 
 
@@ -151,6 +153,7 @@ def build_gateway_application(
     telemetry_env: Mapping[str, str] | None = None,
     audit: AuditSink | None = None,
     all_datasets: Mapping[str, Sequence[RetrieverDataset]] | None = None,
+    federation: VaultSink | None = None,
 ) -> dict[str, Any]:
     """The nation's gateway: HTTP at `/<nation lowercase>`, every model, served DataSet (`all_datasets`:
     by owner nation, as `retriever_datasets_for_nation` gives them) and Tenant in its `user_config`.
@@ -159,10 +162,14 @@ def build_gateway_application(
 
     `federation_urls` (nation → that nation's in-cluster gateway base), when each nation runs its own Ray
     cluster (kuberay): every other nation's model gets its owner's as `federationUrl`, so the gateway calls
-    the owner's gateway (which decides again, with its own policy and quotas) instead of a Serve handle.
+    the owner's gateway (which decides again, with its own policy and quotas) instead of a Serve handle,
+    with an assertion it signs as its nation (`federation`: how it logs in to Vault to sign,
+    `build_vault_sink_for_nation`); the Tenants then carry their gateway key sets (status.federation).
     """
+    if federation is not None and federation_urls is None:
+        raise ValueError("a federation signer is for gateways that call other nations' gateways (kuberay)")
     tenants = sorted(
-        (_tenant_for_gateway(tenant) for tenant in all_tenants),
+        (_tenant_for_gateway(tenant, federated=federation_urls is not None) for tenant in all_tenants),
         key=lambda tenant: str(tenant["spec"].get("nation", "")),
     )
     config = GatewayConfig(
@@ -172,10 +179,13 @@ def build_gateway_application(
         datasets=_gateway_datasets(nation, all_datasets or {}, federation_urls),
         bundle=dict(sorted(bundle_data.items())),
         audit=audit,
+        federation=federation,
     )
     user_config = config.model_dump(mode="json", by_alias=True)
     if user_config.get("audit") is None:
         user_config.pop("audit", None)  # audit off: the same bytes as before audit existed
+    if user_config.get("federation") is None:
+        user_config.pop("federation", None)  # no federation (one Ray cluster): the same bytes as before
     user_config["models"] = [_model_dict(model) for model in config.models]
     if not config.datasets:
         user_config.pop("datasets", None)  # no datasets: the same bytes as before datasets existed
@@ -287,6 +297,7 @@ def build_serve_applications_for_nation(
     telemetry_env: Mapping[str, str] | None = None,
     audit: AuditSink | None = None,
     all_datasets: Mapping[str, Sequence[RetrieverDataset]] | None = None,
+    federation: VaultSink | None = None,
 ) -> list[dict[str, Any]]:
     """The nation's gateway application, then one application per ModelDeployment (sorted by model name;
     none for a ModelDeployment with `replicas: 0`, which is stopped).
@@ -294,8 +305,8 @@ def build_serve_applications_for_nation(
     `model_deployments`: the nation's own (they run here); `all_tenants`: every Tenant object as the API
     returns it; `all_models`: every nation's ModelDeployments by nation (the gateway routes to any of them,
     policy decides per request); `bundle_data`: the published policy bundle ConfigMap's data;
-    `federation_urls`, `audit`: see `build_gateway_application`; `telemetry_env`: the operator's OTEL_*
-    variables (`OperatorConfig.telemetry_env`), set in every application's runtime_env.
+    `federation_urls`, `audit`, `federation`: see `build_gateway_application`; `telemetry_env`: the
+    operator's OTEL_* variables (`OperatorConfig.telemetry_env`), set in every application's runtime_env.
     """
     if tenant_spec.nation != nation:
         raise ValueError(f"the Tenant is {tenant_spec.nation}'s, not {nation}'s")
@@ -315,6 +326,7 @@ def build_serve_applications_for_nation(
         telemetry_env=telemetry_env,
         audit=audit,
         all_datasets=all_datasets,
+        federation=federation,
     )
     return [
         gateway,

@@ -24,13 +24,14 @@ from sovereign_operator.resource_validation import (
     tenant_facts_by_nation,
 )
 from sovereign_operator.tenant_validation import (
+    problems_with_issuer_uniqueness,
     problems_with_nation_uniqueness,
     problems_with_tenant_spec,
     problems_with_tenant_update,
 )
 
 UNPROCESSABLE = 422  # the API server's own code for an invalid object
-CONFLICT = 409  # another Tenant holds the nation
+CONFLICT = 409  # another Tenant holds the nation or the token issuer
 
 
 @kopf.on.startup()
@@ -57,16 +58,13 @@ def validate_tenant(
     problems += problems_with_tenant_spec(new_spec)
     if problems:
         raise kopf.AdmissionError("; ".join(problems), code=UNPROCESSABLE)
-    conflicts = problems_with_nation_uniqueness(name, new_spec.get("nation"), _tenant_nations(memo))
+    api: ApiClient = memo.admission_kubernetes
+    tenants = list_tenants(api)
+    nations = [(tenant["metadata"]["name"], (tenant.get("spec") or {}).get("nation")) for tenant in tenants]
+    conflicts = problems_with_nation_uniqueness(name, new_spec.get("nation"), nations)
+    conflicts = conflicts or problems_with_issuer_uniqueness(name, new_spec, tenants)
     if conflicts:
         raise kopf.AdmissionError("; ".join(conflicts), code=CONFLICT)
-
-
-def _tenant_nations(memo: kopf.Memo) -> list[tuple[str, str | None]]:
-    api: ApiClient = memo.admission_kubernetes
-    return [
-        (tenant["metadata"]["name"], (tenant.get("spec") or {}).get("nation")) for tenant in list_tenants(api)
-    ]
 
 
 @kopf.on.validate(GROUP, VERSION, "tenantpolicies", operations=["CREATE", "UPDATE"])

@@ -1,8 +1,9 @@
 """kopf handlers that keep every nation's models served: one level-based pass, on change and on a clock.
 
 The pass (reconcile/serving.py) reads everything it needs each time, so one loop covers every trigger: a
-ModelDeployment event wakes it at once; Tenants becoming Ready, a new policy bundle and the Ray applications'
-progress are picked up within `serving_interval_seconds`. The loop lives inside kopf.run, which runs only
+ModelDeployment or Tenant event wakes it at once (a Tenant suspended reaches every gateway's configuration
+without waiting for the clock); a new policy bundle and the Ray applications' progress are picked up within
+`serving_interval_seconds`. The loop lives inside kopf.run, which runs only
 while this replica holds the Lease, so two replicas never deploy at once.
 """
 
@@ -44,6 +45,7 @@ async def stop_serving_loop(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
+@kopf.on.event(GROUP, VERSION, "tenants")
 def wake_serving_loop(memo: kopf.Memo, **_: Any) -> None:
     wake = getattr(memo, "serving_wake", None)
     if wake is not None:

@@ -24,12 +24,14 @@ from sovereign_operator.handlers.traced import traced_reconcile
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.offboarding import offboard
 from sovereign_operator.reconcile.tenant import (
+    issuer_conflict,
     owner_of_nation,
     reconcile_duplicate,
     reconcile_tenant,
     vault_failure,
 )
 from sovereign_operator.reconcile.vault_access import VaultClients
+from sovereign_operator.tenant_validation import intended_issuer
 
 TENANTS = (GROUP, VERSION, "tenants")
 VAULT_RETRY_SECONDS = 10
@@ -59,17 +61,50 @@ def tenants_by_nation(name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any) -> 
     return {str(spec.get("nation")): (str(meta.get("creationTimestamp", "")), name)}
 
 
+@kopf.index(*TENANTS)
+def tenants_by_issuer(
+    name: str, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+) -> dict[str, tuple[str, str, str]]:
+    """token issuer → (creationTimestamp, Tenant name, nation) of every Tenant; the oldest keeps it."""
+    return {
+        intended_issuer(dict(spec)): (str(meta.get("creationTimestamp", "")), name, str(spec.get("nation")))
+    }
+
+
 def _owner(tenants_by_nation: kopf.Index, spec: kopf.Spec) -> str | None:
     return owner_of_nation(tenants_by_nation.get(str(spec.get("nation")), []))
 
 
+def _issuer_keeper(tenants_by_nation: kopf.Index, tenants_by_issuer: kopf.Index, issuer: str) -> str | None:
+    """The Tenant that keeps a token issuer: the oldest naming it, among the Tenants that own their nation
+    (a duplicate of a nation keeps nothing)."""
+    claimants = [
+        (created, name)
+        for created, name, nation in tenants_by_issuer.get(issuer, [])
+        if owner_of_nation(tenants_by_nation.get(nation, [])) == name
+    ]
+    return owner_of_nation(claimants)
+
+
 def _reconcile(
-    memo: kopf.Memo, body: kopf.Body, status: kopf.Status, patch: kopf.Patch, owner: str | None
+    memo: kopf.Memo,
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    tenants_by_nation: kopf.Index,
+    tenants_by_issuer: kopf.Index,
 ) -> None:
-    if owner is not None and owner != body["metadata"]["name"]:
+    spec, name = body["spec"], body["metadata"]["name"]
+    owner = _owner(tenants_by_nation, spec)
+    if owner is not None and owner != name:
         outcome = reconcile_duplicate(body, dict(status), owner)
     else:
-        outcome = reconcile_tenant(memo.clients, body, dict(status))
+        issuer = intended_issuer(dict(spec))
+        keeper = _issuer_keeper(tenants_by_nation, tenants_by_issuer, issuer)
+        conflict = None
+        if keeper is not None and keeper != name:
+            conflict = issuer_conflict(TenantSpec.model_validate(dict(spec)), keeper, issuer)
+        outcome = reconcile_tenant(memo.clients, body, dict(status), conflict)
     patch.status.update(outcome.status)  # empty when nothing changed: kopf then writes nothing
     if outcome.retry is not None:
         raise outcome.retry
@@ -87,9 +122,10 @@ def reconcile_on_change(
     status: kopf.Status,
     patch: kopf.Patch,
     tenants_by_nation: kopf.Index,
+    tenants_by_issuer: kopf.Index,
     **_: Any,
 ) -> None:
-    _reconcile(memo, body, status, patch, _owner(tenants_by_nation, spec))
+    _reconcile(memo, body, status, patch, tenants_by_nation, tenants_by_issuer)
 
 
 @kopf.on.field(*TENANTS, field=("metadata", "annotations", ROTATE_KEY_ANNOTATION), backoff=5)
@@ -101,11 +137,12 @@ def rotate_on_request(
     status: kopf.Status,
     patch: kopf.Patch,
     tenants_by_nation: kopf.Index,
+    tenants_by_issuer: kopf.Index,
     new: str | None,
     **_: Any,
 ) -> None:
     if new:  # removing the annotation asks for nothing
-        _reconcile(memo, body, status, patch, _owner(tenants_by_nation, spec))
+        _reconcile(memo, body, status, patch, tenants_by_nation, tenants_by_issuer)
 
 
 def reconcile_periodically(
@@ -116,12 +153,13 @@ def reconcile_periodically(
     status: kopf.Status,
     patch: kopf.Patch,
     tenants_by_nation: kopf.Index,
+    tenants_by_issuer: kopf.Index,
     **_: Any,
 ) -> None:
     """Level-based drift repair and period-based key rotation; writes nothing when nothing drifted."""
     if meta.get("deletionTimestamp"):
         return  # offboarding owns it now
-    _reconcile(memo, body, status, patch, _owner(tenants_by_nation, spec))
+    _reconcile(memo, body, status, patch, tenants_by_nation, tenants_by_issuer)
 
 
 def register_drift_timer(interval_seconds: float) -> None:

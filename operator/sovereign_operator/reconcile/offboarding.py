@@ -16,6 +16,7 @@ import kopf
 
 from sovereign.clients import kubernetes as kube
 from sovereign.clients import vault as vault_client
+from sovereign.domain.nations import gateway_key_name
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
 from sovereign_operator.builders import vault_mounts_for_tenant
@@ -54,6 +55,7 @@ def offboard(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dic
     record = _pending_record(clients, vault, spec, body)
     _shred_key(clients, vault, spec, body)
     _shred_issuer_key(vault, spec, body)
+    _shred_gateway_key(vault, spec, body)
     failpoints.reach("offboard:after-key-shredded")
 
     # The nation's policy is the shared sovereign-nation (platform setup's): only its role and records go.
@@ -167,3 +169,13 @@ def _shred_issuer_key(vault: hvac.Client, spec: TenantSpec, body: kopf.Body) -> 
     vault_client.set_transit_key_deletion_allowed(vault, mounts.transit, key_name, True)
     vault_client.delete_transit_key(vault, mounts.transit, key_name)
     kopf.info(dict(body), reason="IssuerKeyShredded", message=f"Vault transit key {key_name} deleted")
+
+
+def _shred_gateway_key(vault: hvac.Client, spec: TenantSpec, body: kopf.Body) -> None:
+    """The gateway's signing key goes too: no assertion can be signed as the nation's gateway any more."""
+    mounts, key_name = vault_mounts_for_tenant(spec), gateway_key_name(spec.nation)
+    if vault_client.read_transit_key(vault, mounts.transit, key_name) is None:
+        return  # a re-run after the deletion
+    vault_client.set_transit_key_deletion_allowed(vault, mounts.transit, key_name, True)
+    vault_client.delete_transit_key(vault, mounts.transit, key_name)
+    kopf.info(dict(body), reason="GatewayKeyShredded", message=f"Vault transit key {key_name} deleted")

@@ -7,6 +7,10 @@ applications (builders/serve_config.py, pure); then
 - `kuberay`: applies one RayService per nation in its namespace (builders/rayservice.py);
 and finally writes each ModelDeployment's status from its Ray application's state. A model of a nation
 whose Tenant is not Ready, or whose spec no longer parses, is not served, and its status says why.
+
+Never a configuration a gateway would refuse: of two Ready Tenants naming one token issuer (a gateway refuses
+such a config as a whole, and then serves nothing), only the older is in any gateway's configuration
+(`tenants_sharing_an_issuer`); the other's nation is not served until its issuer is its own.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pydantic import ValidationError
 from sovereign_serving.config import (
     AuditSink,
     RetrieverDataset,
+    VaultSink,
     gateway_application_name,
     model_application_name,
     retriever_application_name,
@@ -58,6 +63,7 @@ from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import GROUP, SERVICE_ACCOUNT_TOKEN_FILE, VERSION
 from sovereign_operator.reconcile.conditions import status_changes
 from sovereign_operator.reconcile.vault_access import vault_ca_for_tenant
+from sovereign_operator.tenant_validation import tenants_sharing_an_issuer
 
 log = logging.getLogger(__name__)
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -69,6 +75,7 @@ class ServingState:
     config: OperatorConfig
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_body_digest: str | None = None  # local-ray: what was last PUT (a restart PUTs again: harmless)
+    left_out: dict[str, str] = field(default_factory=dict)  # nation → why it is not served (logged once)
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,8 @@ def run_serving_pass(state: ServingState) -> ServingPass:
         models = kube.list_objects(dynamic, API_VERSION, "ModelDeployment") or []
         bundle_data = _bundle_data(dynamic, config.platform_namespace)
         ready = {t["spec"]["nation"]: t for t in tenants if _tenant_ready(t) and t["spec"].get("nation")}
+        left_out = _issuer_conflicts(state, ready)
+        ready = {nation: tenant for nation, tenant in ready.items() if nation not in left_out}
         by_namespace = _nation_of_namespace(tenants)
 
         placements: dict[tuple[str, str], Placement] = {}
@@ -106,6 +115,9 @@ def run_serving_pass(state: ServingState) -> ServingPass:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             nation = by_namespace.get(key[0])
             if body["metadata"].get("deletionTimestamp"):
+                continue
+            if nation is not None and nation in left_out:
+                placements[key] = Placement(False, "IssuerConflict", left_out[nation])
                 continue
             if nation is None or nation not in ready:
                 placements[key] = Placement(False, "TenantNotReady", f"the Tenant of {key[0]} is not Ready")
@@ -141,6 +153,7 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 memory_scale=config.serving_memory_scale,
                 federation_urls=federation_urls,
                 audit=_audit_sink(config, ready[nation], state.dynamic.client),
+                federation=_federation_signer(config, ready[nation], state.dynamic.client, federation_urls),
                 telemetry_env=config.telemetry_env,
                 all_datasets=all_datasets,
             )
@@ -163,6 +176,23 @@ def run_serving_pass(state: ServingState) -> ServingPass:
                 )
             _write_status(dynamic, body, placement)
         return ServingPass(sorted(ready), len(applications), deployed)
+
+
+def _issuer_conflicts(state: ServingState, ready: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The Ready nations left out because an older Tenant names their token issuer, with why; logged when
+    the set changes (names only)."""
+    losers = tenants_sharing_an_issuer(ready.values())
+    left_out = {
+        nation: f"Tenant {tenant['metadata']['name']} names the token issuer of the older Tenant "
+        f"{losers[tenant['metadata']['name']][0]}: {nation} is not served until its issuer is its own"
+        for nation, tenant in ready.items()
+        if tenant["metadata"]["name"] in losers
+    }
+    if left_out != state.left_out:
+        for message in left_out.values():
+            log.warning(message)
+        state.left_out = left_out
+    return left_out
 
 
 # -- each nation's retriever (issue 8) --------------------------------------------------------------------
@@ -267,6 +297,22 @@ def _audit_sink(config: OperatorConfig, tenant: dict[str, Any], api: ApiClient) 
         tenant_uid=uid,
         ray_resource=DATA_RAY_RESOURCE,
         vault_ca_cert=ca_cert,
+    )
+
+
+def _federation_signer(
+    config: OperatorConfig, tenant: dict[str, Any], api: ApiClient, federation_urls: dict[str, str] | None
+) -> VaultSink | None:
+    """How the nation's gateway signs its federation assertions (kuberay only: its pods' ServiceAccount token,
+    the nation's Vault role); None where nations share one Ray cluster and nothing crosses gateways."""
+    if federation_urls is None:
+        return None
+    spec = TenantSpec.model_validate(tenant["spec"])
+    return build_vault_sink_for_nation(
+        spec,
+        platform_vault_addr=config.vault_addr,
+        token_file=SERVICE_ACCOUNT_TOKEN_FILE,
+        vault_ca_cert=vault_ca_for_tenant(config, api, spec),
     )
 
 

@@ -34,13 +34,14 @@ from sovereign_operator.reconcile.conditions import (
 )
 from sovereign_operator.reconcile.context import OperatorClients
 from sovereign_operator.reconcile.tenant_audit import AuditWriteFailed, record_tenant_events
-from sovereign_operator.reconcile.tenant_identity import reconcile_identity
+from sovereign_operator.reconcile.tenant_identity import reconcile_gateway_key, reconcile_identity
 from sovereign_operator.reconcile.tenant_keys import NationPolicyMissing, reconcile_keys
 from sovereign_operator.reconcile.tenant_namespace import reconcile_namespace
 from sovereign_operator.reconcile.vault_access import VaultLoginFailed
 
 VAULT_RETRY_SECONDS = 10
 DUPLICATE_NATION = "DuplicateNation"
+ISSUER_CONFLICT = "IssuerConflict"
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,23 @@ def reconcile_duplicate(body: kopf.Body, status: dict[str, Any], owner: str) -> 
     return TenantOutcome(changes)
 
 
-def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str, Any]) -> TenantOutcome:
+def issuer_conflict(spec: TenantSpec, keeper: str, issuer: str) -> Condition:
+    """Ready=False for a Tenant whose token issuer an older Tenant names (admitted anyway: the webhook was
+    down, or both were created at once): it is provisioned as usual but left out of every gateway's
+    configuration until it names an issuer of its own; the older Tenant keeps being served. Every pass
+    checks again (the drift timer too): once its issuer is its own, or the older Tenant is gone, it is
+    Ready."""
+    message = (
+        f"token issuer {issuer} is already the issuer of Tenant {keeper}; {spec.nation}'s users are not "
+        "served until this Tenant names an issuer of its own"
+    )
+    return Condition(READY, False, ISSUER_CONFLICT, message)
+
+
+def reconcile_tenant(
+    clients: OperatorClients, body: kopf.Body, status: dict[str, Any], conflict: Condition | None = None
+) -> TenantOutcome:
+    """One pass; `conflict` (issuer_conflict) replaces the Ready its steps would give."""
     spec = TenantSpec.model_validate(dict(body["spec"]))
     requested_at = (body["metadata"].get("annotations") or {}).get(ROTATE_KEY_ANNOTATION)
     fields: dict[str, Any] = {"namespace": tenant_namespace(spec.nation)}
@@ -88,6 +105,7 @@ def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str
             if requested_at:
                 fields["rotationRequestHandled"] = clients.handled_rotations[spec.nation] = requested_at
             identity_condition, fields["identity"] = reconcile_identity(clients, vault, spec, body)
+            fields["federation"] = reconcile_gateway_key(vault, spec, body)
             steps.append(identity_condition)
             provisioned = all(step.status is True for step in steps)
             transit = vault_mounts_for_tenant(spec).transit
@@ -118,7 +136,15 @@ def reconcile_tenant(clients: OperatorClients, body: kopf.Body, status: dict[str
             retry.__cause__ = error  # raised later: the reconcile metrics count it by the Vault error's type
     _fill_unknown(steps)
     failpoints.reach("provision:before-status")
-    return TenantOutcome(_changes(body, status, [ready_from_steps(steps), *steps], fields), retry)
+    ready = ready_from_steps(steps) if conflict is None else conflict
+    if conflict is not None and _ready_reason(status) != conflict.reason:
+        kopf.warn(dict(body), reason=conflict.reason, message=conflict.message)
+    return TenantOutcome(_changes(body, status, [ready, *steps], fields), retry)
+
+
+def _ready_reason(status: dict[str, Any]) -> str | None:
+    found = [c for c in status.get("conditions") or [] if c.get("type") == READY]
+    return found[0].get("reason") if found else None
 
 
 def vault_failure(address: str, error: BaseException) -> tuple[str, str]:

@@ -5,6 +5,10 @@ exportable: the operator creates it and reads its public parts, and only the nat
 with it (`transit/sign/<key>`), so no private key is ever held by the operator, nor kept in KV, a
 ConfigMap, a file or a status. The public key set is published in status.identity and in the ConfigMap
 `identity-jwks` in the nation's namespace, where the nation's gateway reads it.
+
+Every nation also gets a gateway key (`gateway_key_name`, ed25519, not exportable, made the same way): its
+gateway signs with it, as the nation, the assertions it sends to other nations' federation routes; its public
+key set is published in status.federation, from which the other nations' gateways verify them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import hvac
 import kopf
 
 from sovereign.clients import vault as vault_client
+from sovereign.domain.nations import gateway_key_name
+from sovereign.identity.federation_assertions import gateway_issuer
 from sovereign.identity.signed_tokens import jwks_from_transit_key
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders import vault_mounts_for_tenant
@@ -47,12 +53,19 @@ def _remove_legacy_records(vault: hvac.Client, kv_mount: str, nation: str, body:
 
 
 def _issuer_key(vault: hvac.Client, transit_mount: str, nation: str, body: kopf.Body) -> dict[str, Any]:
-    name = issuer_key_name(nation)
+    return _signing_key(
+        vault, transit_mount, issuer_key_name(nation), body, "IssuerCreated", dev_issuer(nation)
+    )
+
+
+def _signing_key(
+    vault: hvac.Client, transit_mount: str, name: str, body: kopf.Body, reason: str, purpose: str
+) -> dict[str, Any]:
     key = vault_client.read_transit_key(vault, transit_mount, name)
     if key is None:
         # Creating an existing key is a no-op in Vault: two racing passes leave one key.
         vault_client.create_signing_key(vault, transit_mount, name)
-        kopf.info(dict(body), reason="IssuerCreated", message=f"dev issuer {dev_issuer(nation)}: key {name}")
+        kopf.info(dict(body), reason=reason, message=f"{purpose}: key {name}")
         key = vault_client.read_transit_key(vault, transit_mount, name)
         if key is None:
             raise kopf.TemporaryError(f"transit key {name} vanished while it was being created", delay=5)
@@ -97,3 +110,17 @@ def reconcile_identity(
         kopf.info(dict(body), reason="JwksPublished", message=f"ConfigMap {JWKS_CONFIGMAP} written")
     status = {"issuer": issuer, "audience": audience, "jwks": jwks, "source": "dev"}
     return Condition(IDENTITY_READY, True, "DevIssuer", f"dev issuer {issuer}"), status
+
+
+def reconcile_gateway_key(vault: hvac.Client, spec: TenantSpec, body: kopf.Body) -> dict[str, Any]:
+    """What goes into status.federation: the nation's gateway key set (key in `vault`, transit), from which
+    peer gateways verify its federation assertions; empty (no peer accepts them) if the key is exportable."""
+    nation, name = spec.nation, gateway_key_name(spec.nation)
+    key = _signing_key(
+        vault, vault_mounts_for_tenant(spec).transit, name, body, "GatewayKeyCreated", f"{nation}'s gateway"
+    )
+    if key.get("exportable") or key.get("allow_plaintext_backup"):
+        message = f"transit key {name} is exportable: other nations will not accept {nation}'s gateway"
+        kopf.warn(dict(body), reason="GatewayKeyExportable", message=message)
+        return {}
+    return {"issuer": gateway_issuer(nation), "jwks": jwks_from_transit_key(key)}

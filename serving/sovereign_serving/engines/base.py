@@ -78,21 +78,24 @@ class EmbedResult:
 
 
 class ContextLengthExceeded(ValueError):
-    """The prompt does not fit the model's context (its positions), with room for one generated token.
+    """The prompt does not fit the model's context (its positions), with room for one generated token; or
+    an embedding input (`input_index`) is longer than the model's positions.
 
-    Raised before anything is generated; it crosses Ray's boundary (picklable) and the gateway answers it
-    400 `context_length_exceeded`. Counts only, never the prompt."""
+    Raised before anything is generated or embedded; it crosses Ray's boundary (picklable) and the gateway
+    answers it 400 `context_length_exceeded`. Counts only, never the text."""
 
-    def __init__(self, prompt_tokens: int, context_length: int) -> None:
+    def __init__(self, prompt_tokens: int, context_length: int, input_index: int | None = None) -> None:
+        what = "the prompt" if input_index is None else f"input[{input_index}]"
         super().__init__(
             f"this model's maximum context length is {context_length} tokens, "
-            f"but the prompt has {prompt_tokens} tokens"
+            f"but {what} has {prompt_tokens} tokens"
         )
         self.prompt_tokens = prompt_tokens
         self.context_length = context_length
+        self.input_index = input_index
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.prompt_tokens, self.context_length))
+        return (type(self), (self.prompt_tokens, self.context_length, self.input_index))
 
 
 def check_context(prompt_tokens: int, context_length: int | None) -> None:
@@ -101,13 +104,26 @@ def check_context(prompt_tokens: int, context_length: int | None) -> None:
         raise ContextLengthExceeded(prompt_tokens, context_length)
 
 
+def check_embedding_inputs(input_tokens: Sequence[int], context_length: int | None) -> None:
+    """Refuse the first embedding input longer than the model's positions (special tokens counted): an
+    input is embedded whole or not at all, never truncated (None: the context is not known)."""
+    if context_length is None:
+        return
+    for index, tokens in enumerate(input_tokens):
+        if tokens > context_length:
+            raise ContextLengthExceeded(tokens, context_length, index)
+
+
 @runtime_checkable
 class Engine(Protocol):
     async def generate(self, request: GenerateRequest) -> GenerateResult: ...
 
     def stream(self, request: GenerateRequest) -> AsyncIterator[StreamDelta]: ...
 
-    async def embed(self, texts: Sequence[str]) -> EmbedResult: ...
+    async def embed(self, texts: Sequence[str], truncate: bool = False) -> EmbedResult:
+        """Vectors of `texts`; an input beyond the model's positions raises ContextLengthExceeded, or with
+        `truncate` (the retriever's search query, never a client's input) is cut there."""
+        ...
 
 
 def effective_max_tokens(request: GenerateRequest, cap: int) -> int:

@@ -38,6 +38,7 @@ from sovereign_serving.engines.base import (
     Usage,
     chat_prompt,
     check_context,
+    check_embedding_inputs,
     cut_at_stop,
     effective_max_tokens,
     first_stop,
@@ -75,8 +76,15 @@ class TransformersEngine:
             config.source, local_files_only=True, trust_remote_code=False, dtype=getattr(torch, dtype_name)
         )
         self._model.eval()
-        # The model's positions: a longer prompt is refused (ContextLengthExceeded) before generating.
+        # The model's positions: a longer prompt is refused (ContextLengthExceeded) before generating, a
+        # longer embedding input before embedding (also beyond the tokenizer's own maximum, where it would
+        # truncate).
         self._context: int | None = getattr(self._model.config, "max_position_embeddings", None)
+        tokenizer_limit = getattr(self._tokenizer, "model_max_length", None)
+        self._embed_context = min(
+            [n for n in (self._context, tokenizer_limit) if isinstance(n, int) and 0 < n < 1_000_000],
+            default=None,
+        )
 
     # -- generation -----------------------------------------------------------------------------------
 
@@ -188,17 +196,21 @@ class TransformersEngine:
 
     # -- embeddings -----------------------------------------------------------------------------------
 
-    async def embed(self, texts: Sequence[str]) -> EmbedResult:
+    async def embed(self, texts: Sequence[str], truncate: bool = False) -> EmbedResult:
         self._require("embed")
-        return await asyncio.to_thread(self._embed_sync, list(texts))
+        return await asyncio.to_thread(self._embed_sync, list(texts), truncate)
 
-    def _embed_sync(self, texts: list[str]) -> EmbedResult:
+    def _embed_sync(self, texts: list[str], truncate: bool) -> EmbedResult:
+        cut = {"truncation": True, "max_length": self._embed_context} if truncate else {"truncation": False}
+        batches = [
+            self._tokenizer(texts[start : start + EMBED_BATCH_SIZE], padding=True, return_tensors="pt", **cut)
+            for start in range(0, len(texts), EMBED_BATCH_SIZE)
+        ]
+        lengths = [int(n) for batch in batches for n in batch["attention_mask"].sum(dim=1)]
+        check_embedding_inputs(lengths, self._embed_context)  # before any input is embedded
         vectors: list[list[float]] = []
         tokens = 0
-        for start in range(0, len(texts), EMBED_BATCH_SIZE):
-            batch = self._tokenizer(
-                texts[start : start + EMBED_BATCH_SIZE], padding=True, truncation=True, return_tensors="pt"
-            )
+        for batch in batches:
             with torch.inference_mode():
                 hidden = self._model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

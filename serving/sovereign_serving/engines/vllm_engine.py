@@ -22,6 +22,7 @@ from sovereign_serving.engines.base import (
     Usage,
     chat_prompt,
     check_context,
+    check_embedding_inputs,
     effective_max_tokens,
 )
 
@@ -66,6 +67,16 @@ def vllm_engine_args(config: ModelServerConfig) -> dict[str, Any]:
     return args
 
 
+def vllm_context_length(config: ModelServerConfig) -> int:
+    """The context the adapter refuses prompts and embedding inputs against, before vLLM sees them: the
+    `max_model_len` vLLM is given (`maxTokens`, or engineArgs' own), so a prompt vLLM would refuse with its
+    own error (a 502 at the gateway) is the client's 400 `context_length_exceeded` instead."""
+    value = vllm_engine_args(config)["max_model_len"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"engineArgs.max_model_len must be a positive number of tokens, not {value!r}")
+    return value
+
+
 class VLLMEngine:
     def __init__(self, config: ModelServerConfig) -> None:
         try:
@@ -74,9 +85,9 @@ class VLLMEngine:
             raise RuntimeError(VLLM_MISSING) from error
         self.task = config.task
         self._cap = config.max_tokens
+        self._context = vllm_context_length(config)  # refused before vLLM loads anything
         self._engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(**vllm_engine_args(config)))
         self._tokenizer: Any = None
-        self._context = int(vllm_engine_args(config)["max_model_len"])
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         text, usage = "", Usage(0, 0)
@@ -93,12 +104,12 @@ class VLLMEngine:
         )
 
     async def stream(self, request: GenerateRequest) -> AsyncIterator[StreamDelta]:
-        from vllm import SamplingParams
-
         prompt = await self._prompt(request)
         # Refused here (400 at the gateway) rather than by vLLM's own ValueError (502).
         ids = self._tokenizer.encode(prompt, add_special_tokens=request.messages is None)
         check_context(len(ids), self._context)
+        from vllm import SamplingParams
+
         params = SamplingParams(
             max_tokens=effective_max_tokens(request, self._cap),
             temperature=request.temperature,
@@ -117,21 +128,29 @@ class VLLMEngine:
                 usage = Usage(len(output.prompt_token_ids or ()), len(completion.token_ids))
                 yield StreamDelta(text="", finish_reason=finish, usage=usage)
 
-    async def embed(self, texts: Sequence[str]) -> EmbedResult:
+    async def embed(self, texts: Sequence[str], truncate: bool = False) -> EmbedResult:
+        tokenizer = await self._loaded_tokenizer()
+        inputs = [tokenizer.encode(text)[: self._context if truncate else None] for text in texts]
+        check_embedding_inputs([len(ids) for ids in inputs], self._context)
         from vllm import PoolingParams
 
         vectors: list[list[float]] = []
         tokens = 0
-        for text in texts:
-            async for output in self._engine.encode(text, PoolingParams(), uuid.uuid4().hex):
+        for ids in inputs:
+            prompt = {"prompt_token_ids": ids}  # vLLM's TokensPrompt: exactly the ids checked above
+            async for output in self._engine.encode(prompt, PoolingParams(), uuid.uuid4().hex):
                 if output.finished:
                     vectors.append([float(x) for x in output.outputs.data])
                     tokens += len(output.prompt_token_ids)
         return EmbedResult(vectors=vectors, prompt_tokens=tokens)
 
-    async def _prompt(self, request: GenerateRequest) -> str:
+    async def _loaded_tokenizer(self) -> Any:
         if self._tokenizer is None:
             self._tokenizer = await self._engine.get_tokenizer()
+        return self._tokenizer
+
+    async def _prompt(self, request: GenerateRequest) -> str:
+        await self._loaded_tokenizer()
         if request.messages is None:
             return str(request.prompt)
         return chat_prompt(self._tokenizer, request.messages)

@@ -12,9 +12,13 @@ Datasets (issue 8): each dataset a request names is decided with `read` on the d
 get one 403. The chunks the retriever returns are checked again (`chunk_readable`): the retriever filters
 by each chunk's own markings, and the gateway never puts a chunk it would refuse into a prompt.
 
-Federation (`any_nation=True`, `owned_only=True`): another nation's gateway forwards its user's token to
-the owner of a model or dataset; the owner accepts a token of any Tenant's issuer, validated the same way,
-but only for the models and datasets it owns, and decides with its own policy.
+Federation (`authenticate_gateway`, `owned_only=True`): the federation routes take only a peer nation's
+gateway assertion (`sovereign.identity.federation_assertions`), never a user's token (401
+`not-an-assertion`): signed by the calling nation's gateway key as its Tenant publishes it
+(`status.federation.jwks`), for this nation, for that route and body, unexpired and not seen before by this
+replica. Its user becomes the Principal, clearance capped by the calling nation's Tenant; the owner serves
+only the models and datasets it owns and decides with its own policy. The public routes refuse an assertion
+(its issuer is no user issuer: 401 `unknown-issuer`).
 """
 
 from __future__ import annotations
@@ -23,11 +27,30 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sovereign.domain.markings import AnswerMarking, Markings, Principal, Resource, ResourceKind
+from sovereign.domain.markings import (
+    AnswerMarking,
+    ExcludesRecipient,
+    Markings,
+    Principal,
+    Resource,
+    ResourceKind,
+    answer_marking,
+)
+from sovereign.identity.federation_assertions import (
+    REASON_CODES as ASSERTION_REASON_CODES,
+)
+from sovereign.identity.federation_assertions import (
+    AssertionRejected,
+    PeerGateway,
+    ReplayCache,
+    VerifiedAssertion,
+    peer_gateway_from_tenant,
+    verify_assertion,
+)
 from sovereign.identity.principal import principal_for
 from sovereign.identity.tokens import (
     LEEWAY_SECONDS,
@@ -40,11 +63,17 @@ from sovereign.identity.tokens import (
     validate_token,
 )
 from sovereign.policy.bundle import PolicyBundle
-from sovereign.policy.engine import PolicyEngine
-from sovereign.specs.tenant import Quotas
+from sovereign.policy.engine import Decision, PolicyEngine
 from sovereign_serving.config import GatewayConfig, GatewayDataset, GatewayModel
 
-from ._errors import GatewayError, dataset_not_available, echoed, not_available, unauthenticated
+from ._errors import (
+    GatewayError,
+    dataset_not_available,
+    echoed,
+    not_available,
+    unauthenticated,
+    unavailable,
+)
 
 logger = logging.getLogger("sovereign.gateway")
 
@@ -78,6 +107,9 @@ class ModelDecision:
     Names, codes and ids only, never content. `reason_codes`: `permitted`, `unknown-model`, `not-owned`
     (a federation route asked for a model the nation does not own), `forbidden` (a forbid policy decided),
     `not-permitted` (no policy permits it) or `no-marking`; `reasons` are the engine's own explanations.
+    An allowed decision whose owner's own rule disclosed the model to a nation its markings do not release
+    it to adds `disclosed-by-owner` (and the marking adds that nation; the rule's id is among the deciding
+    policy ids: `sovereign.domain.markings.answer_marking`).
     """
 
     model: str
@@ -102,7 +134,8 @@ class ModelDecision:
 class DatasetDecision:
     """The gateway's decision on one dataset a request names (`read`), allowed or denied, as a ModelDecision.
 
-    `reason_codes`: `permitted`, `unknown-dataset`, `not-owned`, `forbidden`, `not-permitted`, `no-marking`.
+    `reason_codes`: `permitted`, `unknown-dataset`, `not-owned`, `forbidden`, `not-permitted`, `no-marking`;
+    `disclosed-by-owner` with `permitted`, as for a model.
     """
 
     dataset: str
@@ -123,12 +156,6 @@ class DatasetDecision:
         return self.dataset
 
 
-@dataclass(frozen=True)
-class Limits:
-    requests_per_minute: int
-    tokens_per_minute: int
-
-
 class Access:
     """Authentication and authorisation for one nation's endpoint under one GatewayConfig."""
 
@@ -145,6 +172,12 @@ class Access:
             issuers.append(issuer)
             self.tenants[issuer.nation] = tenant
         self.issuers = issuers_by_url(issuers)
+        # Peer nations whose gateways may call this one's federation routes (their published gateway keys).
+        self.peers: dict[str, PeerGateway] = {
+            peer.nation: peer
+            for peer in map(peer_gateway_from_tenant, config.tenants)
+            if peer is not None and peer.nation != config.nation
+        }
         self.models = {model.name: model for model in config.models}
         self.datasets = {dataset.name: dataset for dataset in config.datasets}
         catalogue = {
@@ -152,23 +185,14 @@ class Access:
             for model in config.models
         }
         self.engine = PolicyEngine(PolicyBundle.from_configmap_data(config.bundle), catalogue=catalogue)
-        self.limits = self._limits(config)
         self._tokens: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
-    def _limits(self, config: GatewayConfig) -> Limits:
-        own = next((t for t in config.tenants if (t.get("spec") or {}).get("nation") == config.nation), None)
-        if own is None:
-            raise ValueError(f"the config has no Tenant of {config.nation}, the gateway's own nation")
-        quotas = Quotas.model_validate((own.get("spec") or {}).get("quotas") or {})
-        return Limits(quotas.requests_per_minute, quotas.tokens_per_minute)
-
-    async def authenticate(self, authorization: str | None, *, any_nation: bool = False) -> Principal:
+    async def authenticate(self, authorization: str | None) -> Principal:
         """The Principal of the request's bearer token, or a 401 GatewayError (never echoing the token).
 
-        Only the gateway's own nation's users unless `any_nation` (the federation routes, where another
-        nation's gateway forwards its user's token; what they may use is `permit(..., owned_only=True)`).
-        A token not seen before is validated in a worker thread: its issuer's keys may have to be fetched
-        from a `jwksUri`, which must not block the replica's event loop.
+        The gateway's own nation's users only (a valid token of another nation: 401 `wrong-nation`; a peer
+        gateway's assertion: 401 `unknown-issuer`). A token not seen before is validated in a worker thread:
+        its issuer's keys may have to be fetched from a `jwksUri`, which must not block the event loop.
         """
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
@@ -178,7 +202,7 @@ class Access:
         cached = self._tokens.get(token)
         if cached is not None and now <= cached[1] + LEEWAY_SECONDS:
             self._tokens.move_to_end(token)
-            return self._of_nation(cached[0], any_nation)
+            return cached[0]
         try:
             verified = await asyncio.to_thread(validate_token, token, self.issuers, now)
         except TokenRejected as rejected:
@@ -186,22 +210,36 @@ class Access:
             raise unauthenticated(
                 rejected.reason_code, f"invalid token: {REASON_CODES[rejected.reason_code]}"
             ) from None
-        if verified.tenant_nation != self.nation and not any_nation:
-            raise self._wrong_nation()
+        if verified.tenant_nation != self.nation:
+            raise unauthenticated("wrong-nation", f"this endpoint serves {self.nation} users only")
         principal = principal_for(verified, self.tenants[verified.tenant_nation])
         self._tokens[token] = (principal, float(verified.expires_at))
         if len(self._tokens) > TOKEN_CACHE_SIZE:
             self._tokens.popitem(last=False)
         return principal
 
-    def _of_nation(self, principal: Principal, any_nation: bool) -> Principal:
-        # The cache holds other nations' users too (from the federation routes): checked on every hit.
-        if principal.issuer_nation != self.nation and not any_nation:
-            raise self._wrong_nation()
-        return principal
-
-    def _wrong_nation(self) -> GatewayError:
-        return unauthenticated("wrong-nation", f"this endpoint serves {self.nation} users only")
+    def authenticate_gateway(
+        self, authorization: str | None, route: str, body: bytes, replay: ReplayCache
+    ) -> VerifiedAssertion:
+        """A peer nation's gateway assertion for `route` with exactly `body`, or a 401 GatewayError with its
+        reason code (503 when the replica's replay cache is full of live assertions: closed, not open)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise unauthenticated(
+                "missing-token", "a peer gateway's assertion is required (Authorization: Bearer)"
+            )
+        try:
+            return verify_assertion(
+                token, self.peers, owner=self.nation, route=route, body=body, replay=replay
+            )
+        except AssertionRejected as rejected:
+            if rejected.reason_code == "replay-cache-full":
+                raise unavailable(
+                    "too many federated calls at once; retry shortly", code="replay_cache_full"
+                ) from None
+            why = ASSERTION_REASON_CODES[rejected.reason_code]
+            raise unauthenticated(rejected.reason_code, f"invalid federation assertion: {why}") from None
 
     def decide_model(self, principal: Principal, model: str, *, owned_only: bool = False) -> ModelDecision:
         """The policy's decision on invoking `model`, allowed or not, as traces and audit records show it.
@@ -216,20 +254,21 @@ class Access:
         elif owned_only and owner != self.nation:
             codes = ("not-owned",)
         elif decision.allowed and decision.marking is not None:
-            codes = ("permitted",)
+            codes = permitted_codes(decision)
         elif decision.allowed:
             codes = ("no-marking",)
         else:
             codes = ("forbidden",) if decision.deciding_policy_ids else ("not-permitted",)
+        allowed = codes[0] == "permitted"
         return ModelDecision(
             model=model,
             owner=owner,
-            allowed=codes == ("permitted",),
+            allowed=allowed,
             reason_codes=codes,
             reasons=tuple(decision.reasons),
             deciding_policy_ids=tuple(decision.deciding_policy_ids),
             bundle_version=self.engine.bundle.version,
-            marking=decision.marking if codes == ("permitted",) else None,
+            marking=decision.marking if allowed else None,
         )
 
     def permitted(self, principal: Principal, decision: ModelDecision) -> Permitted:
@@ -268,12 +307,12 @@ class Access:
             if owned_only and found.markings.owner != self.nation:
                 codes = ("not-owned",)
             elif decision.allowed and decision.marking is not None:
-                codes = ("permitted",)
+                codes = permitted_codes(decision)
             elif decision.allowed:
                 codes = ("no-marking",)
             else:
                 codes = ("forbidden",) if policy_ids else ("not-permitted",)
-        allowed = codes == ("permitted",)
+        allowed = codes[0] == "permitted"
         return DatasetDecision(
             dataset=dataset,
             owner=found.markings.owner if found is not None else None,
@@ -304,12 +343,49 @@ class Access:
         resource = Resource(kind=ResourceKind.dataset, name=dataset, markings=markings)
         return self.engine.decide(principal, READ, [resource]).allowed
 
+    def answer_marking(
+        self, principal: Principal, model: GatewayModel | None, chunks: Sequence[tuple[str, Markings]]
+    ) -> AnswerMarking:
+        """The marking of an answer built from `model` (None: a search) and `chunks` ((dataset, markings) of
+        each chunk, or of each dataset when none matched), delivered to the principal's nation: the recipient
+        rule of `answer_marking`, with the owners whose own rules disclosed a resource to that nation, as
+        the engine decided (its decisions are cached: the request's own were made already). A resource that
+        excludes the recipient without such a disclosure refuses the answer (403): never delivered."""
+        markings: list[Markings] = []
+        disclosed: set[str] = set()
+        decided = [(model.markings, self.engine.decide(principal, INVOKE, [model.name]))] if model else []
+        for dataset, found in chunks:
+            resource = Resource(kind=ResourceKind.dataset, name=dataset, markings=found)
+            decided.append((found, self.engine.decide(principal, READ, [resource])))
+        for found, decision in decided:
+            markings.append(found)
+            if decision.allowed and decision.disclosed_by_owner:
+                disclosed.add(found.owner)
+        try:
+            return answer_marking(
+                markings, recipient=principal.nationality, disclosed_by=frozenset(disclosed)
+            )
+        except ExcludesRecipient as error:
+            logger.warning("answer refused, its marking would exclude its recipient: %s", error)
+            raise GatewayError(
+                403,
+                "the answer cannot be marked releasable to your nation, so it is not delivered",
+                type="permission_error",
+                code="marking_excludes_recipient",
+            ) from None
+
     def visible_models(self, principal: Principal) -> list[GatewayModel]:
         return [
             model
             for name, model in self.models.items()
             if self.engine.decide(principal, INVOKE, [name]).allowed
         ]
+
+
+def permitted_codes(decision: Decision) -> tuple[str, ...]:
+    """An allowing decision's reason codes: `disclosed-by-owner` too when an owner's own rule let the user
+    read a resource its markings do not release to the user's nation."""
+    return ("permitted", "disclosed-by-owner") if decision.disclosed_by_owner else ("permitted",)
 
 
 def check_task(permitted: Permitted, task: str, model: str) -> None:

@@ -1,16 +1,24 @@
 """The nation's gateway: a Ray Serve deployment with a FastAPI ingress speaking the OpenAI API.
 
-Each request: bearer token (own nation's users only) → rate limit → the body, read up to MAX_BODY_BYTES
-(413 beyond) → body checks (unsupported parameters: 400 naming them) → policy decision on the model → the
-model's `limits` (messages, characters, embedding inputs: 400 naming the parameter) → the model application
-through a Ray Serve handle, its `maxTokens` capping the request (a prompt beyond the model's context is
+Each request: bearer token (own nation's users only) → one request of the caller's quotas (`_ratelimit.py`:
+the user's, the nation's, a peer cap) → the body, read up to MAX_BODY_BYTES (413 beyond) → body checks
+(unsupported parameters: 400 naming them) → policy decision on the model → the model's `limits` (messages,
+characters, embedding inputs: 400 naming the parameter) → the prompt's and `max_tokens`' tokens reserved
+(429 if they do not fit; settled with the real usage after the answer) → the model application through a
+Ray Serve handle, its `maxTokens` capping the request (a prompt beyond the model's context is
 refused there before generating: 400 `context_length_exceeded`) → the answer with its marking in
-`X-Sovereign-Classification` and `X-Sovereign-Releasable-To`.
+`X-Sovereign-Classification` and `X-Sovereign-Releasable-To`. Every refusal after authentication is recorded
+in the nation's audit log (`_admission.py`); a 401 is counted in a metric only.
 
 Federation (one Ray cluster per nation, kuberay): another nation's model with a `federationUrl` is called
-over HTTP at its owner's gateway (`_federation.py`), after this gateway's own decision. The owner serves
-such calls on `/federation/v1/...`: the same path, but a token of any Tenant's issuer is accepted, only for
-the models the owner owns, decided by the owner's policy and charged to the owner's quotas.
+over HTTP at its owner's gateway (`_federation.py`), after this gateway's own decision, with an assertion
+this gateway signs as its nation (`_signer.py`, the nation's gateway key in Vault), never the user's token;
+without a signer (`GatewayConfig.federation`) nothing is forwarded (503 `federation_unavailable`). The owner
+serves such calls on `/federation/v1/...`, the same paths, to a peer gateway's assertion only (a user's
+token there: 401), for the route and body it was signed for, used once by any of its replicas
+(`_peer_gateway`: the replica's cache, then the nation's QuotaKeeper), only for the models the owner owns,
+decided by the owner's policy and charged to the caller's quotas there; the public routes refuse an
+assertion (401). Both nations' records of the call carry its `federationLink`.
 
 Datasets (issue 8, `_grounding.py`, `_retrieval.py`): a chat or completion body's `sovereign` extension
 names datasets; each is decided (`read`) and audited like the model, searched in its owner's retriever (or
@@ -25,7 +33,9 @@ call (GenAI CLIENT span, its context passed to the replica as `trace_context`); 
 and decisions. Names, codes and counts only, never content.
 
 The config is the deployment's `user_config` (a GatewayConfig), applied by `reconfigure` on every
-replica; a bad one is refused and the previous one kept; before the first valid one every request is 503.
+replica. Fail closed: a bad one is refused and, until a valid one arrives, every request is 503
+`config_refused` (the previous config is not served: it may be what the refused one was to change); before
+the first valid one every request is 503 `not_configured`.
 """
 
 
@@ -48,6 +58,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from sovereign.domain.markings import Principal
+from sovereign.identity.federation_assertions import ReplayCache
 from sovereign.telemetry import configure_tracing, current_trace_id
 from sovereign_serving.audit_writer import AuditClient, AuditUnavailable
 from sovereign_serving.config import GatewayConfig
@@ -58,9 +69,10 @@ from . import _grounding as grounding_api
 from . import _openai as openai_api
 from . import _telemetry as telemetry
 from ._access import Access, DatasetDecision, ModelDecision, Permitted, check_task
+from ._admission import Admission, current_admission, refusal_recorded, set_admission
 from ._errors import GatewayError, bad_request, model_failed, unavailable, vault_unavailable
-from ._federation import Federation
-from ._ratelimit import QuotaClient
+from ._federation import FEDERATION_PREFIX, Federation, current_link, received_link, set_link
+from ._ratelimit import QuotaClient, quota_table
 from ._retrieval import Retrieval
 from ._routes_datasets import DatasetRoutes
 
@@ -80,7 +92,8 @@ app.add_middleware(telemetry.TraceRequests)
 
 
 @app.exception_handler(GatewayError)
-async def _gateway_error(_: Request, error: GatewayError) -> Response:
+async def _gateway_error(request: Request, error: GatewayError) -> Response:
+    await refusal_recorded(request, error)  # a refusal after authentication goes into the audit log
     return error.response()
 
 
@@ -117,34 +130,43 @@ class Gateway(DatasetRoutes):
 
     def __init__(self) -> None:
         keep_replica_server_on_loopback()
-        self._access: Access | None = None
+        self._access: Access | None = None  # None: never configured, or the last config was refused
+        self._nation: str | None = None  # the nation of the first valid config; it never changes
+        self._refused = False  # the last config was refused: every request is 503 `config_refused`
         self._quota: QuotaClient | None = None
         self._handles: dict[str, DeploymentHandle] = {}
         self._app_states: tuple[float, dict[str, str]] = (0.0, {})  # (read at, name → Ray status)
         self._app_state_refresh: asyncio.Future[None] | None = None
         self._federation = Federation()
+        self._replay = ReplayCache()  # the jtis of peer gateways' assertions this replica accepted
         self._retrieval = Retrieval(self._handle, lambda app: self._handles.pop(app, None), self._federation)
         self._audit: AuditClient | None = None  # None: the config turns audit off
 
     async def reconfigure(self, config: dict[str, Any]) -> None:
         try:
             parsed = GatewayConfig.model_validate(config)
-            if self._access is not None and parsed.nation != self._access.nation:
-                raise ValueError(f"the gateway of {self._access.nation} cannot become {parsed.nation}'s")
+            if self._nation is not None and parsed.nation != self._nation:
+                raise ValueError(f"the gateway of {self._nation} cannot become {parsed.nation}'s")
             access = Access(parsed)
+            quotas = quota_table(parsed)
         except Exception as error:  # noqa: BLE001 — any bad config is refused the same way
-            logger.error("gateway config refused, keeping the previous one: %s", _why(error))
+            # Fail closed: the previous config may be what the refused one was to change (a suspended
+            # nation, a removed model), so nothing is served until a valid config arrives.
+            self._access, self._refused = None, True
+            logger.error("gateway config refused, every request is denied until a valid one: %s", _why(error))
             return
+        self._nation = access.nation
         if self._quota is None:
             self._quota = QuotaClient(access.nation)
             # Once per replica process, with the nation the first valid config names (it never changes).
             configure_tracing("sovereign-gateway", **{"sovereign.tenant": access.nation})
         try:
-            await self._quota.configure(access.limits.requests_per_minute, access.limits.tokens_per_minute)
+            await self._quota.configure(quotas)
         except Exception:  # noqa: BLE001 — requests find it unavailable and get 503
             logger.exception("the quota keeper of %s could not be configured", access.nation)
         await self._configure_audit(parsed)
-        self._access = access
+        self._federation.configure(parsed.nation, parsed.federation)
+        self._access, self._refused = access, False
         self._handles.clear()
         logger.info(
             "gateway of %s configured: %d issuers, %d models, bundle %s",
@@ -153,6 +175,14 @@ class Gateway(DatasetRoutes):
             len(access.models),
             access.engine.bundle.version,
         )
+
+    def _not_configured(self) -> GatewayError:
+        if self._refused:
+            return unavailable(
+                "the gateway's configuration was refused, so nothing is served until a valid one arrives",
+                code="config_refused",
+            )
+        return unavailable("the gateway is not configured yet", code="not_configured")
 
     async def _configure_audit(self, config: GatewayConfig) -> None:
         if config.audit is None:
@@ -210,15 +240,46 @@ class Gateway(DatasetRoutes):
     # SECTION the request path
 
     async def _admit(self, request: Request, federated: bool = False) -> tuple[Access, Principal]:
+        """The authenticated caller, charged one request (its user's, its nation's and, from another
+        nation, this nation's cap on it: `_ratelimit.py`); from here on a refusal is audited."""
+        set_admission(None)
         access = self._access
         if access is None or self._quota is None:
-            raise unavailable("the gateway is not configured yet", code="not_configured")
+            raise self._not_configured()
         authorization = request.headers.get("authorization")
-        principal = await telemetry.authenticated(
-            access.nation, lambda: access.authenticate(authorization, any_nation=federated)
-        )
-        await self._quota.admit()
+        if federated:
+            principal = await telemetry.authenticated(
+                access.nation, lambda: self._peer_gateway(access, request, authorization)
+            )
+        else:
+            set_link(None)  # a new one if the request reaches another nation's gateway
+            principal = await telemetry.authenticated(
+                access.nation, lambda: access.authenticate(authorization)
+            )
+        set_admission(Admission(principal, federated, self._audit))
+        await self._quota.admit(principal.issuer_nation, principal.sub)
         return access, principal
+
+    async def _reserve(self, tokens: int) -> None:
+        """The request's tokens reserved from its caller's quotas before the model runs (429 if they do
+        not fit); `_charge` settles them."""
+        admission = current_admission()
+        if admission is not None and self._quota is not None:
+            admission.reservation = await self._quota.reserve(
+                admission.principal.issuer_nation, admission.principal.sub, tokens
+            )
+
+    async def _peer_gateway(self, access: Access, request: Request, authorization: str | None) -> Principal:
+        """A federation route's caller: a peer nation's gateway assertion for this route and exactly this
+        body (read here, up to MAX_BODY_BYTES), never a user's token; its link id goes into the records."""
+        body = await openai_api.read_body(request)
+        request._body = body  # Starlette's own cache of the body: the route reads these same bytes
+        route = request.url.path.rsplit(f"{FEDERATION_PREFIX}/", 1)[-1]
+        verified = access.authenticate_gateway(authorization, route, body, self._replay)
+        if self._quota is not None:  # once for the nation's gateway, not once per replica
+            await self._quota.first_use(verified.jti, verified.expires_at)
+        set_link(verified.link)
+        return verified.principal
 
     async def _decide(
         self, access: Access, principal: Principal, model: str, federated: bool
@@ -235,30 +296,49 @@ class Gateway(DatasetRoutes):
         self, principal: Principal, decision: ModelDecision | DatasetDecision, federated: bool
     ) -> None:
         """The decision, durable in this nation's audit log (and the owner's, when another nation's model
-        is served from this Ray cluster). Fail closed: without its record, no answer, allowed or denied."""
+        is served from this Ray cluster). Fail closed: without its record, no answer, allowed or denied.
+        A cross-nation call (a federation route's, or one this gateway will forward) carries the request's
+        `federationLink`, which the owner's record of the same call carries too."""
         if self._audit is None:
             return
+        remote = not federated and decision.allowed and self._reached_remotely(decision)
+        link = received_link() if federated else current_link() if remote else None
         try:
             await self._audit.record_decision(
                 subject=principal.sub,
                 subject_nation=principal.issuer_nation,
                 resources=[decision.resource[:MAX_RECORDED_NAME]],
-                owners=[decision.owner] if decision.owner else [],
+                # The owner's own gateway records a call forwarded to it; only same-cluster owners here.
+                owners=[decision.owner] if decision.owner and not remote else [],
                 allowed=decision.allowed,
                 reason_codes=decision.reason_codes,
                 policy_ids=decision.deciding_policy_ids,
                 bundle_version=decision.bundle_version,
                 federated=federated,
                 trace_id=current_trace_id(),
+                federation_link=link,
             )
+            if not decision.allowed and (admission := current_admission()) is not None:
+                admission.denial_recorded = True  # its 403 is not recorded again as a refusal
         except AuditUnavailable as error:
             logger.error("request refused, its decision could not be recorded: %s", error)
+            if (admission := current_admission()) is not None:
+                admission.audit_failed = True
             if error.outage is not None:
                 raise vault_unavailable(error.outage) from None
             raise unavailable(
                 "the decision cannot be recorded in the audit log, so nothing is served",
                 code="audit_unavailable",
             ) from None
+
+    def _reached_remotely(self, decision: ModelDecision | DatasetDecision) -> bool:
+        """Whether the decided model or dataset is served at its owner's gateway (it has a federationUrl)."""
+        access = self._access
+        if access is None:
+            return False
+        catalogue = access.models if isinstance(decision, ModelDecision) else access.datasets
+        found = catalogue.get(decision.resource)
+        return found is not None and found.federation_url is not None
 
     async def _generate(self, request: Request, kind: str, check: Any, federated: bool = False) -> Response:
         access, principal = await self._admit(request, federated)
@@ -276,13 +356,12 @@ class Gateway(DatasetRoutes):
         check_task(permitted, "generate", name)
         openai_api.check_limits(body, permitted.model, kind)
         body = openai_api.capped(body, permitted.model, kind)
+        await self._reserve(openai_api.tokens_to_reserve(body, kind))
         if grounding is not None:
-            return await self._grounded(
-                request, access, principal, permitted, kind, body, grounding, query, federated
-            )
+            return await self._grounded(access, principal, permitted, kind, body, grounding, query, federated)
         call = telemetry.ModelCall(access.nation, name, kind, body)
         if permitted.model.federation_url and not federated:
-            return await self._forward(request, permitted, kind, body, stream, call)
+            return await self._forward(principal, permitted, kind, body, stream, call)
         method = "chat" if kind == "chat" else "complete"
         if stream:
             return await self._stream(permitted, f"{method}_stream", body, call)
@@ -299,16 +378,17 @@ class Gateway(DatasetRoutes):
         permitted = access.permitted(principal, await self._decide(access, principal, name, federated))
         check_task(permitted, "embed", name)
         openai_api.check_limits(body, permitted.model, "embed")
+        await self._reserve(openai_api.tokens_to_reserve(body, "embed"))
         call = telemetry.ModelCall(access.nation, name, "embed", body)
         if permitted.model.federation_url and not federated:
-            return await self._forward(request, permitted, "embed", body, False, call)
+            return await self._forward(principal, permitted, "embed", body, False, call)
         answer = await self._call(permitted, "embed", body, call)
         self._charge(openai_api.tokens_used(answer))
         return JSONResponse(answer, headers=permitted.headers())
 
     async def _forward(
         self,
-        request: Request,
+        principal: Principal,
         permitted: Permitted,
         kind: str,
         body: dict[str, Any],
@@ -316,11 +396,11 @@ class Gateway(DatasetRoutes):
         call: telemetry.ModelCall,
     ) -> Response:
         """Another nation's model, through its owner's gateway (which decides again, and whose spans
-        continue this trace: the call's `traceparent` goes along); a federated request is never forwarded
-        further. The owner's spans carry the token usage; this call's span records its duration."""
-        authorization = request.headers.get("authorization")
+        continue this trace: the call's `traceparent` goes along), with this gateway's signed assertion
+        for `principal`, never the user's token; a federated request is never forwarded further. The
+        owner's spans carry the token usage; this call's span records its duration."""
 
-        def charge(tokens: int) -> None:
+        def charge(tokens: int | None) -> None:
             self._charge(tokens)
             call.finish()
 
@@ -328,9 +408,9 @@ class Gateway(DatasetRoutes):
         try:
             with call.current():  # the federation client sends the current span as `traceparent`
                 if stream:
-                    response = await self._federation.stream(permitted, kind, authorization, body, charge)
+                    response = await self._federation.stream(permitted, kind, principal, body, charge)
                 else:
-                    response, tokens = await self._federation.answer(permitted, kind, authorization, body)
+                    response, tokens = await self._federation.answer(permitted, kind, principal, body)
         except BaseException as error:
             call.fail(type(error).__name__)
             raise
@@ -368,6 +448,7 @@ class Gateway(DatasetRoutes):
 
     async def _handle(self, application: str) -> DeploymentHandle:
         if not await self._running(application):
+            self._charge(0)  # the model never saw the request: its reservation goes back
             raise unavailable("the model is not available right now", code="model_unavailable")
         handle = self._handles.get(application)
         if handle is None:
@@ -382,11 +463,11 @@ class Gateway(DatasetRoutes):
     def _model_error(self, application: str, error: Exception, method: str = "") -> GatewayError:
         beyond = _context_exceeded(error)
         if beyond is not None:  # the model server refused the prompt before generating: the client's 400
+            self._charge(0)  # nothing was generated: the reservation goes back
             return GatewayError(
                 400,
-                f"this model's maximum context length is {beyond.context_length} tokens, but the prompt has "
-                f"{beyond.prompt_tokens} tokens; shorten it",
-                param="messages" if method.startswith("chat") else "prompt",
+                f"{beyond}; shorten it",
+                param="input" if method == "embed" else "messages" if method.startswith("chat") else "prompt",
                 code="context_length_exceeded",
             )
         if isinstance(error, RayServeException | RayActorError):
@@ -438,7 +519,7 @@ class Gateway(DatasetRoutes):
     async def _events(
         self, application: str, chunks: Any, first: Any, include_usage: bool, call: telemetry.ModelCall
     ) -> AsyncIterator[bytes]:
-        used, counted = 0, 0
+        used, counted, finished = 0, 0, False
         usage: dict[str, Any] | None = None
         reasons: list[str] = []
         chunk = first
@@ -456,18 +537,22 @@ class Gateway(DatasetRoutes):
                     reasons += telemetry.finish_reasons(chunk)
                     yield openai_api.sse(chunk)
                 chunk = await anext(chunks, None)
+            finished = True
         except Exception as error:  # noqa: BLE001 — mid-stream: an error event, then the end
             call.fail(type(error).__name__)
             yield openai_api.sse(self._model_error(application, error).body())
-        finally:
-            self._charge(used or counted)
+        finally:  # a stream cancelled or broken before its end pays what it reserved
+            self._charge((used or counted) if finished else None)
             last = {"usage": (usage or {}).get("usage"), "choices": [{"finish_reason": r} for r in reasons]}
             call.finish_with(last)
         yield openai_api.DONE
 
-    def _charge(self, tokens: int) -> None:
-        if self._quota is not None:
-            self._quota.charge(tokens)
+    def _charge(self, tokens: int | None) -> None:
+        """Settle the request's reservation with the tokens it used (None: unknown, so it pays what it
+        reserved)."""
+        admission = current_admission()
+        if self._quota is not None and admission is not None and admission.reservation is not None:
+            self._quota.settle(admission.reservation, tokens)
 
 
 def build_app(args: dict[str, Any]) -> serve.Application:

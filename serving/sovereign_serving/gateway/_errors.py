@@ -76,11 +76,19 @@ def bad_request(message: str, param: str | None = None, code: str = "invalid_req
     return GatewayError(400, message, param=param, code=code)
 
 
-def rate_limited(retry_after: float, what: str) -> GatewayError:
+def rate_limited(retry_after: float, whose: str, what: str, *, never: bool = False) -> GatewayError:
+    """429: `whose` quota ("your", "your nation's", "FRA's cap on your nation's") of `what` ("requests",
+    "tokens") is used up, or (`never`) the request alone needs more tokens than that quota holds."""
     seconds = max(1, math.ceil(retry_after))
+    message = (
+        f"this request needs more tokens than {whose} {what} per minute quota holds; lower `max_tokens` "
+        "or send less"
+        if never
+        else f"{whose} {what} per minute quota is used up; retry in {seconds} s"
+    )
     return GatewayError(
         429,
-        f"your nation's {what} per minute quota is used up; retry in {seconds} s",
+        message,
         type="rate_limit_error",
         code="rate_limit_exceeded",
         headers={"Retry-After": str(seconds)},

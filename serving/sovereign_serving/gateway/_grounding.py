@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from sovereign.domain.markings import AnswerMarking, Markings, answer_marking
+from sovereign.domain.markings import AnswerMarking, Markings
 
 from ._errors import bad_request
 
@@ -190,11 +190,6 @@ def grounded(body: Mapping[str, Any], kind: str, chunks: Sequence[Retrieved]) ->
     if kind == "completion":
         return {**body, "prompt": f"{context}\n\n{body['prompt']}"}
     return {**body, "messages": [{"role": "system", "content": context}, *body["messages"]]}
-
-
-def marking_of(markings: Sequence[Markings]) -> AnswerMarking:
-    """Least upper bound: the highest classification, the nations every resource is releasable to."""
-    return answer_marking(list(markings))
 
 
 def with_sources(answer: Any, chunks: Sequence[Retrieved]) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -187,6 +188,36 @@ def capped(body: dict[str, Any], model: GatewayModel, kind: str) -> dict[str, An
     if not present:
         result["max_tokens"] = model.max_tokens
     return result
+
+
+CHARACTERS_PER_TOKEN = 4  # the prompt estimate a reservation takes before the model server counts it
+
+
+def _estimate(value: Any) -> float:
+    if isinstance(value, str):
+        return len(value) / CHARACTERS_PER_TOKEN
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 1.0  # a token id
+    if isinstance(value, dict):
+        return _estimate(value.get("text"))
+    if isinstance(value, list):
+        return sum(_estimate(item) for item in value)
+    return 0.0
+
+
+def tokens_to_reserve(body: Mapping[str, Any], kind: str) -> int:
+    """What a request reserves of its caller's token quotas before the model runs: the prompt's (or the
+    embedding inputs') characters / 4, a token id one each, rounded up, plus the capped `max_tokens` (a
+    body from `capped`); settled with the model server's count afterwards."""
+    if kind == "chat":
+        given = [m.get("content") for m in body.get("messages") or [] if isinstance(m, dict)]
+    else:
+        given = body.get("prompt" if kind == "completion" else "input")
+    prompt = max(1, math.ceil(_estimate(given)))
+    if kind == "embed":
+        return prompt
+    limits = [body.get(name) for name in MAX_TOKEN_FIELDS[kind]]
+    return prompt + max((v for v in limits if isinstance(v, int) and not isinstance(v, bool)), default=0)
 
 
 def for_streaming(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:

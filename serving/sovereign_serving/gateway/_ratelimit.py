@@ -1,17 +1,38 @@
-"""Per-nation rate limits shared by every replica of the nation's gateway.
+"""Rate limits a caller spends, shared by every replica of the gateway that serves it.
 
-One named Ray actor per nation (`QuotaKeeper`, get-or-create by name, detached so it outlives any one
-replica) holds two token buckets: requests per minute and tokens per minute, each refilled continuously
-and holding at most one minute's worth. Replicas never keep limits of their own, so N replicas admit what
-one would (no per-replica multiplication).
+Who pays: the authenticated caller, never the gateway's nation as such. A request is charged to three kinds
+of buckets, each a requests-per-minute and a tokens-per-minute token bucket (refilled continuously, holding
+at most one minute's worth): the caller's nation (its Tenant's `quotas.requestsPerMinute`/`tokensPerMinute`),
+the caller (`(nation, user)`: its nation's `userRequestsPerMinute`/`userTokensPerMinute`, by default
+half the nation's) and, when the caller is another nation's user on this gateway's federation routes,
+this nation's cap on that peer (its own Tenant's `quotas.peers`). So junk from another nation's users spends
+their own quotas (and the cap their peer gets here), never this nation's, and one user cannot use up what
+their colleagues share.
 
-Overhead: a replica leases a small batch of request permits at once (one actor call per batch; a batch is
-one permit unless the quota is large, so small quotas stay exact) and forgets unused permits after
-LEASE_SECONDS. Tokens are charged after the answer with the model's real usage, sent with the next lease
-(or at once when batches are single permits); a nation whose token bucket is empty gets 429 until it
-refills.
+When: a request permit right after authentication (before the body is read, so refusals cost the caller
+too); tokens at admission of a model call, reserved before the model runs: the prompt's estimate
+(`_openai.tokens_to_reserve`: characters / 4, token ids one each) plus `max_tokens` as the gateway caps
+it, or the inputs' estimate for embeddings. A reservation that does not fit is refused (429). After the
+answer it is settled with the model server's real usage (the difference refunded, or charged when it used
+more); a request that ends without the model's usage (a cancelled or broken stream, a failed call) pays what
+it reserved: reserving takes the tokens, and only a settlement gives any back.
 
-A quota of 0 admits nothing.
+Where: one named Ray actor per gateway nation (`QuotaKeeper`, get-or-create by name, detached so it outlives
+any one replica) keeps every bucket of the callers that gateway serves, so N replicas admit what one would.
+Its memory is bounded: a user's buckets are forgotten once refilled to full (idle for up to a minute; a full
+bucket is what a new user gets) and at most MAX_TRACKED_USERS users are kept (the least recently seen go
+first). Nations and peers are bounded by the Tenants.
+
+Overhead: one keeper call per reservation (about 1 ms), and one per admission, except that a replica leases
+a caller's requests a small batch at a time when every request quota that caller spends is large (a lease
+holds at most 1/1200 of the smallest: one permit for any quota under 2,400 a minute, so small quotas stay
+exact), forgetting unused permits after LEASE_SECONDS. A settlement is sent without waiting for it.
+
+A quota of 0 admits nothing. The keeper decides in `QuotaLedger`, pure (the clock is given), tested as data.
+
+The keeper also remembers the ids (`jti`) of the peer gateways' federation assertions its nation's replicas
+accepted (`first_use`, a `ReplayCache`), so an assertion is used once by the nation's gateway, not once per
+replica: one more keeper call per federated request.
 """
 
 from __future__ import annotations
@@ -20,19 +41,30 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
 
 import ray
 from ray.exceptions import RayActorError
 
-from ._errors import rate_limited, unavailable
+from sovereign.identity.federation_assertions import AssertionRejected, ReplayCache
+from sovereign.specs.tenant import Quotas
+from sovereign_serving.config import GatewayConfig
+
+from ._errors import GatewayError, rate_limited, unauthenticated, unavailable
 
 logger = logging.getLogger("sovereign.gateway")
 
 QUOTA_NAMESPACE = "sovereign-gateway"
-LEASE_SECONDS = 1.0
+MAX_TRACKED_USERS = 50_000  # users whose buckets a keeper holds at once (the least recently seen go first)
+EMPTY_WAIT = 60.0  # Retry-After of a bucket that never refills (a quota of 0) or that a request cannot fit
+LEASE_SECONDS = 1.0  # requests leased to a replica and not used by then are forgotten
 MAX_LEASE = 64
 PERMITS_PER_LEASE_DIVISOR = 1200  # a lease holds at most 1/1200 of a minute's requests (50 ms of them)
+MAX_HELD_LEASES = 10_000  # callers with leased requests a replica holds at once
 
 
 def quota_actor_name(nation: str) -> str:
@@ -41,6 +73,80 @@ def quota_actor_name(nation: str) -> str:
 
 def lease_size(requests_per_minute: int) -> int:
     return max(1, min(MAX_LEASE, requests_per_minute // PERMITS_PER_LEASE_DIVISOR))
+
+
+# SECTION limits, from the config
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Per-minute limits of one bucket pair; None: not limited in that dimension."""
+
+    requests: int | None
+    tokens: int | None
+
+
+NOTHING = Rate(0, 0)
+
+
+@dataclass(frozen=True)
+class QuotaTable:
+    """Every limit a gateway enforces: per nation, the nation's and one user's; the gateway nation's caps on
+    other nations' users."""
+
+    gateway: str
+    nations: dict[str, tuple[Rate, Rate]]  # nation → (the nation's, one user's)
+    peers: dict[str, Rate] = field(default_factory=dict)
+
+
+def quota_table(config: GatewayConfig) -> QuotaTable:
+    """The limits of every Tenant in the config. A Tenant whose quotas do not validate gets nothing (fail
+    closed for that nation); the gateway's own must validate (else the config is refused: ValueError)."""
+    nations: dict[str, tuple[Rate, Rate]] = {}
+    own: Quotas | None = None
+    for tenant in config.tenants:
+        spec = tenant.get("spec") or {}
+        nation = spec.get("nation")
+        if not isinstance(nation, str):
+            continue
+        try:
+            quotas = Quotas.model_validate(spec.get("quotas") or {})
+        except ValueError:
+            if nation == config.nation:
+                raise
+            logger.warning("the quotas of %s do not validate: its users are admitted nothing", nation)
+            nations[nation] = (NOTHING, NOTHING)
+            continue
+        user_requests, user_tokens = quotas.per_user
+        nations[nation] = (
+            Rate(quotas.requests_per_minute, quotas.tokens_per_minute),
+            Rate(user_requests, user_tokens),
+        )
+        own = quotas if nation == config.nation else own
+    if own is None:
+        raise ValueError(f"the config has no Tenant of {config.nation}, the gateway's own nation")
+    peers = {
+        peer: Rate(cap.requests_per_minute, cap.tokens_per_minute)
+        for peer, cap in own.peers.items()
+        if peer != config.nation
+    }
+    return QuotaTable(config.nation, nations, peers)
+
+
+# SECTION buckets and the ledger (pure)
+
+
+class Scope(Enum):
+    """Whose quota a bucket is, as a refusal names it."""
+
+    USER = "user"
+    NATION = "nation"
+    PEER = "peer"
+
+
+class Dimension(Enum):
+    REQUESTS = "requests"
+    TOKENS = "tokens"
 
 
 @dataclass
@@ -60,80 +166,248 @@ class _Bucket:
         self.level = min(self.level, self.capacity)
 
     def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.updated) * self.per_second)
+        self.level = min(self.capacity, self.level + max(0.0, now - self.updated) * self.per_second)
         self.updated = now
 
+    def full_at(self, now: float) -> bool:
+        return self.level + max(0.0, now - self.updated) * self.per_second >= self.capacity
+
     def wait_for(self, level: float) -> float:
-        """Seconds until the bucket holds `level`."""
-        if self.per_second <= 0:
-            return 60.0
+        """Seconds until the bucket holds `level` (EMPTY_WAIT when it never will)."""
+        if self.per_second <= 0 or level > self.capacity:
+            return EMPTY_WAIT
         return max(0.0, (level - self.level) / self.per_second)
 
 
-class TenantQuota:
-    """A nation's request and token buckets; pure (the clock is given), kept by the QuotaKeeper actor."""
+class _Pair:
+    """The requests and tokens buckets of one scope (None where the rate does not limit)."""
 
-    def __init__(self, requests_per_minute: int, tokens_per_minute: int, now: float) -> None:
-        self.requests = _Bucket.per_minute(requests_per_minute, now)
-        self.tokens = _Bucket.per_minute(tokens_per_minute, now)
+    def __init__(self, rate: Rate, now: float) -> None:
+        self.rate = rate
+        self.requests = None if rate.requests is None else _Bucket.per_minute(rate.requests, now)
+        self.tokens = None if rate.tokens is None else _Bucket.per_minute(rate.tokens, now)
 
-    def resize(self, requests_per_minute: int, tokens_per_minute: int, now: float) -> None:
-        self.requests.resize(requests_per_minute, now)
-        self.tokens.resize(tokens_per_minute, now)
+    def bucket(self, dimension: Dimension) -> _Bucket | None:
+        return self.requests if dimension is Dimension.REQUESTS else self.tokens
 
-    def lease(self, want: int, tokens_used: int, now: float) -> tuple[int, float, str]:
-        """(permits granted, seconds to wait when none, which quota refused: "requests" or "tokens")."""
-        self.requests.refill(now)
-        self.charge(tokens_used, now)
-        if self.tokens.level <= 0:
-            return 0, max(1.0, self.tokens.wait_for(1.0)), "tokens"
-        granted = min(want, math.floor(self.requests.level))
-        if granted < 1:
-            return 0, max(1.0, self.requests.wait_for(1.0)), "requests"
-        self.requests.level -= granted
-        return granted, 0.0, ""
+    def resize(self, rate: Rate, now: float) -> None:
+        if rate == self.rate:
+            return
+        for dimension, amount in ((Dimension.REQUESTS, rate.requests), (Dimension.TOKENS, rate.tokens)):
+            bucket = self.bucket(dimension)
+            if amount is None:
+                bucket = None
+            elif bucket is None:
+                bucket = _Bucket.per_minute(amount, now)
+            else:
+                bucket.resize(amount, now)
+            if dimension is Dimension.REQUESTS:
+                self.requests = bucket
+            else:
+                self.tokens = bucket
+        self.rate = rate
 
-    def charge(self, tokens: int, now: float) -> None:
-        """Tokens an answer used; the bucket may go below zero (the next requests wait for it)."""
-        self.tokens.refill(now)
-        self.tokens.level -= tokens
+    def full_at(self, now: float) -> bool:
+        return all(b.full_at(now) for b in (self.requests, self.tokens) if b is not None)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request was not admitted: whose quota, in which dimension, and when to retry. `never`: the
+    request alone needs more than the quota holds (it can only be admitted smaller)."""
+
+    scope: Scope
+    dimension: Dimension
+    retry_after: float
+    never: bool = False
+
+
+class QuotaLedger:
+    """Every bucket a gateway keeps, by caller; pure (the clock is given), kept by the QuotaKeeper actor."""
+
+    def __init__(self, table: QuotaTable, now: float) -> None:
+        self.table = table
+        self._nations: dict[str, _Pair] = {}
+        self._peers: dict[str, _Pair] = {}
+        self._users: OrderedDict[tuple[str, str], _Pair] = OrderedDict()
+
+    def configure(self, table: QuotaTable, now: float) -> None:
+        """New limits: buckets resized (their level kept, capped), those of removed nations forgotten."""
+        self.table = table
+        for nation, pair in list(self._nations.items()):
+            if nation in table.nations:
+                pair.resize(table.nations[nation][0], now)
+            else:
+                del self._nations[nation]
+        for peer, pair in list(self._peers.items()):
+            if peer in table.peers:
+                pair.resize(table.peers[peer], now)
+            else:
+                del self._peers[peer]
+        for key, pair in list(self._users.items()):
+            if key[0] in table.nations:
+                pair.resize(table.nations[key[0]][1], now)
+            else:
+                del self._users[key]
+
+    @property
+    def tracked_users(self) -> int:
+        return len(self._users)
+
+    def _limits(self, nation: str) -> tuple[Rate, Rate]:
+        return self.table.nations.get(nation, (NOTHING, NOTHING))  # not a Tenant here: nothing
+
+    def _scopes(self, nation: str, user: str, now: float) -> Iterator[tuple[Scope, _Pair]]:
+        """The caller's buckets, made when first needed: the user's, the nation's, the peer cap's."""
+        nation_rate, user_rate = self._limits(nation)
+        key = (nation, user)
+        pair = self._users.get(key)
+        if pair is None:
+            pair = self._users[key] = _Pair(user_rate, now)
+        self._users.move_to_end(key)
+        yield Scope.USER, pair
+        if nation not in self._nations:
+            self._nations[nation] = _Pair(nation_rate, now)
+        yield Scope.NATION, self._nations[nation]
+        cap = self.table.peers.get(nation) if nation != self.table.gateway else None
+        if cap is not None:
+            if nation not in self._peers:
+                self._peers[nation] = _Pair(cap, now)
+            yield Scope.PEER, self._peers[nation]
+
+    def _take(self, nation: str, user: str, dimension: Dimension, amount: int, now: float) -> Refusal | None:
+        self._forget_idle_users(now)
+        buckets = [
+            (scope, bucket)
+            for scope, pair in self._scopes(nation, user, now)
+            if (bucket := pair.bucket(dimension)) is not None
+        ]
+        refusals = []
+        for scope, bucket in buckets:
+            bucket.refill(now)
+            if amount > bucket.capacity:
+                refusals.append(Refusal(scope, dimension, EMPTY_WAIT, never=bucket.capacity > 0))
+            elif bucket.level < amount:
+                refusals.append(Refusal(scope, dimension, bucket.wait_for(amount)))
+        if refusals:  # the binding one: never admitted first, then the longest wait
+            return max(refusals, key=lambda refusal: (refusal.never, refusal.retry_after))
+        for _, bucket in buckets:
+            bucket.level -= amount
+        return None
+
+    def admit(self, nation: str, user: str, now: float) -> Refusal | None:
+        """Take one request from each of the caller's buckets, or none and say why."""
+        return self._take(nation, user, Dimension.REQUESTS, 1, now)
+
+    def lease(self, nation: str, user: str, want: int, now: float) -> tuple[int, Refusal | None]:
+        """Up to `want` requests at once from each of the caller's buckets (at least one, or none and why)."""
+        refusal = self.admit(nation, user, now)
+        if refusal is not None:
+            return 0, refusal
+        buckets = [b for _, pair in self._scopes(nation, user, now) if (b := pair.requests) is not None]
+        extra = min([want - 1, *(math.floor(bucket.level) for bucket in buckets)])
+        for bucket in buckets:
+            bucket.level -= max(0, extra)
+        return 1 + max(0, extra), None
+
+    def reserve(self, nation: str, user: str, tokens: int, now: float) -> Refusal | None:
+        """Reserve `tokens` in each of the caller's buckets, or none and say why."""
+        return self._take(nation, user, Dimension.TOKENS, max(0, tokens), now)
+
+    def settle(self, nation: str, user: str, refund: int, now: float) -> None:
+        """Give back what a reservation did not use (`refund` < 0: it used more, and owes it)."""
+        for _, pair in self._scopes(nation, user, now):
+            bucket = pair.tokens
+            if bucket is not None:
+                bucket.refill(now)
+                bucket.level = min(bucket.capacity, bucket.level + refund)
+
+    def _forget_idle_users(self, now: float) -> None:
+        """Users whose buckets are full again are forgotten (a full bucket is what a new user gets); beyond
+        MAX_TRACKED_USERS, the least recently seen go too."""
+        while self._users:
+            key, pair = next(iter(self._users.items()))
+            if not (pair.full_at(now) or len(self._users) > MAX_TRACKED_USERS):
+                return
+            del self._users[key]
+
+
+# SECTION the keeper (one Ray actor per gateway nation) and a replica's client
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class QuotaKeeper:
-    """The one TenantQuota of a nation, shared by its gateway's replicas (a named actor)."""
+    """The QuotaLedger of a gateway nation, shared by its gateway's replicas (a named actor)."""
 
     def __init__(self) -> None:
-        self._quota: TenantQuota | None = None
+        self._ledger: QuotaLedger | None = None
+        self._assertions = ReplayCache()
 
-    def configure(self, requests_per_minute: int, tokens_per_minute: int) -> None:
-        if self._quota is None:
-            self._quota = TenantQuota(requests_per_minute, tokens_per_minute, time.monotonic())
+    def configure(self, table: QuotaTable) -> None:
+        now = _now()
+        if self._ledger is None:
+            self._ledger = QuotaLedger(table, now)
         else:
-            self._quota.resize(requests_per_minute, tokens_per_minute, time.monotonic())
+            self._ledger.configure(table, now)
 
-    def lease(self, want: int, tokens_used: int) -> tuple[int, float, str]:
-        if self._quota is None:
-            return 0, 1.0, "unconfigured"
-        return self._quota.lease(want, tokens_used, time.monotonic())
+    def lease(self, nation: str, user: str, want: int) -> tuple[int, Refusal | None] | bool:
+        """(requests granted, why none); False: not configured (restarted empty)."""
+        if self._ledger is None:
+            return False
+        return self._ledger.lease(nation, user, want, _now())
 
-    def charge(self, tokens: int) -> None:
-        if self._quota is not None:
-            self._quota.charge(tokens, time.monotonic())
+    def reserve(self, nation: str, user: str, tokens: int) -> Refusal | None | bool:
+        """None: reserved; a Refusal; False: not configured (restarted empty)."""
+        if self._ledger is None:
+            return False
+        return self._ledger.reserve(nation, user, tokens, _now())
+
+    def first_use(self, jti: str, expires_at: float) -> str:
+        """ "first" once per assertion id; "replayed" after; "full" when too many live ones are remembered."""
+        try:
+            self._assertions.admit(jti, expires_at, time.time())  # an assertion's times are wall-clock
+        except AssertionRejected as rejected:
+            return "full" if rejected.reason_code == "replay-cache-full" else "replayed"
+        return "first"
+
+    def settle(self, nation: str, user: str, refund: int) -> None:
+        if self._ledger is not None:
+            self._ledger.settle(nation, user, refund, _now())
+
+
+def _now() -> float:
+    return time.monotonic()  # the keeper's clock, in the keeper's process
+
+
+def refused(refusal: Refusal, gateway: str) -> GatewayError:
+    """The 429 of a refusal: whose quota (the caller's own, their nation's, or this gateway's cap on their
+    nation), never another nation's numbers."""
+    whose = {
+        Scope.USER: "your",
+        Scope.NATION: "your nation's",
+        Scope.PEER: f"{gateway}'s cap on your nation's",
+    }[refusal.scope]
+    return rate_limited(refusal.retry_after, whose, refusal.dimension.value, never=refusal.never)
+
+
+@dataclass
+class Reservation:
+    """Tokens reserved for one request by its caller; settled once (the first settlement counts)."""
+
+    nation: str
+    user: str
+    tokens: int
+    settled: bool = False
 
 
 class QuotaClient:
-    """A replica's side of its nation's QuotaKeeper: leases permits, reports tokens used."""
+    """A replica's side of its nation's QuotaKeeper."""
 
     def __init__(self, nation: str) -> None:
         self.nation = nation
         self._actor: ray.actor.ActorHandle | None = None
-        self._limits: tuple[int, int] | None = None
-        self._batch = 1
-        self._permits = 0
-        self._lease_expires = 0.0
-        self._pending_tokens = 0
-        self._leasing = asyncio.Lock()
+        self._table: QuotaTable | None = None
+        self._permits: dict[tuple[str, str], tuple[int, float]] = {}  # caller → (requests leased, until)
 
     def _connect(self) -> ray.actor.ActorHandle:
         self._actor = QuotaKeeper.options(
@@ -144,70 +418,90 @@ class QuotaClient:
         ).remote()
         return self._actor
 
-    async def configure(self, requests_per_minute: int, tokens_per_minute: int) -> None:
-        self._limits = (requests_per_minute, tokens_per_minute)
-        self._batch = lease_size(requests_per_minute)
-        self._permits = 0
+    async def configure(self, table: QuotaTable) -> None:
+        self._table = table
+        self._permits.clear()
         actor = await asyncio.to_thread(self._connect)
-        await actor.configure.remote(requests_per_minute, tokens_per_minute)
+        await actor.configure.remote(table)
 
-    def _take(self) -> bool:
-        if self._permits > 0 and time.monotonic() < self._lease_expires:
-            self._permits -= 1
-            return True
-        return False
+    def _lease_size(self, nation: str) -> int:
+        """Requests leased at once for one of `nation`'s callers: one unless every request quota the caller
+        spends is large, so small quotas stay exact."""
+        table = self._table
+        if table is None:
+            return 1
+        nation_rate, user_rate = table.nations.get(nation, (NOTHING, NOTHING))
+        peer = table.peers.get(nation) if nation != table.gateway else None
+        rates = [
+            r.requests for r in (nation_rate, user_rate, peer) if r is not None and r.requests is not None
+        ]
+        return lease_size(min(rates, default=MAX_LEASE * PERMITS_PER_LEASE_DIVISOR))
 
-    async def admit(self) -> None:
-        """Take one request permit, or raise a 429 GatewayError (503 when the keeper cannot be reached).
-
-        With batched leases, concurrent requests that find no permit wait for one lease instead of each
-        leasing a batch (which would strand permits that then expire unused).
-        """
-        if self._take():
+    async def admit(self, nation: str, user: str) -> None:
+        """One request permit for the caller, or a 429 GatewayError (503 when the keeper is unreachable)."""
+        key, now = (nation, user), time.monotonic()
+        held = self._permits.pop(key, None)
+        if held is not None and held[0] > 0 and now < held[1]:
+            if held[0] > 1:
+                self._permits[key] = (held[0] - 1, held[1])
             return
-        if self._batch == 1:
-            return await self._admit_by_lease()
-        async with self._leasing:
-            if self._take():
-                return
-            await self._admit_by_lease()
+        outcome = await self._ask("lease", nation, user, self._lease_size(nation))
+        granted, refusal = outcome if isinstance(outcome, tuple) else (0, outcome)
+        self._raise_refused(refusal)
+        if granted > 1:
+            if len(self._permits) >= MAX_HELD_LEASES:  # bounded: the oldest leases go (their permits too)
+                self._permits = {k: v for k, v in self._permits.items() if v[1] > now}
+                while len(self._permits) >= MAX_HELD_LEASES:
+                    del self._permits[next(iter(self._permits))]
+            self._permits[key] = (granted - 1, now + LEASE_SECONDS)
 
-    async def _admit_by_lease(self) -> None:
-        tokens, self._pending_tokens = self._pending_tokens, 0
-        granted, retry_after, refused = await self._lease(tokens)
-        if refused == "unconfigured" and self._limits is not None:  # the keeper restarted empty
-            await self.configure(*self._limits)
-            granted, retry_after, refused = await self._lease(0)
-        if granted < 1:
-            if refused not in ("requests", "tokens"):
-                raise unavailable("rate limiting is unavailable; try again later", code="quota_unavailable")
-            raise rate_limited(retry_after, refused)
-        self._permits = granted - 1
-        self._lease_expires = time.monotonic() + LEASE_SECONDS
+    async def reserve(self, nation: str, user: str, tokens: int) -> Reservation:
+        """`tokens` reserved for the caller, or a 429 GatewayError (503 when the keeper is unreachable)."""
+        self._raise_refused(await self._ask("reserve", nation, user, tokens))
+        return Reservation(nation, user, tokens)
 
-    async def _lease(self, tokens: int) -> tuple[int, float, str]:
+    async def first_use(self, jti: str, expires_at: float) -> None:
+        """A peer gateway's assertion `jti` used for the first time by any of this nation's replicas, or a
+        401 GatewayError `replayed` (503 when the keeper is unreachable or remembers too many)."""
+        outcome = await self._ask("first_use", jti, expires_at)
+        if outcome == "replayed":
+            raise unauthenticated("replayed", "invalid federation assertion: this assertion was already used")
+        if outcome != "first":
+            raise unavailable("too many federated calls at once; retry shortly", code="replay_cache_full")
+
+    def settle(self, reservation: Reservation, used: int | None) -> None:
+        """The request's real usage (None: unknown, so the reservation is paid); once, without waiting."""
+        if reservation.settled:
+            return
+        reservation.settled = True
+        if used is None or used == reservation.tokens or self._actor is None:
+            return
+        self._actor.settle.remote(reservation.nation, reservation.user, reservation.tokens - used)
+
+    def _raise_refused(self, outcome: Refusal | None) -> None:
+        if outcome is not None:
+            raise refused(outcome, self.nation)
+
+    async def _ask(self, method: str, *args: object) -> Any:
         for attempt in range(2):
             actor = self._actor
             try:
                 if actor is None:
                     raise RayActorError()
-                return await actor.lease.remote(self._batch, tokens)
+                outcome = await getattr(actor, method).remote(*args)
+                if outcome is False and self._table is not None:  # the keeper restarted empty
+                    await actor.configure.remote(self._table)
+                    outcome = await getattr(actor, method).remote(*args)
+                if outcome is False:
+                    break
+                return outcome
             except RayActorError:
                 logger.warning("the quota keeper of %s is unreachable (attempt %d)", self.nation, attempt + 1)
-                if self._limits is None:
+                if self._table is None:
                     break
                 try:
-                    await self.configure(*self._limits)
+                    await self.configure(self._table)
                 except Exception:  # noqa: BLE001 — reported below as unavailable
                     logger.exception("the quota keeper of %s cannot be recreated", self.nation)
                     break
         raise unavailable("rate limiting is unavailable; try again later", code="quota_unavailable")
-
-    def charge(self, tokens: int) -> None:
-        """Tokens used by an answer: sent now when leases are single permits, else with the next lease."""
-        if tokens <= 0:
-            return
-        if self._batch == 1 and self._actor is not None:
-            self._actor.charge.remote(tokens)
-        else:
-            self._pending_tokens += tokens

@@ -49,16 +49,12 @@ class Retrieval:
         datasets: Sequence[GatewayDataset],
         query: str,
         top_k: int,
-        authorization: str | None,
         federated: bool,
     ) -> list[Retrieved]:
         """The best `top_k` chunks over every dataset, each one the principal may read."""
         with telemetry.retrieving(access.nation, [d.name for d in datasets], top_k) as current:
             found = await asyncio.gather(
-                *(
-                    self._search(access, principal, d, query, top_k, authorization, federated)
-                    for d in datasets
-                )
+                *(self._search(access, principal, d, query, top_k, federated) for d in datasets)
             )
             chunks = best([chunk for chunks in found for chunk in chunks], top_k)
             current.set_attribute("sovereign.retrieval.chunks", len(chunks))
@@ -71,14 +67,13 @@ class Retrieval:
         dataset: GatewayDataset,
         query: str,
         top_k: int,
-        authorization: str | None,
         federated: bool,
     ) -> list[Retrieved]:
         remote = dataset.federation_url is not None and not federated  # a federated call is never forwarded
         owner = dataset.markings.owner
         with telemetry.searching(access.nation, dataset.name, owner, remote) as current:
             if remote:
-                chunks = await self._federation.search(dataset, authorization, query, top_k)
+                chunks = await self._federation.search(dataset, principal, query, top_k)
             else:
                 chunks = await self._in_retriever(principal, dataset, query, top_k)
             readable = _readable(access, principal, dataset, chunks)

@@ -49,7 +49,6 @@ class DatasetRoutes:
 
     async def _grounded(
         self,
-        request: Request,
         access: Access,
         principal: Principal,
         permitted: Permitted,
@@ -59,22 +58,20 @@ class DatasetRoutes:
         query: str,
         federated: bool,
     ) -> Response:
-        """A non-streaming answer grounded in the named datasets, with its sources and its LUB marking."""
+        """A non-streaming answer grounded in the named datasets, with its sources and its LUB marking
+        (`Access.answer_marking`: never one that excludes the user's nation)."""
         datasets = await self._decide_datasets(access, principal, grounding.datasets, federated)
-        authorization = request.headers.get("authorization")
         chunks = grounding_api.releasable_to_model(
-            await self._retrieval.retrieve(
-                access, principal, datasets, query, grounding.top_k, authorization, federated
-            ),
+            await self._retrieval.retrieve(access, principal, datasets, query, grounding.top_k, federated),
             permitted.model.markings.owner,
             frozenset(access.tenants),
         )
-        marking = grounding_api.marking_of([permitted.model.markings, *(chunk.markings for chunk in chunks)])
+        marking = access.answer_marking(principal, permitted.model, [(c.dataset, c.markings) for c in chunks])
         telemetry.marked(marking)
         body = grounding_api.grounded(body, kind, chunks)
         call = telemetry.ModelCall(access.nation, permitted.model.name, kind, body)
         if permitted.model.federation_url and not federated:
-            response = await self._forward(request, permitted, kind, body, False, call)
+            response = await self._forward(principal, permitted, kind, body, False, call)
             return _with_sources(response, chunks, marking_headers(marking))
         answer = await self._call(permitted, "chat" if kind == "chat" else "complete", body, call)
         self._charge(openai_api.tokens_used(answer))
@@ -86,10 +83,9 @@ class DatasetRoutes:
         access, principal = await self._admit(request, federated)
         ask = grounding_api.search_request(openai_api.parse_body(await openai_api.read_body(request)))
         datasets = await self._decide_datasets(access, principal, ask.datasets, federated)
-        chunks = await self._retrieval.retrieve(
-            access, principal, datasets, ask.query, ask.top_k, request.headers.get("authorization"), federated
-        )
-        marking = grounding_api.marking_of([c.markings for c in chunks] or [d.markings for d in datasets])
+        chunks = await self._retrieval.retrieve(access, principal, datasets, ask.query, ask.top_k, federated)
+        found = [(c.dataset, c.markings) for c in chunks] or [(d.name, d.markings) for d in datasets]
+        marking = access.answer_marking(principal, None, found)
         telemetry.marked(marking)
         answer = grounding_api.search_answer(chunks, marking, with_markings=federated)
         return JSONResponse(answer, headers=marking_headers(marking))

@@ -9,7 +9,8 @@ model replica with the handle call (`trace_context=`) and to another nation's ga
 
 Metrics: `ray.util.metrics`, exported by each Ray node's metrics agent in Prometheus format with Ray's
 `ray_` prefix (`ray_gen_ai_client_token_usage_bucket{tenant,model,token_type}`,
-`ray_sovereign_policy_decisions_total{tenant,decision,reason}`). Tags are names and codes only.
+`ray_sovereign_policy_decisions_total{tenant,decision,reason}`, and the 401s, which no nation's audit log
+holds: `ray_sovereign_unauthenticated_requests_total{tenant,reason}`). Tags are names and codes only.
 
 Datasets (issue 8): a `policy decide` span per dataset (`sovereign.dataset`), counted in
 `ray_sovereign_dataset_decisions_total{tenant,decision,reason}`; a `retrieve` span holding a CLIENT span per
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sovereign.telemetry import context_from, span, tracer
 
 from ._access import DatasetDecision, ModelDecision
+from ._errors import GatewayError
 
 # GenAI semconv, "Generative AI attributes", gen_ai.operation.name (well-known values) by gateway route.
 OPERATIONS = {"chat": "chat", "completion": "text_completion", "embed": "embeddings"}
@@ -68,6 +70,15 @@ def _dataset_decisions() -> Counter:
         "sovereign_dataset_decisions",
         description="Policy decisions on the datasets requests name, by decision and reason code.",
         tag_keys=("tenant", "decision", "reason"),
+    )
+
+
+@cache
+def _unauthenticated() -> Counter:
+    return Counter(
+        "sovereign_unauthenticated_requests",
+        description="Requests refused before authentication (401), by reason code; never in a nation's log.",
+        tag_keys=("tenant", "reason"),
     )
 
 
@@ -139,7 +150,12 @@ async def authenticated(tenant: str, authenticate: Callable[[], Awaitable[Any]])
     """The principal, inside the `authenticate` span (a refusal leaves its error type, never the token)."""
     trace.get_current_span().set_attribute("sovereign.tenant", tenant)  # the request's SERVER span
     with span("authenticate", attributes={"sovereign.tenant": tenant}) as current:
-        principal = await authenticate()
+        try:
+            principal = await authenticate()
+        except GatewayError as refused:  # counted here: nobody's log holds an unauthenticated request
+            if refused.status == 401:
+                _unauthenticated().inc(tags={"tenant": tenant, "reason": refused.code or "unauthenticated"})
+            raise
         current.set_attribute("sovereign.caller.nationality", principal.nationality)
         return principal
 

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
-from sovereign_devstack.services import RAY_SERVICE, ray_head_spec
+from sovereign_devstack.services import RAY_SERVICE, private_ray_temp_root, ray_head_spec
 from sovereign_serving.tiny_model import build_tiny_llama, copy_minilm
 
 from tests.helpers import kubectl, wait_until
@@ -134,9 +135,16 @@ def running_local_ray(
     """A local Ray head exactly as `sovereign up` starts it (its own ports, token and home; usage stats off),
     with `extra_env` added; yields it and the head's pid (its process group), and stops that group after."""
     dashboard_port, metrics_port, token = free_loopback_port(), free_loopback_port(), secrets.token_hex(32)
-    spec = ray_head_spec(dashboard_port, 2, token, home=state_dir / "ray-home", metrics_port=metrics_port)
+    temp_root = private_ray_temp_root()
+    spec = ray_head_spec(
+        dashboard_port, 2, token, home=state_dir / "ray-home", metrics_port=metrics_port, temp_root=temp_root
+    )
     spec = dataclasses.replace(spec, env={**(spec.env or {}), **(extra_env or {})})
-    head_pid = start_service(spec, state_dir, timeout=120.0)
+    try:
+        head_pid = start_service(spec, state_dir, timeout=120.0)
+    except BaseException:
+        shutil.rmtree(temp_root, ignore_errors=True)
+        raise
     try:
         gateway_url = f"http://127.0.0.1:{free_loopback_port()}"
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -144,6 +152,7 @@ def running_local_ray(
         yield LocalRay(dashboard_url, gateway_url, token, metrics_url, state_dir), head_pid
     finally:
         stop_service(state_dir, RAY_SERVICE, timeout=5.0)
+        shutil.rmtree(temp_root, ignore_errors=True)
 
 
 @contextlib.contextmanager

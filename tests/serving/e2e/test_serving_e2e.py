@@ -113,6 +113,17 @@ def test_embeddings_from_the_nations_own_model(deployed: Serving) -> None:
     assert [len(item.embedding) for item in result.data] == [384, 384]
 
 
+def test_an_embedding_input_beyond_the_models_positions_is_400_naming_input(deployed: Serving) -> None:
+    """MiniLM has 512 positions: a longer input is refused whole, never embedded truncated."""
+    deu = client(deployed, "deu", deployed.token("DEU", "NATO CONFIDENTIAL"))
+    with pytest.raises(openai.BadRequestError) as refused:
+        deu.embeddings.create(model="deu/embedder", input=["field report", "word " * 600])
+    error = refused.value.body
+    assert isinstance(error, dict)
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "input")
+    assert "512" in error["message"] and "input[1]" in error["message"]
+
+
 def test_a_user_without_release_is_refused_as_if_the_model_did_not_exist(deployed: Serving) -> None:
     pol = client(deployed, "pol", deployed.token("POL", "NATO SECRET"))
     messages = [{"role": "user", "content": "hello"}]
@@ -129,6 +140,29 @@ def test_another_nations_valid_token_is_refused_on_this_endpoint(deployed: Servi
     deu_token = deployed.token("DEU", "NATO CONFIDENTIAL")
     with pytest.raises(openai.AuthenticationError):
         client(deployed, "fra", deu_token).models.list()
+
+
+def test_a_suspended_nation_is_refused_on_its_endpoint_and_served_again_after(deployed: Serving) -> None:
+    """`spec.suspended: true` reaches DEU's gateway through the operator (Tenant event → Serve config →
+    `reconfigure`): its users' requests are refused (403), then served again once it is lifted. The time it
+    takes is measured by `bench/control_plane.py --suspension` (BENCHMARKS.md), not asserted here."""
+    deu = client(deployed, "deu", deployed.token("DEU", "NATO CONFIDENTIAL"))
+
+    def refused() -> bool:
+        try:
+            deu.embeddings.create(model="deu/embedder", input=["field report"])
+        except openai.PermissionDeniedError:
+            return True
+        return False
+
+    assert not refused()
+    suspend = ["patch", "tenant", "deu", "--type", "merge", "-p"]
+    kubectl(deployed.platform.kube, *suspend, '{"spec": {"suspended": true}}')
+    try:
+        wait_until(refused, "DEU's users refused once DEU is suspended")
+    finally:
+        kubectl(deployed.platform.kube, *suspend, '{"spec": {"suspended": false}}')
+    wait_until(lambda: not refused(), "DEU's users served again")
 
 
 def replica_ids(serving: Serving, application: str) -> set[str]:
@@ -222,3 +256,29 @@ def test_ray_listens_on_loopback_only(deployed: Serving) -> None:
     assert {"gcs_server", "raylet"} <= set(sockets.values()), sockets
     loopback = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
     assert {key: name for key, name in sockets.items() if key[0] not in loopback} == {}
+
+
+def test_the_serve_proxy_lists_no_routes_to_anyone(deployed: Serving) -> None:
+    """Ray Serve's `/-/routes` would list every nation's gateway to whoever reaches the proxy, without a
+    token: the proxy callback (`sovereign_serving.serve_proxy`) answers 404 there, as for a path that is not
+    served; the gateways are untouched."""
+    with httpx.Client(base_url=deployed.ray.gateway_url, timeout=10) as proxy:
+        for path in ("/-/routes", "/-/routes?format=json"):
+            listed = proxy.get(path)
+            assert listed.status_code == 404, listed.text
+            assert "/fra" not in listed.text and "gateway" not in listed.text
+        assert proxy.get("/fra/v1/models").status_code == 401  # the gateways behind it answer as before
+
+
+def test_rays_temporary_directory_is_this_users_only(deployed: Serving) -> None:
+    """Ray's job supervisor gives a job's entrypoint the cluster named in `ray_current_cluster` of Ray's
+    temporary directory: the devstack's Ray keeps it in a directory of its user's only, never in the shared
+    `/tmp/ray` where any local user could name a cluster of their own."""
+    head = read_pid(deployed.ray.state_dir, RAY_SERVICE)
+    assert head is not None
+    environ = dict(
+        entry.split("=", 1) for entry in Path(f"/proc/{head}/environ").read_text().split("\0") if "=" in entry
+    )
+    root = Path(environ["RAY_TMPDIR"])
+    assert root != Path("/tmp") and (root.stat().st_mode & 0o777, root.stat().st_uid) == (0o700, os.getuid())
+    assert (root / "ray" / "ray_current_cluster").read_text().startswith("127.0.0.1:")

@@ -153,6 +153,22 @@ def test_a_prompt_beyond_the_models_positions_is_refused_before_anything_is_gene
         run(generator.complete({"prompt": "Hello world " * 4_800, "max_tokens": 4}))
 
 
+def test_an_embedding_input_beyond_the_models_positions_is_refused_not_truncated(embedder: Any) -> None:
+    """MiniLM has 512 positions (its tokenizer would cut there): a longer input is refused whole, naming
+    its index, before anything is embedded; one that fits is embedded as it is; a search query is cut."""
+    with pytest.raises(ContextLengthExceeded) as refused:
+        run(embedder.embed({"input": ["short", "word " * 600]}))
+    assert (refused.value.input_index, refused.value.context_length) == (1, 512)
+    assert refused.value.prompt_tokens == 602  # with [CLS] and [SEP]
+    copied = pickle.loads(pickle.dumps(refused.value))
+    assert (copied.input_index, str(copied)) == (1, str(refused.value))
+    fits = run(embedder.embed({"input": "word " * 510}))
+    assert fits["usage"]["prompt_tokens"] == 512
+    # The retriever's search query alone is cut at the positions (no client body can ask for it).
+    searched = run(embedder.embed({"input": ["word " * 600]}, truncate=True))
+    assert searched["usage"]["prompt_tokens"] == 512
+
+
 def test_bad_completion_and_embedding_bodies_raise_value_error(generator: Any, embedder: Any) -> None:
     with pytest.raises(ValueError, match="exactly one prompt"):
         run(generator.complete({"prompt": ["a", "b"]}))

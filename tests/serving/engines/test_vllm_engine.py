@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from sovereign_serving.config import ModelServerConfig
 from sovereign_serving.engines import load_engine
-from sovereign_serving.engines.vllm_engine import VLLM_MISSING, vllm_engine_args
+from sovereign_serving.engines.base import ContextLengthExceeded, check_context, check_embedding_inputs
+from sovereign_serving.engines.vllm_engine import VLLM_MISSING, vllm_context_length, vllm_engine_args
 
 BASE = {
     "name": "fra/analyst",
@@ -77,6 +78,36 @@ def test_the_model_server_refuses_remote_code_before_loading_anything() -> None:
     assert "engineArgs.trust_remote_code: would run Python code shipped with the model's files" in str(
         caught.value
     )
+
+
+CONTEXTS = [
+    ("maxTokens is vLLM's max_model_len", {}, 4096),
+    ("engineArgs' max_model_len wins", {"engineArgs": {"max_model_len": 32768}}, 32768),
+    ("a small model", {"maxTokens": 16}, 16),
+    ("an embedding model", {"task": "embed", "maxTokens": 512}, 512),
+]
+
+
+@pytest.mark.parametrize(("change", "context"), [c[1:] for c in CONTEXTS], ids=[c[0] for c in CONTEXTS])
+def test_the_adapter_refuses_against_the_context_vllm_is_given(change: dict[str, Any], context: int) -> None:
+    """What the adapter checks a prompt and each embedding input against, before vLLM sees them (vLLM's own
+    refusal would be a 502): exactly the max_model_len it gives vLLM."""
+    config = ModelServerConfig.model_validate({**BASE, **change})
+    assert vllm_context_length(config) == vllm_engine_args(config)["max_model_len"] == context
+    check_context(context - 1, vllm_context_length(config))  # room for one generated token
+    with pytest.raises(ContextLengthExceeded, match=f"maximum context length is {context} tokens"):
+        check_context(context, vllm_context_length(config))
+    check_embedding_inputs([1, context], vllm_context_length(config))  # an input that fills it is embedded
+    with pytest.raises(ContextLengthExceeded) as beyond:
+        check_embedding_inputs([1, context + 1], vllm_context_length(config))
+    assert (beyond.value.input_index, beyond.value.prompt_tokens) == (1, context + 1)
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "32k", 1.5])
+def test_a_max_model_len_that_is_no_number_of_tokens_is_refused(value: Any) -> None:
+    config = ModelServerConfig.model_validate({**BASE, "engineArgs": {"max_model_len": value}})
+    with pytest.raises(ValueError, match="max_model_len must be a positive number of tokens"):
+        vllm_context_length(config)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")

@@ -1,11 +1,13 @@
 """A model application for the gateway's tests: the ModelServer's method names, OpenAI-shaped answers.
 
 It echoes what it was asked (the capped `max_tokens`, the number of messages) so tests can see what the
-gateway passed on, and fails on request (`"user": "explode"`) so the gateway's 502 can be tested.
+gateway passed on, and fails on request (`"user": "explode"`) so the gateway's 502 can be tested; a chat
+stream asked with `"user": "stall"` stops after its first chunk (STALL_SECONDS), as a client cuts it short.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +16,7 @@ from sovereign_serving.engines.base import check_context
 
 WORDS = ("sovereign", "answer", "here")
 FAKE_CONTEXT_LENGTH = 2048  # the tiny model's positions
+STALL_SECONDS = 30.0
 Carrier = dict[str, str] | None  # the caller's W3C trace context (ModelServer's `trace_context`), unused here
 
 
@@ -57,6 +60,8 @@ class FakeModel:
             "model": body["model"],
         }
         yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+        if body.get("user") == "stall":
+            await asyncio.sleep(STALL_SECONDS)
         for word in WORDS:
             yield {**base, "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
         yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}

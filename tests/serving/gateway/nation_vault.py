@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.token_reviewer import ensure_token_reviewer
 from sovereign_operator.constants import tenant_namespace, vault_role_name
 
 from sovereign.audit import audit_key_name
 from sovereign.clients.kubernetes import load_api_client
+from sovereign.clients.vault import create_signing_key, read_transit_key
+from sovereign.domain.nations import gateway_key_name
+from sovereign.identity.signed_tokens import jwks_from_transit_key
 from sovereign.platform_setup import nation_policy_for_namespace, prepare_vault
-from tests.conftest import KubeAPI, VaultServer
+from tests.conftest import KubeAPI, VaultServer, running_vault
 from tests.helpers import kubectl
 
 
@@ -72,6 +76,33 @@ def audit_sink_in(
     """The same as an AuditSink: the nation's audit logs under `directory/audit`."""
     with vault_sink_in(vault, kube_api, nation, directory) as sink:
         yield {**sink, "directory": str(directory / "audit")}
+
+
+@contextmanager
+def gateway_signer_in(
+    vault: VaultServer, kube_api: KubeAPI, nation: str, directory: Path
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """`nation`'s federation signer (a VaultSink, its JSON form) in `vault`, and the public key set of its
+    gateway key (ed25519, not exportable, made as the operator makes it) as its Tenant publishes it."""
+    with vault_sink_in(vault, kube_api, nation, directory) as sink:
+        root = vault.client()
+        create_signing_key(root, "transit", gateway_key_name(nation))
+        yield sink, jwks_from_transit_key(read_transit_key(root, "transit", gateway_key_name(nation)) or {})
+
+
+@contextmanager
+def gateways_signing_in(
+    kube_api: KubeAPI, ca: CertificateAuthority, directory: Path, nations: tuple[str, ...]
+) -> Iterator[tuple[VaultServer, dict[str, tuple[dict[str, Any], dict[str, Any]]]]]:
+    """A real OpenBao of its own holding each nation's gateway key: the Vault, and nation → (its VaultSink,
+    good for its gateway's `federation` and, with a `directory`, its `audit`; its gateway key set)."""
+    with running_vault(directory / "vault", ca) as vault, ExitStack() as stack:
+        signers = {}
+        for nation in nations:
+            home = directory / nation.lower()
+            home.mkdir(parents=True, exist_ok=True)
+            signers[nation] = stack.enter_context(gateway_signer_in(vault, kube_api, nation, home))
+        yield vault, signers
 
 
 def chat(base_url: str, nation: str, token: str, model: str) -> tuple[int, str | None]:

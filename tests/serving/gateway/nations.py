@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from sovereign_serving.config import GatewayConfig
 
 from sovereign.domain.markings import Classification
+from sovereign.identity.federation_assertions import KeySigner
 from sovereign.identity.tokens import issue_token
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.nation_rules import nation_bundle_rules
@@ -74,6 +75,18 @@ class Issuer:
 
 ISSUERS = {nation: Issuer(nation, Ed25519PrivateKey.generate()) for nation in ("FRA", "DEU", "POL")}
 
+# The unit tests' gateway keys, held in memory (on Ray the gateways sign in a real Vault: nation_vault.py).
+GATEWAY_KEYS = {nation: Ed25519PrivateKey.generate() for nation in ("FRA", "DEU", "POL")}
+
+
+def gateway_jwks(nation: str) -> dict[str, Any]:
+    public = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(GATEWAY_KEYS[nation].public_key()))
+    return {"keys": [{**public, "kid": f"{nation.lower()}-gateway-1", "alg": "EdDSA", "use": "sig"}]}
+
+
+def gateway_signer(nation: str) -> KeySigner:
+    return KeySigner(GATEWAY_KEYS[nation], f"{nation.lower()}-gateway-1")
+
 
 def model(
     name: str,
@@ -97,9 +110,19 @@ MODELS = [
     model("fra/embed", "FRA", task="embed", releasable_to=("DEU",), classification="NATO UNCLASSIFIED"),
     model("pol/scribe", "POL"),
     model("deu/ghost", "DEU", application="deu-ghost"),  # its application is never deployed
+    model("fra/liaison", "FRA"),  # FRA's own only, but FRA's rule discloses it to POL
 ]
 
-BUNDLE = PolicyBundle.load()
+# FRA's own rule: POL's users may invoke `fra/liaison` although its markings release it to no one (the
+# recipient rule: the answer's marking then adds POL, `disclosed-by-owner`).
+FRA_DISCLOSES_LIAISON = """
+@id("liaison-to-pol")
+permit (principal, action == Sovereign::Action::"invoke", resource == Sovereign::Model::"fra/liaison")
+when { resource.owner == "FRA" && principal.nationality == "POL" };
+"""
+BUNDLE = PolicyBundle.load().with_nation_rules(
+    {"FRA": nation_bundle_rules("FRA", [("liaison", FRA_DISCLOSES_LIAISON)])}
+)
 KEEP_DEU_OUT = '@id("no-deu") forbid (principal, action, resource) when { principal.nationality == "DEU" };'
 
 
@@ -114,9 +137,15 @@ def gateway_config(
     requests_per_minute: int = 600,
     tokens_per_minute: int = 100_000,
     federation_urls: dict[str, str] | None = None,
+    gateway_keys: dict[str, dict[str, Any]] | None = None,
+    suspended: tuple[str, ...] = (),
+    quotas: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A nation's gateway config; `federation_urls` (owner → its gateway base) as the operator sets them on
-    kuberay: other nations' models are then called through their owner's gateway, over HTTP."""
+    kuberay: other nations' models are then called through their owner's gateway, over HTTP.
+    `gateway_keys`: nation → its gateway key set, published in its Tenant's `status.federation` (the
+    unit tests' in-memory keys when None); `suspended`: nations whose Tenant is suspended; `quotas`: more
+    of the own Tenant's `quotas` (per user, peer caps)."""
     models = [
         {**m, "federationUrl": federation_urls[owner]}
         if federation_urls and (owner := m["markings"]["owner"]) != nation and owner in federation_urls
@@ -127,6 +156,15 @@ def gateway_config(
         issuer.tenant(requests_per_minute, tokens_per_minute) if issuer.nation == nation else issuer.tenant()
         for issuer in ISSUERS.values()
     ]
+    keys = {n: gateway_jwks(n) for n in GATEWAY_KEYS} if gateway_keys is None else gateway_keys
+    for tenant in tenants:
+        nation_of = tenant["spec"]["nation"]
+        if nation_of in keys:
+            tenant["status"]["federation"] = {"jwks": keys[nation_of]}
+        if nation_of in suspended:
+            tenant["spec"]["suspended"] = True
+        if nation_of == nation and quotas:
+            tenant["spec"]["quotas"] = {**tenant["spec"]["quotas"], **quotas}
     tenants.append({"spec": {"nation": "EST", "clearance": "NATO SECRET"}})  # not Ready: no issuer yet
     config = {"nation": nation, "tenants": tenants, "models": models, "bundle": bundle.to_configmap_data()}
     GatewayConfig.model_validate(config)

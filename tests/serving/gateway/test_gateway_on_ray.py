@@ -6,7 +6,8 @@ configured). Everything is addressed as a client would: `http://127.0.0.1:<port>
 
 Federation (kuberay, one Ray cluster per nation) on the same Ray: a second DEU gateway, at `/deu-federated`,
 whose config gives FRA's models a `federationUrl` pointing at FRA's gateway over HTTP (`/fra`), so it must
-go through FRA's `/federation/v1/...` routes although a handle would exist here.
+go through FRA's `/federation/v1/...` routes although a handle would exist here, with assertions it signs with
+DEU's gateway key in a real OpenBao of the module's own (FRA's config publishes that key set for DEU).
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ import ray
 from ray import serve
 from ray.serve.context import _get_global_client
 from ray.serve.schema import ServeDeploySchema
+from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.audit_writer import AUDIT_NAMESPACE, audit_writer_name
-from sovereign_serving.config import AIR_GAP_ENV, gateway_application_name
+from sovereign_serving.config import AIR_GAP_ENV, GatewayConfig, gateway_application_name
 from sovereign_serving.gateway import NOT_AVAILABLE, QUOTA_NAMESPACE, quota_actor_name
-from sovereign_serving.gateway._openai import MAX_BODY_BYTES
+from sovereign_serving.gateway._ratelimit import QuotaTable, Rate, quota_table
 
 from sovereign.audit import DECISIONS_STREAM, stream_directory, verify
 from sovereign.domain.markings import Classification
 from tests.conftest import KubeAPI, VaultServer
 from tests.helpers import wait_until
-from tests.serving.gateway.nation_vault import audit_sink_in, chat
+from tests.serving.gateway.nation_vault import audit_sink_in, chat, gateways_signing_in
 from tests.serving.gateway.nations import (
     FAKE_APP,
     ISSUERS,
@@ -45,6 +47,11 @@ from tests.serving.gateway.nations import (
 )
 
 FRA_REQUESTS_PER_MINUTE = 4
+# FRA's users may each use all 4; FRA caps DEU's users together at 4 a minute on its federation routes.
+FRA_QUOTAS = {
+    "userRequestsPerMinute": FRA_REQUESTS_PER_MINUTE,
+    "peers": {"DEU": {"requestsPerMinute": FRA_REQUESTS_PER_MINUTE}},
+}
 FEDERATED_DEU = "/deu-federated"  # DEU's gateway as on kuberay: FRA's models through FRA's gateway
 GATEWAY_IMPORT_PATH = "sovereign_serving.gateway:build_app"
 FAKE_IMPORT_PATH = "tests.serving.gateway.fake_model:app"
@@ -113,8 +120,18 @@ class ServeConfig:
 
 
 @pytest.fixture(scope="module")
-def platform() -> Iterator[tuple[str, ServeConfig]]:
+def deu_signing(
+    kube_api: KubeAPI, devstack_ca: CertificateAuthority, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """DEU's federation signer (its gateway key in a real OpenBao) and the key set FRA trusts it by."""
+    with gateways_signing_in(kube_api, devstack_ca, tmp_path_factory.mktemp("fed"), ("DEU",)) as (_, signers):
+        yield signers["DEU"]
+
+
+@pytest.fixture(scope="module")
+def platform(deu_signing: tuple[dict[str, Any], dict[str, Any]]) -> Iterator[tuple[str, ServeConfig]]:
     started = time.monotonic()
+    deu_signer, deu_keys = deu_signing
     saved = {k: os.environ.get(k) for k in (*AIR_GAP_ENV, "PYTHONPATH")}
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     os.environ.update(AIR_GAP_ENV)
@@ -135,12 +152,22 @@ def platform() -> Iterator[tuple[str, ServeConfig]]:
                 gateway_app("DEU", gateway_config("DEU")),
                 gateway_app("POL", gateway_config("POL")),
                 gateway_app(
-                    "FRA", gateway_config("FRA", requests_per_minute=FRA_REQUESTS_PER_MINUTE), replicas=2
+                    "FRA",
+                    gateway_config(
+                        "FRA",
+                        requests_per_minute=FRA_REQUESTS_PER_MINUTE,
+                        quotas=FRA_QUOTAS,
+                        gateway_keys={"DEU": deu_keys},
+                    ),
+                    replicas=2,
                 ),
                 gateway_app("EST", None),  # never configured
                 gateway_app(
                     "DEU",
-                    gateway_config("DEU", federation_urls={"FRA": f"http://127.0.0.1:{port}/fra"}),
+                    {
+                        **gateway_config("DEU", federation_urls={"FRA": f"http://127.0.0.1:{port}/fra"}),
+                        "federation": deu_signer,
+                    },
                     prefix=FEDERATED_DEU,
                 ),
             ],
@@ -244,7 +271,20 @@ def test_models_listed_per_nation(base_url: str) -> None:
     deu = [m.id for m in client(base_url, "DEU", user("DEU")).models.list()]
     pol = [m.id for m in client(base_url, "POL", user("POL")).models.list()]
     assert deu == ["fra/analyst", "fra/embed", "deu/ghost"]
-    assert pol == ["pol/scribe"]
+    assert pol == ["pol/scribe", "fra/liaison"]  # FRA's own model, disclosed to POL by FRA's rule
+
+
+def test_an_answer_an_owner_disclosed_is_marked_releasable_to_its_recipient(base_url: str) -> None:
+    """`fra/liaison` is released to no one, but FRA's own rule lets POL's users invoke it: the answer a POL
+    user gets is marked REL TO FRA,POL, never a marking that excludes POL (policies/cedar/README.md)."""
+    pol = client(base_url, "POL", user("POL"))
+    raw = pol.chat.completions.with_raw_response.create(
+        model="fra/liaison", messages=[{"role": "user", "content": "x"}]
+    )
+    assert raw.parse().choices
+    assert raw.headers["X-Sovereign-Releasable-To"] == "FRA,POL"
+    with pytest.raises(openai.PermissionDeniedError):  # FRA disclosed nothing else to POL
+        pol.chat.completions.create(model="fra/analyst", messages=[{"role": "user", "content": "x"}])
 
 
 # SECTION denials and errors
@@ -309,48 +349,12 @@ def test_model_unavailable_and_failing(base_url: str) -> None:
     assert "on purpose" not in str(failed.value.body)
 
 
-# SECTION input bounds (README, "Limits"): refused with 400/413 naming the parameter, before the model works
+# SECTION input bounds (README, "Limits"); the other bounds, audited: tests/security/test_gateway_attacks.py
 
 
 def refused(excinfo: pytest.ExceptionInfo[openai.APIStatusError]) -> tuple[int, str, str | None]:
     error = error_of(excinfo)
     return excinfo.value.status_code, error["code"], error["param"]
-
-
-def test_a_body_beyond_the_cap_is_413_by_its_length_or_as_it_streams(base_url: str) -> None:
-    url, headers = f"{base_url}/deu/v1/chat/completions", {"Authorization": f"Bearer {user('DEU')}"}
-    declared = httpx.post(url, content=b" " * (MAX_BODY_BYTES + 1), headers=headers, timeout=30)
-    assert declared.status_code == 413, declared.text
-    assert declared.json()["error"] == {
-        "message": f"the request body is larger than {MAX_BODY_BYTES} bytes",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": "request_too_large",
-    }
-
-    def chunked() -> Iterator[bytes]:  # no Content-Length: refused once the bytes read pass the cap
-        yield from (b" " * 65536 for _ in range(MAX_BODY_BYTES // 65536 + 1))
-
-    streamed = httpx.post(url, content=chunked(), headers=headers, timeout=30)
-    assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "request_too_large"
-
-
-def test_too_many_messages_or_characters_are_400_naming_messages(base_url: str) -> None:
-    deu = client(base_url, "DEU", user("DEU"))
-    with pytest.raises(openai.BadRequestError) as messages:
-        deu.chat.completions.create(model="fra/analyst", messages=[{"role": "user", "content": "x"}] * 257)
-    assert refused(messages) == (400, "too_many_messages", "messages")
-    with pytest.raises(openai.BadRequestError) as characters:
-        deu.chat.completions.create(
-            model="fra/analyst", messages=[{"role": "user", "content": "x" * 100_001}]
-        )
-    assert refused(characters) == (400, "too_many_characters", "messages")
-
-
-def test_too_many_embedding_inputs_are_400_naming_input(base_url: str) -> None:
-    with pytest.raises(openai.BadRequestError) as inputs:
-        client(base_url, "DEU", user("DEU")).embeddings.create(model="fra/embed", input=["x"] * 65)
-    assert refused(inputs) == (400, "too_many_inputs", "input")
 
 
 def test_a_prompt_beyond_the_models_context_is_400_context_length_exceeded(base_url: str) -> None:
@@ -369,35 +373,26 @@ def test_a_prompt_beyond_the_models_context_is_400_context_length_exceeded(base_
     assert refused(completion) == (400, "context_length_exceeded", "prompt")
 
 
-def test_unsupported_parameters_are_400_naming_them(base_url: str) -> None:
-    deu = client(base_url, "DEU", user("DEU"))
-    with pytest.raises(openai.BadRequestError) as several:
-        deu.chat.completions.create(model="fra/analyst", messages=[{"role": "user", "content": "x"}], n=5)
-    assert refused(several) == (400, "unsupported_parameter", "n")
-    with pytest.raises(openai.BadRequestError) as best_of:
-        deu.completions.create(model="fra/analyst", prompt="x", best_of=3)
-    assert refused(best_of) == (400, "unsupported_parameter", "best_of")
-
-
-def test_a_huge_model_name_is_not_echoed(base_url: str) -> None:
-    with pytest.raises(openai.PermissionDeniedError) as denied:
-        client(base_url, "DEU", user("DEU")).chat.completions.create(
-            model="m" * 200_000, messages=[{"role": "user", "content": "x"}]
-        )
-    assert denied.value.response.status_code == 403 and len(denied.value.response.content) < 1_000
-
-
 # SECTION rate limits and configuration
 
 
-def fresh_quota(nation: str, requests_per_minute: int = FRA_REQUESTS_PER_MINUTE) -> None:
-    """The nation's buckets full again, so quota tests do not depend on what earlier tests used: its
-    QuotaKeeper resized to a huge quota (refilled within milliseconds), then back to the nation's limits
-    (a resize keeps the level, capped at the new capacity). Tokens: the fixture's."""
+def fresh_quota(nation: str) -> None:
+    """FRA's gateway's buckets full again, so quota tests do not depend on what earlier tests used: its
+    QuotaKeeper resized to huge quotas (refilled within milliseconds), then back to the fixture's limits
+    (a resize keeps the level, capped at the new capacity)."""
+    assert nation == "FRA"
+    table = quota_table(
+        GatewayConfig.model_validate(
+            gateway_config("FRA", requests_per_minute=FRA_REQUESTS_PER_MINUTE, quotas=FRA_QUOTAS)
+        )
+    )
+    huge = Rate(10**9, 10**12)
     keeper = ray.get_actor(quota_actor_name(nation), namespace=QUOTA_NAMESPACE)
-    ray.get(keeper.configure.remote(10**9, 10**12))
+    ray.get(
+        keeper.configure.remote(QuotaTable("FRA", {n: (huge, huge) for n in table.nations}, {"DEU": huge}))
+    )
     time.sleep(0.05)
-    ray.get(keeper.configure.remote(requests_per_minute, 100_000))
+    ray.get(keeper.configure.remote(table))
 
 
 def test_request_quota_holds_across_two_replicas(base_url: str) -> None:
@@ -428,8 +423,15 @@ def test_reconfigure_with_a_new_bundle_changes_decisions(platform: tuple[str, Se
         with pytest.raises(openai.PermissionDeniedError):
             deu.chat.completions.create(**ask)
         assert [m.id for m in deu.models.list()] == ["deu/ghost"]
-        config.set_gateway_config("DEU", {"nation": "DEU"})  # refused: the previous config stays
-        assert [m.id for m in deu.models.list()] == ["deu/ghost"]
+        # Refused (two Tenants name one issuer): nothing is served, not even the previous config.
+        refused = gateway_config("DEU")
+        refused["tenants"] = [
+            *refused["tenants"],
+            {**refused["tenants"][0], "spec": {"nation": "LUX", "clearance": "NATO SECRET"}},
+        ]
+        config.set_gateway_config("DEU", refused)
+        response = httpx.get(f"{base_url}/deu/v1/models", headers={"Authorization": f"Bearer {user('DEU')}"})
+        assert response.status_code == 503 and response.json()["error"]["code"] == "config_refused"
     finally:
         config.set_gateway_config("DEU", gateway_config("DEU"))
     assert deu.chat.completions.create(**ask).choices
@@ -519,7 +521,7 @@ def test_federated_streaming(base_url: str) -> None:
     assert '"usage":{"prompt_tokens":3' in events[-2]
 
 
-def test_the_owners_quota_is_charged_and_its_429_passed_through(base_url: str) -> None:
+def test_the_owners_cap_on_the_callers_nation_is_charged_and_its_429_passed_through(base_url: str) -> None:
     fresh_quota("FRA")
     deu = federated(base_url, user("DEU"))
     ask: dict[str, Any] = {"model": "fra/analyst", "messages": [{"role": "user", "content": "x"}]}
@@ -527,7 +529,7 @@ def test_the_owners_quota_is_charged_and_its_429_passed_through(base_url: str) -
         assert deu.chat.completions.create(**ask).choices
     with pytest.raises(openai.RateLimitError) as limited:  # DEU's own quota (600/min) is far from used up
         deu.chat.completions.create(**ask)
-    assert error_of(limited)["message"].startswith("your nation's requests per minute quota is used up")
+    assert error_of(limited)["message"].startswith("FRA's cap on your nation's requests per minute quota")
     assert int(limited.value.response.headers["Retry-After"]) >= 1
 
 
@@ -546,29 +548,26 @@ def test_the_callers_denial_never_reaches_the_owner(base_url: str) -> None:
         assert deu.chat.completions.create(**ask).choices
 
 
+def test_federation_routes_take_no_users_token(base_url: str) -> None:
+    """Gateway to gateway only: any user's own token on FRA's federation routes is 401 (the attacks, with
+    assertions, are in tests/security/test_federation_attacks.py)."""
+    for token in (user("DEU"), user("POL"), user("FRA")):
+        for route in ("chat/completions", "completions", "embeddings", "sovereign/search"):
+            refused = ask_fra_directly(base_url, token, f"federation/v1/{route}", "fra/analyst")
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"]["code"] == "not-an-assertion"
+
+
 def test_the_owner_decides_on_its_federation_routes(base_url: str) -> None:
     fresh_quota("FRA")  # 4 of FRA's 4 requests
     deu_token = user("DEU", subject="federated")
-    pol = ask_fra_directly(base_url, user("POL"), "federation/v1/chat/completions", "fra/analyst")
-    assert pol.status_code == 403, pol.text  # FRA did not release it to POL
-    assert pol.json()["error"]["message"] == NOT_AVAILABLE.format(name="fra/analyst")
-    # Another nation's model and an unknown one: the same refusal.
-    for model in ("deu/ghost", "fra/nothing-here"):
-        refused = ask_fra_directly(base_url, deu_token, "federation/v1/chat/completions", model)
-        assert refused.status_code == 403, refused.text
-        assert refused.json()["error"] == {
-            "message": NOT_AVAILABLE.format(name=model),
-            "type": "permission_error",
-            "param": None,
-            "code": "model_not_available",
-        }
     # The owner's failure comes back to DEU's user as it was (502, no internals).
     with pytest.raises(openai.InternalServerError) as failed:
         federated(base_url, deu_token).chat.completions.create(
             model="fra/analyst", messages=[{"role": "user", "content": "x"}], user="explode"
         )
     assert failed.value.status_code == 502 and error_of(failed)["code"] == "model_error"
-    # FRA's public endpoint still serves FRA's users only, even for a token its federation route accepted.
+    # FRA's public endpoint still serves FRA's users only.
     public = ask_fra_directly(base_url, deu_token, "v1/chat/completions", "fra/analyst")
     assert public.status_code == 401 and public.json()["error"]["code"] == "wrong-nation"
     assert ask_fra_directly(base_url, deu_token, "federation/v1/models", "x").status_code in (404, 405)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import jwt
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
@@ -19,7 +20,7 @@ from sovereign_serving.gateway._federation import Federation
 from sovereign_serving.gateway._telemetry import _parent
 
 from sovereign.domain.markings import Classification
-from tests.serving.gateway.nations import ISSUERS, gateway_config
+from tests.serving.gateway.nations import ISSUERS, gateway_config, gateway_signer
 from tests.serving.gateway.test_gateway_units import authenticate, refusal
 
 
@@ -67,7 +68,7 @@ def test_denials_are_decisions_too_and_still_one_403(
 ) -> None:
     gateway = access(gateway_nation)
     header = f"Bearer {ISSUERS[user_nation].token()}"
-    principal = asyncio.run(gateway.authenticate(header, any_nation=True))
+    principal = asyncio.run(access(user_nation).authenticate(header))  # as the user's own gateway knows it
     decision = gateway.decide_model(principal, model, owned_only=owned_only)
     assert (decision.allowed, decision.decision, decision.owner, decision.marking) == (
         False,
@@ -115,20 +116,24 @@ def test_a_federation_call_carries_the_current_trace_to_the_owner(
 ) -> None:
     base, seen = owner_gateway
     deu = access("DEU", federation_urls={"FRA": base})
-    permitted = deu.permit(user(deu, "DEU"), "fra/analyst")
+    principal = user(deu, "DEU")
+    permitted = deu.permit(principal, "fra/analyst")
     trace_id, span_id = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
     current = NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1)))
     body = {"model": "fra/analyst", "messages": [{"role": "user", "content": "x"}]}
 
     async def forward() -> int:
         with trace.use_span(current):
-            _, tokens = await Federation().answer(permitted, "chat", "Bearer t", body)
+            _, tokens = await Federation("DEU", gateway_signer("DEU")).answer(
+                permitted, "chat", principal, body
+            )
         return tokens
 
     assert asyncio.run(forward()) == 3
     [headers] = seen
     assert headers["traceparent"] == f"00-{trace_id:032x}-{span_id:016x}-01"
-    assert headers["authorization"] == "Bearer t"
+    assert headers["authorization"].startswith("Bearer ")  # this gateway's assertion, never the user's token
+    assert jwt.get_unverified_header(headers["authorization"][7:])["typ"] == "sovereign-federation+jwt"
 
 
 def test_a_users_request_starts_the_gateways_own_trace_linked_to_the_clients() -> None:

@@ -21,10 +21,11 @@ from sovereign_serving.gateway._openai import (
     parse_body,
     tokens_used,
 )
-from sovereign_serving.gateway._ratelimit import TenantQuota, lease_size
+from sovereign_serving.gateway._ratelimit import quota_table
 
-from sovereign.domain.markings import Classification
-from tests.serving.gateway.nations import ISSUERS, bundle_keeping_deu_out, gateway_config
+from sovereign.domain.markings import Classification, Principal
+from sovereign.identity.federation_assertions import ReplayCache, assertion_claims
+from tests.serving.gateway.nations import ISSUERS, bundle_keeping_deu_out, gateway_config, gateway_signer
 
 
 def access(nation: str, **options: Any) -> Access:
@@ -77,32 +78,55 @@ def test_expired_and_foreign_tokens() -> None:
     assert (foreign.status, foreign.message) == (401, "this endpoint serves DEU users only")
 
 
-def test_federation_accepts_any_tenants_users_for_own_models_only() -> None:
-    fra = access("FRA")
-    header = bearer("DEU", subject="visitor")
-    visitor = asyncio.run(fra.authenticate(header, any_nation=True))
-    assert (visitor.nationality, visitor.issuer_nation) == ("DEU", "DEU")
+def visitor_assertion(route: str = "chat/completions", body: bytes = b"{}", subject: str = "visitor") -> str:
+    """A DEU gateway's assertion for FRA, signed with DEU's in-memory gateway key."""
+    principal = Principal(
+        sub=subject, nationality="DEU", clearance=Classification.NATO_SECRET, issuerNation="DEU"
+    )
+    claims = assertion_claims("DEU", "FRA", principal, route, body, link="link-1")
+    return f"Bearer {gateway_signer('DEU').sign(claims)}"
+
+
+def test_federation_takes_peer_gateways_assertions_for_own_models_only() -> None:
+    fra, replay = access("FRA"), ReplayCache()
+    visitor = fra.authenticate_gateway(visitor_assertion(), "chat/completions", b"{}", replay).principal
+    assert (visitor.sub, visitor.nationality, visitor.issuer_nation) == ("visitor", "DEU", "DEU")
     assert fra.permit(visitor, "fra/analyst", owned_only=True).model.name == "fra/analyst"
     # Another nation's model (even one the visitor's own gateway could serve) and an unknown one, alike.
     for model in ("deu/ghost", "pol/scribe", "fra/absent"):
         error = refusal(lambda m=model: fra.permit(visitor, m, owned_only=True))
         assert (error.status, error.message) == (403, NOT_AVAILABLE.format(name=model))
-    # The token is cached now; the public routes still refuse it.
-    public = refusal(lambda: fra.authenticate(header))
-    assert (public.status, public.code) == (401, "wrong-nation")
-    assert refusal(lambda: fra.authenticate("Bearer junk", any_nation=True)).code == "malformed"
+    # A user's own token is no assertion; an assertion is no user's token.
+    user_token = refusal(lambda: fra.authenticate_gateway(bearer("DEU"), "chat/completions", b"{}", replay))
+    assert (user_token.status, user_token.code) == (401, "not-an-assertion")
+    public = refusal(lambda: fra.authenticate(visitor_assertion()))
+    assert (public.status, public.code) == (401, "unknown-issuer")
+
+
+def test_an_owner_without_a_signer_forwards_nothing() -> None:
+    deu = access("DEU", federation_urls={"FRA": "http://127.0.0.1:9/fra"})
+    permitted = deu.permit(authenticate(deu, bearer("DEU")), "fra/analyst")
+    body = {"model": "fra/analyst", "messages": []}
+    error = refusal(lambda: Federation().answer(permitted, "chat", permitted_principal(deu), body))
+    assert (error.status, error.code) == (503, "federation_unavailable")
+
+
+def permitted_principal(gateway: Access) -> Principal:
+    return authenticate(gateway, bearer(gateway.nation))
 
 
 def test_an_unreachable_owner_is_503_model_unavailable() -> None:
     base = f"http://127.0.0.1:{free_loopback_port()}/fra"  # nothing listens there
     config = gateway_config("DEU", federation_urls={"FRA": base})
     deu = Access(GatewayConfig.model_validate(config))
-    permitted = deu.permit(authenticate(deu, bearer("DEU")), "fra/analyst")
+    principal = authenticate(deu, bearer("DEU"))
+    permitted = deu.permit(principal, "fra/analyst")
+    signing = Federation("DEU", gateway_signer("DEU"))
     assert federation_url(permitted, "chat") == f"{base}/federation/v1/chat/completions"
     body = {"model": "fra/analyst", "messages": [{"role": "user", "content": "x"}]}
     for call in (
-        lambda: Federation().answer(permitted, "chat", bearer("DEU"), body),
-        lambda: Federation().stream(permitted, "chat", bearer("DEU"), body, lambda _: None),
+        lambda: signing.answer(permitted, "chat", principal, body),
+        lambda: signing.stream(permitted, "chat", principal, body, lambda _: None),
     ):
         error = refusal(call)
         assert (error.status, error.code) == (503, "model_unavailable")
@@ -134,46 +158,11 @@ def test_permitted_model_carries_its_marking_and_listing_follows_policy() -> Non
 
 def test_config_needs_the_own_tenant_and_an_intact_bundle() -> None:
     config = gateway_config("DEU")
-    with pytest.raises(ValueError, match="no Tenant of LVA"):
-        Access(GatewayConfig.model_validate({**config, "nation": "LVA"}))
+    with pytest.raises(ValueError, match="no Tenant of LVA"):  # whose quotas would its users spend?
+        quota_table(GatewayConfig.model_validate({**config, "nation": "LVA"}))
     torn = {**config["bundle"], "version": "0000"}
     with pytest.raises(ValueError, match="torn"):
         Access(GatewayConfig.model_validate({**config, "bundle": torn}))
-
-
-def test_quotas_come_from_the_own_tenant() -> None:
-    limits = access("FRA", requests_per_minute=7, tokens_per_minute=70).limits
-    assert (limits.requests_per_minute, limits.tokens_per_minute) == (7, 70)
-
-
-def test_request_bucket_refills_and_reports_when() -> None:
-    quota = TenantQuota(requests_per_minute=2, tokens_per_minute=1000, now=0.0)
-    assert quota.lease(1, 0, 0.0)[0] == 1
-    assert quota.lease(5, 0, 0.0)[0] == 1
-    granted, retry_after, which = quota.lease(1, 0, 0.0)
-    assert (granted, which) == (0, "requests") and retry_after == pytest.approx(30.0)
-    assert quota.lease(1, 0, 30.0)[0] == 1  # one request every 30 s
-
-
-def test_token_bucket_is_charged_after_the_answer() -> None:
-    quota = TenantQuota(requests_per_minute=100, tokens_per_minute=60, now=0.0)
-    assert quota.lease(1, 0, 0.0)[0] == 1
-    quota.charge(90, 0.0)  # the answer used more than was left: the bucket owes 30
-    granted, retry_after, which = quota.lease(1, 0, 0.0)
-    assert (granted, which) == (0, "tokens") and retry_after == pytest.approx(31.0)
-    assert quota.lease(1, 0, 31.0)[0] == 1
-
-
-def test_zero_quota_admits_nothing_and_resize_keeps_the_level() -> None:
-    quota = TenantQuota(requests_per_minute=0, tokens_per_minute=100, now=0.0)
-    assert quota.lease(1, 0, 100.0)[:2] == (0, 60.0)
-    quota.resize(requests_per_minute=60, tokens_per_minute=100, now=100.0)
-    assert quota.lease(1, 0, 101.0)[0] == 1
-
-
-@pytest.mark.parametrize(("rpm", "batch"), [(0, 1), (4, 1), (600, 1), (12_000, 10), (10_000_000, 64)])
-def test_lease_size_stays_exact_for_small_quotas(rpm: int, batch: int) -> None:
-    assert lease_size(rpm) == batch
 
 
 def test_max_tokens_capped_at_the_model() -> None:

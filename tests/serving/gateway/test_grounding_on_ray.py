@@ -3,7 +3,8 @@
 One Ray for the module: the fake model, fake retrievers `fra-retriever` and `pol-retriever` implementing the
 contract's `search` (tests/serving/gateway/fake_retriever.py), the gateways of DEU, FRA and POL, and a second
 DEU gateway at `/deu-federated` whose config gives FRA's datasets a `federationUrl`: it must search them at
-FRA's `/federation/v1/sovereign/search`, where FRA decides again. Every span goes to a real OTLP receiver,
+FRA's `/federation/v1/sovereign/search` with an assertion signed by DEU's gateway key (in a real OpenBao),
+where FRA decides again. Every span goes to a real OTLP receiver,
 whose bodies are scanned for the chunks' canary words: none may appear there.
 """
 
@@ -30,7 +31,12 @@ from sovereign.cli.main import app as cli
 from tests.helpers import wait_until
 from tests.serving.gateway.datasets import CHUNKS, canaries, grounded_config
 from tests.serving.gateway.nations import FAKE_APP, ISSUERS
-from tests.serving.gateway.test_gateway_on_ray import FAKE_IMPORT_PATH, ServeConfig, gateway_app
+from tests.serving.gateway.test_gateway_on_ray import (  # noqa: F401  (deu_signing: a fixture)
+    FAKE_IMPORT_PATH,
+    ServeConfig,
+    deu_signing,
+    gateway_app,
+)
 
 FEDERATED_DEU = "/deu-federated"
 CANARIES = [c["text"].split()[2] for c in CHUNKS]
@@ -52,7 +58,11 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture(scope="module")
-def base_url(receiver: OtlpReceiver) -> Iterator[str]:
+def base_url(
+    receiver: OtlpReceiver,
+    deu_signing: tuple[dict[str, Any], dict[str, Any]],  # noqa: F811  (the fixture imported above)
+) -> Iterator[str]:
+    deu_signer, deu_keys = deu_signing
     started = time.monotonic()
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
     saved = {k: os.environ.get(k) for k in (*AIR_GAP_ENV, *otel, "PYTHONPATH")}
@@ -71,9 +81,13 @@ def base_url(receiver: OtlpReceiver) -> Iterator[str]:
                 retriever_app("FRA"),
                 retriever_app("POL"),
                 gateway_app("DEU", grounded_config("DEU")),
-                gateway_app("FRA", grounded_config("FRA")),
+                gateway_app("FRA", grounded_config("FRA", gateway_keys={"DEU": deu_keys})),
                 gateway_app("POL", grounded_config("POL")),
-                gateway_app("DEU", grounded_config("DEU", federation_urls=fra_gateway), prefix=FEDERATED_DEU),
+                gateway_app(
+                    "DEU",
+                    {**grounded_config("DEU", federation_urls=fra_gateway), "federation": deu_signer},
+                    prefix=FEDERATED_DEU,
+                ),
             ],
         ).apply()
         print(f"\nRay, Serve and the applications up in {time.monotonic() - started:.1f} s")
@@ -249,13 +263,12 @@ def test_the_gateway_drops_what_a_broken_retriever_returns(base_url: str) -> Non
 
 
 def test_the_owner_decides_again_on_its_federation_route(base_url: str) -> None:
-    body = {"datasets": ["pol/notes"], "query": "routine"}
-    # FRA's federation route: only FRA's datasets, whatever FRA's config knows of others.
-    refused = search(base_url, user("POL"), body, "/fra/federation")
-    assert refused.status_code == 403, refused.text
-    owned = search(base_url, user("DEU"), {**body, "datasets": ["fra/reports"]}, "/fra/federation")
-    assert owned.status_code == 200 and all("markings" in r for r in owned.json()["results"])
-    low = search(base_url, user("DEU", clearance="NATO UNCLASSIFIED"), {**body, "datasets": ["fra/reports"]})
+    body = {"datasets": ["fra/reports"], "query": "routine"}
+    # FRA's federation route takes a peer gateway's assertion only, never a user's token.
+    refused = search(base_url, user("DEU"), body, "/fra/federation")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "not-an-assertion"
+    # Through DEU's gateway, FRA decides again: a user DEU clears but FRA's dataset is above gets 403.
+    low = search(base_url, user("DEU", clearance="NATO UNCLASSIFIED"), body, FEDERATED_DEU)
     assert low.status_code == 403
 
 

@@ -17,7 +17,6 @@ from sovereign_serving.gateway._grounding import (
     chunks_of,
     grounded,
     grounding_of,
-    marking_of,
     query_of,
     search_answer,
     search_request,
@@ -26,9 +25,9 @@ from sovereign_serving.gateway._grounding import (
 from sovereign_serving.gateway._retrieval import _readable
 from sovereign_serving.gateway._routes_datasets import DatasetRoutes
 
-from sovereign.domain.markings import Classification, Markings
+from sovereign.domain.markings import Classification, Markings, answer_marking
 from tests.serving.gateway.datasets import CHUNKS, grounded_config
-from tests.serving.gateway.nations import ISSUERS
+from tests.serving.gateway.nations import ISSUERS, gateway_signer
 from tests.serving.gateway.test_gateway_units import authenticate, refusal
 
 
@@ -148,7 +147,9 @@ def test_sources_name_dataset_document_and_chunk_only() -> None:
     assert answer["sovereign"] == {
         "sources": [{"dataset": "pol/notes", "documentId": "doc-0.md", "chunkId": "doc-0.md#0"}]
     }
-    found = search_answer(retrieved("pol/notes"), marking_of([c.markings for c in retrieved("pol/notes")]))
+    found = search_answer(
+        retrieved("pol/notes"), answer_marking([c.markings for c in retrieved("pol/notes")])
+    )
     assert found["marking"] == {"classification": "NATO RESTRICTED", "releasableTo": ["POL"]}
     assert set(found["results"][0]) == {"dataset", "documentId", "chunkId", "text", "score"}
 
@@ -156,12 +157,12 @@ def test_sources_name_dataset_document_and_chunk_only() -> None:
 def test_the_marking_is_the_least_upper_bound_of_model_and_chunks() -> None:
     scribe = Markings(owner="DEU", classification="NATO RESTRICTED", releasableTo=["FRA", "POL"])
     routine, secret, narrow, _ = retrieved("fra/reports")
-    assert marking_of([scribe, routine.markings]).model_dump(by_alias=True) == {
+    assert answer_marking([scribe, routine.markings]).model_dump(by_alias=True) == {
         "classification": Classification.NATO_RESTRICTED,
         "releasableTo": ["DEU", "FRA", "POL"],
     }
-    assert marking_of([scribe, secret.markings]).classification == Classification.NATO_SECRET
-    assert marking_of([scribe, narrow.markings]).releasable_to == ["DEU", "FRA"]
+    assert answer_marking([scribe, secret.markings]).classification == Classification.NATO_SECRET
+    assert answer_marking([scribe, narrow.markings]).releasable_to == ["DEU", "FRA"]
 
 
 # SECTION decisions
@@ -210,7 +211,7 @@ def test_forbidden_and_unknown_datasets_get_one_403(dataset: str, codes: set, cl
 
 def test_the_federation_route_decides_owned_datasets_only() -> None:
     fra = access("FRA")
-    visitor = asyncio.run(fra.authenticate(f"Bearer {ISSUERS['DEU'].token()}", any_nation=True))
+    visitor = asyncio.run(access("DEU").authenticate(f"Bearer {ISSUERS['DEU'].token()}"))  # as DEU knows it
     assert fra.decide_dataset(visitor, "fra/reports", owned_only=True).allowed
     assert fra.decide_dataset(visitor, "pol/notes", owned_only=True).reason_codes == ("not-owned",)
 
@@ -240,7 +241,8 @@ def test_an_unreachable_owner_of_a_dataset_is_503() -> None:
             "federationUrl": f"http://127.0.0.1:{free_loopback_port()}/fra",
         }
     )
-    error = refusal(lambda: Federation().search(dataset, "Bearer x", "q", 3))
+    visitor = asyncio.run(access("DEU").authenticate(f"Bearer {ISSUERS['DEU'].token()}"))
+    error = refusal(lambda: Federation("DEU", gateway_signer("DEU")).search(dataset, visitor, "q", 3))
     assert (error.status, error.code) == (503, "dataset_unavailable")
 
 
@@ -280,3 +282,46 @@ def test_a_chunk_goes_only_to_a_model_whose_owner_may_receive_it() -> None:
     assert kept and all("DEU" in c.markings.releasable_set(members) for c in kept)
     assert len(kept) < len(chunks)  # the fixture's FRA-only chunk stays out
     assert releasable_to_model(chunks, "FRA", members) == chunks  # the owner's own model gets them all
+
+
+# SECTION the recipient rule: an answer is never marked so that it excludes the nation it goes to
+
+FRA_DISCLOSES_REPORTS = """
+@id("reports-to-pol")
+permit (principal, action == Sovereign::Action::"read", resource == Sovereign::Dataset::"fra/reports")
+when { resource.owner == "FRA" && principal.nationality == "POL" };
+"""
+
+
+def test_what_an_owner_discloses_is_marked_for_its_recipient_and_recorded_so() -> None:
+    from sovereign.policy.nation_rules import nation_bundle_rules
+    from tests.serving.gateway.nations import BUNDLE, FRA_DISCLOSES_LIAISON
+
+    rules = [("liaison", FRA_DISCLOSES_LIAISON), ("reports", FRA_DISCLOSES_REPORTS)]
+    pol = access("POL", bundle=BUNDLE.with_nation_rules({"FRA": nation_bundle_rules("FRA", rules)}))
+    principal = user(pol, "POL")
+    decision = pol.decide_model(principal, "fra/liaison")  # FRA's own only, disclosed to POL by FRA's rule
+    assert decision.allowed and decision.reason_codes == ("permitted", "disclosed-by-owner")
+    assert decision.deciding_policy_ids == ("fra/liaison/liaison-to-pol",)
+    assert decision.marking is not None and decision.marking.releasable_to == ["FRA", "POL"]
+    narrow = retrieved("fra/reports")[2]  # releasable to DEU only
+    grounded_marking = pol.answer_marking(
+        principal, pol.models["fra/liaison"], [("fra/reports", narrow.markings)]
+    )
+    assert grounded_marking.releasable_to == ["FRA", "POL"]
+    assert pol.answer_marking(principal, None, [("fra/reports", narrow.markings)]).releasable_to == [
+        "DEU",
+        "FRA",
+        "POL",
+    ]
+    released = pol.decide_dataset(principal, "pol/notes")
+    assert released.reason_codes == ("permitted",)
+
+
+def test_an_answer_that_would_exclude_its_recipient_is_never_delivered() -> None:
+    pol = access("POL")  # no rule of FRA discloses fra/reports' narrow chunk to POL
+    principal = user(pol, "POL")
+    narrow = retrieved("fra/reports")[2]
+    error = refusal(lambda: pol.answer_marking(principal, None, [("fra/reports", narrow.markings)]))
+    assert (error.status, error.code) == (403, "marking_excludes_recipient")
+    assert not pol.decide_model(principal, "fra/analyst").allowed  # released to DEU only: refused
