@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 VIEWER_VENV := .venv-viewer
 PHOENIX_VERSION ?= 20.26.1
 
-.PHONY: install viewer demo test security lint crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane bench-suspension down clean
+.PHONY: install viewer demo test faults security lint crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane bench-suspension down clean
 
 install: $(VENV)/.installed
 
@@ -32,7 +32,13 @@ demo: install viewer
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/sovereign crds generate --check
-	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS); code=$$?; \
+	$(BIN)/python -m pytest --durations=15 -m "not faults" $(PYTEST_ARGS); code=$$?; \
+	  if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$code
+
+# The fault cases kept out of `make test` for their time (marker `faults`): Vault sealed, restarted and
+# unreachable under a running operator, the operator killed at every failpoint of provisioning and offboarding.
+faults: install
+	$(BIN)/python -m pytest --durations=15 -m faults $(PYTEST_ARGS); code=$$?; \
 	  if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$code
 
 # The attacks kept as tests (also in `make test`), one line per attack: what was tried, and its verdict.

@@ -52,11 +52,12 @@ def before(platform: Platform) -> Iterator[set[str]]:
     yield inventory(platform)
 
 
+# One failpoint of each pass in `make test`; every one in `make faults` (marker `faults`), for their time.
 PROVISIONING = {
-    "after namespace": ("provision:after-namespace", "FJI"),
+    "after namespace": pytest.param("provision:after-namespace", "FJI", marks=pytest.mark.faults),
     "after transit key": ("provision:after-transit-key", "TON"),
-    "after vault role": ("provision:after-vault-role", "VUT"),
-    "before status": ("provision:before-status", "PLW"),
+    "after vault role": pytest.param("provision:after-vault-role", "VUT", marks=pytest.mark.faults),
+    "before status": pytest.param("provision:before-status", "PLW", marks=pytest.mark.faults),
 }
 
 
@@ -78,11 +79,19 @@ def test_provisioning_converges_after_a_crash(
 
 
 OFFBOARDING = {
-    "after deployments removed": ("offboard:after-deployments-removed", "KIR"),
+    "after deployments removed": pytest.param(
+        "offboard:after-deployments-removed", "KIR", marks=pytest.mark.faults
+    ),
     "after key shredded": ("offboard:after-key-shredded", "TUV"),
-    "after vault role deleted": ("offboard:after-vault-role-deleted", "NRU"),
-    "after namespace deleted": ("offboard:after-namespace-deleted", "FSM"),
-    "before finalizer removed": ("offboard:before-finalizer-removed", "MHL"),
+    "after vault role deleted": pytest.param(
+        "offboard:after-vault-role-deleted", "NRU", marks=pytest.mark.faults
+    ),
+    "after namespace deleted": pytest.param(
+        "offboard:after-namespace-deleted", "FSM", marks=pytest.mark.faults
+    ),
+    "before finalizer removed": pytest.param(
+        "offboard:before-finalizer-removed", "MHL", marks=pytest.mark.faults
+    ),
 }
 
 
