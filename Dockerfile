@@ -29,11 +29,12 @@ RUN digest="${BASE_IMAGE##*@sha256:}"; \
 # hadolint ignore=DL3002
 USER 0
 WORKDIR /tmp/src
-COPY pyproject.toml README.md ./
+# The product only: the devstack (devstack/, its own distribution) is not in the build context.
+COPY pyproject.toml setup.py README.md ./
 COPY sovereign ./sovereign
 COPY operator ./operator
 COPY serving ./serving
-COPY devstack ./devstack
+COPY policies ./policies
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/wheels .
 
 # ---- final: the base image plus the platform, run as a fixed non-root UID ----
@@ -47,7 +48,9 @@ ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
 USER 0
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# The platform, installed as root into the base image's Python (its Ray is already the pinned version).
+# The platform, installed as root into the base image's Python (its Ray is already the pinned version); the
+# policies are its package data (sovereign_policies, read with importlib.resources) and the devstack is not in
+# it: the build fails if the code cannot find the policies or can import sovereign_devstack.
 # DL3013: what is installed is the wheel file built above, not a name resolved from an index; its
 # dependencies' versions are pyproject.toml's (torch pinned, from the CPU index for cpu).
 # hadolint ignore=DL3013
@@ -59,13 +62,9 @@ RUN --mount=type=bind,from=build,source=/tmp/wheels,target=/tmp/wheels \
          gpu) pip install --no-cache-dir "${wheel}[vllm]" ;; \
          *) echo "VARIANT must be cpu or gpu, got '${VARIANT}'" >&2; exit 1 ;; \
        esac \
-    && python -c "import ray, sys; sys.exit(ray.__version__ != '2.60.0' and 'base image Ray ' + ray.__version__ + ' is not the pinned 2.60.0')"
-
-# The code finds policies/ beside its package (sovereign/policy/schema.py, sovereign/platform_setup.py) and
-# the wheel does not carry it: put it there, and fail the build if the code still cannot find it.
-RUN --mount=type=bind,source=policies,target=/tmp/policies \
-    cp -r /tmp/policies "$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/policies" \
-    && python -c "from sovereign.policy.schema import POLICY_DIR; from sovereign.platform_setup import OPERATOR_POLICY_PATH; assert (POLICY_DIR / 'base.cedar').is_file() and OPERATOR_POLICY_PATH.is_file()"
+    && python -c "import ray, sys; sys.exit(ray.__version__ != '2.60.0' and 'base image Ray ' + ray.__version__ + ' is not the pinned 2.60.0')" \
+    && python -c "from sovereign.policy.schema import POLICY_DIR; from sovereign.platform_setup import OPERATOR_POLICY_PATH; assert (POLICY_DIR / 'base.cedar').is_file() and OPERATOR_POLICY_PATH.is_file()" \
+    && python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('sovereign_devstack') and 'the devstack is in the image')"
 
 # No compiler, no sudo and no package lists in the CPU image. The GPU image keeps the CUDA base's compiler:
 # Triton (under vLLM) compiles its kernel launchers with it at run time.
@@ -81,7 +80,7 @@ RUN if [ "${VARIANT}" = cpu ]; then \
 # Ray's own user, so the base's group-readable files stay readable; /home/ray holds the Python environment,
 # so it must be traversable by others too.
 # Ray's dashboard probes cloud metadata services unless ray_bootstrap_config.yaml exists in the home of the
-# Ray processes (sovereign_serving.config.RAY_BOOTSTRAP_CONFIG): an empty one is in this user's home.
+# Ray processes (sovereign.serving_contract.RAY_BOOTSTRAP_CONFIG): an empty one is in this user's home.
 RUN groupadd --gid 10001 sovereign \
     && useradd --uid 10001 --gid 10001 --groups users --no-log-init --create-home \
       --home-dir /home/sovereign --shell /bin/bash sovereign \
@@ -90,7 +89,7 @@ RUN groupadd --gid 10001 sovereign \
     && chown 10001:10001 /home/sovereign/ray_bootstrap_config.yaml
 
 # Ray's image sets HOME=/home/ray, which an ENV keeps whatever the user: point it at this user's home.
-# The rest is sovereign_serving.config.AIR_GAP_ENV (a test keeps them equal): nothing downloads or reports.
+# The rest is sovereign.serving_contract.AIR_GAP_ENV (a test keeps them equal): nothing downloads or reports.
 ENV HOME=/home/sovereign \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \

@@ -13,10 +13,12 @@ PHOENIX_VERSION ?= 20.26.1
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The platform with its [dev] extra (the tests' tools) and, beside it, the devstack: its own distribution
+# (devstack/pyproject.toml), which adds `sovereign up/down/status`, `vault` and `model` to the CLI.
+$(VENV)/.installed: pyproject.toml setup.py devstack/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./devstack
 	touch $@
 
 viewer: $(VIEWER_VENV)/.installed-$(PHOENIX_VERSION)

@@ -38,7 +38,7 @@ import yaml
 from bench_support import machine_description, machine_line, publish_results
 from rich.console import Console
 from rich.table import Table
-from sovereign_serving.tiny_model import build_tiny_llama
+from sovereign_devstack.tiny_model import build_tiny_llama
 
 from sovereign.cli.envfile import read_env_file
 

@@ -33,16 +33,16 @@ from rich.console import Console
 from rich.table import Table
 from sovereign_devstack.openbao import VAULT_SERVICE, start_standalone
 from sovereign_devstack.processes import free_loopback_port, stop_service
-from sovereign_serving.config import AIR_GAP_ENV, IngestConfig, ModelServerConfig, VaultSink
+from sovereign_devstack.tiny_model import copy_minilm
 from sovereign_serving.engines import load_engine
 from sovereign_serving.ingest import ingest
 from sovereign_serving.model_server import build_app
-from sovereign_serving.tiny_model import copy_minilm
 
 from sovereign.clients.vault import create_transit_key, ensure_secrets_engine, write_acl_policy
 from sovereign.dataplane.documents import chunk_documents, read_documents
 from sovereign.domain.markings import Markings
 from sovereign.platform_setup import nation_policy_for_namespace
+from sovereign.serving_contract import AIR_GAP_ENV, IngestConfig, ModelServerConfig, VaultSink
 
 BENCHMARKS_MD = Path(__file__).parents[1] / "BENCHMARKS.md"
 SECTION = "Dataset ingestion"

@@ -13,8 +13,9 @@ loopback port, and measures, in one run:
   durably, through FRA's AuditWriter actor before answering, logged in to a real Vault as FRA. For that it
   starts a devstack (Kubernetes API emulator, OpenBao) and the real operator (SOVEREIGN_RUNTIME=none)
   in a temp state dir, applies an FRA Tenant, and builds FRA's AuditSink as the operator's local-ray serving
-  pass does (`_audit_sink`) and its ServiceAccount token file as the devstack's token projector does; same
-  client, same alternating rounds; spans received, audit records written and Vault requests are counted;
+  pass does (`audit_sink_for_tenant`) and its ServiceAccount token file as the devstack's token projector
+  does; same client, same alternating rounds; spans received, audit records written and Vault requests are
+  counted;
 - tokens/s: the tiny Llama (`build_tiny_llama`) served by the real ModelServer (transformers engine) behind
   the real gateway, called with the `openai` client (sequential, temperature 0), vs the same prompts through
   `AutoModelForCausalLM.generate` in this process (same files, greedy, same max_new_tokens).
@@ -55,19 +56,20 @@ from sovereign_devstack.otlp_receiver import OtlpReceiver
 from sovereign_devstack.pki import ensure_ca
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_devstack.stack import AUDIT_DIR, PKI_DIR, stop_devstack
+from sovereign_devstack.tiny_model import build_tiny_llama
 from sovereign_devstack.token_projector import TokenProjector, install_projector_identity
 from sovereign_operator.config import OperatorConfig
-from sovereign_operator.reconcile.serving import _audit_sink
-from sovereign_serving.audit_writer import AUDIT_NAMESPACE, audit_writer_name
-from sovereign_serving.config import AIR_GAP_ENV, AuditSink, gateway_application_name
+from sovereign_operator.reconcile.serving import audit_sink_for_tenant
+from sovereign_serving.audit_writer import AUDIT_NAMESPACE
 from sovereign_serving.gateway import Gateway
 from sovereign_serving.model_server import ModelServer
-from sovereign_serving.tiny_model import build_tiny_llama
 from tenants_at_scale import TenantDriver, all_ready
 
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.domain.markings import Classification
+from sovereign.domain.nations import audit_writer_name, gateway_application_name, gateway_route_prefix
 from sovereign.policy.bundle import PolicyBundle
+from sovereign.serving_contract import AIR_GAP_ENV, AuditSink
 from sovereign.telemetry import OTLP_ENDPOINT_ENV
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -185,7 +187,9 @@ def serving_rig(console: Console) -> Iterator[Rig]:
         trivial = fake_model.options(ray_actor_options={"num_cpus": 0}).bind()
         serve.run(trivial, name=TRIVIAL_APP, route_prefix=None)
         gateway = Gateway.options(user_config=config, ray_actor_options={"num_cpus": GATEWAY_NUM_CPUS})
-        serve.run(gateway.bind(), name=gateway_application_name(NATION), route_prefix=f"/{NATION.lower()}")
+        serve.run(
+            gateway.bind(), name=gateway_application_name(NATION), route_prefix=gateway_route_prefix(NATION)
+        )
         bare = BareIngress.options(ray_actor_options={"num_cpus": GATEWAY_NUM_CPUS})
         serve.run(bare.bind(TRIVIAL_APP), name=BARE_APP, route_prefix=BARE_PREFIX)
         console.print(f"  Ray, Serve and 3 applications up in {time.monotonic() - started:.1f} s")
@@ -247,7 +251,7 @@ def audited_nation(console: Console) -> Iterator[AuditedNation]:
             state_dir / "token-projector",
         )
         TokenProjector(load_api_client(str(projector)), state_dir / "serviceaccount-tokens").project()
-        sink = _audit_sink(config, body, platform.api)
+        sink = audit_sink_for_tenant(config, body, platform.api)
         if sink is None or not Path(sink.token_file).is_file():
             raise RuntimeError(f"no audit sink or token file for {NATION} (see the operator's log)")
         console.print(f"  devstack, operator and {NATION} Ready in {time.monotonic() - started:.1f} s")
@@ -313,7 +317,7 @@ def _summary(rounds: list[Round]) -> dict[str, Any]:
 def measure_overhead(
     rig: Rig, seconds: float, rounds: int, concurrency: int, profile: bool, console: Console
 ) -> dict[str, Any]:
-    gateway_url = f"{rig.base_url}/{NATION.lower()}/v1/chat/completions"
+    gateway_url = f"{rig.base_url}{gateway_route_prefix(NATION)}/v1/chat/completions"
     bare_url = f"{rig.base_url}{BARE_PREFIX}/v1/chat/completions"
     gateway_headers = _gateway_headers(rig)
     bare_headers = [{}]
@@ -407,7 +411,7 @@ def _settled_span_count(receiver: OtlpReceiver) -> int:
 def measure_observability(
     rig: Rig, audited: AuditedNation, seconds: float, rounds: int, concurrency: int, console: Console
 ) -> dict[str, Any]:
-    off_url = f"{rig.base_url}/{NATION.lower()}/v1/chat/completions"
+    off_url = f"{rig.base_url}{gateway_route_prefix(NATION)}/v1/chat/completions"
     on_url = f"{rig.base_url}{OBSERVED_PREFIX}/v1/chat/completions"
     headers = _gateway_headers(rig)
     with OtlpReceiver() as receiver:
@@ -627,7 +631,7 @@ def _frame(frame: str) -> tuple[str, str]:
 def _tiny_model_application(source: Path, digests: dict[str, str]) -> Any:
     """The ModelServer as the operator deploys it: 1 CPU reserved, no engineArgs (so torch in the replica
     runs on the threads Ray gives a 1-CPU actor: OMP_NUM_THREADS=1)."""
-    from sovereign_serving.config import ModelServerConfig
+    from sovereign.serving_contract import ModelServerConfig
 
     config = ModelServerConfig.model_validate(
         {
@@ -661,7 +665,9 @@ def measure_tokens(rig: Rig, console: Console) -> dict[str, Any]:
     messages = [[{"role": "user", "content": prompt}] for prompt in PROMPTS]
 
     token = rig.issuer.token(subject="bench-tokens", clearance=Classification.NATO_SECRET)
-    client = openai.OpenAI(base_url=f"{rig.base_url}/{NATION.lower()}/v1", api_key=token, max_retries=0)
+    client = openai.OpenAI(
+        base_url=f"{rig.base_url}{gateway_route_prefix(NATION)}/v1", api_key=token, max_retries=0
+    )
 
     def through_platform(chat: list[dict[str, str]]) -> tuple[int, str]:
         answer = client.chat.completions.create(
@@ -942,9 +948,10 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
         "One local Ray (2 CPUs) and Serve on this machine, the client in the benchmark's process. Overhead: "
         "`POST /fra/v1/chat/completions` through the real gateway (Ed25519 JWTs from `issue_token`, "
         f"{o['users']} users cycled, so each token is validated once and then served from the token cache, "
-        "and each decision from the PolicyEngine's cache; quota far above the load, so every request still "
-        "takes a permit and reserves its tokens at the gateway's QuotaKeeper actor, one call each) vs the "
-        "same POST through a "
+        "and each decision from the PolicyEngine's cache; quotas far above the load, so each user's request "
+        "permits are leased from the gateway's QuotaKeeper actor 64 at a time and its tokens reserved ahead "
+        "in pools (`_ratelimit.py`: the keeper is called once per lease or pool, not per request; at the "
+        "default quotas it is called once per admission and once per reservation) vs the same POST through a "
         "bare FastAPI ingress on the same Serve proxy calling the same model application through a handle; "
         "the model is the gateway tests' fake model (answers at once). Both ingresses reserve 0.1 CPU, as "
         f"the operator's gateway does. Same httpx client, {o['concurrency']} concurrent connections, 3 s "
@@ -980,7 +987,7 @@ def _observability_text(o: dict[str, Any]) -> str:
         "hash-chained, fsync'd; concurrent appends share fsyncs) before answering. Its Vault is a devstack "
         "Vault prepared by the real operator (SOVEREIGN_RUNTIME=none) for an FRA Tenant; the writer logs in "
         "as FRA with the `tenant-fra/model-serving` ServiceAccount token the devstack's token projector "
-        "writes (sink from `_audit_sink`). Both gateways call the same trivial model "
+        "writes (sink from `audit_sink_for_tenant`). Both gateways call the same trivial model "
         "application (no OTLP endpoint) and take permits from the same QuotaKeeper. Same client and tokens, "
         f"3 s warm-up each, {o['rounds']} alternating rounds of {o['round_seconds']:g} s each way (req/s per "
         f"round: off {_rates(o['observability_off'])}, on {_rates(o['observability_on'])}), then "

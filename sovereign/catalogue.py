@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from sovereign.clients.kubernetes import list_sovereign_objects, list_tenants, read_configmap_data
 from sovereign.domain.markings import Classification, Resource, ResourceKind, ResourceMarkings
-from sovereign.domain.nations import is_nation_code, tenant_namespace
+from sovereign.domain.nations import dataset_name, is_nation_code, served_model_name, tenant_namespace
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 
 # The operator's platform namespace (operator/sovereign_operator/constants.py; the CLI does not import it).
@@ -77,7 +77,8 @@ def resources_from_objects(
                 continue
             try:
                 markings = ResourceMarkings.model_validate(spec.get("markings")).owned_by(nation)
-                resource = Resource(kind=kind, name=f"{nation.lower()}/{local}", markings=markings)
+                named = served_model_name if kind is ResourceKind.model else dataset_name
+                resource = Resource(kind=kind, name=named(nation, local), markings=markings)
             except ValidationError as error:
                 first = error.errors()[0]
                 path = ".".join(str(p) for p in first["loc"])

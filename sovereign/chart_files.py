@@ -9,30 +9,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+from sovereign.policy_files import POLICIES_DIR
+
 DEFAULT_CHART_FILES_DIR = Path("charts/sovereign/files")
-# (folder under the repository, glob, folder under the chart's files/): what the operator and gateway read at
+# (folder under policies/, glob, folder under the chart's files/): what the operator and gateway read at
 # run time (sovereign.policy.bundle.PolicyBundle.load: every *.cedar; the Cedar schema) and the Vault
 # policies a site's Vault admin writes (the operator token's, and the nations' templated one).
 COPIED = (
-    ("policies/cedar", "*.cedar", "policies/cedar"),
-    ("policies/cedar", "schema.cedarschema.json", "policies/cedar"),
-    ("policies/vault", "sovereign-operator.hcl", "policies/vault"),
-    ("policies/vault", "sovereign-nation.hcl", "policies/vault"),
+    ("cedar", "*.cedar", "policies/cedar"),
+    ("cedar", "schema.cedarschema.json", "policies/cedar"),
+    ("vault", "sovereign-operator.hcl", "policies/vault"),
+    ("vault", "sovereign-nation.hcl", "policies/vault"),
 )
 _COPIED_FOLDERS = tuple(dict.fromkeys(target for _, _, target in COPIED))
 
 
-def chart_file_sources(repository: Path = REPOSITORY) -> dict[str, Path]:
-    """Path under the chart's files/ → the repository file it copies."""
+def chart_file_sources(repository: Path | None = None) -> dict[str, Path]:
+    """Path under the chart's files/ → the policy file it copies: the installed policies (package data,
+    sovereign.policy_files), or those of `repository/policies`."""
+    policies = POLICIES_DIR if repository is None else repository / "policies"
     sources: dict[str, Path] = {}
     for folder, pattern, target in COPIED:
-        for source in sorted((repository / folder).glob(pattern)):
+        for source in sorted((policies / folder).glob(pattern)):
             sources[f"{target}/{source.name}"] = source
     return sources
 
 
-def write_chart_files(files_dir: Path, repository: Path = REPOSITORY) -> list[Path]:
+def write_chart_files(files_dir: Path, repository: Path | None = None) -> list[Path]:
     """Copy every source into `files_dir`, and remove copies whose source is gone."""
     sources = chart_file_sources(repository)
     written = []
@@ -49,7 +52,7 @@ def write_chart_files(files_dir: Path, repository: Path = REPOSITORY) -> list[Pa
     return written
 
 
-def stale_chart_files(files_dir: Path, repository: Path = REPOSITORY) -> list[str]:
+def stale_chart_files(files_dir: Path, repository: Path | None = None) -> list[str]:
     """Copies that differ from their source, are missing, or have no source (paths under files_dir)."""
     sources = chart_file_sources(repository)
     stale = [

@@ -18,6 +18,8 @@ from sovereign.clients.vault import (
     ensure_secrets_engine,
     write_kubernetes_role,
 )
+from sovereign.domain.nations import NATION_VAULT_POLICY
+from sovereign.policy_files import VAULT_DIR
 from sovereign.specs import CUSTOM_RESOURCES
 from sovereign.specs.crd_yaml import build_crd
 
@@ -32,11 +34,10 @@ OPERATOR_POLICY_NAME = "sovereign-operator"
 OPERATOR_KUBERNETES_ROLE = "sovereign-operator"
 OPERATOR_SERVICE_ACCOUNT = "sovereign-system/sovereign-operator"
 OPERATOR_ROLE_TOKEN_TTL = "1h"
-POLICIES_DIR = Path(__file__).resolve().parents[1] / "policies" / "vault"
+POLICIES_DIR = VAULT_DIR  # the Vault ACL policies, package data (sovereign.policy_files)
 OPERATOR_POLICY_PATH = POLICIES_DIR / "sovereign-operator.hcl"
-# Every nation's token carries this one templated policy (the operator's roles may name no other; a test
-# keeps the name equal to the operator's constant NATION_VAULT_POLICY).
-NATION_POLICY_NAME = "sovereign-nation"
+# Every nation's token carries this one templated policy, NATION_VAULT_POLICY (the operator's roles may name
+# no other).
 NATION_POLICY_PATH = POLICIES_DIR / "sovereign-nation.hcl"
 # In the policy file, where the accessor of the Kubernetes auth mount goes, and the template parameter that
 # names the namespace of the ServiceAccount a token logged in as.
@@ -87,7 +88,7 @@ def prepare_vault(
     install_nation_vault_policy(client)
     removed = remove_operator_written_policies(client)
     leftovers = f"; removed the operator-written policies {', '.join(removed)}" if removed else ""
-    progress(f"Vault: nation policy {NATION_POLICY_NAME} written{leftovers}")
+    progress(f"Vault: nation policy {NATION_VAULT_POLICY} written{leftovers}")
 
 
 def prepare_nation_vault(
@@ -159,7 +160,7 @@ def install_nation_vault_policy(client: hvac.Client, auth_mount: str = KUBERNETE
     if method is None or method.get("type") != "kubernetes":
         raise ValueError(f"Vault has no Kubernetes auth method at auth/{auth_mount}/")
     client.sys.create_or_update_acl_policy(
-        name=NATION_POLICY_NAME, policy=build_nation_policy(str(method["accessor"]))
+        name=NATION_VAULT_POLICY, policy=build_nation_policy(str(method["accessor"]))
     )
 
 

@@ -26,7 +26,6 @@ from typing import Any
 import httpx
 import pytest
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_serving.config import AIR_GAP_ENV
 
 from sovereign.clients.ray import (
     RayServeError,
@@ -35,6 +34,7 @@ from sovereign.clients.ray import (
     get_serve_status,
     put_serve_applications,
 )
+from sovereign.serving_contract import AIR_GAP_ENV
 from tests.helpers import wait_until
 
 RAY_APPS = Path(__file__).resolve().parent / "ray_apps"

@@ -27,7 +27,7 @@ def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def render_manifests(values: dict[str, Any], release: str, namespace: str) -> dict[str, str]:
     """Template path → rendered text, as `helm template` would print them (NOTES.txt included)."""
-    import helm_python  # the `dev` extra: imported here so that `sovereign status` needs no Helm engine
+    import helm_python  # imported here so that `sovereign status` needs no Helm engine
 
     chart = helm_python.Chart.load(CHART_DIR)
     return chart.render(values, name=release, namespace=namespace)

@@ -6,9 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sovereign_serving.config import AIR_GAP_ENV, RAY_BOOTSTRAP_CONFIG
-from sovereign_serving.serve_proxy import PROXY_ENV
-
+from sovereign.serving_contract import AIR_GAP_ENV, PROXY_ENV, RAY_BOOTSTRAP_CONFIG
 from sovereign_devstack.pki import KeyPair
 from sovereign_devstack.processes import ServiceSpec, free_loopback_port, python_module_argv
 from sovereign_devstack.trace_viewer import PHOENIX_AIR_GAP_ENV

@@ -44,7 +44,12 @@ from sovereign.clients.kubernetes import (
     create_namespaced_service_account_token,
     load_api_client,
 )
-from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, tenant_namespace
+from sovereign.domain.nations import (
+    SERVING_SERVICE_ACCOUNT,
+    nation_folder,
+    nation_of_namespace,
+    tenant_namespace,
+)
 from sovereign_devstack.kubeconfig import write_kubeconfig
 from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.private_files import write_private
@@ -62,7 +67,6 @@ TOKEN_FILE = "token"
 # storage/projected-volumes/#serviceaccounttoken); kube refuses expirationSeconds under 600.
 TOKEN_SECONDS = 3600
 REFRESH_FRACTION = 0.8
-NAMESPACE_PREFIX = tenant_namespace("x")[: -len("x")]  # "tenant-"
 
 
 def projector_rbac() -> list[dict[str, Any]]:
@@ -187,9 +191,9 @@ class TokenProjector:
         found = {}
         for account in listed.items:
             namespace = account.metadata.namespace or ""
-            nation = namespace[len(NAMESPACE_PREFIX) :]
-            if namespace.startswith(NAMESPACE_PREFIX) and nation and account.metadata.uid:
-                found[nation] = (namespace, account.metadata.uid)
+            nation = nation_of_namespace(namespace)
+            if nation and account.metadata.uid:
+                found[nation_folder(nation)] = (namespace, account.metadata.uid)
         return found
 
     def _remove_all_but(self, keep: set[str]) -> None:
@@ -198,7 +202,7 @@ class TokenProjector:
             if name not in keep:
                 shutil.rmtree(token.parent, ignore_errors=True)
                 self.projected.pop(name, None)
-                log.info("%s%s: ServiceAccount gone, token removed", NAMESPACE_PREFIX, name)
+                log.info("%s: ServiceAccount gone, token removed", tenant_namespace(name))
 
 
 def _token_uid(token: str) -> str | None:

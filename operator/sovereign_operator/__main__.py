@@ -1,27 +1,37 @@
 """`python -m sovereign_operator`: wait for the Lease, then run kopf in-process while holding it.
 
+The one place the operator is wired: the configuration (read once), the one Kubernetes API client (the
+Lease's, then every handler's), kopf's settings and the OperatorContext in memo (made by the one startup
+handler below), the timers whose intervals come from the configuration, and the cleanup.
+
 Exit codes: 0 after SIGTERM/SIGINT (the Lease is released), 1 when the Lease was lost (the supervisor —
 Deployment or `sovereign up` — restarts the process, which then waits as a standby).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 import threading
+from typing import Any
 
 import kopf
+from kubernetes.client import ApiClient
 
 from sovereign.clients.kubernetes import ensure_namespace, load_api_client
 from sovereign.telemetry import configure_metrics, configure_tracing, flush_tracing
+from sovereign_operator.admission_server import configure_admission  # registers the webhooks' handlers
 from sovereign_operator.config import OperatorConfig
+from sovereign_operator.constants import OFFBOARDING_FINALIZER
 from sovereign_operator.handlers import dataset as dataset_handlers
-from sovereign_operator.handlers import policy as policy_handlers  # noqa: F401  (registers its handlers)
-from sovereign_operator.handlers import serving as serving_handlers  # noqa: F401  (registers its handlers)
+from sovereign_operator.handlers import policy as policy_handlers
+from sovereign_operator.handlers import serving as serving_handlers
 from sovereign_operator.handlers import tenant as tenant_handlers
 from sovereign_operator.health import HealthServer, LeaderLabel, ObservedLeaseElector
 from sovereign_operator.leader import default_identity
+from sovereign_operator.reconcile.context import OperatorContext, operator_context
 
 log = logging.getLogger("sovereign_operator")
 LOST_LEASE_EXIT_CODE = 1
@@ -61,7 +71,7 @@ def main() -> int:
         clusterwide=True,
         standalone=True,  # no kopf peering: the Lease decides who acts
         stop_flag=stop,
-        memo=kopf.Memo(config=config, stop_flag=stop),
+        memo=kopf.Memo(config=config, api=api, stop_flag=stop),  # for start_operator
         liveness_endpoint=liveness,
     )
     stop.set()
@@ -74,8 +84,29 @@ def main() -> int:
     return 0
 
 
+@kopf.on.startup()
+async def start_operator(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
+    """kopf's settings, the OperatorContext every handler reads, then what must exist before any event."""
+    config: OperatorConfig = memo.config
+    api: ApiClient = memo.api
+    settings.persistence.finalizer = OFFBOARDING_FINALIZER
+    configure_admission(settings, config)  # the validating webhook, when SOVEREIGN_WEBHOOK_* say where
+    settings.posting.level = logging.INFO  # kopf.info() becomes a Normal Event on the object
+    settings.watching.server_timeout = 60  # re-establish watches now and then (reconnects are cheap)
+    # Blocking calls (API discovery, the bundle's pass) run in a thread, off kopf's event loop.
+    if "context" not in memo:  # made once, even when kopf retries this handler
+        memo.context = await asyncio.to_thread(OperatorContext.connect, config, api)
+    context = operator_context(memo)
+    await asyncio.to_thread(policy_handlers.publish_policy_bundle_at_start, context=context, logger=logger)
+    serving_handlers.start_serving_loop(context)
+
+
 @kopf.on.cleanup()
-def unblock_stop_flag(memo: kopf.Memo, **_: object) -> None:
+async def stop_operator(memo: kopf.Memo, **_: Any) -> None:
+    if "context" in memo:  # the startup handler ran
+        await serving_handlers.stop_serving_loop(operator_context(memo))
     # kopf waits for a threading.Event stop flag in its default executor; when kopf stops for another
     # reason (SIGTERM), that wait must end too, or the executor's shutdown blocks the exit forever.
     memo.stop_flag.set()

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
-from sovereign_serving.config import platform_image_reference
 
+from sovereign.serving_contract import platform_image_reference
 from sovereign_operator.constants import (
     NATION_VAULT_OPERATOR_ROLE,
     OPERATOR_SERVICE_ACCOUNT,

@@ -1,13 +1,9 @@
-"""Names the operator gives to what it makes for a nation, in one place so all code and tests agree."""
+"""The operator's constants: its API group, labels, mounts and its own names. Every name derived from a
+nation (namespace, keys, role, KV prefix, ...) is made in sovereign.domain.nations."""
 
 from __future__ import annotations
 
-from sovereign.domain.nations import (  # noqa: F401  (re-exported for the operator)
-    SERVING_SERVICE_ACCOUNT,
-    issuer_key_name,
-    tenant_namespace,
-    vault_role_name,
-)
+from sovereign.domain.nations import kv_prefix
 
 GROUP = "sovereign.ai"
 VERSION = "v1alpha1"
@@ -41,30 +37,9 @@ SERVICE_ACCOUNT_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/toke
 NAMESPACE_ADMIN_ROLE = "sovereign-namespace-admin"
 
 
-def transit_key_name(nation: str) -> str:
-    return f"tenant-{nation.lower()}"
-
-
-# The one ACL policy every nation's token carries, templated on the namespace its ServiceAccount logged in
-# from (policies/vault/sovereign-nation.hcl). Written by the Vault admin at platform setup
-# (sovereign.platform_setup.NATION_POLICY_NAME; a test keeps the two equal), never by the operator.
-NATION_VAULT_POLICY = "sovereign-nation"
-
 # Records under a nation's KV prefix the nation may read but never write (sovereign-nation.hcl): its
 # provisioning record.
 OPERATOR_KV_RECORDS = ("tenant",)
-
-
-def kv_prefix(nation: str) -> str:
-    """The nation's KV v2 path prefix (below the mount): `tenants/tenant-<nation>/`, named by its namespace
-    as the templated policy names it."""
-    return f"tenants/{tenant_namespace(nation)}"
-
-
-def legacy_kv_prefix(nation: str) -> str:
-    """Where an earlier release kept a nation's records (once its issuer's private key): `tenants/<nation>/`.
-    The operator deletes what it finds there, without reading it."""
-    return f"tenants/{nation.lower()}"
 
 
 # What the builders name inside a nation's namespace (one object of each kind per nation).

@@ -46,7 +46,8 @@ from sovereign.audit import (
     stream_directory,
 )
 from sovereign.clients.vault import VAULT_ERRORS, VaultUnavailable, classify_vault_error
-from sovereign_serving.config import AuditSink
+from sovereign.domain.nations import GATEWAY_ACTOR_NAMESPACE, audit_writer_name
+from sovereign.serving_contract import AuditSink
 from sovereign_serving.nation_vault import (
     RENEW_AT_FRACTION,  # noqa: F401  (where it was)
     vault_outage,
@@ -55,7 +56,7 @@ from sovereign_serving.nation_vault import NationVault as _NationVault
 
 logger = logging.getLogger("sovereign.gateway.audit")
 
-AUDIT_NAMESPACE = "sovereign-gateway"  # the QuotaKeepers' namespace: every gateway's helper actors
+AUDIT_NAMESPACE = GATEWAY_ACTOR_NAMESPACE  # the QuotaKeepers' namespace: every gateway's helper actors
 WRITER_CONCURRENCY = 64  # appends in flight at once; they share fsyncs (group commit)
 MAX_BATCH = 256  # records per writer call from one client: bounds a call's size and a failure's reach
 
@@ -73,10 +74,6 @@ class AuditUnavailable(RuntimeError):
     def __init__(self, message: str, outage: VaultUnavailable | None = None) -> None:
         super().__init__(message)
         self.outage = outage
-
-
-def audit_writer_name(nation: str) -> str:
-    return f"{nation.lower()}-audit-writer"
 
 
 def decision_record(

@@ -41,8 +41,9 @@ from sovereign.dataplane.sources import (
     resolve_confined_source,
 )
 from sovereign.dataplane.store import DatasetStore
+from sovereign.domain.nations import dataset_name
+from sovereign.serving_contract import IngestConfig
 from sovereign.telemetry import configure_tracing, flush_tracing, span
-from sovereign_serving.config import IngestConfig, dataset_name
 from sovereign_serving.nation_vault import NationVault
 
 IN_FLIGHT = 8  # embedding calls outstanding at once: keeps every replica of the embedder busy

@@ -33,8 +33,8 @@ from ray import serve
 from ray.serve import Application
 from ray.util.metrics import Histogram
 
+from sovereign.serving_contract import AIR_GAP_ENV, ModelServerConfig
 from sovereign.telemetry import configure_tracing, context_from, tracer
-from sovereign_serving.config import AIR_GAP_ENV, ModelServerConfig
 from sovereign_serving.engines import GenerateRequest, GenerateResult, StreamDelta, Usage, load_engine
 from sovereign_serving.integrity import verify_model_files
 from sovereign_serving.loopback import keep_replica_server_on_loopback

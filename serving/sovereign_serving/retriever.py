@@ -25,10 +25,11 @@ from sovereign.clients.vault import VAULT_ERRORS, classify_vault_error
 from sovereign.dataplane.retrieval import LoadedIndex, allowed_chunks
 from sovereign.dataplane.store import DatasetStore
 from sovereign.domain.markings import Principal
+from sovereign.domain.nations import dataset_name
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.engine import PolicyEngine
+from sovereign.serving_contract import AIR_GAP_ENV, RetrieverConfig, RetrieverDataset
 from sovereign.telemetry import configure_tracing, context_from, span
-from sovereign_serving.config import AIR_GAP_ENV, RetrieverConfig, RetrieverDataset, dataset_name
 from sovereign_serving.loopback import keep_replica_server_on_loopback
 from sovereign_serving.nation_vault import NationVault
 

@@ -6,8 +6,9 @@ devstack's one Ray, every nation's gateway. No Serve option turns it off. What t
 callback: the Starlette middlewares returned by the function that `RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`
 names are put in front of its own routing (`ray.serve._private.http_util.configure_http_middlewares`). The
 variable is read by the proxy actor when it starts, from the environment of its node's Ray processes, so
-`PROXY_ENV` goes into the environment of every Ray node: the devstack's `ray_head_spec`, the containers of a
-nation's RayService (`builders/rayservice.py`). `/-/healthz` stays (KubeRay and load balancers probe it).
+`PROXY_ENV` (in sovereign.serving_contract, naming `proxy_middlewares` below) goes into the environment of
+every Ray node: the devstack's `ray_head_spec`, the containers of a nation's RayService
+(`builders/rayservice.py`). `/-/healthz` stays (KubeRay and load balancers probe it).
 
 Left to see: whether a prefix is served (an unknown path is 404, a nation's gateway answers 401 without a
 token), which tells a prober that a three-letter nation has an endpoint there, one guess at a time.
@@ -18,8 +19,6 @@ from __future__ import annotations
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
-PROXY_ENV = {PROXY_CALLBACK_ENV: f"{__name__}:proxy_middlewares"}
 ROUTE_TABLE_PATH = "/-/routes"  # Ray Serve's `ASGIProxyRequest.is_route_request`
 _NOT_FOUND = b"Not Found"
 

@@ -6,7 +6,7 @@ decrypts with the caller's token; `read` returns the decrypted records of a rece
 """
 
 from sovereign.audit._errors import AuditAccessDenied, AuditLogClosed, AuditLogCorrupt, AuditLogTampered
-from sovereign.audit._log import AuditLog, DataKeySource, audit_key_name
+from sovereign.audit._log import AuditLog, DataKeySource
 from sovereign.audit._records import (
     ADMIN_EVENTS,
     DECISION_EVENT,
@@ -44,7 +44,6 @@ __all__ = [
     "AuditRecord",
     "DataKeySource",
     "VerifyReport",
-    "audit_key_name",
     "nation_audit_directory",
     "read",
     "set_aside",

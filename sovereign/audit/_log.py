@@ -41,6 +41,7 @@ from sovereign.audit._format import (
 )
 from sovereign.audit._records import AuditRecord
 from sovereign.clients import vault as vault_client
+from sovereign.domain.nations import transit_key_name
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,6 @@ TRANSIT_MOUNT = "transit"
 # Vault docs: /vault/api-docs/secret/transit#generate-data-key
 DataKeySource = Literal["wrapped", "plaintext"]
 VaultSource = hvac.Client | Callable[[], hvac.Client]
-
-
-def audit_key_name(nation: str) -> str:
-    """The nation's transit key (the operator's `transit_key_name`; a test keeps the two equal)."""
-    return f"tenant-{nation.lower()}"
 
 
 class AuditLog:
@@ -84,7 +80,7 @@ class AuditLog:
         segment_records: int = 100_000,
     ) -> None:
         self.directory, self.nation = Path(directory), nation
-        self._vault, self._mount, self._key_name = vault, transit_mount, audit_key_name(nation)
+        self._vault, self._mount, self._key_name = vault, transit_mount, transit_key_name(nation)
         self._data_key_source = data_keys
         self._rotate_records, self._rotate_seconds = rotate_after_records, rotate_after_seconds
         self._segment_records = segment_records

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sovereign.audit._format import HEAD_FILE, KEYS_FILE, fsync_directory, segments
+from sovereign.domain.nations import nation_folder
 
 DECISIONS_STREAM = "decisions"
 ADMIN_STREAM = "admin"
@@ -22,7 +23,7 @@ SINGLE_LOG = "log"  # the name a directory holding one log directly is reported 
 
 
 def nation_audit_directory(root: Path, nation: str) -> Path:
-    return Path(root) / nation.lower()
+    return Path(root) / nation_folder(nation)
 
 
 def stream_directory(root: Path, nation: str, stream: str) -> Path:

@@ -29,9 +29,10 @@ from sovereign.audit._format import (
     segments,
     split_lines,
 )
-from sovereign.audit._log import TRANSIT_MOUNT, audit_key_name
+from sovereign.audit._log import TRANSIT_MOUNT
 from sovereign.audit._records import AuditRecord
 from sovereign.clients import vault as vault_client
+from sovereign.domain.nations import transit_key_name
 
 ProblemKind = Literal[
     "unparsable",
@@ -268,7 +269,7 @@ def _decrypt(
     refs = sorted({entry.body.key_ref for entry in scan.entries if entry.intact} & set(wrapped_by_ref))
     try:
         unwrapped = vault_client.decrypt_data_keys(
-            vault, mount, audit_key_name(nation), [wrapped_by_ref[ref] for ref in refs]
+            vault, mount, transit_key_name(nation), [wrapped_by_ref[ref] for ref in refs]
         )
     except hvac.exceptions.Forbidden as error:
         raise AuditAccessDenied(nation) from error

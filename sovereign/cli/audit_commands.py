@@ -33,7 +33,7 @@ from sovereign.cli.output import OutputFormat, console, fail, print_json
 from sovereign.cli.token_commands import parse_ttl
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.clients.vault import VAULT_ERRORS
-from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, tenant_namespace, vault_role_name
+from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, nation_folder, tenant_namespace, vault_role_name
 
 app = typer.Typer(help="Each nation's tamper-evident audit log.", no_args_is_help=True)
 
@@ -50,7 +50,7 @@ def _streams(nation: str, given: Path | None) -> dict[str, Path]:
     if given is not None:
         directory = given
     elif os.environ.get("SOVEREIGN_STATE_DIR"):
-        directory = Path(os.environ["SOVEREIGN_STATE_DIR"]) / "audit" / nation.lower()
+        directory = Path(os.environ["SOVEREIGN_STATE_DIR"]) / "audit" / nation_folder(nation)
     else:
         fail("give --dir, or set SOVEREIGN_STATE_DIR (`source .sovereign/env`)")
         raise AssertionError  # unreachable: fail() exits

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from sovereign.cli.output import OutputFormat, console, fail, print_json
+from sovereign.domain.nations import gateway_route_prefix
 
 DENIED_EXIT_CODE = 3
 EXCERPT_CHARS = 80
@@ -65,7 +66,7 @@ def search(
 
     if not gateway_url:
         fail("no gateway: set SOVEREIGN_GATEWAY_URL (e.g. `source .sovereign/env`) or pass --gateway-url")
-    url = f"{gateway_url.rstrip('/')}/{nation.strip().lower()}/v1/sovereign/search"
+    url = f"{gateway_url.rstrip('/')}{gateway_route_prefix(nation.strip())}/v1/sovereign/search"
     try:
         response = httpx.post(
             url,

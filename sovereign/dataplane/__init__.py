@@ -19,7 +19,6 @@ from sovereign.dataplane.store import (
     DatasetStore,
     DatasetUnreadable,
     IndexManifest,
-    dataset_key_name,
 )
 
 __all__ = [
@@ -33,7 +32,6 @@ __all__ = [
     "LoadedIndex",
     "allowed_chunks",
     "chunk_documents",
-    "dataset_key_name",
     "read_documents",
     "source_hash",
 ]

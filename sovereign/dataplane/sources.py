@@ -18,6 +18,8 @@ import os
 import posixpath
 from pathlib import Path
 
+from sovereign.domain.nations import nation_folder
+
 SOURCE_FIELD = "spec.source"
 
 
@@ -27,7 +29,7 @@ class SourceOutsideDataRoot(ValueError):
 
 def nation_data_root(root: str, nation: str) -> str:
     """The directory of `nation`'s document sources under the platform's data root `root`."""
-    return posixpath.join(posixpath.normpath(root), nation.lower())
+    return posixpath.join(posixpath.normpath(root), nation_folder(nation))
 
 
 def confined_source(root: str, nation: str, source: str) -> str:
@@ -62,7 +64,7 @@ def check_confined_entry(root: str, nation: str, path: Path, shown: str) -> None
 
 
 def _real_nation_root(root: str, nation: str) -> Path:
-    return Path(os.path.realpath(root)) / nation.lower()
+    return Path(os.path.realpath(root)) / nation_folder(nation)
 
 
 def _check_within(own: Path, path: Path, shown: str, nation: str) -> None:

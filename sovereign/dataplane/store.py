@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sovereign.clients import vault as vault_client
 from sovereign.dataplane.documents import Chunk
 from sovereign.domain.markings import Markings
+from sovereign.domain.nations import dataset_name, nation_folder, transit_key_name
 
 if TYPE_CHECKING:
     from sovereign.dataplane.retrieval import LoadedIndex
@@ -59,11 +60,6 @@ class DatasetNotIngested(LookupError):
     """The dataset has no index version yet."""
 
 
-def dataset_key_name(nation: str) -> str:
-    """The nation's transit key (the operator's `transit_key_name`; a test keeps the two equal)."""
-    return f"tenant-{nation.lower()}"
-
-
 @dataclass(frozen=True)
 class IndexManifest:
     version: int
@@ -78,8 +74,8 @@ class IndexManifest:
 class DatasetStore:
     def __init__(self, root: Path, nation: str, name: str) -> None:
         self.nation, self.name = nation.upper(), name
-        self.dataset = f"{nation.lower()}/{name}"
-        self.directory = Path(root) / nation.lower() / name
+        self.dataset = dataset_name(nation, name)
+        self.directory = Path(root) / nation_folder(nation) / name
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -147,7 +143,7 @@ class DatasetStore:
         self._remove_temporaries()
         existing = [int(p.name) for p in self._versions.iterdir() if p.name.isdigit()]
         version = max(existing, default=0) + 1
-        key, wrapped = vault_client.generate_data_key(vault, mount, dataset_key_name(self.nation))
+        key, wrapped = vault_client.generate_data_key(vault, mount, transit_key_name(self.nation))
         parts = {"chunks": _chunks_bytes(chunks), "markings": _markings_bytes(chunks)}
         for n, start in enumerate(range(0, len(vectors), VECTOR_BLOCK_ROWS)):
             parts[f"vectors-{n:05d}"] = vectors[start : start + VECTOR_BLOCK_ROWS].tobytes()
@@ -215,7 +211,7 @@ class DatasetStore:
             ) from None
 
     def _unwrap(self, vault: hvac.Client, mount: str, wrapped: str) -> bytes:
-        key_name = dataset_key_name(self.nation)
+        key_name = transit_key_name(self.nation)
         refused = f"dataset {self.dataset}: Vault cannot unwrap its data key with {key_name}"
         try:
             [key] = vault_client.decrypt_data_keys(vault, mount, key_name, [wrapped])

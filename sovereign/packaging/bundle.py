@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-from sovereign_serving.config import PLATFORM_IMAGE, RAY_VERSION
 
 from sovereign.packaging.chart_archive import chart_metadata, deterministic_tar_info, package_chart
+from sovereign.policy_files import POLICIES_DIR
+from sovereign.serving_contract import PLATFORM_IMAGE, RAY_VERSION
 
+# The chart is read from the source tree (`sovereign bundle create` runs in a checkout); the policies are the
+# installed package data (sovereign.policy_files).
 REPOSITORY = Path(__file__).resolve().parents[2]
 CHART_DIR = REPOSITORY / "charts" / "sovereign"
-POLICIES_DIR = REPOSITORY / "policies"
 BUNDLE_FORMAT = "sovereign-bundle/1"
 MANIFEST = "MANIFEST.json"
 MODEL_MANIFEST = "models/manifest.json"

@@ -34,6 +34,7 @@ from sovereign.domain.markings import (
     answer_marking,
     releases_to,
 )
+from sovereign.domain.nations import nation_rule_prefix
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.schema import (
     action_uid,
@@ -286,7 +287,7 @@ class PolicyEngine:
                 allow_ids.update(outcome.deciding)
                 owner = resource.markings.owner
                 if not releases_to(resource.markings, user.nationality):
-                    own_rules = {i for i in outcome.deciding if i.startswith(f"{owner.lower()}/")}
+                    own_rules = {i for i in outcome.deciding if i.startswith(nation_rule_prefix(owner))}
                     disclosing.setdefault(owner, set()).update(own_rules)
                 continue
             deny_ids.update(outcome.deciding)

@@ -19,6 +19,7 @@ from typing import Any
 
 import cedarpy
 
+from sovereign.domain.nations import nation_rule_prefix
 from sovereign.policy.schema import render_schema
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -72,7 +73,7 @@ def qualified_rules(nation: str, policy_name: str, cedar: str) -> str:
     parsed = json.loads(cedarpy.policies_to_json_str(cedar))
     for policy in parsed.get("staticPolicies", {}).values():
         annotations = policy.setdefault("annotations", {})
-        annotations["id"] = f"{nation.lower()}/{policy_name}/{annotations['id']}"
+        annotations["id"] = f"{nation_rule_prefix(nation)}{policy_name}/{annotations['id']}"
     return cedarpy.policies_from_json_str(json.dumps(parsed))
 
 

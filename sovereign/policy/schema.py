@@ -16,9 +16,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from sovereign.domain.markings import Classification, Markings, Principal, Resource, ResourceKind
+from sovereign.policy_files import CEDAR_DIR
 
 NAMESPACE = "Sovereign"
-POLICY_DIR = Path(__file__).resolve().parents[2] / "policies" / "cedar"
+POLICY_DIR = CEDAR_DIR  # package data (sovereign.policy_files)
 SCHEMA_PATH = POLICY_DIR / "schema.cedarschema.json"
 
 # Actions and the resource kinds they apply to. Invoking a model over datasets reads them for the answer.

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import openai
 import pytest
-from sovereign_serving.config import AIR_GAP_ENV
 
+from sovereign.serving_contract import AIR_GAP_ENV
 from tests.airgap.conftest import GUARD_DIR, GuardedServing
 
 pytestmark = pytest.mark.slow

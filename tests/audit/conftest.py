@@ -17,10 +17,10 @@ from pathlib import Path
 import hvac
 import pytest
 from sovereign_devstack.pki import CertificateAuthority
-from sovereign_operator.constants import tenant_namespace, transit_key_name
 
 from sovereign.audit import AuditActor, AuditDecision, AuditLog, AuditRecord
 from sovereign.clients.vault import create_transit_key, ensure_secrets_engine, write_acl_policy
+from sovereign.domain.nations import tenant_namespace, transit_key_name
 from sovereign.platform_setup import nation_policy_for_namespace
 from tests.conftest import running_vault
 

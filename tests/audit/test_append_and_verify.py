@@ -9,14 +9,9 @@ from pathlib import Path
 
 import hvac
 import pytest
-from sovereign_operator.constants import transit_key_name
 
-from sovereign.audit import AuditAccessDenied, AuditLog, AuditLogCorrupt, audit_key_name, read, verify
+from sovereign.audit import AuditAccessDenied, AuditLog, AuditLogCorrupt, read, verify
 from tests.audit.conftest import AuditVault, make_record
-
-
-def test_the_audit_key_is_the_operators_transit_key() -> None:
-    assert audit_key_name("FRA") == transit_key_name("FRA")
 
 
 def test_a_thousand_appends_cost_at_most_two_vault_calls(audit_vault: AuditVault, tmp_path: Path) -> None:

@@ -22,17 +22,12 @@ import pytest
 import ray
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import ROTATE_KEY_ANNOTATION
-from sovereign_operator.reconcile.serving import ServingState, _audit_sink
-from sovereign_serving.audit_writer import (
-    AUDIT_NAMESPACE,
-    MAX_BATCH,
-    AuditClient,
-    AuditUnavailable,
-    audit_writer_name,
-)
+from sovereign_operator.reconcile.serving import ServingState, audit_sink_for_tenant
+from sovereign_serving.audit_writer import AUDIT_NAMESPACE, MAX_BATCH, AuditClient, AuditUnavailable
 
 from sovereign.audit import AuditAccessDenied, read, stream_directory, verify
 from sovereign.clients.kubernetes import dynamic_client, load_api_client
+from sovereign.domain.nations import audit_writer_name
 from tests.audit.test_audit_cli import login_as
 from tests.helpers import kubectl, wait_until
 from tests.operator.conftest import (  # noqa: F401  (fixtures)
@@ -114,7 +109,10 @@ def sinks_now(platform: Platform, state: ServingState) -> dict[str, object]:  # 
     tenants = {name.upper(): tenant(platform.kube, name) for name in NATIONS}
     assert state.config.service_account_token_dir is not None
     platform.project_tokens(state.config.service_account_token_dir)
-    return {nation: _audit_sink(state.config, body, state.dynamic.client) for nation, body in tenants.items()}
+    return {
+        nation: audit_sink_for_tenant(state.config, body, state.dynamic.client)
+        for nation, body in tenants.items()
+    }
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from sovereign_devstack.operator_identity import SERVICE_ACCOUNT, operator_rbac
 from sovereign_operator.builders.namespace import build_namespace_for_tenant
 from sovereign_operator.builders.rayservice import build_rayservice_for_nation
 from sovereign_operator.constants import NAMESPACE_ADMIN_ROLE
-from sovereign_serving.config import platform_image_reference
 
+from sovereign.serving_contract import platform_image_reference
 from sovereign.specs.tenant import TenantSpec
 from tests.chart.rendering import render_objects
 from tests.devstack.kube_users import KubeUser

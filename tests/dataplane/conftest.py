@@ -11,11 +11,11 @@ import hvac
 import numpy as np
 import pytest
 from sovereign_devstack.pki import CertificateAuthority
-from sovereign_operator.constants import tenant_namespace, transit_key_name
 
 from sovereign.clients.vault import create_transit_key, ensure_secrets_engine, write_acl_policy
 from sovereign.dataplane import Chunk
 from sovereign.domain.markings import Markings
+from sovereign.domain.nations import tenant_namespace, transit_key_name
 from sovereign.platform_setup import nation_policy_for_namespace
 from tests.conftest import VaultServer, running_vault
 

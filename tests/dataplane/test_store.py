@@ -9,10 +9,9 @@ from pathlib import Path
 import hvac
 import numpy as np
 import pytest
-from sovereign_operator.constants import transit_key_name
 
 from sovereign.clients.vault import delete_transit_key, set_transit_key_deletion_allowed
-from sovereign.dataplane import DatasetNotIngested, DatasetStore, DatasetUnreadable, dataset_key_name
+from sovereign.dataplane import DatasetNotIngested, DatasetStore, DatasetUnreadable
 from tests.conftest import VaultServer
 from tests.dataplane.conftest import (
     TRANSIT,
@@ -30,10 +29,6 @@ def write(store: DatasetStore, vault: hvac.Client, count: int = 30, seed: int = 
     chunks = sample_chunks(count, MARKINGS)
     vectors = unit_vectors(count, 16, seed)
     return chunks, vectors, store.write_index(chunks, vectors, vault, TRANSIT, f"hash-{seed}", model)
-
-
-def test_dataset_key_is_the_nations_transit_key() -> None:
-    assert dataset_key_name("EST") == transit_key_name("EST") == "tenant-est"
 
 
 def test_round_trip_decrypts_chunks_markings_and_vectors(

@@ -19,7 +19,6 @@ from sovereign_operator.builders.dataset import (
     build_vault_sink_for_nation,
     ingest_result,
     job_outcome,
-    job_target,
     kuberay_dashboard_url,
     status_after_job,
     status_ingesting,
@@ -33,9 +32,10 @@ from sovereign_operator.builders.serve_config import (
 )
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.reconcile.dataset import submission_due
-from sovereign_serving.config import AIR_GAP_ENV, IngestConfig, RetrieverConfig
+from sovereign_operator.runtimes import job_target
 
 from sovereign.dataplane.sources import SourceOutsideDataRoot
+from sovereign.serving_contract import AIR_GAP_ENV, IngestConfig, RetrieverConfig
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec

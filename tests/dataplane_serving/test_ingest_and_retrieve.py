@@ -18,23 +18,23 @@ import pytest
 import ray
 from ray import serve
 from sovereign_devstack.processes import free_loopback_port
+from sovereign_devstack.tiny_model import copy_minilm
 from sovereign_operator.builders.dataset import build_ingest_config, build_vault_sink_for_nation
 from sovereign_operator.builders.serve_config import build_retriever_application
 from sovereign_operator.config import OperatorConfig
-from sovereign_serving.config import (
+from sovereign_serving.ingest import main as ingest_main
+from sovereign_serving.model_server import build_app as build_model_app
+from sovereign_serving.retriever import RETRIEVER_DEPLOYMENT, Retriever
+
+from sovereign.domain.nations import retriever_application_name
+from sovereign.policy.bundle import PolicyBundle
+from sovereign.serving_contract import (
     AIR_GAP_ENV,
     IngestConfig,
     ModelServerConfig,
     RetrieverConfig,
     RetrieverDataset,
-    retriever_application_name,
 )
-from sovereign_serving.ingest import main as ingest_main
-from sovereign_serving.model_server import build_app as build_model_app
-from sovereign_serving.retriever import RETRIEVER_DEPLOYMENT, Retriever
-from sovereign_serving.tiny_model import copy_minilm
-
-from sovereign.policy.bundle import PolicyBundle
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from rich.console import Console
 from sovereign_devstack import stack
+from sovereign_devstack.cli import up as devstack_commands
 from sovereign_devstack.operator_identity import OperatorIdentity
 from sovereign_devstack.processes import ServiceSpec, ServiceStartError, is_running, read_pid, stop_service
 from sovereign_devstack.services import TRACE_VIEWER_SERVICE, phoenix_spec
@@ -32,8 +33,6 @@ from sovereign_devstack.trace_viewer import (
     not_found_message,
     trace_env,
 )
-
-from sovereign.cli import devstack_commands
 
 
 def write_executable(path: Path, text: str) -> Path:

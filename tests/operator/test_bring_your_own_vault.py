@@ -24,13 +24,8 @@ from sovereign_operator.constants import NATION_VAULT_OPERATOR_ROLE, OPERATOR_SE
 
 from sovereign.clients import vault as vault_client
 from sovereign.clients.kubernetes import load_api_client
-from sovereign.platform_setup import (
-    KV_MOUNT,
-    NATION_POLICY_NAME,
-    OPERATOR_KUBERNETES_ROLE,
-    TRANSIT_MOUNT,
-    prepare_nation_vault,
-)
+from sovereign.domain.nations import NATION_VAULT_POLICY
+from sovereign.platform_setup import KV_MOUNT, OPERATOR_KUBERNETES_ROLE, TRANSIT_MOUNT, prepare_nation_vault
 from sovereign.platform_setup import (
     OPERATOR_SERVICE_ACCOUNT as SETUP_OPERATOR_SERVICE_ACCOUNT,
 )
@@ -162,10 +157,10 @@ def test_nation_keys_live_only_in_the_nations_own_vault(
         # Key, role and KV records are in the nation's Vault, the role giving the policy its admin wrote ...
         key = vault_client.read_transit_key(nation_root, TRANSIT_MOUNT, KEY)
         assert key is not None and key["type"] == "aes256-gcm96" and key["deletion_allowed"] is False
-        assert vault_client.read_acl_policy(nation_root, NATION_POLICY_NAME) is not None
+        assert vault_client.read_acl_policy(nation_root, NATION_VAULT_POLICY) is not None
         role = vault_client.read_kubernetes_role(nation_root, "kubernetes", KEY)
         assert role is not None and role["bound_service_account_namespaces"] == [NS]
-        assert role["token_policies"] == [NATION_POLICY_NAME]
+        assert role["token_policies"] == [NATION_VAULT_POLICY]
         assert vault_client.list_kv_paths(nation_root, KV_MOUNT, f"tenants/{NS}") == [f"tenants/{NS}/tenant"]
         issuer = vault_client.read_transit_key(nation_root, TRANSIT_MOUNT, ISSUER_KEY)
         assert issuer is not None and issuer["type"] == "ed25519" and issuer["exportable"] is False

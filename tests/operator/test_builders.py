@@ -27,8 +27,8 @@ from sovereign_operator.builders import (
     build_vault_role_for_tenant,
     vault_mounts_for_tenant,
 )
-from sovereign_operator.constants import kv_prefix, tenant_namespace
 
+from sovereign.domain.nations import kv_prefix, tenant_namespace
 from sovereign.platform_setup import OPERATOR_POLICY_PATH, build_nation_policy, nation_policy_for_namespace
 from sovereign.specs.tenant import TenantSpec
 

@@ -21,12 +21,12 @@ import hvac
 import hvac.exceptions
 import pytest
 from sovereign_operator.builders import build_vault_role_for_tenant
-from sovereign_operator.constants import NATION_VAULT_POLICY, OPERATOR_VAULT_POLICY
+from sovereign_operator.constants import OPERATOR_VAULT_POLICY
 from sovereign_operator.reconcile.tenant_keys import KEY_TYPE
 
 from sovereign.clients import vault as vault_client
+from sovereign.domain.nations import NATION_VAULT_POLICY
 from sovereign.platform_setup import (
-    NATION_POLICY_NAME,
     OPERATOR_POLICY_NAME,
     OPERATOR_POLICY_PATH,
     OPERATOR_WRITTEN_MARK,
@@ -75,7 +75,6 @@ def post(client: hvac.Client, path: str, body: Any) -> Any:
 
 def test_policy_names_match_the_operator_constants() -> None:
     assert OPERATOR_POLICY_NAME == OPERATOR_VAULT_POLICY
-    assert NATION_POLICY_NAME == NATION_VAULT_POLICY
     assert OPERATOR_POLICY_PATH.is_file()
 
 
@@ -100,11 +99,11 @@ def test_operator_runs_a_key_from_creation_to_shredding(root: hvac.Client, opera
 
 
 def test_operator_reads_the_nation_policy_and_writes_none(operator: hvac.Client, suffix) -> None:
-    assert vault_client.read_acl_policy(operator, NATION_POLICY_NAME) is not None
+    assert vault_client.read_acl_policy(operator, NATION_VAULT_POLICY) is not None
     refused = [
         lambda: operator.sys.create_or_update_acl_policy(name=f"tenant-{suffix}", policy=ANY),
-        lambda: operator.sys.create_or_update_acl_policy(name=NATION_POLICY_NAME, policy=ANY),
-        lambda: operator.sys.delete_acl_policy(NATION_POLICY_NAME),
+        lambda: operator.sys.create_or_update_acl_policy(name=NATION_VAULT_POLICY, policy=ANY),
+        lambda: operator.sys.delete_acl_policy(NATION_VAULT_POLICY),
         lambda: operator.sys.list_acl_policies(),
         lambda: operator.sys.read_acl_policy(OPERATOR_POLICY_NAME),
     ]

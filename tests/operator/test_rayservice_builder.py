@@ -22,8 +22,8 @@ from sovereign_operator.builders.rayservice import (
     data_ray_resources,
 )
 from sovereign_operator.builders.serve_config import build_serve_applications_for_nation
-from sovereign_serving.config import AIR_GAP_ENV, RAY_VERSION
 
+from sovereign.serving_contract import AIR_GAP_ENV, RAY_VERSION
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from tests.conftest import KubeAPI

@@ -12,8 +12,8 @@ from sovereign_operator.builders.serve_config import (
     build_serve_applications_for_nation,
     build_serve_deploy_config,
 )
-from sovereign_serving.config import AIR_GAP_ENV, GatewayConfig, ModelServerConfig, VaultSink
 
+from sovereign.serving_contract import AIR_GAP_ENV, GatewayConfig, ModelServerConfig, VaultSink
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 
@@ -450,18 +450,17 @@ def test_a_federated_gateway_gets_its_signer_and_the_peers_gateway_keys() -> Non
 
 
 def test_the_operator_passes_each_nations_serve_service_on_kuberay() -> None:
-    from sovereign_operator.reconcile.serving import _federation_urls
+    from sovereign_operator.runtimes.kuberay import federation_urls
 
-    assert _federation_urls(["DEU", "FRA"]) == {
+    assert federation_urls(["DEU", "FRA"]) == {
         "DEU": "http://deu-serving-serve-svc.tenant-deu.svc:8000/deu",
         "FRA": "http://fra-serving-serve-svc.tenant-fra.svc:8000/fra",
     }
 
 
 def test_every_served_dataset_reaches_each_gateway_with_its_owners_federation_url() -> None:
-    from sovereign_serving.config import RetrieverDataset
-
     from sovereign.domain.markings import Markings
+    from sovereign.serving_contract import RetrieverDataset
 
     reports = RetrieverDataset(
         name="reports",
@@ -488,9 +487,9 @@ def test_every_served_dataset_reaches_each_gateway_with_its_owners_federation_ur
 def retriever(**options: Any) -> dict[str, Any]:
     from sovereign_operator.builders.dataset import build_vault_sink_for_nation
     from sovereign_operator.builders.serve_config import build_retriever_application
-    from sovereign_serving.config import RetrieverDataset
 
     from sovereign.domain.markings import Markings
+    from sovereign.serving_contract import RetrieverDataset
 
     tenant = TenantSpec.model_validate(TENANTS["FRA"])
     reports = RetrieverDataset(
@@ -535,11 +534,11 @@ def test_the_retriever_resources_change_only_its_actor_options() -> None:
 def test_on_kuberay_the_audit_writer_writes_on_the_nations_data_volume() -> None:
     from sovereign_operator.config import OperatorConfig
     from sovereign_operator.constants import SERVICE_ACCOUNT_TOKEN_FILE
-    from sovereign_operator.reconcile.serving import _audit_sink
+    from sovereign_operator.reconcile.serving import audit_sink_for_tenant
 
     kuberay = OperatorConfig(vault_addr="http://vault:8200", runtime="kuberay", audit_dir="/operator/audit")
     no_api: Any = None  # the platform's Vault: its CA comes from VAULT_CACERT (none here), no Secret read
-    sink = _audit_sink(kuberay, tenant_object("FRA"), no_api)
+    sink = audit_sink_for_tenant(kuberay, tenant_object("FRA"), no_api)
     assert sink is not None
     assert (sink.directory, sink.ray_resource) == ("/var/lib/sovereign/audit", "sovereign-data")
     assert sink.token_file == SERVICE_ACCOUNT_TOKEN_FILE

@@ -25,7 +25,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    from sovereign_serving.tiny_model import build_tiny_llama
+    from sovereign_devstack.tiny_model import build_tiny_llama
 
     directory = tmp_path_factory.mktemp("models") / "tiny"
     return directory, build_tiny_llama(directory)

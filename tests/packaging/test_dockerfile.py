@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from dockerfile_parse import DockerfileParser
-from sovereign_serving.config import AIR_GAP_ENV, RAY_BOOTSTRAP_CONFIG
+
+from sovereign.serving_contract import AIR_GAP_ENV, RAY_BOOTSTRAP_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 from ray import serve
-from sovereign_serving.config import AIR_GAP_ENV
 from starlette.requests import Request
+
+from sovereign.serving_contract import AIR_GAP_ENV
 
 ENV_KEYS = tuple(AIR_GAP_ENV)
 

@@ -27,12 +27,12 @@ import ray
 from ray import serve
 from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_serving.config import AIR_GAP_ENV, VaultSink
 from sovereign_serving.gateway._signer import GatewaySigner
 
 from sovereign.audit import DECISIONS_STREAM, AuditRecord, read, stream_directory
 from sovereign.domain.markings import Classification, Principal
 from sovereign.identity.federation_assertions import assertion_claims
+from sovereign.serving_contract import AIR_GAP_ENV, VaultSink
 from tests.conftest import KubeAPI, VaultServer
 from tests.serving.gateway.nation_vault import gateways_signing_in
 from tests.serving.gateway.nations import FAKE_APP, ISSUERS, gateway_config

@@ -29,18 +29,19 @@ import ray
 from ray import serve
 from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_serving.config import AIR_GAP_ENV, GatewayConfig
-from sovereign_serving.gateway import QUOTA_NAMESPACE, build_app, quota_actor_name
+from sovereign_serving.gateway import QUOTA_NAMESPACE, build_app
 from sovereign_serving.gateway._openai import MAX_BODY_BYTES
 from sovereign_serving.gateway._ratelimit import QuotaTable, Rate, quota_table
 
 from sovereign.audit import DECISIONS_STREAM, AuditRecord, read, stream_directory
 from sovereign.domain.markings import Classification, Principal
+from sovereign.domain.nations import gateway_route_prefix, quota_actor_name
 from sovereign.identity.federation_assertions import assertion_claims
+from sovereign.serving_contract import AIR_GAP_ENV, GatewayConfig
 from tests.conftest import KubeAPI, VaultServer, running_vault
 from tests.helpers import wait_until
 from tests.serving.gateway.nation_vault import audit_sink_in
-from tests.serving.gateway.nations import FAKE_APP, ISSUERS, gateway_config, gateway_signer, route_prefix
+from tests.serving.gateway.nations import FAKE_APP, ISSUERS, gateway_config, gateway_signer
 
 FRA_QUOTAS = {
     "requestsPerMinute": 12,
@@ -93,7 +94,9 @@ def serving(
 
             serve.run(fake_model, name=FAKE_APP, route_prefix=None)
             serve.run(
-                build_app({"config": fra_config(sink)}), name="fra-gateway", route_prefix=route_prefix("FRA")
+                build_app({"config": fra_config(sink)}),
+                name="fra-gateway",
+                route_prefix=gateway_route_prefix("FRA"),
             )
             yield Serving(
                 f"http://127.0.0.1:{port}/fra",

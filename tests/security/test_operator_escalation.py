@@ -46,10 +46,10 @@ import hvac
 import pytest
 import requests
 from sovereign_devstack.operator_identity import USERNAME as OPERATOR
-from sovereign_operator.constants import kv_prefix
 
 from sovereign.cli.as_nation import login_as_nation
 from sovereign.clients.kubernetes import load_api_client
+from sovereign.domain.nations import kv_prefix
 from tests.devstack.kube_users import KubeUser
 from tests.helpers import kubectl
 from tests.operator.conftest import Platform

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sovereign_operator.builders import build_namespace_for_tenant, build_network_policy_for_tenant
 from sovereign_operator.builders.dataset import build_ingest_config
-from sovereign_serving.config import VaultSink
 from sovereign_serving.ingest import NoSubmittedCluster, submitted_cluster_address
 
+from sovereign.serving_contract import VaultSink
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec

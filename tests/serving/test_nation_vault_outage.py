@@ -11,7 +11,6 @@ from pathlib import Path
 
 import hvac
 import pytest
-from sovereign_serving.config import VaultSink
 from sovereign_serving.nation_vault import NationVault
 from sovereign_serving.retriever import Retriever
 
@@ -19,6 +18,7 @@ from sovereign.clients.vault import VaultSealed, VaultUnreachable, classify_vaul
 from sovereign.dataplane import DatasetStore
 from sovereign.domain.markings import Principal
 from sovereign.policy.bundle import PolicyBundle
+from sovereign.serving_contract import VaultSink
 from tests.conftest import KubeAPI, VaultServer
 from tests.dataplane.conftest import TRANSIT, est_markings, sample_chunks, unit_vectors
 from tests.serving.gateway.nation_vault import vault_sink_in

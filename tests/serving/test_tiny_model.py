@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sovereign_devstack.tiny_model import VOCAB_SIZE, build_tiny_llama
 from sovereign_serving.integrity import verify_model_files
-from sovereign_serving.tiny_model import VOCAB_SIZE, build_tiny_llama
 from transformers import AutoConfig, AutoTokenizer
 from typer.testing import CliRunner
 

@@ -10,36 +10,28 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sovereign_serving.config import (
-    AIR_GAP_ENV,
-    IngestConfig,
-    VaultSink,
+from sovereign.dataplane.sources import confined_source
+from sovereign.domain.nations import (
     dataset_name,
     model_application_name,
+    nation_folder,
+    rayservice_name,
     served_model_name,
+    tenant_namespace,
+    vault_role_name,
 )
-
-from sovereign.dataplane.sources import confined_source
-from sovereign.domain.nations import tenant_namespace, vault_role_name
+from sovereign.serving_contract import AIR_GAP_ENV, INGEST_MODULE, IngestConfig, VaultSink
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
-from sovereign_operator.builders.rayservice import DATASET_DIR, data_ray_resources, rayservice_name
-from sovereign_operator.config import OperatorConfig
-from sovereign_operator.constants import (
-    DEFAULT_KUBERNETES_AUTH_MOUNT,
-    DEFAULT_TRANSIT_MOUNT,
-    SERVICE_ACCOUNT_TOKEN_FILE,
-)
+from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, DEFAULT_TRANSIT_MOUNT
 from sovereign_operator.reconcile.conditions import Condition
 
-INGEST_MODULE = "sovereign_serving.ingest"
 RAY_DASHBOARD_PORT = 8265  # KubeRay's head Service exposes the dashboard (and its job server) here
 INGESTED = "Ingested"
 READY = "Ready"
@@ -130,7 +122,7 @@ def build_ingest_job_request(
     """The body of `POST /api/jobs/`: the entrypoint (the config as one shell-quoted JSON argument), the
     air-gap and telemetry environment, and metadata naming the dataset (Ray shows it in `ray job list`).
     `entrypoint_resources`: custom Ray resources the entrypoint asks for, so that it runs where the store
-    root is (Ray docs: "Ray Jobs REST API", `entrypoint_resources`; kuberay: the head, see `job_target`)."""
+    root is (Ray docs: "Ray Jobs REST API", `entrypoint_resources`; kuberay: the head, see `JobTarget`)."""
     argument = shlex.quote(config.model_dump_json(by_alias=True))
     request: dict[str, Any] = {
         "entrypoint": f"{shlex.quote(python)} -m {INGEST_MODULE} --config {argument}",
@@ -155,7 +147,7 @@ def kuberay_dashboard_url(nation: str) -> str:
 def token_file_for_nation(directory: str, nation: str) -> str:
     """local-ray: the nation's serving ServiceAccount token file, kept fresh outside the operator (as a
     kubelet keeps a pod's projected token)."""
-    return str(Path(directory) / nation.lower() / "token")
+    return str(Path(directory) / nation_folder(nation) / "token")
 
 
 @dataclass(frozen=True)
@@ -170,29 +162,9 @@ class JobTarget:
     token_file: str
     python: str
     ray_resources: Mapping[str, float] = field(default_factory=dict)
-
-
-def job_target(config: OperatorConfig, nation: str) -> JobTarget | str:
-    """The runtime's target for `nation`'s jobs, or why there is none."""
-    if config.runtime == "local-ray":
-        if config.dataset_dir is None or config.service_account_token_dir is None:
-            return "SOVEREIGN_DATASET_DIR and SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR are not both set"
-        assert config.ray_dashboard_url is not None
-        token_file = str(token_file_for_nation(config.service_account_token_dir, nation))
-        # The devstack's Ray head runs from the operator's own environment: the same interpreter has the code.
-        return JobTarget(
-            config.ray_dashboard_url, config.ray_token, config.dataset_dir, token_file, sys.executable
-        )
-    if config.runtime == "kuberay":
-        return JobTarget(
-            kuberay_dashboard_url(nation),
-            None,
-            DATASET_DIR,
-            SERVICE_ACCOUNT_TOKEN_FILE,
-            "python",
-            data_ray_resources(),
-        )
-    return "serving runtime 'none': DataSets are admitted but not ingested"
+    # The token file is on the operator's host (local-ray), so a job waits until it is written; kuberay:
+    # in the nation's pods, projected by the kubelet.
+    token_file_here: bool = False
 
 
 # -- the job's outcome and the DataSet's status -------------------------------------------------------------

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sovereign.domain.nations import tenant_namespace
 from sovereign.specs.tenant import TenantSpec
-from sovereign_operator.constants import NAMESPACE_NAME_LABEL, tenant_labels, tenant_namespace
+from sovereign_operator.constants import NAMESPACE_NAME_LABEL, tenant_labels
 
 # Pod Security Admission (k8s docs: /docs/concepts/security/pod-security-admission/): `baseline` refuses the
 # pods that escape to the node (hostPath, privileged, host namespaces, added capabilities), through which one

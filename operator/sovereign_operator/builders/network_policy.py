@@ -23,6 +23,7 @@ import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
+from sovereign.domain.nations import tenant_namespace
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.constants import (
     MANAGED_BY,
@@ -31,7 +32,6 @@ from sovereign_operator.constants import (
     NATION_LABEL,
     TENANT_NETWORK_POLICY,
     tenant_labels,
-    tenant_namespace,
 )
 
 DNS_NAMESPACE = "kube-system"

@@ -10,15 +10,9 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
+from sovereign.domain.nations import tenant_namespace
 from sovereign.specs.tenant import TenantSpec
-from sovereign_operator.constants import (
-    GPU_RESOURCE,
-    GROUP,
-    TENANT_LIMIT_RANGE,
-    TENANT_QUOTA,
-    tenant_labels,
-    tenant_namespace,
-)
+from sovereign_operator.constants import GPU_RESOURCE, GROUP, TENANT_LIMIT_RANGE, TENANT_QUOTA, tenant_labels
 
 # Container defaults for pods that state nothing (sidecars, jobs); model servers state their own.
 DEFAULT_CONTAINER_REQUEST = {"cpu": "100m", "memory": "128Mi"}

@@ -20,18 +20,18 @@ from typing import Any
 
 import yaml
 from kubernetes.utils.quantity import parse_quantity
-from sovereign_serving.config import AIR_GAP_ENV, PLATFORM_UID, RAY_VERSION
-from sovereign_serving.serve_proxy import PROXY_ENV
 
+from sovereign.domain.nations import (
+    SERVING_SERVICE_ACCOUNT,
+    data_claim_name,
+    rayservice_name,
+    tenant_namespace,
+)
+from sovereign.serving_contract import AIR_GAP_ENV, PLATFORM_UID, PROXY_ENV, RAY_VERSION
 from sovereign.specs.model_deployment import ModelDeploymentSpec, ModelResources
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders.serve_config import build_serve_deploy_config
-from sovereign_operator.constants import (
-    GPU_RESOURCE,
-    SERVING_SERVICE_ACCOUNT,
-    tenant_labels,
-    tenant_namespace,
-)
+from sovereign_operator.constants import GPU_RESOURCE, tenant_labels
 
 RAYSERVICE_API_VERSION = "ray.io/v1"
 WORKER_GROUP = "models"
@@ -53,10 +53,6 @@ class GpuPlacement:
     tolerations: Sequence[Mapping[str, Any]] = ()
 
 
-def rayservice_name(nation: str) -> str:
-    return f"{nation.lower()}-serving"
-
-
 # -- the data volume: the nation's audit log and dataset stores, in its own namespace ---------------------
 # One claim per nation, mounted on the head only (ReadWriteOnce); the head offers the custom Ray resource
 # DATA_RAY_RESOURCE so that whatever reads or writes the volume asks for a sliver of it
@@ -69,10 +65,6 @@ DATA_RAY_RESOURCE = "sovereign-data"
 DATA_RAY_RESOURCE_SHARE = 0.001
 DATA_VOLUME = "data"
 DEFAULT_DATA_VOLUME_SIZE = "20Gi"
-
-
-def data_claim_name(nation: str) -> str:
-    return f"{nation.lower()}-data"
 
 
 def data_ray_resources() -> dict[str, float]:

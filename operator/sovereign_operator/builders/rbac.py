@@ -10,14 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, tenant_namespace
 from sovereign.specs.tenant import AdminSubject, TenantSpec
-from sovereign_operator.constants import (
-    NAMESPACE_ADMIN_ROLE,
-    SERVING_SERVICE_ACCOUNT,
-    TENANT_ADMINS_ROLE_BINDING,
-    tenant_labels,
-    tenant_namespace,
-)
+from sovereign_operator.constants import NAMESPACE_ADMIN_ROLE, TENANT_ADMINS_ROLE_BINDING, tenant_labels
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 

@@ -22,8 +22,21 @@ from decimal import Decimal
 from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
-from sovereign_serving.config import (
+
+from sovereign.domain.nations import (
+    dataset_name,
+    gateway_application_name,
+    gateway_route_prefix,
+    model_application_name,
+    retriever_application_name,
+    served_model_name,
+    vault_role_name,
+)
+from sovereign.serving_contract import (
     AIR_GAP_ENV,
+    GATEWAY_IMPORT_PATH,
+    MODEL_SERVER_IMPORT_PATH,
+    RETRIEVER_IMPORT_PATH,
     AuditSink,
     GatewayConfig,
     GatewayDataset,
@@ -32,21 +45,12 @@ from sovereign_serving.config import (
     RetrieverConfig,
     RetrieverDataset,
     VaultSink,
-    dataset_name,
-    gateway_application_name,
-    model_application_name,
-    retriever_application_name,
-    served_model_name,
 )
-
-from sovereign.domain.nations import vault_role_name
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, DEFAULT_TRANSIT_MOUNT
 
-GATEWAY_IMPORT_PATH = "sovereign_serving.gateway:build_app"
-MODEL_SERVER_IMPORT_PATH = "sovereign_serving.model_server:build_app"
 GATEWAY_DEPLOYMENT = "Gateway"
 MODEL_SERVER_DEPLOYMENT = "ModelServer"
 # The gateway does authentication, a policy decision and a handle call per request: a tenth of a CPU
@@ -191,7 +195,7 @@ def build_gateway_application(
         user_config.pop("datasets", None)  # no datasets: the same bytes as before datasets existed
     return {
         "name": gateway_application_name(nation),
-        "route_prefix": f"/{nation.lower()}",
+        "route_prefix": gateway_route_prefix(nation),
         "import_path": GATEWAY_IMPORT_PATH,
         "runtime_env": _runtime_env(telemetry_env),
         "deployments": [
@@ -361,7 +365,6 @@ def build_serve_deploy_config(
 
 # -- the nation's retriever (issue 8) ----------------------------------------------------------------------
 
-RETRIEVER_IMPORT_PATH = "sovereign_serving.retriever:build_app"
 RETRIEVER_DEPLOYMENT = "Retriever"
 # A search is a policy decision per distinct marking, an embedding call and an exact scan of the allowed
 # vectors: a tenth of a CPU reserved, like the gateway.

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sovereign.domain.nations import (
+    NATION_VAULT_POLICY,
+    SERVING_SERVICE_ACCOUNT,
+    tenant_namespace,
+    vault_role_name,
+)
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.constants import (
     DEFAULT_KUBERNETES_AUTH_MOUNT,
     DEFAULT_KV_MOUNT,
     DEFAULT_TRANSIT_MOUNT,
-    NATION_VAULT_POLICY,
-    SERVING_SERVICE_ACCOUNT,
     VAULT_ROLE_TOKEN_TTL,
-    tenant_namespace,
-    vault_role_name,
 )
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
-from kubernetes.client import ApiClient
 
-from sovereign.clients.kubernetes import list_tenants, load_api_client
+from sovereign.clients.kubernetes import list_tenants
 from sovereign_operator.constants import GROUP, VERSION
+from sovereign_operator.reconcile.context import operator_context
 from sovereign_operator.resource_validation import (
     TenantFacts,
     problems_with_dataset,
@@ -32,13 +32,6 @@ from sovereign_operator.tenant_validation import (
 
 UNPROCESSABLE = 422  # the API server's own code for an invalid object
 CONFLICT = 409  # another Tenant holds the nation or the token issuer
-
-
-@kopf.on.startup()
-def connect_tenant_admission(memo: kopf.Memo, **_: Any) -> None:
-    # Webhook handlers get a copy of the operator's memo (kopf docs: /admission, "In-memory containers"),
-    # so one client made here serves every admission request.
-    memo.admission_kubernetes = load_api_client()
 
 
 # Sync on purpose: kopf runs sync handlers in its thread pool, so listing Tenants does not block the loop.
@@ -58,8 +51,9 @@ def validate_tenant(
     problems += problems_with_tenant_spec(new_spec)
     if problems:
         raise kopf.AdmissionError("; ".join(problems), code=UNPROCESSABLE)
-    api: ApiClient = memo.admission_kubernetes
-    tenants = list_tenants(api)
+    # Webhook handlers get a copy of the operator's memo (kopf docs: /admission, "In-memory containers"):
+    # the operator's one context, whose API client serves every admission request.
+    tenants = list_tenants(operator_context(memo).api)
     nations = [(tenant["metadata"]["name"], (tenant.get("spec") or {}).get("nation")) for tenant in tenants]
     conflicts = problems_with_nation_uniqueness(name, new_spec.get("nation"), nations)
     conflicts = conflicts or problems_with_issuer_uniqueness(name, new_spec, tenants)
@@ -95,7 +89,8 @@ def validate_dataset(
 ) -> None:
     if _metadata_only(spec, old):
         return
-    problems = problems_with_dataset(dict(spec), namespace, _tenants(memo), memo.config.dataset_source_root)
+    source_root = operator_context(memo).config.dataset_source_root
+    problems = problems_with_dataset(dict(spec), namespace, _tenants(memo), source_root)
     if problems:
         raise kopf.AdmissionError("; ".join(problems), code=UNPROCESSABLE)
 
@@ -105,4 +100,4 @@ def _metadata_only(spec: kopf.Spec, old: kopf.Body | None) -> bool:
 
 
 def _tenants(memo: kopf.Memo) -> dict[str, TenantFacts]:
-    return tenant_facts_by_nation(list_tenants(memo.admission_kubernetes))
+    return tenant_facts_by_nation(list_tenants(operator_context(memo).api))

@@ -16,15 +16,16 @@ import kopf
 from sovereign.clients.ray import RayServeError, RayUnavailable
 from sovereign_operator.constants import GROUP, VERSION
 from sovereign_operator.handlers.traced import traced_reconcile
+from sovereign_operator.reconcile.context import OperatorContext, operator_context
 from sovereign_operator.reconcile.dataset import reconcile_dataset
 
 DATASETS = (GROUP, VERSION, "datasets")
 RAY_RETRY_SECONDS = 5
 
 
-def _reconcile(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch) -> None:
+def _reconcile(context: OperatorContext, body: kopf.Body, patch: kopf.Patch) -> None:
     try:
-        changes = reconcile_dataset(memo.config, memo.clients.dynamic, dict(body))
+        changes = reconcile_dataset(context.config, context.dynamic, dict(body))
     except (RayUnavailable, RayServeError) as error:
         raise kopf.TemporaryError(f"the nation's Ray dashboard: {error}", delay=RAY_RETRY_SECONDS) from error
     patch.status.update(changes)  # empty when nothing changed: kopf then writes nothing
@@ -35,11 +36,11 @@ def _reconcile(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch) -> None:
 @kopf.on.update(*DATASETS, field="spec", backoff=5)
 @traced_reconcile("DataSet")
 def ingest_on_change(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    _reconcile(memo, body, patch)
+    _reconcile(operator_context(memo), body, patch)
 
 
 def follow_ingestion(memo: kopf.Memo, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    _reconcile(memo, body, patch)
+    _reconcile(operator_context(memo), body, patch)
 
 
 def register_dataset_timer(interval_seconds: float) -> None:

@@ -16,38 +16,38 @@ from typing import Any
 
 import kopf
 
-from sovereign.clients import kubernetes as kube
 from sovereign.telemetry import reconcile_span
 from sovereign_operator.constants import GROUP, VERSION
+from sovereign_operator.reconcile.context import OperatorContext, operator_context
 from sovereign_operator.reconcile.serving import ServingPass, ServingState, run_serving_pass
 
 log = logging.getLogger(__name__)
 
 
-@kopf.on.startup()
-async def start_serving_loop(memo: kopf.Memo, **_: Any) -> None:
-    config = memo.config
-    if config.runtime == "none":
-        log.info("serving runtime 'none': ModelDeployments are admitted but not served")
+def start_serving_loop(context: OperatorContext) -> None:
+    """Called by the operator's startup handler, in kopf's event loop."""
+    state = ServingState(context.dynamic, context.config)  # the runtime, chosen once
+    if not state.runtime.serves:
+        log.info(f"serving runtime {state.runtime.name!r}: ModelDeployments are admitted but not served")
         return
-    state = ServingState(kube.dynamic_client(kube.load_api_client()), config)
-    memo.serving_wake = asyncio.Event()
-    memo.serving_task = asyncio.create_task(_serve_forever(state, memo.serving_wake))
+    context.serving_wake = asyncio.Event()
+    context.serving_task = asyncio.create_task(_serve_forever(state, context.serving_wake))
 
 
-@kopf.on.cleanup()
-async def stop_serving_loop(memo: kopf.Memo, **_: Any) -> None:
-    task = getattr(memo, "serving_task", None)
+async def stop_serving_loop(context: OperatorContext) -> None:
+    """Called by the operator's cleanup handler."""
+    task = context.serving_task
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
 
+# Async: it runs in kopf's event loop, the loop the serving loop's asyncio.Event belongs to.
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
 @kopf.on.event(GROUP, VERSION, "tenants")
-def wake_serving_loop(memo: kopf.Memo, **_: Any) -> None:
-    wake = getattr(memo, "serving_wake", None)
+async def wake_serving_loop(memo: kopf.Memo, **_: Any) -> None:
+    wake = operator_context(memo).serving_wake
     if wake is not None:
         wake.set()
 

@@ -3,25 +3,21 @@
 - create / update of spec / resume, and the drift timer: one level-based reconcile pass (reconcile/tenant.py)
 - the ROTATE_KEY_ANNOTATION changes: the same pass, which rotates the key first
 - delete: offboarding, held by the OFFBOARDING_FINALIZER until complete
-Clients live in memo (made in the startup handler); the timer is registered by `register_drift_timer`
-because its interval comes from the configuration read at start.
+Each handler reads the operator's context from memo (`operator_context`); the timer is registered by
+`register_drift_timer` because its interval comes from the configuration read at start.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
 
-from sovereign.clients.kubernetes import dynamic_client, load_api_client
-from sovereign.clients.vault import VAULT_ERRORS, is_permission_denied, unchecked_vault_client
+from sovereign.clients.vault import VAULT_ERRORS, is_permission_denied
 from sovereign.specs.tenant import TenantSpec
-from sovereign_operator.admission_server import configure_admission
-from sovereign_operator.config import OperatorConfig
-from sovereign_operator.constants import GROUP, OFFBOARDING_FINALIZER, ROTATE_KEY_ANNOTATION, VERSION
+from sovereign_operator.constants import GROUP, ROTATE_KEY_ANNOTATION, VERSION
 from sovereign_operator.handlers.traced import traced_reconcile
-from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.context import OperatorContext, operator_context
 from sovereign_operator.reconcile.offboarding import offboard
 from sovereign_operator.reconcile.tenant import (
     issuer_conflict,
@@ -30,29 +26,10 @@ from sovereign_operator.reconcile.tenant import (
     reconcile_tenant,
     vault_failure,
 )
-from sovereign_operator.reconcile.vault_access import VaultClients
 from sovereign_operator.tenant_validation import intended_issuer
 
 TENANTS = (GROUP, VERSION, "tenants")
 VAULT_RETRY_SECONDS = 10
-
-
-@kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    config: OperatorConfig = memo.config  # put there by __main__, which also uses it for the Lease
-    settings.persistence.finalizer = OFFBOARDING_FINALIZER
-    configure_admission(settings, config)  # the validating webhook, when SOVEREIGN_WEBHOOK_* say where
-    settings.posting.level = logging.INFO  # kopf.info() becomes a Normal Event on the Tenant
-    settings.watching.server_timeout = 60  # re-establish watches now and then (reconnects are cheap)
-    api = load_api_client()
-    platform_vault = unchecked_vault_client(config.vault_addr, config.vault_token, verify=config.vault_cacert)
-    memo.clients = OperatorClients(
-        config=config,
-        api=api,
-        dynamic=dynamic_client(api),
-        vault=platform_vault,
-        vaults=VaultClients(config, api, platform_vault),
-    )
 
 
 @kopf.index(*TENANTS)
@@ -87,7 +64,7 @@ def _issuer_keeper(tenants_by_nation: kopf.Index, tenants_by_issuer: kopf.Index,
 
 
 def _reconcile(
-    memo: kopf.Memo,
+    context: OperatorContext,
     body: kopf.Body,
     status: kopf.Status,
     patch: kopf.Patch,
@@ -104,7 +81,7 @@ def _reconcile(
         conflict = None
         if keeper is not None and keeper != name:
             conflict = issuer_conflict(TenantSpec.model_validate(dict(spec)), keeper, issuer)
-        outcome = reconcile_tenant(memo.clients, body, dict(status), conflict)
+        outcome = reconcile_tenant(context, body, dict(status), conflict)
     patch.status.update(outcome.status)  # empty when nothing changed: kopf then writes nothing
     if outcome.retry is not None:
         raise outcome.retry
@@ -125,7 +102,7 @@ def reconcile_on_change(
     tenants_by_issuer: kopf.Index,
     **_: Any,
 ) -> None:
-    _reconcile(memo, body, status, patch, tenants_by_nation, tenants_by_issuer)
+    _reconcile(operator_context(memo), body, status, patch, tenants_by_nation, tenants_by_issuer)
 
 
 @kopf.on.field(*TENANTS, field=("metadata", "annotations", ROTATE_KEY_ANNOTATION), backoff=5)
@@ -142,7 +119,7 @@ def rotate_on_request(
     **_: Any,
 ) -> None:
     if new:  # removing the annotation asks for nothing
-        _reconcile(memo, body, status, patch, tenants_by_nation, tenants_by_issuer)
+        _reconcile(operator_context(memo), body, status, patch, tenants_by_nation, tenants_by_issuer)
 
 
 def reconcile_periodically(
@@ -159,7 +136,7 @@ def reconcile_periodically(
     """Level-based drift repair and period-based key rotation; writes nothing when nothing drifted."""
     if meta.get("deletionTimestamp"):
         return  # offboarding owns it now
-    _reconcile(memo, body, status, patch, tenants_by_nation, tenants_by_issuer)
+    _reconcile(operator_context(memo), body, status, patch, tenants_by_nation, tenants_by_issuer)
 
 
 def register_drift_timer(interval_seconds: float) -> None:
@@ -178,16 +155,16 @@ def offboard_tenant(
     if owner is not None and owner != body["metadata"]["name"]:
         kopf.info(dict(body), reason="Released", message=f"duplicate of Tenant {owner}: nothing to offboard")
         return None
-    clients: OperatorClients = memo.clients
+    context = operator_context(memo)
     tenant_spec = TenantSpec.model_validate(dict(spec))
     try:
-        with clients.nation_lock(tenant_spec.nation):
-            clients.offboarding.add(body["metadata"]["uid"])
-            return offboard(clients, tenant_spec, body)
+        with context.nation_lock(tenant_spec.nation):
+            context.offboarding.add(body["metadata"]["uid"])
+            return offboard(context, tenant_spec, body)
     except VAULT_ERRORS as error:
         if is_permission_denied(error):
-            clients.vaults.forget(tenant_spec)  # a nation's Vault token expired or was revoked: log in again
-        reason, message = vault_failure(clients.vaults.address_for(tenant_spec), error)
+            context.vaults.forget(tenant_spec)  # a nation's Vault token expired or was revoked: log in again
+        reason, message = vault_failure(context.vaults.address_for(tenant_spec), error)
         kopf.warn(dict(body), reason=reason, message=f"offboarding waits for Vault: {message}"[:500])
         raise kopf.TemporaryError(
             f"Vault failed during offboarding: {error}", delay=VAULT_RETRY_SECONDS

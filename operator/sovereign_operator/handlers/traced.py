@@ -14,11 +14,10 @@ from typing import Any, TypeVar
 
 import kopf
 
-from sovereign.domain.nations import tenant_namespace
+from sovereign.domain.nations import nation_of_namespace, tenant_namespace
 from sovereign.telemetry import DELETED, RETRY, SUCCESS, error_type, reconcile_span
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
-NAMESPACE_PREFIX = "tenant-"
 
 
 def traced_reconcile(kind: str, *, deleting: bool = False) -> Callable[[Handler], Handler]:
@@ -50,8 +49,8 @@ def reconcile_attributes(body: kopf.Body | None) -> dict[str, Any]:
     metadata = body.get("metadata") or {}
     namespace = metadata.get("namespace")
     nation = (body.get("spec") or {}).get("nation")
-    if nation is None and namespace and namespace.startswith(NAMESPACE_PREFIX):
-        nation = namespace.removeprefix(NAMESPACE_PREFIX).upper()
+    if nation is None and namespace:
+        nation = nation_of_namespace(namespace)
     if namespace is None and nation:
         namespace = tenant_namespace(str(nation))  # a Tenant is cluster-scoped: the namespace it owns
     return {

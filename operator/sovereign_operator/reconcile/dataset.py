@@ -37,7 +37,6 @@ from sovereign_operator.builders.dataset import (
     build_vault_sink_for_nation,
     ingest_submission_id,
     job_outcome,
-    job_target,
     status_after_job,
     status_ingesting,
     status_not_ingested,
@@ -46,6 +45,7 @@ from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import GROUP, VERSION
 from sovereign_operator.reconcile.conditions import merge_conditions, now_rfc3339, status_changes
 from sovereign_operator.reconcile.vault_access import vault_ca_for_tenant
+from sovereign_operator.runtimes import job_target
 
 log = logging.getLogger(__name__)
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -148,7 +148,7 @@ def _pass(
     if not _ready(embedder_body):
         message = f"the embedding model {spec.embedding.model_deployment!r} is not Ready yet"
         return status_not_ingested(live, "EmbeddingNotReady", message)
-    if config.runtime == "local-ray" and not _exists(target.token_file):
+    if target.token_file_here and not _exists(target.token_file):
         raise kopf.TemporaryError(f"{nation}'s ServiceAccount token file is not written yet", delay=2)
     submission_id = ingest_submission_id(nation, name, generation, int(now))
     request = build_ingest_job_request(

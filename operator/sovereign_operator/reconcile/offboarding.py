@@ -16,14 +16,8 @@ import kopf
 
 from sovereign.clients import kubernetes as kube
 from sovereign.clients import vault as vault_client
-from sovereign.domain.nations import gateway_key_name
-from sovereign.specs.tenant import TenantSpec
-from sovereign_operator import failpoints
-from sovereign_operator.builders import vault_mounts_for_tenant
-from sovereign_operator.constants import (
-    GROUP,
-    SHRED_RECORDS_CONFIGMAP,
-    VERSION,
+from sovereign.domain.nations import (
+    gateway_key_name,
     issuer_key_name,
     kv_prefix,
     legacy_kv_prefix,
@@ -31,8 +25,12 @@ from sovereign_operator.constants import (
     transit_key_name,
     vault_role_name,
 )
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator import failpoints
+from sovereign_operator.builders import vault_mounts_for_tenant
+from sovereign_operator.constants import GROUP, SHRED_RECORDS_CONFIGMAP, VERSION
 from sovereign_operator.reconcile.conditions import now_rfc3339
-from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.reconcile.tenant_audit import record_key_shredded
 
 NAMESPACE_GONE_RETRY_SECONDS = 2
@@ -43,7 +41,7 @@ def shred_record_key(nation: str, uid: str) -> str:
     return f"{nation.lower()}.{uid}"
 
 
-def offboard(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dict[str, Any]:
+def offboard(clients: OperatorContext, spec: TenantSpec, body: kopf.Body) -> dict[str, Any]:
     nation, namespace = spec.nation, tenant_namespace(spec.nation)
     removed = _delete_model_deployments(clients, namespace)
     if removed:
@@ -84,7 +82,7 @@ def offboard(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> dic
     return {"nation": nation, "keyName": record["keyName"], "lastKeyVersion": record["lastKeyVersion"]}
 
 
-def _delete_model_deployments(clients: OperatorClients, namespace: str) -> int:
+def _delete_model_deployments(clients: OperatorContext, namespace: str) -> int:
     # The ModelDeployment kind may not be served yet: nothing to delete then.
     items = kube.list_objects(clients.dynamic, f"{GROUP}/{VERSION}", "ModelDeployment", namespace)
     for item in items or []:
@@ -95,7 +93,7 @@ def _delete_model_deployments(clients: OperatorClients, namespace: str) -> int:
 
 
 def _pending_record(
-    clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, body: kopf.Body
+    clients: OperatorContext, vault: hvac.Client, spec: TenantSpec, body: kopf.Body
 ) -> dict[str, Any]:
     """The record of this Tenant's shred, written as pending before anything is destroyed."""
     key = shred_record_key(spec.nation, body["metadata"]["uid"])
@@ -119,7 +117,7 @@ def _pending_record(
     return record
 
 
-def _write_record(clients: OperatorClients, key: str, record: dict[str, Any]) -> None:
+def _write_record(clients: OperatorContext, key: str, record: dict[str, Any]) -> None:
     namespace = clients.config.platform_namespace
     kube.ensure_namespace(clients.api, namespace)
     manifest = {
@@ -134,7 +132,7 @@ def _write_record(clients: OperatorClients, key: str, record: dict[str, Any]) ->
         kube.merge_patch_object(clients.dynamic, manifest)
 
 
-def _shred_key(clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, body: kopf.Body) -> None:
+def _shred_key(clients: OperatorContext, vault: hvac.Client, spec: TenantSpec, body: kopf.Body) -> None:
     """Crypto-shredding: record it in the nation's audit log, allow deletion, then delete the key with every
     version of it.
 

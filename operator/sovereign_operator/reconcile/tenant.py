@@ -13,10 +13,11 @@ from typing import Any
 import kopf
 
 from sovereign.clients.vault import VAULT_ERRORS, VaultSealed, classify_vault_error, is_permission_denied
+from sovereign.domain.nations import tenant_namespace, vault_role_name
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
 from sovereign_operator.builders import vault_mounts_for_tenant
-from sovereign_operator.constants import ROTATE_KEY_ANNOTATION, tenant_namespace, vault_role_name
+from sovereign_operator.constants import ROTATE_KEY_ANNOTATION
 from sovereign_operator.reconcile.conditions import (
     IDENTITY_READY,
     KEYS_READY,
@@ -32,7 +33,7 @@ from sovereign_operator.reconcile.conditions import (
     ready_from_steps,
     status_changes,
 )
-from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.reconcile.tenant_audit import AuditWriteFailed, record_tenant_events
 from sovereign_operator.reconcile.tenant_identity import reconcile_gateway_key, reconcile_identity
 from sovereign_operator.reconcile.tenant_keys import NationPolicyMissing, reconcile_keys
@@ -81,7 +82,7 @@ def issuer_conflict(spec: TenantSpec, keeper: str, issuer: str) -> Condition:
 
 
 def reconcile_tenant(
-    clients: OperatorClients, body: kopf.Body, status: dict[str, Any], conflict: Condition | None = None
+    clients: OperatorContext, body: kopf.Body, status: dict[str, Any], conflict: Condition | None = None
 ) -> TenantOutcome:
     """One pass; `conflict` (issuer_conflict) replaces the Ready its steps would give."""
     spec = TenantSpec.model_validate(dict(body["spec"]))

@@ -20,26 +20,25 @@ import hvac
 import kopf
 
 from sovereign.clients import vault as vault_client
-from sovereign.domain.nations import gateway_key_name
+from sovereign.domain.nations import (
+    dev_audience,
+    dev_issuer,
+    gateway_key_name,
+    issuer_key_name,
+    legacy_kv_prefix,
+    tenant_namespace,
+)
 from sovereign.identity.federation_assertions import gateway_issuer
 from sovereign.identity.signed_tokens import jwks_from_transit_key
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders import vault_mounts_for_tenant
-from sovereign_operator.constants import issuer_key_name, legacy_kv_prefix, tenant_labels, tenant_namespace
+from sovereign_operator.constants import tenant_labels
 from sovereign_operator.reconcile.conditions import IDENTITY_READY, Condition
-from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.reconcile.objects import Outcome, ensure_object
 
 JWKS_CONFIGMAP = "identity-jwks"
 JWKS_KEY = "jwks.json"
-
-
-def dev_issuer(nation: str) -> str:
-    return f"https://identity.sovereign.local/{nation.lower()}"
-
-
-def dev_audience(nation: str) -> str:
-    return f"sovereign-{nation.lower()}"
 
 
 def _remove_legacy_records(vault: hvac.Client, kv_mount: str, nation: str, body: kopf.Body) -> None:
@@ -73,7 +72,7 @@ def _signing_key(
 
 
 def reconcile_identity(
-    clients: OperatorClients, vault: hvac.Client, spec: TenantSpec, body: kopf.Body
+    clients: OperatorContext, vault: hvac.Client, spec: TenantSpec, body: kopf.Body
 ) -> tuple[Condition, dict[str, Any]]:
     """The IdentityReady condition and what goes into status.identity (issuer key in `vault`, transit)."""
     mounts, nation = vault_mounts_for_tenant(spec), spec.nation

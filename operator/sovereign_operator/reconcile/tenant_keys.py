@@ -19,12 +19,13 @@ import hvac
 import kopf
 
 from sovereign.clients import vault as vault_client
+from sovereign.domain.nations import NATION_VAULT_POLICY, transit_key_name
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
 from sovereign_operator.builders import build_vault_role_for_tenant, vault_mounts_for_tenant
-from sovereign_operator.constants import NATION_VAULT_POLICY, operator_kv_record, transit_key_name
+from sovereign_operator.constants import operator_kv_record
 from sovereign_operator.reconcile.conditions import KEYS_READY, Condition
-from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.tenant_validation import rotation_period_seconds
 
 KEY_TYPE = "aes256-gcm96"
@@ -49,7 +50,7 @@ def marker_path(nation: str) -> str:
 
 
 def reconcile_keys(
-    clients: OperatorClients,
+    clients: OperatorContext,
     vault: hvac.Client,
     spec: TenantSpec,
     body: kopf.Body,

@@ -20,11 +20,11 @@ from sovereign_operator.builders import (
     build_serving_service_account_for_tenant,
 )
 from sovereign_operator.reconcile.conditions import NAMESPACE_READY, Condition
-from sovereign_operator.reconcile.context import OperatorClients
+from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.reconcile.objects import Outcome, ensure_object, owned_by
 
 
-def namespaced_manifests(clients: OperatorClients, spec: TenantSpec) -> list[dict[str, Any]]:
+def namespaced_manifests(clients: OperatorContext, spec: TenantSpec) -> list[dict[str, Any]]:
     config = clients.config
     return [
         build_resource_quota_for_tenant(spec),
@@ -40,7 +40,7 @@ def namespaced_manifests(clients: OperatorClients, spec: TenantSpec) -> list[dic
     ]
 
 
-def reconcile_namespace(clients: OperatorClients, spec: TenantSpec, body: kopf.Body) -> Condition:
+def reconcile_namespace(clients: OperatorContext, spec: TenantSpec, body: kopf.Body) -> Condition:
     namespace = build_namespace_for_tenant(spec)
     outcome = ensure_object(clients.dynamic, owned_by(namespace, dict(body)))
     _report(body, namespace, outcome)

@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
+from sovereign.serving_contract import ModelServerConfig
 from sovereign.specs.model_deployment import refused_engine_args
-from sovereign_serving.config import ModelServerConfig
 from sovereign_serving.engines.base import (
     EmbedResult,
     Engine,

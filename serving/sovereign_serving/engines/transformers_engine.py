@@ -27,7 +27,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from sovereign_serving.config import ModelServerConfig
+from sovereign.serving_contract import ModelServerConfig
 from sovereign_serving.engines.base import (
     EmbedResult,
     FinishReason,

@@ -11,8 +11,8 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from sovereign.serving_contract import ModelServerConfig
 from sovereign.specs.model_deployment import REFUSED_ENGINE_ARGS
-from sovereign_serving.config import ModelServerConfig
 from sovereign_serving.engines.base import (
     EmbedResult,
     FinishReason,

@@ -2,7 +2,7 @@
 
 from ._app import Gateway, build_app
 from ._errors import NOT_AVAILABLE, GatewayError
-from ._ratelimit import QUOTA_NAMESPACE, QuotaKeeper, quota_actor_name
+from ._ratelimit import QUOTA_NAMESPACE, QuotaKeeper
 
 __all__ = [
     "NOT_AVAILABLE",
@@ -11,5 +11,4 @@ __all__ = [
     "GatewayError",
     "QuotaKeeper",
     "build_app",
-    "quota_actor_name",
 ]

@@ -64,7 +64,7 @@ from sovereign.identity.tokens import (
 )
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.engine import Decision, PolicyEngine
-from sovereign_serving.config import GatewayConfig, GatewayDataset, GatewayModel
+from sovereign.serving_contract import GatewayConfig, GatewayDataset, GatewayModel
 
 from ._errors import (
     GatewayError,

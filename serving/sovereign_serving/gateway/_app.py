@@ -59,9 +59,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from sovereign.domain.markings import Principal
 from sovereign.identity.federation_assertions import ReplayCache
+from sovereign.serving_contract import GatewayConfig
 from sovereign.telemetry import configure_tracing, current_trace_id
 from sovereign_serving.audit_writer import AuditClient, AuditUnavailable
-from sovereign_serving.config import GatewayConfig
 from sovereign_serving.engines.base import ContextLengthExceeded
 from sovereign_serving.loopback import keep_replica_server_on_loopback
 

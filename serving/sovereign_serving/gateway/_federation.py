@@ -34,8 +34,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from sovereign.domain.markings import Principal
 from sovereign.identity.federation_assertions import assertion_claims, new_link
+from sovereign.serving_contract import GatewayDataset, VaultSink
 from sovereign.telemetry import carrier
-from sovereign_serving.config import GatewayDataset, VaultSink
 from sovereign_serving.nation_vault import vault_outage
 
 from . import _openai as openai_api

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from sovereign_serving.config import GatewayModel
+from sovereign.serving_contract import GatewayModel
 
 from ._errors import GatewayError, bad_request
 

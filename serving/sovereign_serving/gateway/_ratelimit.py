@@ -23,10 +23,13 @@ Its memory is bounded: a user's buckets are forgotten once refilled to full (idl
 bucket is what a new user gets) and at most MAX_TRACKED_USERS users are kept (the least recently seen go
 first). Nations and peers are bounded by the Tenants.
 
-Overhead: one keeper call per reservation (about 1 ms), and one per admission, except that a replica leases
-a caller's requests a small batch at a time when every request quota that caller spends is large (a lease
-holds at most 1/1200 of the smallest: one permit for any quota under 2,400 a minute, so small quotas stay
-exact), forgetting unused permits after LEASE_SECONDS. A settlement is sent without waiting for it.
+Overhead: one keeper call per admission and one per reservation, except when the caller's quotas are large:
+a replica then leases a caller's requests a small batch at a time (a lease holds at most 1/1200 of the
+smallest request quota the caller spends: one permit for any quota under 2,400 a minute, so small quotas stay
+exact), and reserves a caller's tokens a pool at a time (`TokenPools`: at most 1/1200 of the smallest token
+quota, used only when that is at least twice the request), refunds going back into the pool; unused permits
+are forgotten and a pool's leftover goes back to the keeper after LEASE_SECONDS. A settlement is sent without
+waiting for it.
 
 A quota of 0 admits nothing. The keeper decides in `QuotaLedger`, pure (the clock is given), tested as data.
 
@@ -50,25 +53,24 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
+from sovereign.domain.nations import GATEWAY_ACTOR_NAMESPACE, quota_actor_name
 from sovereign.identity.federation_assertions import AssertionRejected, ReplayCache
+from sovereign.serving_contract import GatewayConfig
 from sovereign.specs.tenant import Quotas
-from sovereign_serving.config import GatewayConfig
 
 from ._errors import GatewayError, rate_limited, unauthenticated, unavailable
 
 logger = logging.getLogger("sovereign.gateway")
 
-QUOTA_NAMESPACE = "sovereign-gateway"
+QUOTA_NAMESPACE = GATEWAY_ACTOR_NAMESPACE
 MAX_TRACKED_USERS = 50_000  # users whose buckets a keeper holds at once (the least recently seen go first)
 EMPTY_WAIT = 60.0  # Retry-After of a bucket that never refills (a quota of 0) or that a request cannot fit
 LEASE_SECONDS = 1.0  # requests leased to a replica and not used by then are forgotten
 MAX_LEASE = 64
 PERMITS_PER_LEASE_DIVISOR = 1200  # a lease holds at most 1/1200 of a minute's requests (50 ms of them)
 MAX_HELD_LEASES = 10_000  # callers with leased requests a replica holds at once
-
-
-def quota_actor_name(nation: str) -> str:
-    return f"{nation.lower()}-gateway-quota"
+TOKENS_PER_POOL_DIVISOR = 1200  # a token pool holds at most 1/1200 of a minute's tokens (50 ms of them)
+UNLIMITED_POOL = 1_000_000  # the pool of a caller no token quota limits
 
 
 def lease_size(requests_per_minute: int) -> int:
@@ -400,6 +402,50 @@ class Reservation:
     settled: bool = False
 
 
+class TokenPools:
+    """Tokens a replica reserved ahead for its callers, so a request whose caller's token quotas are all large
+    reserves locally instead of calling the keeper (as request permits are leased). Pure (the clock is given).
+
+    A pool is what the keeper reserved for one caller: requests take from it, a settlement's refund goes back
+    into it while it is live, and what is left when it expires (LEASE_SECONDS) goes back to the keeper. Never
+    more than 1/TOKENS_PER_POOL_DIVISOR of the smallest token quota the caller spends is held ahead, so what
+    other replicas and users see is off by at most that, for at most LEASE_SECONDS.
+    """
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple[str, str], tuple[int, float]] = {}  # caller → (tokens left, until)
+
+    def take(self, key: tuple[str, str], tokens: int, now: float) -> bool:
+        """Whether `tokens` came out of the caller's live pool."""
+        left, until = self._pools.get(key, (0, 0.0))
+        if now >= until or left < tokens:
+            return False
+        self._pools[key] = (left - tokens, until)
+        return True
+
+    def refund(self, key: tuple[str, str], tokens: int, now: float) -> bool:
+        """Whether `tokens` (unused by a settled request) went back into the caller's live pool."""
+        left, until = self._pools.get(key, (0, 0.0))
+        if now >= until:
+            return False
+        self._pools[key] = (left + tokens, until)
+        return True
+
+    def replace(self, key: tuple[str, str], left: int, now: float) -> list[tuple[tuple[str, str], int]]:
+        """A new pool of `left` tokens for the caller; returns the leftovers to give back to the keeper (the
+        caller's previous pool, and every expired one, so a replica holds at most MAX_HELD_LEASES)."""
+        returned = [(k, v[0]) for k, v in self._pools.items() if v[1] <= now and v[0] > 0]
+        self._pools = {k: v for k, v in self._pools.items() if v[1] > now}
+        previous = self._pools.pop(key, None)
+        if previous is not None and previous[0] > 0:
+            returned.append((key, previous[0]))
+        while len(self._pools) >= MAX_HELD_LEASES:
+            oldest = next(iter(self._pools))
+            returned.append((oldest, self._pools.pop(oldest)[0]))
+        self._pools[key] = (left, now + LEASE_SECONDS)
+        return [(k, tokens) for k, tokens in returned if tokens > 0]
+
+
 class QuotaClient:
     """A replica's side of its nation's QuotaKeeper."""
 
@@ -408,6 +454,7 @@ class QuotaClient:
         self._actor: ray.actor.ActorHandle | None = None
         self._table: QuotaTable | None = None
         self._permits: dict[tuple[str, str], tuple[int, float]] = {}  # caller → (requests leased, until)
+        self._pools = TokenPools()
 
     def _connect(self) -> ray.actor.ActorHandle:
         self._actor = QuotaKeeper.options(
@@ -421,6 +468,7 @@ class QuotaClient:
     async def configure(self, table: QuotaTable) -> None:
         self._table = table
         self._permits.clear()
+        self._pools = TokenPools()  # what the old pools held refills in the keeper's buckets
         actor = await asyncio.to_thread(self._connect)
         await actor.configure.remote(table)
 
@@ -436,6 +484,19 @@ class QuotaClient:
             r.requests for r in (nation_rate, user_rate, peer) if r is not None and r.requests is not None
         ]
         return lease_size(min(rates, default=MAX_LEASE * PERMITS_PER_LEASE_DIVISOR))
+
+    def _pool_size(self, nation: str) -> int:
+        """Tokens reserved ahead for one of `nation`'s callers: 1/TOKENS_PER_POOL_DIVISOR of the smallest
+        token quota the caller spends (0 without a table)."""
+        table = self._table
+        if table is None:
+            return 0
+        nation_rate, user_rate = table.nations.get(nation, (NOTHING, NOTHING))
+        peer = table.peers.get(nation) if nation != table.gateway else None
+        rates = [r.tokens for r in (nation_rate, user_rate, peer) if r is not None and r.tokens is not None]
+        if not rates:
+            return UNLIMITED_POOL
+        return min(rates) // TOKENS_PER_POOL_DIVISOR
 
     async def admit(self, nation: str, user: str) -> None:
         """One request permit for the caller, or a 429 GatewayError (503 when the keeper is unreachable)."""
@@ -456,9 +517,27 @@ class QuotaClient:
             self._permits[key] = (granted - 1, now + LEASE_SECONDS)
 
     async def reserve(self, nation: str, user: str, tokens: int) -> Reservation:
-        """`tokens` reserved for the caller, or a 429 GatewayError (503 when the keeper is unreachable)."""
+        """`tokens` reserved for the caller, or a 429 GatewayError (503 when the keeper is unreachable).
+
+        From the caller's pool when it holds them; else, when the caller's token quotas are large enough for a
+        pool of at least twice the request, a new pool is reserved at the keeper (the request's tokens taken
+        from it); else exactly `tokens`. A pool the keeper cannot give does not refuse the request: it is
+        then reserved alone, and refused only if that does not fit.
+        """
+        key, now = (nation, user), time.monotonic()
+        if self._pools.take(key, tokens, now):
+            return Reservation(nation, user, tokens)
+        size = self._pool_size(nation)
+        if size >= 2 * tokens and await self._ask("reserve", nation, user, size) is None:
+            for (pool_nation, pool_user), left in self._pools.replace(key, size - tokens, time.monotonic()):
+                self._give_back(pool_nation, pool_user, left)
+            return Reservation(nation, user, tokens)
         self._raise_refused(await self._ask("reserve", nation, user, tokens))
         return Reservation(nation, user, tokens)
+
+    def _give_back(self, nation: str, user: str, tokens: int) -> None:
+        if self._actor is not None and tokens:
+            self._actor.settle.remote(nation, user, tokens)
 
     async def first_use(self, jti: str, expires_at: float) -> None:
         """A peer gateway's assertion `jti` used for the first time by any of this nation's replicas, or a
@@ -474,9 +553,12 @@ class QuotaClient:
         if reservation.settled:
             return
         reservation.settled = True
-        if used is None or used == reservation.tokens or self._actor is None:
+        if used is None or used == reservation.tokens:
             return
-        self._actor.settle.remote(reservation.nation, reservation.user, reservation.tokens - used)
+        refund, key = reservation.tokens - used, (reservation.nation, reservation.user)
+        if refund > 0 and self._pools.refund(key, refund, time.monotonic()):
+            return
+        self._give_back(reservation.nation, reservation.user, refund)
 
     def _raise_refused(self, outcome: Refusal | None) -> None:
         if outcome is not None:

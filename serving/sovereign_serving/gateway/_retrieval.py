@@ -17,8 +17,9 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from sovereign.domain.markings import Markings, Principal
+from sovereign.domain.nations import retriever_application_name
+from sovereign.serving_contract import GatewayDataset
 from sovereign.telemetry import carrier
-from sovereign_serving.config import GatewayDataset, retriever_application_name
 from sovereign_serving.nation_vault import vault_outage
 
 from . import _telemetry as telemetry

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sovereign.domain.markings import Principal
-from sovereign_serving.config import GatewayDataset
+from sovereign.serving_contract import GatewayDataset
 
 from . import _grounding as grounding_api
 from . import _openai as openai_api

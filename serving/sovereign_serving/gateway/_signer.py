@@ -20,7 +20,7 @@ from sovereign.clients import vault as vault_client
 from sovereign.domain.nations import gateway_key_name
 from sovereign.identity.federation_assertions import assertion, assertion_signing_input
 from sovereign.identity.signed_tokens import latest_signing_key
-from sovereign_serving.config import VaultSink
+from sovereign.serving_contract import VaultSink
 from sovereign_serving.nation_vault import NationVault
 
 KEY_TTL_SECONDS = 300.0  # how long the latest key version's kid is reused before it is read again

@@ -9,9 +9,13 @@ from typing import Any
 import kopf
 from sovereign_operator.admission_server import configure_admission
 from sovereign_operator.config import OperatorConfig
+from sovereign_operator.reconcile.context import OperatorContext
+
+from sovereign.clients.kubernetes import load_api_client
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    memo.config = OperatorConfig.from_environment()  # as `python -m sovereign_operator` keeps it
-    configure_admission(settings, memo.config)
+    config = OperatorConfig.from_environment()
+    configure_admission(settings, config)
+    memo.context = OperatorContext.connect(config, load_api_client())  # as the operator's startup makes it

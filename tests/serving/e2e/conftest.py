@@ -19,7 +19,7 @@ import pytest
 import yaml
 from sovereign_devstack.processes import free_loopback_port, start_service, stop_service
 from sovereign_devstack.services import RAY_SERVICE, private_ray_temp_root, ray_head_spec
-from sovereign_serving.tiny_model import build_tiny_llama, copy_minilm
+from sovereign_devstack.tiny_model import build_tiny_llama, copy_minilm
 
 from tests.helpers import kubectl, wait_until
 from tests.operator.conftest import (  # noqa: F401  (platform and the report hook are fixtures)

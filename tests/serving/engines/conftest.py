@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sovereign_serving.config import ModelServerConfig
-from sovereign_serving.tiny_model import build_tiny_llama, digests_of_directory
+from sovereign_devstack.tiny_model import build_tiny_llama, digests_of_directory
+
+from sovereign.serving_contract import ModelServerConfig
 
 T = TypeVar("T")
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sovereign_serving.config import AIR_GAP_ENV
 from sovereign_serving.engines.base import ContextLengthExceeded
 from sovereign_serving.integrity import IntegrityError
 from sovereign_serving.model_server import ModelServer, build_app
 
+from sovereign.serving_contract import AIR_GAP_ENV
 from tests.serving.engines.conftest import LocalModel, collect, run
 
 # The class behind the deployment: the same code a replica runs, without Ray.

@@ -13,9 +13,9 @@ import pytest
 import ray
 from ray import serve
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_serving.config import AIR_GAP_ENV
 from sovereign_serving.model_server import build_app
 
+from sovereign.serving_contract import AIR_GAP_ENV
 from tests.serving.engines.conftest import LocalModel
 
 

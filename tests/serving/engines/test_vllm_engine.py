@@ -6,10 +6,11 @@ import importlib.util
 from typing import Any
 
 import pytest
-from sovereign_serving.config import ModelServerConfig
 from sovereign_serving.engines import load_engine
 from sovereign_serving.engines.base import ContextLengthExceeded, check_context, check_embedding_inputs
 from sovereign_serving.engines.vllm_engine import VLLM_MISSING, vllm_context_length, vllm_engine_args
+
+from sovereign.serving_contract import ModelServerConfig
 
 BASE = {
     "name": "fra/analyst",

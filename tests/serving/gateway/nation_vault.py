@@ -15,12 +15,10 @@ from typing import Any
 import httpx
 from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.token_reviewer import ensure_token_reviewer
-from sovereign_operator.constants import tenant_namespace, vault_role_name
 
-from sovereign.audit import audit_key_name
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.clients.vault import create_signing_key, read_transit_key
-from sovereign.domain.nations import gateway_key_name
+from sovereign.domain.nations import gateway_key_name, tenant_namespace, transit_key_name, vault_role_name
 from sovereign.identity.signed_tokens import jwks_from_transit_key
 from sovereign.platform_setup import nation_policy_for_namespace, prepare_vault
 from tests.conftest import KubeAPI, VaultServer, running_vault
@@ -41,7 +39,7 @@ def vault_sink_in(
         kubernetes_ca_cert=kube_api.ca_cert.read_text(),
         token_reviewer_jwt=ensure_token_reviewer(load_api_client(str(kube_api.kubeconfig))),
     )
-    root.secrets.transit.create_key(name=audit_key_name(nation), key_type="aes256-gcm96")
+    root.secrets.transit.create_key(name=transit_key_name(nation), key_type="aes256-gcm96")
     policy = f"nation-{tenant_namespace(nation)}"
     root.sys.create_or_update_acl_policy(policy, nation_policy_for_namespace(tenant_namespace(nation)))
     namespace = f"sealed-vault-{uuid.uuid4().hex[:6]}"

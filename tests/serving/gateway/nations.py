@@ -10,13 +10,13 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from sovereign_serving.config import GatewayConfig
 
 from sovereign.domain.markings import Classification
 from sovereign.identity.federation_assertions import KeySigner
 from sovereign.identity.tokens import issue_token
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.nation_rules import nation_bundle_rules
+from sovereign.serving_contract import GatewayConfig
 
 FAKE_APP = "fake-model"  # one fake application serves every test model
 
@@ -169,7 +169,3 @@ def gateway_config(
     config = {"nation": nation, "tenants": tenants, "models": models, "bundle": bundle.to_configmap_data()}
     GatewayConfig.model_validate(config)
     return config
-
-
-def route_prefix(nation: str) -> str:
-    return f"/{nation.lower()}"

@@ -28,13 +28,19 @@ from ray.serve.context import _get_global_client
 from ray.serve.schema import ServeDeploySchema
 from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_serving.audit_writer import AUDIT_NAMESPACE, audit_writer_name
-from sovereign_serving.config import AIR_GAP_ENV, GatewayConfig, gateway_application_name
-from sovereign_serving.gateway import NOT_AVAILABLE, QUOTA_NAMESPACE, quota_actor_name
+from sovereign_serving.audit_writer import AUDIT_NAMESPACE
+from sovereign_serving.gateway import NOT_AVAILABLE, QUOTA_NAMESPACE
 from sovereign_serving.gateway._ratelimit import QuotaTable, Rate, quota_table
 
 from sovereign.audit import DECISIONS_STREAM, stream_directory, verify
 from sovereign.domain.markings import Classification
+from sovereign.domain.nations import (
+    audit_writer_name,
+    gateway_application_name,
+    gateway_route_prefix,
+    quota_actor_name,
+)
+from sovereign.serving_contract import AIR_GAP_ENV, GATEWAY_IMPORT_PATH, GatewayConfig
 from tests.conftest import KubeAPI, VaultServer
 from tests.helpers import wait_until
 from tests.serving.gateway.nation_vault import audit_sink_in, chat, gateways_signing_in
@@ -43,7 +49,6 @@ from tests.serving.gateway.nations import (
     ISSUERS,
     bundle_keeping_deu_out,
     gateway_config,
-    route_prefix,
 )
 
 FRA_REQUESTS_PER_MINUTE = 4
@@ -53,7 +58,6 @@ FRA_QUOTAS = {
     "peers": {"DEU": {"requestsPerMinute": FRA_REQUESTS_PER_MINUTE}},
 }
 FEDERATED_DEU = "/deu-federated"  # DEU's gateway as on kuberay: FRA's models through FRA's gateway
-GATEWAY_IMPORT_PATH = "sovereign_serving.gateway:build_app"
 FAKE_IMPORT_PATH = "tests.serving.gateway.fake_model:app"
 
 
@@ -71,7 +75,7 @@ def gateway_app(
         deployment["user_config"] = config
     return {
         "name": gateway_application_name(nation) + (prefix.replace("/", "-") if prefix else ""),
-        "route_prefix": prefix or route_prefix(nation),
+        "route_prefix": prefix or gateway_route_prefix(nation),
         "import_path": GATEWAY_IMPORT_PATH,
         "args": {},
         "deployments": [deployment],

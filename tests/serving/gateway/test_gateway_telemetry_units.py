@@ -14,12 +14,12 @@ import jwt
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-from sovereign_serving.config import GatewayConfig
 from sovereign_serving.gateway._access import Access, ModelDecision
 from sovereign_serving.gateway._federation import Federation
 from sovereign_serving.gateway._telemetry import _parent
 
 from sovereign.domain.markings import Classification
+from sovereign.serving_contract import GatewayConfig
 from tests.serving.gateway.nations import ISSUERS, gateway_config, gateway_signer
 from tests.serving.gateway.test_gateway_units import authenticate, refusal
 

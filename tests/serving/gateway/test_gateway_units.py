@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_serving.config import GatewayConfig
 from sovereign_serving.gateway import NOT_AVAILABLE, GatewayError, build_app
 from sovereign_serving.gateway._access import Access
 from sovereign_serving.gateway._errors import MAX_ECHOED, not_available
@@ -25,6 +24,7 @@ from sovereign_serving.gateway._ratelimit import quota_table
 
 from sovereign.domain.markings import Classification, Principal
 from sovereign.identity.federation_assertions import ReplayCache, assertion_claims
+from sovereign.serving_contract import GatewayConfig
 from tests.serving.gateway.nations import ISSUERS, bundle_keeping_deu_out, gateway_config, gateway_signer
 
 

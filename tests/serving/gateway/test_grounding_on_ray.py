@@ -23,11 +23,12 @@ import ray
 from ray import serve
 from sovereign_devstack.otlp_receiver import OtlpReceiver
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_serving.config import AIR_GAP_ENV, retriever_application_name
 from sovereign_serving.gateway._errors import DATASET_NOT_AVAILABLE
 from typer.testing import CliRunner
 
 from sovereign.cli.main import app as cli
+from sovereign.domain.nations import retriever_application_name
+from sovereign.serving_contract import AIR_GAP_ENV
 from tests.helpers import wait_until
 from tests.serving.gateway.datasets import CHUNKS, canaries, grounded_config
 from tests.serving.gateway.nations import FAKE_APP, ISSUERS

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from sovereign_devstack.processes import free_loopback_port
-from sovereign_serving.config import GatewayConfig, GatewayDataset
 from sovereign_serving.gateway._access import Access
 from sovereign_serving.gateway._errors import DATASET_NOT_AVAILABLE
 from sovereign_serving.gateway._federation import Federation
@@ -26,6 +25,7 @@ from sovereign_serving.gateway._retrieval import _readable
 from sovereign_serving.gateway._routes_datasets import DatasetRoutes
 
 from sovereign.domain.markings import Classification, Markings, answer_marking
+from sovereign.serving_contract import GatewayConfig, GatewayDataset
 from tests.serving.gateway.datasets import CHUNKS, grounded_config
 from tests.serving.gateway.nations import ISSUERS, gateway_signer
 from tests.serving.gateway.test_gateway_units import authenticate, refusal

@@ -8,22 +8,25 @@ from typing import Any
 
 import pytest
 from sovereign_serving.audit_writer import refusal_record
-from sovereign_serving.config import GatewayConfig
 from sovereign_serving.gateway import _ratelimit
 from sovereign_serving.gateway._admission import is_refusal
 from sovereign_serving.gateway._openai import tokens_to_reserve
 from sovereign_serving.gateway._ratelimit import (
+    LEASE_SECONDS,
+    TOKENS_PER_POOL_DIVISOR,
     Dimension,
     QuotaLedger,
     QuotaTable,
     Rate,
     Refusal,
     Scope,
+    TokenPools,
     quota_table,
     refused,
 )
 
 from sovereign.audit import AuditRecord
+from sovereign.serving_contract import GatewayConfig
 from sovereign.specs.tenant import Quotas
 from tests.serving.gateway.nations import gateway_config
 
@@ -218,3 +221,37 @@ def test_a_lease_takes_several_requests_only_as_many_as_every_bucket_holds() -> 
 @pytest.mark.parametrize(("rpm", "batch"), [(0, 1), (4, 1), (2_399, 1), (12_000, 10), (10_000_000, 64)])
 def test_lease_size_stays_exact_for_small_quotas(rpm: int, batch: int) -> None:
     assert _ratelimit.lease_size(rpm) == batch
+
+
+# SECTION a replica's token pools (large quotas: reserved ahead, refunds kept, leftovers given back)
+
+
+def test_a_pool_serves_reservations_and_refunds_until_it_expires() -> None:
+    pools, caller = TokenPools(), ("FRA", "alice")
+    assert not pools.take(caller, 10, now=0.0)  # no pool yet: the keeper is asked
+    assert pools.replace(caller, 90, now=0.0) == []  # a pool of 100 reserved, 10 taken by the request
+    assert pools.take(caller, 60, now=0.5) and not pools.take(caller, 40, now=0.5)  # 30 left
+    assert pools.refund(caller, 15, now=0.6) and pools.take(caller, 45, now=0.6)
+    assert not pools.take(caller, 1, now=0.6)  # empty
+    assert not pools.take(("FRA", "bob"), 1, now=0.6)  # one caller's pool is nobody else's
+    assert not pools.refund(caller, 5, now=LEASE_SECONDS)  # expired: the refund goes to the keeper
+
+
+def test_a_new_pool_gives_back_the_old_and_every_expired_one() -> None:
+    pools = TokenPools()
+    pools.replace(("FRA", "alice"), 30, now=0.0)
+    pools.replace(("DEU", "bob"), 20, now=0.5)
+    # alice's pool expired (its leftover is given back with her new one); bob's is still live, and stays.
+    assert pools.replace(("FRA", "alice"), 50, now=LEASE_SECONDS + 0.1) == [(("FRA", "alice"), 30)]
+    assert pools.take(("DEU", "bob"), 20, now=LEASE_SECONDS + 0.1)
+    assert pools.replace(("FRA", "carol"), 5, now=2.2 * LEASE_SECONDS) == [(("FRA", "alice"), 50)]
+
+
+def test_a_pool_only_for_callers_whose_token_quotas_are_large() -> None:
+    config: dict[str, Any] = gateway_config(
+        "FRA", tokens_per_minute=12_000_000, quotas={"userTokensPerMinute": 60}
+    )
+    client = _ratelimit.QuotaClient("FRA")
+    client._table = quota_table(GatewayConfig.model_validate(config))
+    assert client._pool_size("FRA") == 0  # 60 a minute: exact, never reserved ahead
+    assert client._pool_size("DEU") == 50_000 // TOKENS_PER_POOL_DIVISOR  # DEU's user default: half of 100k

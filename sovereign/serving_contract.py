@@ -1,5 +1,8 @@
 """What the operator hands to Ray Serve: one config object per application, the only contract between them.
 
+It lives in the shared package so that the operator, the serving package, the CLI and the devstack all
+import it from below them; the per-nation names it refers to come from `sovereign.domain.nations`.
+
 `ModelServerConfig` is the `args` of a model application (one per ModelDeployment); `GatewayConfig` is the
 `user_config` of a nation's gateway deployment, so the operator can change it (a model added, a bundle
 published) without restarting the gateway (Ray Serve docs: "Configure Ray Serve deployments",
@@ -40,23 +43,20 @@ AIR_GAP_ENV = {
     "RAY_USAGE_STATS_REPORT_URL": "http://127.0.0.1:9/",
 }
 
+# The entry points the operator names (Ray imports them from the platform image, where sovereign_serving is
+# installed): the Serve applications' import paths, the ingest job's module, and the Serve proxy's callback
+# (`sovereign_serving.serve_proxy`: `/-/routes` answers 404), which every Ray node's environment carries.
+# A test imports each of them.
+GATEWAY_IMPORT_PATH = "sovereign_serving.gateway:build_app"
+MODEL_SERVER_IMPORT_PATH = "sovereign_serving.model_server:build_app"
+RETRIEVER_IMPORT_PATH = "sovereign_serving.retriever:build_app"
+INGEST_MODULE = "sovereign_serving.ingest"  # run as `python -m`
+PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
+PROXY_ENV = {PROXY_CALLBACK_ENV: "sovereign_serving.serve_proxy:proxy_middlewares"}
+
 # Ray's dashboard probes cloud metadata services (169.254.169.254, metadata.google.internal) to guess its
 # provider unless this file exists in the head's home directory (Ray: usage_lib, "ray_bootstrap_config").
 RAY_BOOTSTRAP_CONFIG = "ray_bootstrap_config.yaml"
-
-
-def gateway_application_name(nation: str) -> str:
-    return f"{nation.lower()}-gateway"
-
-
-def model_application_name(nation: str, model: str) -> str:
-    """Unique across the Ray cluster: on the devstack all nations share one."""
-    return f"{nation.lower()}-{model}"
-
-
-def served_model_name(nation: str, model: str) -> str:
-    """How clients address a model: `<owner nation lowercase>/<model>`."""
-    return f"{nation.lower()}/{model}"
 
 
 class _Config(BaseModel):
@@ -182,17 +182,7 @@ class GatewayConfig(_Config):
     )
 
 
-# -- the data plane (issue 8): a nation's datasets, ingested by a Ray job, served by its retriever ----------
-
-
-def retriever_application_name(nation: str) -> str:
-    """The nation's retriever application (one per nation that has DataSets); unique across a Ray cluster."""
-    return f"{nation.lower()}-retriever"
-
-
-def dataset_name(nation: str, name: str) -> str:
-    """How a dataset is addressed: `<owner nation lowercase>/<name>`, like a served model."""
-    return f"{nation.lower()}/{name}"
+# -- the data plane: a nation's datasets, ingested by a Ray job, served by its retriever ----------
 
 
 class IngestConfig(_Config):

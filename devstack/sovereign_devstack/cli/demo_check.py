@@ -21,6 +21,7 @@ from rich.table import Table
 from sovereign.cli.as_nation import login_as_nation, sign_dev_token
 from sovereign.clients.kubernetes import list_tenants
 from sovereign.domain.markings import Classification
+from sovereign.domain.nations import dataset_name, gateway_route_prefix, nation_of_namespace
 from sovereign.identity.signed_tokens import dev_token_claims
 
 DEMO_MODEL = "fra/analyst"
@@ -82,7 +83,7 @@ def run_demo_calls(
 ) -> list[DemoCall]:
     calls = []
     for nation, clearance, why in DEMO_CALLS:
-        endpoint = f"{gateway_url}/{nation.lower()}/v1"
+        endpoint = f"{gateway_url}{gateway_route_prefix(nation)}/v1"
         token = dev_token(api, vault_addr, nation, clearance, vault_cacert=vault_cacert)
         response = httpx.post(
             f"{endpoint}/chat/completions",
@@ -119,7 +120,7 @@ def print_demo_calls(calls: list[DemoCall], console: Console) -> None:
 def print_how_to_call(gateway_url: str, env_path: str, console: Console) -> None:
     console.print("\n[bold]Each nation's OpenAI endpoint[/] (a token from that nation's issuer only):")
     for nation, _, _ in DEMO_CALLS:
-        console.print(f"  {nation}: {gateway_url}/{nation.lower()}/v1", soft_wrap=True)
+        console.print(f"  {nation}: {gateway_url}{gateway_route_prefix(nation)}/v1", soft_wrap=True)
     console.print("\n[bold]Call it yourself:[/]")
     lines = [
         f"source {env_path}",
@@ -189,7 +190,7 @@ def run_grounded_demo(
     vault_cacert: str | None = None,
 ) -> GroundedDemo:
     """A DEU analyst's grounded question to `fra/analyst` over the example datasets."""
-    names = [f"{namespace.removeprefix('tenant-')}/{name}" for namespace, name in datasets]
+    names = [dataset_name(nation_of_namespace(namespace) or namespace, name) for namespace, name in datasets]
     nation, clearance = GROUNDED_CALLER
     token = dev_token(api, vault_addr, nation, clearance, vault_cacert=vault_cacert)
     # A DataSet is Ready once its index exists; the gateways learn of it, and its owner's retriever starts, at
@@ -197,7 +198,7 @@ def run_grounded_demo(
     deadline = time.monotonic() + GATEWAYS_LEARN_TIMEOUT
     while True:
         response = httpx.post(
-            f"{gateway_url}/{nation.lower()}/v1/chat/completions",
+            f"{gateway_url}{gateway_route_prefix(nation)}/v1/chat/completions",
             headers={"Authorization": f"Bearer {token}"},
             json={
                 "model": DEMO_MODEL,

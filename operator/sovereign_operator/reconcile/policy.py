@@ -1,0 +1,105 @@
+"""The policy bundle pass: every live TenantPolicy → the published bundle, and each TenantPolicy's status.
+
+Every pass is level-based: it reads ALL TenantPolicies and Tenants, builds the bundle (builders/policy_bundle,
+pure), writes ConfigMap `sovereign-policy-bundle` in the platform namespace only when its version changed, and
+brings every TenantPolicy's status up to date (policies, bundleVersion, Accepted/Ready). Passes take turns
+(the context's policy lock), so the last one always publishes what is live now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import kopf
+
+from sovereign.clients import kubernetes as kube
+from sovereign.clients.vault import VAULT_ERRORS
+from sovereign.domain.nations import tenant_namespace
+from sovereign.policy.bundle import BUNDLE_CONFIGMAP, VERSION_KEY, PolicyBundle
+from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.policy_bundle import (
+    build_bundle_configmap,
+    build_policy_bundle,
+    build_tenant_policy_status,
+)
+from sovereign_operator.builders.vault import vault_mounts_for_tenant
+from sovereign_operator.constants import GROUP, VERSION
+from sovereign_operator.reconcile.conditions import status_changes
+from sovereign_operator.reconcile.context import OperatorContext
+from sovereign_operator.reconcile.tenant_audit import (
+    AUDIT_RETRY_SECONDS,
+    AuditWriteFailed,
+    record_policy_change,
+)
+from sovereign_operator.resource_validation import tenant_facts_by_nation
+
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+@dataclass(frozen=True)
+class Published:
+    version: str
+    changed: bool  # whether this pass wrote a new version
+
+
+def publish_policy_bundle(context: OperatorContext) -> Published:
+    """One level-based pass: bundle from every live TenantPolicy, ConfigMap, then every status."""
+    dynamic = context.dynamic
+    with context.policy_lock:
+        tenants = kube.list_objects(dynamic, API_VERSION, "Tenant") or []
+        policies = kube.list_objects(dynamic, API_VERSION, "TenantPolicy") or []
+        publication = build_policy_bundle(PolicyBundle.load(), policies, tenant_facts_by_nation(tenants))
+        version = publication.bundle.version
+        changed = _write_configmap(context, publication.bundle)
+        for body in policies:
+            metadata = body["metadata"]
+            verdict = publication.verdicts.get((metadata.get("namespace", ""), metadata["name"]))
+            if verdict is None:
+                continue  # being deleted
+            live_status = dict(body.get("status") or {})
+            wanted = build_tenant_policy_status(verdict, version, live_status, metadata.get("generation"))
+            changes = status_changes(live_status, wanted)
+            if changes:
+                kube.merge_patch_status(
+                    dynamic, API_VERSION, "TenantPolicy", metadata["name"], metadata["namespace"], changes
+                )
+        return Published(version, changed)
+
+
+def record_policy_changed(context: OperatorContext, body: kopf.Body, change: str, version: str) -> None:
+    """policy-changed in the log of the nation whose namespace holds the TenantPolicy.
+
+    Not for a nation being offboarded (its TenantPolicies go with its namespace, after its key was shredded:
+    its log can take no more records) nor for a namespace without a Tenant. A failed record retries the
+    handler (the bundle pass is idempotent), so no change goes unrecorded.
+    """
+    if not context.audit.enabled:
+        return
+    namespace = body["metadata"].get("namespace", "")
+    tenants = kube.list_objects(context.dynamic, API_VERSION, "Tenant") or []
+    owners = [
+        t for t in tenants if tenant_namespace(str((t.get("spec") or {}).get("nation", ""))) == namespace
+    ]
+    if not owners or owners[0]["metadata"].get("deletionTimestamp"):
+        return
+    spec = TenantSpec.model_validate(owners[0]["spec"])
+    try:
+        vault = context.vaults.for_tenant(spec)
+    except VAULT_ERRORS as error:
+        message = f"no Vault for {spec.nation}'s audit log: {error}"
+        raise AuditWriteFailed(message, delay=AUDIT_RETRY_SECONDS) from error
+    transit = vault_mounts_for_tenant(spec).transit
+    record_policy_change(context.audit, vault, transit, spec.nation, body, change, version)
+
+
+def _write_configmap(context: OperatorContext, bundle: PolicyBundle) -> bool:
+    namespace = context.config.platform_namespace  # where the bundle's ConfigMap lives
+    desired = build_bundle_configmap(bundle, namespace)
+    live = kube.read_object(context.dynamic, "v1", "ConfigMap", BUNDLE_CONFIGMAP, namespace)
+    if live is None:
+        kube.create_object(context.dynamic, desired)
+        return True
+    if (live.get("data") or {}).get(VERSION_KEY) == bundle.version:
+        return False
+    kube.replace_object(context.dynamic, desired)  # a nation's file that is gone must go from the data too
+    return True

@@ -1,0 +1,37 @@
+"""What every serving runtime is: where things run (`RuntimeLayout`, pure) and `apply(plan)`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from kubernetes.dynamic import DynamicClient
+
+from sovereign_operator.builders.serving_plan import RuntimeLayout, ServingPlan
+from sovereign_operator.config import OperatorConfig
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying a plan did: whether it sent a new configuration, and each Ray application's
+    (status, message) as the runtime reports it (Ray Serve's statuses: RUNNING, DEPLOYING, ...)."""
+
+    deployed: bool
+    states: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+class ServingRuntime(RuntimeLayout, Protocol):
+    """A place where the nations' Ray Serve applications run. One class per runtime; the operator makes one
+    at start from its config (`runtime_for`) and hands it a plan on every serving pass."""
+
+    name: ClassVar[str]  # the value of SOVEREIGN_RUNTIME
+    serves: ClassVar[bool]  # False: ModelDeployments and DataSets are admitted but not served
+    config: OperatorConfig
+
+    def __init__(self, config: OperatorConfig) -> None: ...
+
+    def apply(self, plan: ServingPlan, kube: DynamicClient) -> Applied:
+        """Bring the runtime to `plan` (level-based: write only what differs) and report the applications'
+        states."""
+        ...
