@@ -83,31 +83,44 @@ def print_tenants(kubeconfig: str, console: Console) -> None:
     console.print(table)
 
 
-def wait_for_models_ready(
-    api: ApiClient, models: list[tuple[str, str]], timeout: float, progress: Callable[[str], None]
-) -> None:
-    """Block until every (namespace, name) ModelDeployment is Ready; TimeoutError names those that are not
-    with their Ready condition's reason and message (e.g. which file failed its sha256)."""
+def not_ready_after(
+    api: ApiClient,
+    kind: str,
+    objects: list[tuple[str, str]],
+    timeout: float,
+    progress: Callable[[str], None],
+    ready_note: Callable[[dict[str, Any]], str] = lambda body: "",
+) -> list[str]:
+    """Wait until every (namespace, name) object of `kind` (sovereign.ai/v1alpha1) is Ready, saying so as each
+    becomes Ready (`ready_note`: what to add, from its body); returns those still not Ready at the timeout,
+    each with its Ready condition's reason and message (e.g. which file failed its sha256)."""
     from sovereign.clients.kubernetes import dynamic_client, read_object
 
     dynamic = dynamic_client(api)
     deadline = time.monotonic() + timeout
-    waiting = sorted(models)
+    waiting = sorted(objects)
     while True:
         still = []
         for namespace, name in waiting:
-            body = read_object(dynamic, "sovereign.ai/v1alpha1", "ModelDeployment", name, namespace) or {}
+            body = read_object(dynamic, "sovereign.ai/v1alpha1", kind, name, namespace) or {}
             ready = ready_condition(body)
             if ready.get("status") == "True":
-                progress(f"ModelDeployment {namespace}/{name} is Ready")
+                progress(f"{kind} {namespace}/{name} is Ready{ready_note(body)}")
             else:
                 still.append(((namespace, name), ready))
         waiting = [key for key, _ in still]
-        if not waiting:
-            return
-        if time.monotonic() > deadline:
-            details = "; ".join(
-                f"{ns}/{n}: {r.get('reason', 'no status yet')} {r.get('message', '')}" for (ns, n), r in still
-            )
-            raise TimeoutError(f"ModelDeployments not Ready after {timeout:.0f}s ({details})")
+        if not waiting or time.monotonic() > deadline:
+            return [
+                f"{ns}/{n}: {r.get('reason', 'no status yet')} {r.get('message', '')}".strip()
+                for (ns, n), r in still
+            ]
         time.sleep(POLL_SECONDS)
+
+
+def wait_for_models_ready(
+    api: ApiClient, models: list[tuple[str, str]], timeout: float, progress: Callable[[str], None]
+) -> None:
+    """Block until every (namespace, name) ModelDeployment is Ready; TimeoutError names those that are not."""
+    still = not_ready_after(api, "ModelDeployment", models, timeout, progress)
+    if still:
+        raise TimeoutError(f"ModelDeployments not Ready after {timeout:.0f}s ({'; '.join(still)})")

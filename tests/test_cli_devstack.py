@@ -243,6 +243,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+@pytest.mark.faults  # `make faults`: kept out of `make test` for its time
 def test_failed_up_leaves_nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOVEREIGN_PHOENIX", str(phoenix_stand_in(tmp_path / "viewer")))  # stopped too
     state_dir = tmp_path / "state"

@@ -13,7 +13,6 @@ stole its credentials) could send.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,20 +22,18 @@ from typing import Any
 
 import httpx
 import pytest
-import ray
-from ray import serve
 from sovereign_devstack.pki import CertificateAuthority
-from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.gateway._signer import GatewaySigner
 
 from sovereign.audit import DECISIONS_STREAM, AuditRecord, read, stream_directory
 from sovereign.domain.markings import Classification, Principal
 from sovereign.identity.federation_assertions import assertion_claims
-from sovereign.serving_contract import AIR_GAP_ENV, VaultSink
+from sovereign.serving_contract import VaultSink
 from tests.conftest import KubeAPI, VaultServer
 from tests.serving.gateway.nation_vault import gateways_signing_in
 from tests.serving.gateway.nations import FAKE_APP, ISSUERS, gateway_config
 from tests.serving.gateway.test_gateway_on_ray import FAKE_IMPORT_PATH, ServeConfig, gateway_app
+from tests.serving.local_serve import local_serve
 
 ROUTES = ("chat/completions", "completions", "embeddings", "sovereign/search")
 
@@ -55,47 +52,32 @@ def federated(
 ) -> Iterator[Federated]:
     directory = tmp_path_factory.mktemp("federation-attacks")
     audit = directory / "audit"
-    saved = {k: os.environ.get(k) for k in (*AIR_GAP_ENV, "PYTHONPATH")}
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    os.environ.update(AIR_GAP_ENV)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, saved["PYTHONPATH"]) if p)
-    with gateways_signing_in(kube_api, devstack_ca, directory, ("DEU", "FRA", "POL")) as (vault, made):
-        port = free_loopback_port()
+    with (
+        gateways_signing_in(kube_api, devstack_ca, directory, ("DEU", "FRA", "POL")) as (vault, made),
+        local_serve() as port,
+    ):
         fra_url = {"FRA": f"http://127.0.0.1:{port}/fra"}
         keys = {nation: made[nation][1] for nation in ("DEU", "POL")}
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-        try:
-            serve.start(http_options={"host": "127.0.0.1", "port": port})
-            fra = gateway_config("FRA", gateway_keys=keys, suspended=("POL",))
-            deu = gateway_config("DEU", federation_urls=fra_url)
-            ServeConfig(
-                port,
-                [
-                    {"name": FAKE_APP, "route_prefix": None, "import_path": FAKE_IMPORT_PATH},
-                    gateway_app(
-                        "FRA", {**fra, "audit": {**made["FRA"][0], "directory": str(audit)}}, replicas=2
-                    ),
-                    gateway_app(
-                        "DEU",
-                        {
-                            **deu,
-                            "federation": made["DEU"][0],
-                            "audit": {**made["DEU"][0], "directory": str(audit)},
-                        },
-                    ),
-                    gateway_app("DEU", deu, prefix="/deu-unsigned"),
-                ],
-            ).apply()
-            signers = {n: GatewaySigner(n, VaultSink.model_validate(made[n][0])) for n in made}
-            yield Federated(f"http://127.0.0.1:{port}", vault, audit, signers)
-        finally:
-            serve.shutdown()
-            ray.shutdown()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        fra = gateway_config("FRA", gateway_keys=keys, suspended=("POL",))
+        deu = gateway_config("DEU", federation_urls=fra_url)
+        ServeConfig(
+            port,
+            [
+                {"name": FAKE_APP, "route_prefix": None, "import_path": FAKE_IMPORT_PATH},
+                gateway_app("FRA", {**fra, "audit": {**made["FRA"][0], "directory": str(audit)}}, replicas=2),
+                gateway_app(
+                    "DEU",
+                    {
+                        **deu,
+                        "federation": made["DEU"][0],
+                        "audit": {**made["DEU"][0], "directory": str(audit)},
+                    },
+                ),
+                gateway_app("DEU", deu, prefix="/deu-unsigned"),
+            ],
+        ).apply()
+        signers = {n: GatewaySigner(n, VaultSink.model_validate(made[n][0])) for n in made}
+        yield Federated(f"http://127.0.0.1:{port}", vault, audit, signers)
 
 
 def body_of(route: str, model: str = "fra/analyst") -> bytes:

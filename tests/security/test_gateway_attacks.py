@@ -14,7 +14,6 @@ routes is a peer gateway's assertion (signed here with DEU's gateway key, as a m
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,11 +36,12 @@ from sovereign.audit import DECISIONS_STREAM, AuditRecord, read, stream_director
 from sovereign.domain.markings import Classification, Principal
 from sovereign.domain.nations import gateway_route_prefix, quota_actor_name
 from sovereign.identity.federation_assertions import assertion_claims
-from sovereign.serving_contract import AIR_GAP_ENV, GatewayConfig
+from sovereign.serving_contract import GatewayConfig
 from tests.conftest import KubeAPI, VaultServer, running_vault
 from tests.helpers import wait_until
 from tests.serving.gateway.nation_vault import audit_sink_in
 from tests.serving.gateway.nations import FAKE_APP, ISSUERS, gateway_config, gateway_signer
+from tests.serving.local_serve import local_serve
 
 FRA_QUOTAS = {
     "requestsPerMinute": 12,
@@ -70,48 +70,30 @@ def serving(
     kube_api: KubeAPI, devstack_ca: CertificateAuthority, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serving]:
     home = tmp_path_factory.mktemp("quota-attacks")
-    saved = {k: os.environ.get(k) for k in (*AIR_GAP_ENV, "PYTHONPATH", "RAY_metrics_report_interval_ms")}
-    root = str(Path(__file__).resolve().parents[2])
-    os.environ.update(AIR_GAP_ENV)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, saved["PYTHONPATH"]) if p)
-    os.environ["RAY_metrics_report_interval_ms"] = "1000"  # noqa: SIM112 (Ray's name) 401s show within 1 s
-    port, metrics_port = free_loopback_port(), free_loopback_port()
+    metrics_port = free_loopback_port()
     with (
         running_vault(home / "vault", devstack_ca) as vault,
         audit_sink_in(vault, kube_api, "FRA", home) as sink,
-    ):
-        ray.init(
-            address="local",
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
+        local_serve(
+            {"RAY_metrics_report_interval_ms": "1000"},  # 401s counted within 1 s
             _node_ip_address="127.0.0.1",
             _metrics_export_port=metrics_port,
-        )
-        try:
-            serve.start(http_options={"host": "127.0.0.1", "port": port})
-            from tests.serving.gateway.fake_model import app as fake_model
+        ) as port,
+    ):
+        from tests.serving.gateway.fake_model import app as fake_model
 
-            serve.run(fake_model, name=FAKE_APP, route_prefix=None)
-            serve.run(
-                build_app({"config": fra_config(sink)}),
-                name="fra-gateway",
-                route_prefix=gateway_route_prefix("FRA"),
-            )
-            yield Serving(
-                f"http://127.0.0.1:{port}/fra",
-                f"http://127.0.0.1:{metrics_port}/metrics",
-                Path(sink["directory"]),
-                vault,
-            )
-        finally:
-            serve.shutdown()
-            ray.shutdown()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        serve.run(fake_model, name=FAKE_APP, route_prefix=None)
+        serve.run(
+            build_app({"config": fra_config(sink)}),
+            name="fra-gateway",
+            route_prefix=gateway_route_prefix("FRA"),
+        )
+        yield Serving(
+            f"http://127.0.0.1:{port}/fra",
+            f"http://127.0.0.1:{metrics_port}/metrics",
+            Path(sink["directory"]),
+            vault,
+        )
 
 
 @pytest.fixture

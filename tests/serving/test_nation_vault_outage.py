@@ -30,6 +30,7 @@ READER = Principal.model_validate(
 )
 
 
+@pytest.mark.faults  # `make faults`: kept out of `make test` for its time
 def test_the_retriever_refuses_while_vault_is_out_and_the_login_heals(
     fresh_vault: VaultServer, kube_api: KubeAPI, tmp_path: Path
 ) -> None:

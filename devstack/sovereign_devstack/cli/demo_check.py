@@ -157,29 +157,12 @@ def wait_for_datasets_ready(
     api: Any, datasets: list[tuple[str, str]], timeout: float, progress: Any
 ) -> list[str]:
     """Wait until every DataSet is Ready; returns what is still not Ready (with its reason) at the timeout."""
-    from sovereign.clients.kubernetes import dynamic_client, read_object
-    from sovereign.tenant_readiness import ready_condition
+    from sovereign.tenant_readiness import not_ready_after
 
-    dynamic = dynamic_client(api)
-    deadline = time.monotonic() + timeout
-    waiting = sorted(datasets)
-    while True:
-        still = []
-        for namespace, name in waiting:
-            body = read_object(dynamic, "sovereign.ai/v1alpha1", "DataSet", name, namespace) or {}
-            ready = ready_condition(body)
-            if ready.get("status") == "True":
-                status = body.get("status") or {}
-                progress(f"DataSet {namespace}/{name} is Ready ({status.get('chunks', '?')} chunks)")
-            else:
-                still.append(((namespace, name), ready))
-        waiting = [key for key, _ in still]
-        if not waiting or time.monotonic() > deadline:
-            return [
-                f"{ns}/{n}: {r.get('reason', 'no status yet')} {r.get('message', '')}".strip()
-                for (ns, n), r in still
-            ]
-        time.sleep(1.0)
+    def chunks(body: dict[str, Any]) -> str:
+        return f" ({(body.get('status') or {}).get('chunks', '?')} chunks)"
+
+    return not_ready_after(api, "DataSet", datasets, timeout, progress, chunks)
 
 
 def run_grounded_demo(

@@ -11,7 +11,6 @@ whose bodies are scanned for the chunks' canary words: none may appear there.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,16 +18,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import ray
-from ray import serve
 from sovereign_devstack.otlp_receiver import OtlpReceiver
-from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.gateway._errors import DATASET_NOT_AVAILABLE
 from typer.testing import CliRunner
 
 from sovereign.cli.main import app as cli
 from sovereign.domain.nations import retriever_application_name
-from sovereign.serving_contract import AIR_GAP_ENV
 from tests.helpers import wait_until
 from tests.serving.gateway.datasets import CHUNKS, canaries, grounded_config
 from tests.serving.gateway.nations import FAKE_APP, ISSUERS
@@ -38,6 +33,7 @@ from tests.serving.gateway.test_gateway_on_ray import (  # noqa: F401  (deu_sign
     deu_signing,
     gateway_app,
 )
+from tests.serving.local_serve import local_serve
 
 FEDERATED_DEU = "/deu-federated"
 CANARIES = [c["text"].split()[2] for c in CHUNKS]
@@ -66,14 +62,7 @@ def base_url(
     deu_signer, deu_keys = deu_signing
     started = time.monotonic()
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    saved = {k: os.environ.get(k) for k in (*AIR_GAP_ENV, *otel, "PYTHONPATH")}
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    os.environ.update({**AIR_GAP_ENV, **otel})
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, saved["PYTHONPATH"]) if p)
-    port = free_loopback_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+    with local_serve(otel) as port:
         fra_gateway = {"FRA": f"http://127.0.0.1:{port}/fra"}
         ServeConfig(
             port,
@@ -93,14 +82,6 @@ def base_url(
         ).apply()
         print(f"\nRay, Serve and the applications up in {time.monotonic() - started:.1f} s")
         yield f"http://127.0.0.1:{port}"
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def user(nation: str, **claims: Any) -> str:
