@@ -38,8 +38,8 @@ test: install
 	  if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$code
 
 # The fault cases kept out of `make test` for their time (marker `faults`): Vault sealed, restarted and
-# unreachable (under the operator, the gateway, the retriever, the CLI), a failed `sovereign up`, the operator
-# killed at every failpoint of provisioning and offboarding.
+# unreachable (under the operator, the gateway, the retriever, the CLI), a failed `sovereign up`, the API server
+# restarted, the leading operator killed, the operator killed at every failpoint of provisioning and offboarding.
 faults: install
 	$(BIN)/python -m pytest --durations=15 -m faults $(PYTEST_ARGS); code=$$?; \
 	  if [ $$code -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$code

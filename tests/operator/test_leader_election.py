@@ -6,6 +6,7 @@ import json
 import socket
 from collections.abc import Callable
 
+import pytest
 import yaml
 
 from tests.helpers import kubectl
@@ -25,6 +26,7 @@ def lease_holder(platform: Platform) -> str | None:
     return json.loads(result.stdout)["spec"].get("holderIdentity") if result.returncode == 0 else None
 
 
+@pytest.mark.faults  # `make faults`: kept out of `make test` for its time
 def test_only_the_lease_holder_acts_and_a_standby_takes_over(
     platform: Platform, start_operator: Callable[..., OperatorProcess]
 ) -> None:
