@@ -19,10 +19,9 @@ from pydantic import ValidationError
 from sovereign.clients.kubernetes import list_sovereign_objects, list_tenants, read_configmap_data
 from sovereign.domain.markings import Classification, Resource, ResourceKind, ResourceMarkings
 from sovereign.domain.nations import dataset_name, is_nation_code, served_model_name, tenant_namespace
+from sovereign.domain.platform_names import PLATFORM_NAMESPACE
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 
-# The operator's platform namespace (operator/sovereign_operator/constants.py; the CLI does not import it).
-PLATFORM_NAMESPACE = "sovereign-system"
 BASE_ONLY_NOTE = "no nation rules published; deciding with the base policies"
 
 
@@ -88,8 +87,8 @@ def resources_from_objects(
     resources: dict[tuple[ResourceKind, str], Resource] = {}
     for key, claims in claimed.items():
         if len(claims) > 1:
-            objects = ", ".join(sorted(where for where, _ in claims))
-            warnings.append(f"{key[0].value} {key[1]} skipped: claimed by several objects ({objects})")
+            claimants = ", ".join(sorted(where for where, _ in claims))
+            warnings.append(f"{key[0].value} {key[1]} skipped: claimed by several objects ({claimants})")
             continue
         resources[key] = claims[0][1]
     return dict(sorted(resources.items(), key=lambda item: (item[0][0].value, item[0][1]))), warnings
@@ -114,6 +113,6 @@ def load_catalogue(api: Any, namespace: str = PLATFORM_NAMESPACE) -> Catalogue:
 
 def tenant_clearance(tenant: Mapping[str, Any]) -> Classification | None:
     try:
-        return Classification((tenant.get("spec") or {}).get("clearance"))
+        return Classification((tenant.get("spec") or {}).get("clearance", ""))
     except ValueError:
         return None

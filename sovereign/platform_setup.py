@@ -19,6 +19,11 @@ from sovereign.clients.vault import (
     write_kubernetes_role,
 )
 from sovereign.domain.nations import NATION_VAULT_POLICY
+from sovereign.domain.platform_names import (
+    NATION_VAULT_OPERATOR_ROLE,
+    OPERATOR_SERVICE_ACCOUNT,
+    OPERATOR_VAULT_POLICY,
+)
 from sovereign.policy_files import VAULT_DIR
 from sovereign.specs import CUSTOM_RESOURCES
 from sovereign.specs.crd_yaml import build_crd
@@ -26,13 +31,6 @@ from sovereign.specs.crd_yaml import build_crd
 TRANSIT_MOUNT = "transit"
 KV_MOUNT = "secret"
 KUBERNETES_AUTH_MOUNT = "kubernetes"
-# The operator's Vault policy: its name is sovereign_operator.constants.OPERATOR_VAULT_POLICY (this shared
-# package does not import the operator; a test keeps the two equal).
-OPERATOR_POLICY_NAME = "sovereign-operator"
-# The Kubernetes auth role the operator logs in with at a nation's own Vault (the operator's constant
-# NATION_VAULT_OPERATOR_ROLE; a test keeps the two equal), and the operator's ServiceAccount it is bound to.
-OPERATOR_KUBERNETES_ROLE = "sovereign-operator"
-OPERATOR_SERVICE_ACCOUNT = "sovereign-system/sovereign-operator"
 OPERATOR_ROLE_TOKEN_TTL = "1h"
 POLICIES_DIR = VAULT_DIR  # the Vault ACL policies, package data (sovereign.policy_files)
 OPERATOR_POLICY_PATH = POLICIES_DIR / "sovereign-operator.hcl"
@@ -106,7 +104,7 @@ def prepare_nation_vault(
     The same mounts as the platform's Vault (transit, KV v2 at secret/, Kubernetes auth at kubernetes/,
     pointed at the platform's cluster), the nations' policy sovereign-nation, the operator's ACL policy,
     and the Kubernetes auth role
-    OPERATOR_KUBERNETES_ROLE bound to the operator's ServiceAccount (`namespace/name`), so the operator logs
+    NATION_VAULT_OPERATOR_ROLE bound to the operator's ServiceAccount (`namespace/name`), so the operator logs
     in with its ServiceAccount token and gets that policy only. The policy names the default mount paths, so
     the Tenant keeps spec.vault's default mounts. Idempotent.
     Vault docs: /vault/docs/auth/kubernetes#configuration and /vault/api-docs/auth/kubernetes#create-role
@@ -124,11 +122,11 @@ def prepare_nation_vault(
     role = {
         "bound_service_account_names": name,
         "bound_service_account_namespaces": namespace,
-        "token_policies": OPERATOR_POLICY_NAME,
+        "token_policies": OPERATOR_VAULT_POLICY,
         "token_ttl": OPERATOR_ROLE_TOKEN_TTL,
     }
-    write_kubernetes_role(client, KUBERNETES_AUTH_MOUNT, OPERATOR_KUBERNETES_ROLE, role)
-    progress(f"Vault: operator policy and role {OPERATOR_KUBERNETES_ROLE} for {operator_service_account}")
+    write_kubernetes_role(client, KUBERNETES_AUTH_MOUNT, NATION_VAULT_OPERATOR_ROLE, role)
+    progress(f"Vault: operator policy and role {NATION_VAULT_OPERATOR_ROLE} for {operator_service_account}")
 
 
 def install_operator_vault_policy(client: hvac.Client, policy_path: Path = OPERATOR_POLICY_PATH) -> None:
@@ -136,7 +134,7 @@ def install_operator_vault_policy(client: hvac.Client, policy_path: Path = OPERA
 
     Vault docs: /vault/api-docs/system/policies#create-update-acl-policy
     """
-    client.sys.create_or_update_acl_policy(name=OPERATOR_POLICY_NAME, policy=policy_path.read_text())
+    client.sys.create_or_update_acl_policy(name=OPERATOR_VAULT_POLICY, policy=policy_path.read_text())
 
 
 def build_nation_policy(kubernetes_auth_accessor: str) -> str:
@@ -187,6 +185,6 @@ def create_operator_token(client: hvac.Client, ttl: str = "768h") -> str:
     that token revokes this one too (Vault docs: /vault/docs/concepts/tokens#token-hierarchies).
     """
     response = client.auth.token.create(
-        policies=[OPERATOR_POLICY_NAME], ttl=ttl, display_name=OPERATOR_POLICY_NAME, renewable=True
+        policies=[OPERATOR_VAULT_POLICY], ttl=ttl, display_name=OPERATOR_VAULT_POLICY, renewable=True
     )
     return str(response["auth"]["client_token"])

@@ -1,13 +1,17 @@
-"""Helpers the tests share: run kubectl as a user would, and poll with a deadline instead of sleeping."""
+"""Helpers the tests share: the repository's root, kubectl run as a user would, and polling with a deadline
+instead of sleeping."""
 
 from __future__ import annotations
 
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def kubectl(

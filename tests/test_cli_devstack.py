@@ -14,9 +14,8 @@ import hvac
 import pytest
 
 from sovereign.cli.envfile import read_env_file
-from tests.conftest import ROOT
 from tests.devstack.test_trace_viewer import phoenix_stand_in
-from tests.helpers import kubectl, wait_until
+from tests.helpers import ROOT, kubectl, wait_until
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,7 @@ def process_environment(pid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
+@pytest.mark.process
 def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The trace viewer is a stand-in (the project's OTLP receiver behind SOVEREIGN_PHOENIX), whether or not
     # Phoenix is installed here: the suite never installs it (see tests/devstack/test_trace_viewer.py).
@@ -139,7 +139,6 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         # A second `up` reuses the running stack instead of starting another.
         sovereign("up", "--state-dir", str(state_dir), "--no-examples")
         assert {c["name"]: c["pid"] for c in status_json(state_dir)[1]["components"]} == pids
-        before = platform_record(env)
     finally:
         down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
     stopped = ["kube-apiserver", "operator", "ray", "token-projector", "trace-viewer", "vault"]
@@ -148,8 +147,22 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     code, status = status_json(state_dir)
     assert code == 1 and status["up"] is False
 
-    # Down, then up again on the same state dir, applying nothing: the platform comes back as it was (the
-    # API server's objects on disk as etcd keeps them, OpenBao's raft storage unsealed by `up`).
+
+@pytest.mark.process
+@pytest.mark.faults  # `make faults`: the whole platform stopped and started again, kept out of `make test`
+def test_down_then_up_brings_the_platform_back_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOVEREIGN_PHOENIX", str(phoenix_stand_in(tmp_path / "viewer")))
+    state_dir = tmp_path / "state"
+    try:
+        sovereign("up", "--state-dir", str(state_dir))
+        before = platform_record(read_env_file(state_dir / "env"))
+    finally:
+        sovereign("down", "--state-dir", str(state_dir))
+
+    # Up again on the same state dir, applying nothing: the platform comes back as it was (the API server's
+    # objects on disk as etcd keeps them, OpenBao's raft storage unsealed by `up`).
     try:
         sovereign("up", "--state-dir", str(state_dir), "--no-examples")
         env = read_env_file(state_dir / "env")
@@ -243,6 +256,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+@pytest.mark.process
 @pytest.mark.faults  # `make faults`: kept out of `make test` for its time
 def test_failed_up_leaves_nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOVEREIGN_PHOENIX", str(phoenix_stand_in(tmp_path / "viewer")))  # stopped too
@@ -256,6 +270,7 @@ def test_failed_up_leaves_nothing_running(tmp_path: Path, monkeypatch: pytest.Mo
     assert not list(state_dir.glob("*.pid")), "every process the failed `up` started must be stopped"
 
 
+@pytest.mark.process
 def test_external_needs_vault_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
     result = subprocess.run(

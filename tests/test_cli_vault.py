@@ -13,6 +13,8 @@ import pytest
 from sovereign.cli.envfile import read_env_file
 from tests.test_cli_devstack import sovereign, status_json
 
+pytestmark = pytest.mark.process  # each test runs the CLI, most `sovereign up`
+
 UP = ("--no-examples", "--no-ray", "--trace-viewer", "none", "--output", "json")
 
 

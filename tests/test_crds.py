@@ -10,8 +10,8 @@ import yaml
 
 from sovereign.specs import CUSTOM_RESOURCES, TENANT_CRD
 from sovereign.specs.crd_yaml import build_crd, render_crd_yaml
-from tests.conftest import ROOT, KubeAPI
-from tests.helpers import kubectl, wait_until
+from tests.helpers import ROOT, kubectl, wait_until
+from tests.servers import KubeAPI
 
 CRD_DIR = ROOT / "charts" / "sovereign" / "crds"
 

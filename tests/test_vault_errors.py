@@ -25,7 +25,7 @@ from sovereign.clients.vault import (
     unchecked_vault_client,
     vault_client,
 )
-from tests.conftest import VaultServer, running_vault
+from tests.servers import VaultServer, running_vault
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,7 @@ def test_a_closed_port_is_unreachable() -> None:
     assert outage.__cause__ is error
 
 
+@pytest.mark.process
 def test_an_untrusted_certificate_is_unreachable_and_names_vault_cacert(vault: VaultServer) -> None:
     error = _raised(lambda: unchecked_vault_client(vault.url, verify=True).sys.read_seal_status())
     assert isinstance(error, requests.exceptions.SSLError)
@@ -73,6 +74,7 @@ def test_an_untrusted_certificate_is_unreachable_and_names_vault_cacert(vault: V
     assert "TLS handshake" in str(outage) and "VAULT_CACERT" in str(outage)
 
 
+@pytest.mark.process
 def test_a_sealed_vault_says_so_and_what_to_do(sealed: VaultServer) -> None:
     client = sealed.client()
     for call in (
@@ -88,6 +90,7 @@ def test_a_sealed_vault_says_so_and_what_to_do(sealed: VaultServer) -> None:
         assert "sovereign vault unseal" in str(outage)
 
 
+@pytest.mark.process
 def test_the_checked_client_and_a_wrapped_cause_classify_the_same(sealed: VaultServer) -> None:
     checked = _raised(lambda: vault_client(sealed.url, verify=str(sealed.ca_cert)))
     assert isinstance(checked, VaultSealed)
@@ -102,6 +105,7 @@ def test_the_checked_client_and_a_wrapped_cause_classify_the_same(sealed: VaultS
         assert isinstance(classify_vault_error(wrapped), VaultSealed)
 
 
+@pytest.mark.process
 def test_refusals_and_absent_paths_are_not_outages(vault: VaultServer) -> None:
     forbidden = _raised(lambda: vault.client(token="not-a-token").secrets.transit.read_key(name="tenant-xyz"))
     absent = _raised(lambda: vault.client().secrets.transit.read_key(name="tenant-none"))
@@ -147,6 +151,7 @@ def test_the_gateway_answers_503_with_a_code(outage: VaultUnavailable, code: str
     assert "Vault" in body["message"] and "retry later" in body["message"]
 
 
+@pytest.mark.process
 def test_an_ingest_job_reports_a_sealed_vault_plainly(sealed: VaultServer) -> None:
     error = _raised(lambda: sealed.client().secrets.transit.encrypt_data(name="tenant-xyz", plaintext="AA=="))
     line = error_line("xyz/docs", error)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sovereign.clients.vault import VaultUnreachable, kubernetes_login, tls_verify, vault_client
-from tests.conftest import VaultServer
+from tests.servers import VaultServer
 
 
 def test_vault_cacert_is_read_when_the_client_is_made(

@@ -12,13 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from sovereign.serving_contract import platform_image_reference
-from sovereign_operator.constants import (
+from sovereign.domain.platform_names import (
     NATION_VAULT_OPERATOR_ROLE,
     OPERATOR_SERVICE_ACCOUNT,
     PLATFORM_NAMESPACE,
-    SERVICE_ACCOUNT_TOKEN_FILE,
 )
+from sovereign.serving_contract import platform_image_reference
+from sovereign_operator.constants import SERVICE_ACCOUNT_TOKEN_FILE
 
 # The nations' document sources on kuberay: on the data volume each nation's Ray head mounts at
 # /var/lib/sovereign (builders/rayservice.py DATA_MOUNT_PATH), beside its index stores.

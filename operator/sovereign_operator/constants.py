@@ -17,21 +17,17 @@ ROTATE_KEY_ANNOTATION = "sovereign.ai/rotate-key-requested-at"  # `sovereign key
 # The finalizer that holds a Tenant until its offboarding (crypto-shredding included) is complete.
 OFFBOARDING_FINALIZER = "sovereign.ai/offboarding"
 
-# Where the platform's own pieces live (the gateway, the shred records).
-PLATFORM_NAMESPACE = "sovereign-system"
+# In the platform's namespace (sovereign.domain.platform_names), the record of shredded nations.
 SHRED_RECORDS_CONFIGMAP = "shred-records"
 
 # Vault mounts used when the Tenant brings no Vault of its own.
 DEFAULT_TRANSIT_MOUNT = "transit"
 DEFAULT_KV_MOUNT = "secret"
 DEFAULT_KUBERNETES_AUTH_MOUNT = "kubernetes"
-OPERATOR_VAULT_POLICY = "sovereign-operator"
 
-# A nation's own Vault (Tenant spec.vault): the operator logs in there with Kubernetes auth, under this role
-# (which the nation's Vault admin creates, see sovereign.platform_setup.prepare_nation_vault), as this
-# ServiceAccount. In a pod the projected token file is used; elsewhere a token from the TokenRequest API.
-NATION_VAULT_OPERATOR_ROLE = "sovereign-operator"
-OPERATOR_SERVICE_ACCOUNT = "sovereign-system/sovereign-operator"
+# A nation's own Vault (Tenant spec.vault): the operator logs in there with Kubernetes auth, under the role
+# and as the ServiceAccount of sovereign.domain.platform_names. In a pod this projected token file is used;
+# elsewhere a token from the TokenRequest API.
 SERVICE_ACCOUNT_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 NAMESPACE_ADMIN_ROLE = "sovereign-namespace-admin"

@@ -24,8 +24,8 @@ from typing import Any
 from kubernetes.utils import parse_quantity
 
 from sovereign.domain.nations import dev_issuer
+from sovereign.domain.platform_names import PLATFORM_NAMESPACE
 from sovereign.specs.tenant import TenantSpec
-from sovereign_operator.constants import PLATFORM_NAMESPACE
 from sovereign_operator.spec_problems import problems_with_spec_model
 
 # Kubernetes resource.Quantity with its sign (k8s docs: /docs/reference/kubernetes-api/common-definitions/

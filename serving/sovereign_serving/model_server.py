@@ -7,10 +7,8 @@ OpenAI-shaped dicts back (`chat`, `complete`, `embed`; the `*_stream` methods ar
 chunk dicts, called with `handle.options(stream=True)`). Bodies are validated again here; a bad body, or a
 method the model's task does not offer, raises ValueError.
 
-Tracing: every method takes the caller's W3C trace context as `trace_context` (the gateway passes its model
-call span's `carrier()`) and opens a SERVER span `engine generate` / `engine embed` as its child, with the
-model, the operation and the token counts (never content); its duration also goes to the Ray histogram
-`gen_ai_server_request_duration` (Prometheus: `ray_gen_ai_server_request_duration_bucket`).
+The bodies it takes are in `model_requests.py`. Tracing: every method takes the caller's W3C trace context
+as `trace_context` and opens a SERVER span as its child (`engine_span.py`).
 
 On construction a replica sets the air-gap environment, verifies every file's sha256 (a failure raises
 `IntegrityError`, so the application goes DEPLOY_FAILED with the failing file in its message) and only
@@ -25,117 +23,24 @@ import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from ray import serve
 from ray.serve import Application
-from ray.util.metrics import Histogram
 
 from sovereign.serving_contract import AIR_GAP_ENV, ModelServerConfig
-from sovereign.telemetry import configure_tracing, context_from, tracer
+from sovereign.telemetry import configure_tracing
+from sovereign_serving.engine_span import EngineSpan, request_duration_histogram
 from sovereign_serving.engines import GenerateRequest, GenerateResult, StreamDelta, Usage, load_engine
 from sovereign_serving.integrity import verify_model_files
 from sovereign_serving.loopback import keep_replica_server_on_loopback
-
-MAX_STOP_STRINGS = 4  # as OpenAI's API
-# GenAI semconv: gen_ai.provider.name (a custom value: no well-known one fits a self-hosted platform) and
-# the bucket boundaries the GenAI metrics conventions advise for gen_ai.server.request.duration (seconds).
-PROVIDER = "sovereign"
-DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
-B = TypeVar("B", bound=BaseModel)
-
-
-# -- request bodies (OpenAI's, reduced to what the engines honour) ---------------------------------------
-
-
-class _Body(BaseModel):
-    # OpenAI clients send fields this server does not use (user, presence_penalty...): ignored, not refused.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class StreamOptions(_Body):
-    include_usage: bool = False
-
-
-class _Sampling(_Body):
-    model: str | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: Literal[1] = 1
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stops(cls, value: str | list[str] | None) -> str | list[str] | None:
-        stops = [value] if isinstance(value, str) else value or []
-        if len(stops) > MAX_STOP_STRINGS or any(not stop for stop in stops):
-            raise ValueError(f"stop: at most {MAX_STOP_STRINGS} non-empty strings")
-        return value
-
-    def stops(self) -> tuple[str, ...]:
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
-
-    def include_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)
-
-
-class TextPart(_Body):
-    type: Literal["text"]
-    text: str
-
-
-class ChatMessage(_Body):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return "".join(part.text for part in self.content)
-        return self.content or ""
-
-
-class ChatBody(_Sampling):
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-
-
-class CompletionBody(_Sampling):
-    prompt: str | list[str]
-    echo: Literal[False] = False
-    logprobs: None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _one_prompt(cls, value: str | list[str]) -> str | list[str]:
-        if isinstance(value, list) and len(value) != 1:
-            raise ValueError("prompt: exactly one prompt per request")
-        return value
-
-    def text(self) -> str:
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
-
-
-class EmbeddingBody(_Body):
-    model: str | None = None
-    input: str | list[str]
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1)
-
-    @field_validator("input")
-    @classmethod
-    def _some_input(cls, value: str | list[str]) -> str | list[str]:
-        if isinstance(value, list) and not value:
-            raise ValueError("input: at least one text")
-        return value
-
-    def texts(self) -> list[str]:
-        return [self.input] if isinstance(self.input, str) else list(self.input)
+from sovereign_serving.model_requests import (
+    ChatBody,
+    CompletionBody,
+    EmbeddingBody,
+    SamplingBody,
+    parse_body,
+)
 
 
 async def _chained(first: StreamDelta | None, rest: AsyncIterator[StreamDelta]) -> AsyncIterator[StreamDelta]:
@@ -144,20 +49,6 @@ async def _chained(first: StreamDelta | None, rest: AsyncIterator[StreamDelta]) 
     yield first
     async for delta in rest:
         yield delta
-
-
-def _parse(model: type[B], body: Any) -> B:
-    """The body as `model`, or a plain ValueError listing what is wrong (it crosses Ray's boundary)."""
-    if not isinstance(body, dict):
-        raise ValueError(f"the request body must be a JSON object, not {type(body).__name__}")
-    try:
-        return model.model_validate(body)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
-            for problem in error.errors(include_url=False)
-        )
-        raise ValueError(f"invalid request: {problems}") from None
 
 
 def _usage(usage: Usage) -> dict[str, int]:
@@ -178,57 +69,6 @@ def _embedding(vector: list[float], encoding: str) -> list[float] | str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
-# -- tracing ---------------------------------------------------------------------------------------------
-
-
-class _EngineSpan:
-    """The replica's span of one call (GenAI semconv, "Semantic conventions for generative AI spans":
-    `gen_ai.operation.name`, `gen_ai.request.model`, `gen_ai.usage.*_tokens`,
-    `gen_ai.response.finish_reasons`) as a child of the caller's span. Not made current: a streamed call
-    ends it in a later step of its generator, and nothing inside the engine opens spans. Records the
-    request duration when it ends."""
-
-    def __init__(
-        self,
-        server: ModelServer,
-        name: str,
-        operation: str,
-        trace_context: dict[str, str] | None,
-        max_tokens: int | None = None,
-    ) -> None:
-        self._tags = {"tenant": server._config.nation, "model": server._config.name, "operation": operation}
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": operation,
-            "gen_ai.provider.name": PROVIDER,
-            "gen_ai.request.model": server._config.name,
-            "sovereign.tenant": server._config.nation,
-        }
-        if max_tokens is not None:
-            attributes["gen_ai.request.max_tokens"] = max_tokens
-        self._duration = server._duration
-        self._started = time.perf_counter()
-        self.span: Span = tracer().start_span(
-            name, context=context_from(trace_context), kind=SpanKind.SERVER, attributes=attributes
-        )
-
-    def usage(self, input_tokens: int, output_tokens: int | None, finish_reason: str | None = None) -> None:
-        self.span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
-        if output_tokens is not None:
-            self.span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
-        if finish_reason is not None:
-            self.span.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
-
-    def end(self, error: BaseException | None = None) -> None:
-        if error is not None:  # the type only: a message may quote the request
-            self.span.set_attribute("error.type", type(error).__name__)
-            self.span.set_status(Status(StatusCode.ERROR))
-        self.span.end()
-        self._duration.observe(time.perf_counter() - self._started, tags=self._tags)
-
-
-# -- the deployment ------------------------------------------------------------------------------------
-
-
 # A replica whose files fail the integrity check fails the same way on every retry: give up early.
 @serve.deployment(max_constructor_retry_count=3)
 class ModelServer:
@@ -238,12 +78,7 @@ class ModelServer:
         os.environ.update(AIR_GAP_ENV)  # defence in depth: the runtime_env sets the same
         keep_replica_server_on_loopback()
         configure_tracing("sovereign-model-server", **{"sovereign.tenant": config.nation})
-        self._duration = Histogram(
-            "gen_ai_server_request_duration",
-            description="Seconds per model call in the replica (GenAI gen_ai.server.request.duration).",
-            boundaries=DURATION_BUCKETS,
-            tag_keys=("tenant", "model", "operation"),
-        )
+        self._duration = request_duration_histogram()
         self._config = config
         verify_model_files(config.source, config.sha256)
         self._engine = load_engine(config)
@@ -274,7 +109,9 @@ class ModelServer:
         parsed, request = self._chat_request(body)
         header = self._header("chatcmpl", "chat.completion.chunk")
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, usage: Usage | None = None) -> dict:
+        def chunk(
+            delta: dict[str, Any], finish: str | None = None, usage: Usage | None = None
+        ) -> dict[str, Any]:
             choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
             return {**header, "choices": [choice], "usage": _usage(usage) if usage else None}
 
@@ -333,8 +170,8 @@ class ModelServer:
         `context_length_exceeded` naming `input`), never embedded cut; only the retriever's search query
         is cut there (`truncate`, which no client body can set)."""
         self._require("embed", "embeddings")
-        parsed = _parse(EmbeddingBody, body)
-        traced = _EngineSpan(self, "engine embed", "embeddings", trace_context)
+        parsed = parse_body(EmbeddingBody, body)
+        traced = self._span("engine embed", "embeddings", trace_context)
         try:
             result = await self._engine.embed(parsed.texts(), truncate=truncate)
         except BaseException as error:
@@ -364,7 +201,7 @@ class ModelServer:
     async def _generate(
         self, request: GenerateRequest, operation: str, trace_context: dict[str, str] | None
     ) -> GenerateResult:
-        traced = _EngineSpan(self, "engine generate", operation, trace_context, request.max_tokens)
+        traced = self._span("engine generate", operation, trace_context, request.max_tokens)
         try:
             result = await self._engine.generate(request)
         except BaseException as error:
@@ -378,7 +215,7 @@ class ModelServer:
         self, request: GenerateRequest, operation: str, trace_context: dict[str, str] | None
     ) -> AsyncIterator[StreamDelta]:
         """The engine's deltas; the span ends with the stream (finished, failed or abandoned)."""
-        traced = _EngineSpan(self, "engine generate", operation, trace_context, request.max_tokens)
+        traced = self._span("engine generate", operation, trace_context, request.max_tokens)
         error: BaseException | None = None
         try:
             async for delta in self._engine.stream(request):
@@ -395,7 +232,7 @@ class ModelServer:
 
     def _chat_request(self, body: dict[str, Any]) -> tuple[ChatBody, GenerateRequest]:
         self._require("generate", "chat completions")
-        parsed = _parse(ChatBody, body)
+        parsed = parse_body(ChatBody, body)
         messages = [{"role": message.role, "content": message.text()} for message in parsed.messages]
         return parsed, self._generate_request(
             parsed, messages=messages, max_tokens=parsed.max_completion_tokens
@@ -403,12 +240,12 @@ class ModelServer:
 
     def _completion_request(self, body: dict[str, Any]) -> tuple[CompletionBody, GenerateRequest]:
         self._require("generate", "completions")
-        parsed = _parse(CompletionBody, body)
+        parsed = parse_body(CompletionBody, body)
         return parsed, self._generate_request(parsed, prompt=parsed.text())
 
     def _generate_request(
         self,
-        parsed: _Sampling,
+        parsed: SamplingBody,
         messages: list[dict[str, str]] | None = None,
         prompt: str | None = None,
         max_tokens: int | None = None,
@@ -423,6 +260,11 @@ class ModelServer:
             stop=parsed.stops(),
             seed=parsed.seed,
         )
+
+    def _span(
+        self, name: str, operation: str, trace_context: dict[str, str] | None, max_tokens: int | None = None
+    ) -> EngineSpan:
+        return EngineSpan(self._duration, self._config, name, operation, trace_context, max_tokens)
 
     def _require(self, task: str, what: str) -> None:
         if self._config.task != task:

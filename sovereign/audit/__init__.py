@@ -15,6 +15,7 @@ from sovereign.audit._records import (
     AuditDecision,
     AuditRecord,
 )
+from sovereign.audit._report import AuditProblem, VerifyReport
 from sovereign.audit._streams import (
     ADMIN_STREAM,
     DECISIONS_STREAM,
@@ -24,7 +25,7 @@ from sovereign.audit._streams import (
     stream_directories,
     stream_directory,
 )
-from sovereign.audit._verify import AuditProblem, VerifyReport, read, verify
+from sovereign.audit._verify import read, verify
 
 __all__ = [
     "ADMIN_EVENTS",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sovereign.audit._verify import VerifyReport
+from sovereign.audit._report import VerifyReport
 
 
 class AuditLogCorrupt(RuntimeError):

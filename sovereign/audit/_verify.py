@@ -11,11 +11,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TypedDict
 
 import hvac
+import hvac.exceptions
 from cryptography.exceptions import InvalidTag
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
+from pydantic import ValidationError
 
 from sovereign.audit._errors import AuditAccessDenied, AuditLogTampered
 from sovereign.audit._format import (
@@ -31,54 +32,9 @@ from sovereign.audit._format import (
 )
 from sovereign.audit._log import TRANSIT_MOUNT
 from sovereign.audit._records import AuditRecord
+from sovereign.audit._report import AuditProblem, ProblemKind, VerifyReport
 from sovereign.clients import vault as vault_client
 from sovereign.domain.nations import transit_key_name
-
-ProblemKind = Literal[
-    "unparsable",
-    "altered",
-    "removed",
-    "reordered",
-    "duplicated",
-    "chain-broken",
-    "truncated",
-    "unknown-key",
-    "undecryptable",
-    "invalid-content",
-    "wrong-nation",
-]
-
-
-class AuditProblem(BaseModel):
-    """One thing wrong with the log, and where: segment file, line number (1-based) and seq."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: ProblemKind
-    segment: str | None = None
-    line: int | None = None
-    seq: int | None = None
-    message: str
-
-
-class VerifyReport(BaseModel):
-    """What `verify` found; `ok` when the chain is whole and every record decrypts to valid content."""
-
-    nation: str
-    directory: str
-    records: int = Field(description="Lines read from the segments.")
-    last_seq: int = Field(alias="lastSeq")
-    last_hash: str = Field(alias="lastHash")
-    data_keys: int = Field(alias="dataKeys", description="Data keys the records use (unwrapped in one call).")
-    problems: list[AuditProblem]
-    notes: list[str] = Field(description="Facts that are not failures, e.g. a torn unacknowledged tail.")
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 @dataclass
@@ -87,6 +43,14 @@ class _Entry:
     line: int
     body: LogLine
     intact: bool  # its hash matches its fields
+
+
+class _Where(TypedDict):
+    """Where in the log a problem is, as AuditProblem takes it."""
+
+    segment: str
+    line: int
+    seq: int
 
 
 @dataclass
@@ -278,7 +242,7 @@ def _decrypt(
     for entry in scan.entries:
         if not entry.intact:
             continue
-        where = {"segment": entry.segment, "line": entry.line, "seq": entry.body.seq}
+        where: _Where = {"segment": entry.segment, "line": entry.line, "seq": entry.body.seq}
         key = keys.get(entry.body.key_ref)
         if key is None:
             why = "is not in keys.jsonl" if entry.body.key_ref not in keys else "cannot be unwrapped by Vault"

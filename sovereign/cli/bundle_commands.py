@@ -25,7 +25,8 @@ from sovereign.packaging import (
     planned_bytes,
     verify_bundle,
 )
-from sovereign.packaging.bundle import CHART_DIR, POLICIES_DIR, HashProgress
+from sovereign.packaging.bundle import CHART_DIR, HashProgress
+from sovereign.policy_files import POLICIES_DIR
 
 app = typer.Typer(
     help="The offline bundle for a disconnected site: create it, verify it.", no_args_is_help=True

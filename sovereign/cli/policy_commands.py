@@ -10,11 +10,11 @@ from typing import Annotated
 
 import typer
 
+from sovereign.access_check import CheckResult, check_access
 from sovereign.cli.output import OutputFormat, console, errors, fail, print_json
 from sovereign.identity.tokens import REASON_CODES, TokenRejected
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.cases import CASES_DIR, load_cases, run_cases
-from sovereign.policy.check import CheckResult, check_access
 from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.schema import SCHEMA_PATH, render_schema, write_schema
 

@@ -115,7 +115,7 @@ def issue(
         fail("--sub must not be empty")
     api = load_api_client()
     tenant = _tenant_for_nation(api, nation)
-    tenant_clearance = Classification((tenant.get("spec") or {}).get("clearance"))
+    tenant_clearance = Classification((tenant.get("spec") or {}).get("clearance", ""))
     if level > tenant_clearance:
         fail(f"clearance {level} is above {nation}'s Tenant clearance {tenant_clearance}")
     issuer, audience = _dev_issuer(tenant, nation)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import kubernetes
 from kubernetes.client import ApiClient
@@ -195,6 +195,12 @@ class LeaseConflict(RuntimeError):
     """Someone else wrote the Lease since it was read (HTTP 409)."""
 
 
+def _request_body(manifest: dict[str, Any]) -> Any:
+    # The typed API methods are annotated with their model class but take the object's JSON form too, as
+    # sent here (the same bytes with every client version this package allows).
+    return manifest
+
+
 def read_lease(api: ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     coordination = kubernetes.client.CoordinationV1Api(api)
     try:
@@ -210,11 +216,12 @@ def write_lease(api: ApiClient, namespace: str, lease: dict[str, Any]) -> dict[s
     """Create the Lease (no resourceVersion) or replace it at the resourceVersion it was read at."""
     coordination = kubernetes.client.CoordinationV1Api(api)
     name = lease["metadata"]["name"]
+    body = _request_body(lease)
     try:
         if lease["metadata"].get("resourceVersion"):
-            written = coordination.replace_namespaced_lease(name, namespace, lease, _request_timeout=5)
+            written = coordination.replace_namespaced_lease(name, namespace, body, _request_timeout=5)
         else:
-            written = coordination.create_namespaced_lease(namespace, lease, _request_timeout=5)
+            written = coordination.create_namespaced_lease(namespace, body, _request_timeout=5)
     except ApiException as error:
         if error.status == 409:
             raise LeaseConflict(f"Lease {namespace}/{name} changed since it was read") from error
@@ -230,7 +237,7 @@ def ensure_namespace(api: ApiClient, name: str) -> None:
         if error.status != 404:
             raise
         try:
-            core.create_namespace({"metadata": {"name": name}}, _request_timeout=5)
+            core.create_namespace(_request_body({"metadata": {"name": name}}), _request_timeout=5)
         except ApiException as create_error:
             if create_error.status != 409:  # created by someone else meanwhile
                 raise
@@ -239,14 +246,20 @@ def ensure_namespace(api: ApiClient, name: str) -> None:
 # -- Tenants (the CLI) -----------------------------------------------------------------------------------
 
 
+def _json_object(answer: object) -> dict[str, Any]:
+    # The custom objects API returns the parsed JSON, typed `object` by the client: a JSON object here.
+    return cast(dict[str, Any], answer)
+
+
 def list_tenants(api: ApiClient) -> list[dict[str, Any]]:
     custom = kubernetes.client.CustomObjectsApi(api)
-    return list(custom.list_cluster_custom_object("sovereign.ai", "v1alpha1", "tenants")["items"])
+    listed = _json_object(custom.list_cluster_custom_object("sovereign.ai", "v1alpha1", "tenants"))
+    return list(listed["items"])
 
 
 def read_tenant(api: ApiClient, name: str) -> dict[str, Any]:
     custom = kubernetes.client.CustomObjectsApi(api)
-    return dict(custom.get_cluster_custom_object("sovereign.ai", "v1alpha1", "tenants", name))
+    return dict(_json_object(custom.get_cluster_custom_object("sovereign.ai", "v1alpha1", "tenants", name)))
 
 
 def annotate_tenant(api: ApiClient, name: str, annotations: dict[str, str]) -> None:
@@ -276,8 +289,10 @@ def create_namespaced_service_account_token(
     spec: dict[str, Any] = {"expirationSeconds": expiration_seconds}
     if audiences:
         spec["audiences"] = audiences
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+    body = _request_body({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
     response = core.create_namespaced_service_account_token(name, namespace, body, _request_timeout=10)
+    if response.status is None:
+        raise KubernetesUnavailable(f"the TokenRequest for {namespace}/{name} returned no status")
     return str(response.status.token)
 
 
@@ -304,7 +319,9 @@ def list_sovereign_objects(api: ApiClient, plural: str) -> list[dict[str, Any]]:
     """
     custom = kubernetes.client.CustomObjectsApi(api)
     try:
-        listed = custom.list_cluster_custom_object("sovereign.ai", "v1alpha1", plural, _request_timeout=10)
+        listed = _json_object(
+            custom.list_cluster_custom_object("sovereign.ai", "v1alpha1", plural, _request_timeout=10)
+        )
     except ApiException as error:
         if error.status == 404:
             return []

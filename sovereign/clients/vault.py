@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import hvac
+import hvac.exceptions
 import requests
 
 from sovereign.telemetry import TracedJSONAdapter
@@ -190,14 +193,18 @@ def configure_kubernetes_auth(
 # Every read returns None for "absent" so reconcilers can compare desired with live before writing.
 
 
-def _absent_on_404(call, *args, **kwargs):  # type: ignore[no-untyped-def]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _absent_on_404(call: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
     try:
         return call(*args, **kwargs)
     except hvac.exceptions.InvalidPath:
         return None
 
 
-def read_transit_key(client: hvac.Client, mount: str, name: str) -> dict | None:
+def read_transit_key(client: hvac.Client, mount: str, name: str) -> dict[str, Any] | None:
     """Vault docs: /vault/api-docs/secret/transit#read-key (`keys` maps version → creation time)."""
     response = _absent_on_404(client.secrets.transit.read_key, name=name, mount_point=mount)
     return None if response is None else dict(response["data"])
@@ -263,7 +270,7 @@ def write_acl_policy(client: hvac.Client, name: str, hcl: str) -> None:
     client.sys.create_or_update_acl_policy(name=name, policy=hcl)
 
 
-def read_kubernetes_role(client: hvac.Client, mount: str, name: str) -> dict | None:
+def read_kubernetes_role(client: hvac.Client, mount: str, name: str) -> dict[str, Any] | None:
     response = _absent_on_404(client.auth.kubernetes.read_role, name=name, mount_point=mount)
     return None if response is None else dict(response)
 
@@ -284,7 +291,7 @@ def delete_kubernetes_role(client: hvac.Client, mount: str, name: str) -> bool:
     return True
 
 
-def read_kv(client: hvac.Client, mount: str, path: str) -> dict | None:
+def read_kv(client: hvac.Client, mount: str, path: str) -> dict[str, Any] | None:
     """The latest version's data of a KV v2 secret, or None if there is none (or it was deleted)."""
     response = _absent_on_404(
         client.secrets.kv.v2.read_secret_version, path=path, mount_point=mount, raise_on_deleted_version=True
@@ -292,7 +299,9 @@ def read_kv(client: hvac.Client, mount: str, path: str) -> dict | None:
     return None if response is None else dict(response["data"]["data"])
 
 
-def write_kv(client: hvac.Client, mount: str, path: str, data: dict, only_if_absent: bool = False) -> None:
+def write_kv(
+    client: hvac.Client, mount: str, path: str, data: dict[str, Any], only_if_absent: bool = False
+) -> None:
     """With `only_if_absent`, check-and-set 0 so a concurrent writer cannot be overwritten.
 
     Vault docs: /vault/api-docs/secret/kv/kv-v2#create-update-secret (cas=0: write only if absent).

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from sovereign.dataplane.documents import Chunk
-from sovereign.dataplane.store import IndexManifest
+from sovereign.dataplane.manifest import IndexManifest
 from sovereign.domain.markings import Markings, Principal, Resource, ResourceKind
 from sovereign.policy.engine import PolicyEngine
 
@@ -95,7 +95,8 @@ class LoadedIndex:
             if permitted[g] < sizes[g]:  # allowed in part: faiss scores only the allowed rows
                 bits = np.packbits(mask[rows], bitorder="little")  # bit i of byte i//8 is id i
                 selector = faiss.IDSelectorBitmap(sizes[g], faiss.swig_ptr(bits))
-                params = faiss.SearchParameters(sel=selector)
+                # faiss's Python wrapper adds the keyword arguments (and keeps `selector` alive) at import.
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
             scores, labels = shard.search(vector, min(top_k, permitted[g]), params=params)
             # `bits` must outlive the search: the selector only points into it (both are locals until here).
             keep = labels[0] >= 0
@@ -127,7 +128,7 @@ def allowed_chunks(
         owned = Markings.model_validate({**markings.model_dump(by_alias=True), "owner": owner})
         resource = Resource(kind=ResourceKind.dataset, name=dataset, markings=owned)
         verdicts[n] = engine.decide(principal, "read", [resource]).allowed
-    return verdicts[index.marking_ids]
+    return np.asarray(verdicts[index.marking_ids])  # typed: numpy types a fancy index as Any
 
 
 def _group_markings(chunks: list[Chunk]) -> tuple[np.ndarray, list[Markings]]:

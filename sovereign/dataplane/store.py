@@ -25,10 +25,9 @@ import os
 import secrets
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import hvac
 import numpy as np
@@ -37,11 +36,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sovereign.clients import vault as vault_client
 from sovereign.dataplane.documents import Chunk
+from sovereign.dataplane.manifest import IndexManifest
+from sovereign.dataplane.retrieval import LoadedIndex
 from sovereign.domain.markings import Markings
 from sovereign.domain.nations import dataset_name, nation_folder, transit_key_name
-
-if TYPE_CHECKING:
-    from sovereign.dataplane.retrieval import LoadedIndex
 
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
@@ -58,17 +56,6 @@ class DatasetUnreadable(RuntimeError):
 
 class DatasetNotIngested(LookupError):
     """The dataset has no index version yet."""
-
-
-@dataclass(frozen=True)
-class IndexManifest:
-    version: int
-    source_hash: str
-    documents: int
-    chunks: int
-    dimensions: int
-    model: str
-    created: str  # ISO 8601, UTC
 
 
 class DatasetStore:
@@ -88,8 +75,6 @@ class DatasetStore:
 
     def load(self, vault: hvac.Client, transit_mount: str) -> LoadedIndex:
         """Decrypt the current version into memory. Raises DatasetUnreadable, DatasetNotIngested."""
-        from sovereign.dataplane.retrieval import LoadedIndex  # retrieval builds on this module
-
         version = self._current_version()
         if version is None:
             raise DatasetNotIngested(f"dataset {self.dataset} has no index yet")

@@ -23,16 +23,16 @@ class Classification(StrEnum):
         return list(Classification).index(self)
 
     # StrEnum would compare alphabetically; the markings' order is the declaration order.
-    def __lt__(self, other: object) -> bool:
+    def __lt__(self, other: str) -> bool:
         return self.rank < Classification(other).rank
 
-    def __le__(self, other: object) -> bool:
+    def __le__(self, other: str) -> bool:
         return self.rank <= Classification(other).rank
 
-    def __gt__(self, other: object) -> bool:
+    def __gt__(self, other: str) -> bool:
         return self.rank > Classification(other).rank
 
-    def __ge__(self, other: object) -> bool:
+    def __ge__(self, other: str) -> bool:
         return self.rank >= Classification(other).rank
 
     __hash__ = StrEnum.__hash__

@@ -25,7 +25,7 @@ def principal_for(verified: VerifiedPrincipal, tenant: Mapping[str, Any]) -> Pri
         )
     clearance = verified.clearance
     try:
-        clearance = min(clearance, Classification(spec.get("clearance")))
+        clearance = min(clearance, Classification(spec.get("clearance", "")))
     except ValueError:
         raise ValueError(f"the Tenant of {verified.tenant_nation} has no valid spec.clearance") from None
     return Principal(
@@ -34,6 +34,6 @@ def principal_for(verified: VerifiedPrincipal, tenant: Mapping[str, Any]) -> Pri
         clearance=clearance,
         compartments=sorted(verified.compartments),
         groups=sorted(verified.groups),
-        issuerNation=verified.tenant_nation,
-        tenantSuspended=verified.tenant_suspended or bool(spec.get("suspended", False)),
+        issuer_nation=verified.tenant_nation,
+        tenant_suspended=verified.tenant_suspended or bool(spec.get("suspended", False)),
     )

@@ -119,7 +119,7 @@ def trusted_issuer_from_tenant(tenant: Mapping[str, Any]) -> TrustedIssuer:
     if not isinstance(nation, str) or not nation:
         raise IssuerUnavailable("the Tenant has no spec.nation")
     try:
-        max_clearance = Classification(spec.get("clearance"))
+        max_clearance = Classification(spec.get("clearance", ""))
     except ValueError as error:
         raise IssuerUnavailable(f"Tenant of {nation} has no valid spec.clearance") from error
     given = spec.get("identity") or {}

@@ -243,7 +243,7 @@ def _add(archive: tarfile.TarFile, member: _Member, progress: HashProgress | Non
             return chunk
 
     with member.source.open("rb") as handle:
-        archive.addfile(deterministic_tar_info(member.path, size), _Hashing())  # type: ignore[arg-type]
+        archive.addfile(deterministic_tar_info(member.path, size), _Hashing())
     written = FileDigest(path=member.path, size=size, sha256=digest.hexdigest())
     if (written.size, written.sha256) != (member.expected.size, member.expected.sha256):
         raise BundleError(f"{member.source} changed while the bundle was written")

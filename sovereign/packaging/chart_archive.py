@@ -17,6 +17,7 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -125,7 +126,7 @@ def chart_files(chart_dir: Path) -> list[str]:
     return first + templates + [f for f in found if f not in first and f not in templates]
 
 
-def chart_metadata(chart_dir: Path) -> dict:
+def chart_metadata(chart_dir: Path) -> dict[str, Any]:
     metadata = yaml.safe_load((chart_dir / CHART_FILE).read_text())
     if not isinstance(metadata, dict) or not metadata.get("name") or not metadata.get("version"):
         raise ChartError(f"{chart_dir / CHART_FILE}: needs a name and a version")

@@ -167,8 +167,9 @@ def _verify_archive(archive: tarfile.TarFile, progress: HashProgress | None) -> 
     charts = [n for n in members if n.startswith("chart/") and n.endswith(".tgz")]
     if len(charts) != 1:
         problem("chart/", "missing" if not charts else "extra", f"{len(charts)} chart archives, not 1")
+    expected_chart = manifest.chart if manifest else None
     for name in charts:
-        for message in _check_chart(name, _read(archive, members[name]), manifest and manifest.chart):
+        for message in _check_chart(name, _read(archive, members[name]), expected_chart):
             problem(name, "invalid", message)
     crds = [n for n in members if n.startswith("crds/")]
     if not crds:
@@ -179,8 +180,8 @@ def _verify_archive(archive: tarfile.TarFile, progress: HashProgress | None) -> 
     for name, check in ((IMAGES, _check_images), (POLICY_BUNDLE, _check_policy_bundle)):
         if name not in members:
             problem(name, "missing", "not in the bundle")
-        elif message := check(_read(archive, members[name])):
-            problem(name, "invalid", message)
+        elif invalid := check(_read(archive, members[name])):
+            problem(name, "invalid", invalid)
     models = 0
     if MODEL_MANIFEST not in members:
         problem(MODEL_MANIFEST, "missing", "not in the bundle")

@@ -27,7 +27,6 @@ from pydantic import ValidationError
 
 from sovereign.domain.markings import (
     AnswerMarking,
-    Classification,
     ExcludesRecipient,
     Principal,
     Resource,
@@ -38,14 +37,14 @@ from sovereign.domain.nations import nation_rule_prefix
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.schema import (
     action_uid,
-    cedar_value,
+    fast_principal_entity,
     principal_uid,
     resource_entity,
     resource_uid,
 )
+from sovereign.policy.verdict import verdict
 
 CACHE_SIZE = 100_000
-_RANK = {level: level.rank for level in Classification}
 ENTITIES_CACHE_SIZE = 10_000
 NO_CONTEXT = (
     "{}"  # a request's (empty) context, already as the JSON cedarpy would otherwise encode per request
@@ -308,56 +307,6 @@ class PolicyEngine:
         return Decision(True, permitted, sorted(allow_ids), marking, disclosed_by_owner=rules)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Cedar's answer for one resource of a request: allowed, its deciding @ids, and why not."""
-
-    allowed: bool
-    deciding: tuple[str, ...]
-    why: str = ""  # why a denied resource is denied; the reason is `<resource name>: <why>`
-    error: str | None = None  # an evaluation error: the whole request is denied with it
-
-    def reason(self, resource_name: str) -> str:
-        return f"{resource_name}: {self.why}"
-
-
-def verdict(
-    user: Principal, resource: Resource, result: cedarpy.AuthzResult, ids: Mapping[str, str]
-) -> Verdict:
-    """One resource's result as the engine reports it (shared with the access matrix)."""
-    errors = result.diagnostics.errors
-    if errors:
-        return Verdict(False, (), error=f"{resource.name}: policy evaluation error: {errors[0]}")
-    deciding = tuple(ids.get(p, p) for p in result.diagnostics.reasons)
-    if result.decision == cedarpy.Decision.Allow:
-        return Verdict(True, deciding)
-    if deciding:
-        return Verdict(False, deciding, f"forbidden by {', '.join(sorted(deciding))}")
-    return Verdict(False, (), f"no policy permits it ({explain(user, resource)})")
-
-
-def fast_principal_entity(user: Principal) -> dict[str, Any]:
-    """`schema.principal_entity(user)`, without its generic (and, for a Classification, slow) conversion.
-
-    Values of exactly str, bool or int are their own Cedar value and a Classification is its rank, as in
-    `schema.cedar_value`; anything else goes through `cedar_value` itself.
-    """
-    attrs = {}
-    for alias, name in _PRINCIPAL_FIELDS:
-        value = getattr(user, name)
-        kind = value.__class__
-        if kind is Classification:
-            attrs[alias] = _RANK[value]
-        elif kind is str or kind is bool or kind is int:
-            attrs[alias] = value
-        else:
-            attrs[alias] = cedar_value(value)
-    return {"uid": principal_uid(user), "attrs": attrs, "parents": []}
-
-
-_PRINCIPAL_FIELDS = tuple((field.alias or name, name) for name, field in Principal.model_fields.items())
-
-
 def principal_key(user: Principal) -> tuple[Any, ...]:
     """Every attribute of the principal, as a hashable tuple (a cache key). Computed per call on purpose:
     memoizing it on the instance would survive `model_copy(update=...)` and key a changed principal
@@ -385,23 +334,6 @@ def resource_key(resource: Resource) -> tuple[Any, ...]:
         tuple(m.compartments),
         tuple(m.denied_nations),
     )
-
-
-def explain(user: Principal, resource: Resource) -> str:
-    """Which clauses of the rule the request misses, for people; the decision itself is Cedar's."""
-    m = resource.markings
-    missing = []
-    if (
-        user.nationality != m.owner
-        and user.nationality not in m.releasable_to
-        and "NATO" not in m.releasable_to
-    ):
-        missing.append(f"not releasable to {user.nationality}")
-    if _RANK[user.clearance] < _RANK[m.classification]:
-        missing.append(f"clearance {user.clearance} below {m.classification}")
-    if not set(m.compartments) <= set(user.compartments):
-        missing.append(f"missing compartments {sorted(set(m.compartments) - set(user.compartments))}")
-    return "; ".join(missing) or "no matching permit"
 
 
 def _annotation_ids(policies: str) -> dict[str, str]:

@@ -59,8 +59,8 @@ def problems_with_nation_rules(nation: str, cedar: str, schema: str | None = Non
     result = cedarpy.validate_policies(cedar, schema if schema is not None else render_schema())
     if not result.validation_passed:
         ids = {gid: (p.get("annotations") or {}).get("id", gid) for gid, p in policies.items()}
-        for error in result.errors:
-            text = str(error)
+        for validation_error in result.errors:
+            text = str(validation_error)
             match = re.match(r"\[(policy\d+)\]", text)
             if match:
                 text = f"policy {ids.get(match.group(1), match.group(1))!r}: " + _schema_message(text)

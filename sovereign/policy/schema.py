@@ -28,6 +28,7 @@ ACTIONS: dict[str, list[ResourceKind]] = {
     "read": [ResourceKind.dataset],
 }
 PRINCIPAL_TYPE = "User"
+_RANK = {level: level.rank for level in Classification}
 
 
 def _cedar_type(annotation: Any) -> dict[str, Any]:
@@ -106,6 +107,28 @@ def action_uid(action: str) -> dict[str, str]:
 
 def principal_entity(principal: Principal) -> dict[str, Any]:
     return {"uid": principal_uid(principal), "attrs": cedar_attrs(principal), "parents": []}
+
+
+def fast_principal_entity(user: Principal) -> dict[str, Any]:
+    """`principal_entity(user)`, without its generic (and, for a Classification, slow) conversion.
+
+    Values of exactly str, bool or int are their own Cedar value and a Classification is its rank, as in
+    `cedar_value`; anything else goes through `cedar_value` itself.
+    """
+    attrs = {}
+    for alias, name in _PRINCIPAL_FIELDS:
+        value = getattr(user, name)
+        kind = value.__class__
+        if kind is Classification:
+            attrs[alias] = _RANK[value]
+        elif kind is str or kind is bool or kind is int:
+            attrs[alias] = value
+        else:
+            attrs[alias] = cedar_value(value)
+    return {"uid": principal_uid(user), "attrs": attrs, "parents": []}
+
+
+_PRINCIPAL_FIELDS = tuple((field.alias or name, name) for name, field in Principal.model_fields.items())
 
 
 def resource_entity(resource: Resource) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The DataSet: documents a nation owns, in its tenant namespace. Addressed as `<nation>/<name>`.
 
-The spec is declared now (issue 4) so that its markings are checked at admission and its datasets appear in
-the access matrix; the operator ingests it with the data-plane issue.
+Its markings are checked at admission and its datasets appear in the access matrix; the operator ingests it
+(reconcile/dataset.py).
 """
 
 from __future__ import annotations

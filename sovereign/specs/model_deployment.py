@@ -1,7 +1,7 @@
 """The ModelDeployment: one model a nation serves, in its tenant namespace. Addressed as `<nation>/<model>`.
 
-The spec is declared now (issue 4) so that its markings are checked at admission and its models appear in
-the access matrix; the operator serves it on Ray Serve with the serving issue.
+Its markings are checked at admission and its models appear in the access matrix; the operator serves it on
+Ray Serve (reconcile/serving.py).
 """
 
 from __future__ import annotations

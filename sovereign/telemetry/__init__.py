@@ -14,7 +14,7 @@ What may go into a span, an event, a log line or a metric: names, nations, marki
 counts and durations. Never prompts, completions, embeddings' inputs, tokens or keys.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sovereign.telemetry._metrics import (
     DELETED,
@@ -63,6 +63,9 @@ __all__ = [
 
 # The client hooks import hvac, kubernetes and httpx: loaded on first use, so a Ray Serve replica that only
 # opens spans does not import the clients it never uses.
+if TYPE_CHECKING:
+    from sovereign.telemetry._instrument import TracedApiClient, TracedJSONAdapter, TracedTransport
+
 _CLIENT_HOOKS = ("TracedApiClient", "TracedJSONAdapter", "TracedTransport")
 
 

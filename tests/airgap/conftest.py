@@ -5,45 +5,13 @@ controller and proxy, the gateways and the model replicas), the operator and the
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.operator.conftest import (  # noqa: F401  (platform and the report hook are fixtures)
-    STARTED_LOG,
-    Platform,
-    _start,
-    platform,
-    pytest_runtest_makereport,
-)
-from tests.serving.e2e.conftest import LocalRay, Serving, running_local_ray, serving_platform
-
-GUARD_DIR = Path(__file__).resolve().parent / "egress_guard"
-
-
-@dataclasses.dataclass(frozen=True)
-class Guard:
-    log: Path  # one JSON line per refused connection or look-up
-    head_pid: int = 0  # the Ray head's process group
-
-    @property
-    def active_log(self) -> Path:
-        return Path(f"{self.log}.active")  # one line per process in which the guard started
-
-    def env(self) -> dict[str, str]:
-        path = os.pathsep.join(filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH")]))
-        return {"PYTHONPATH": path, "SOVEREIGN_EGRESS_LOG": str(self.log)}
-
-
-@dataclasses.dataclass(frozen=True)
-class GuardedServing(Serving):
-    guard: Guard
-
-    def cli_env(self) -> dict[str, str]:
-        """Serving's CLI environment with the guard: the CLI that issues tokens is guarded too."""
-        return {**super().cli_env(), **self.guard.env()}
+from tests.airgap.guard import Guard, GuardedServing
+from tests.operator.harness import Platform
+from tests.serving.e2e.harness import LocalRay, running_local_ray, serving_platform
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +28,7 @@ def guarded_ray(guard: Guard, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def guarded_serving(
-    platform: Platform,  # noqa: F811  (the fixture imported above)
+    platform: Platform,
     guarded_ray: tuple[LocalRay, Guard],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GuardedServing]:

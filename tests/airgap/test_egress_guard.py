@@ -12,6 +12,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.process  # each test runs Python with the guard in a subprocess
+
 GUARD_DIR = Path(__file__).resolve().parent / "egress_guard"
 
 PROBE = textwrap.dedent(

@@ -26,7 +26,7 @@ import openai
 import pytest
 
 from sovereign.serving_contract import AIR_GAP_ENV
-from tests.airgap.conftest import GUARD_DIR, GuardedServing
+from tests.airgap.guard import GUARD_DIR, GuardedServing
 
 pytestmark = pytest.mark.slow
 

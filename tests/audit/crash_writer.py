@@ -17,7 +17,7 @@ from pathlib import Path
 import hvac
 
 from sovereign.audit import AuditLog
-from tests.audit.conftest import make_record
+from tests.audit.samples import make_record
 
 
 def main(argv: list[str]) -> None:

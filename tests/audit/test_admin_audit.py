@@ -17,7 +17,7 @@ from sovereign_operator.reconcile.tenant_audit import (
 
 from sovereign.audit import AuditAccessDenied, read, stream_directory, verify
 from sovereign.platform_setup import create_operator_token, install_operator_vault_policy
-from tests.audit.conftest import AuditVault
+from tests.audit.samples import AuditVault
 
 BODY = {"metadata": {"name": "fra", "uid": "uid-1"}}
 POLICY = {"metadata": {"name": "liaison", "namespace": "tenant-fra", "generation": 3}}

@@ -11,7 +11,7 @@ import hvac
 import pytest
 
 from sovereign.audit import AuditAccessDenied, AuditLog, AuditLogCorrupt, read, verify
-from tests.audit.conftest import AuditVault, make_record
+from tests.audit.samples import AuditVault, make_record
 
 
 def test_a_thousand_appends_cost_at_most_two_vault_calls(audit_vault: AuditVault, tmp_path: Path) -> None:

@@ -17,22 +17,15 @@ from sovereign.audit import AuditAccessDenied, AuditLog, verify
 from sovereign.clients.kubernetes import create_namespaced_service_account_token, load_api_client
 from sovereign.clients.vault import kubernetes_login
 from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT, tenant_namespace, vault_role_name
-from tests.audit.conftest import make_record
-from tests.operator.conftest import (  # noqa: F401  (fixtures)
-    OperatorProcess,
-    Platform,
-    operator_extra_env,
-    platform,
-    pytest_runtest_makereport,
-    running_operator,
-)
+from tests.audit.samples import make_record
+from tests.operator.harness import OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
 
 SOVEREIGN = [str(Path(sys.executable).parent / "sovereign")]
 NATIONS = ("fra", "deu")
 
 
-def login_as(platform: Platform, nation: str) -> hvac.Client:  # noqa: F811
+def login_as(platform: Platform, nation: str) -> hvac.Client:
     jwt = create_namespaced_service_account_token(
         load_api_client(str(platform.kube.kubeconfig)), tenant_namespace(nation), SERVING_SERVICE_ACCOUNT
     )
@@ -44,8 +37,8 @@ def login_as(platform: Platform, nation: str) -> hvac.Client:  # noqa: F811
 
 @pytest.fixture(scope="module")
 def fra_log(
-    platform: Platform,  # noqa: F811
-    running_operator: OperatorProcess,  # noqa: F811
+    platform: Platform,
+    running_operator: OperatorProcess,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Path]:
     for name in NATIONS:
@@ -62,12 +55,12 @@ def fra_log(
             delete_tenant(platform.kube, name)
 
 
-def audit(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+def audit(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**platform.kube.env(), **platform.vault_env(), "COLUMNS": "200"}
     return subprocess.run([*SOVEREIGN, "audit", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
-def test_the_nations_auditor_verifies_and_reads_its_log(platform: Platform, fra_log: Path) -> None:  # noqa: F811
+def test_the_nations_auditor_verifies_and_reads_its_log(platform: Platform, fra_log: Path) -> None:
     verified = audit(platform, "verify", "--nation", "FRA", "--dir", str(fra_log), "--output", "json")
     assert verified.returncode == 0, verified.stderr
     report = json.loads(verified.stdout)
@@ -83,12 +76,12 @@ def test_the_nations_auditor_verifies_and_reads_its_log(platform: Platform, fra_
     assert table.returncode == 0 and "policy-decision" in table.stdout
 
 
-def test_another_nations_credentials_cannot_decrypt_it(platform: Platform, fra_log: Path) -> None:  # noqa: F811
+def test_another_nations_credentials_cannot_decrypt_it(platform: Platform, fra_log: Path) -> None:
     with pytest.raises(AuditAccessDenied, match=r"cannot decrypt FRA's audit data keys .*\(403\)"):
         verify(fra_log, login_as(platform, "DEU"), "FRA")
 
 
-def test_an_altered_record_is_located(platform: Platform, fra_log: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_an_altered_record_is_located(platform: Platform, fra_log: Path, tmp_path: Path) -> None:
     import shutil
 
     copy = tmp_path / "fra"

@@ -30,13 +30,10 @@ from sovereign.clients.kubernetes import dynamic_client, load_api_client
 from sovereign.domain.nations import audit_writer_name
 from tests.audit.test_audit_cli import login_as
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import (  # noqa: F401  (fixtures)
-    STARTED_LOG,
+from tests.operator.harness import (
     OperatorProcess,
     Platform,
-    _start,
-    platform,
-    pytest_runtest_makereport,
+    operator_with_nations,
 )
 from tests.operator.tenants import apply_tenant, delete_tenant, tenant, wait_ready
 
@@ -52,23 +49,14 @@ def audit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def audited_operator(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     audit_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    process = _start(platform, tmp_path_factory.mktemp("operator"), {"SOVEREIGN_AUDIT_DIR": str(audit_root)})
-    try:
-        process.wait_for_log(STARTED_LOG, timeout=30)
-        for name in NATIONS:
-            apply_tenant(platform.kube, name, name.upper(), clearance="NATO SECRET")
-        for name in NATIONS:
-            wait_ready(platform.kube, name, timeout=60)
+    nations = {name: {"clearance": "NATO SECRET"} for name in NATIONS}
+    env = {"SOVEREIGN_AUDIT_DIR": str(audit_root)}
+    with operator_with_nations(platform, tmp_path_factory.mktemp("operator"), nations, env) as process:
         yield process
-    finally:
-        for name in NATIONS:
-            delete_tenant(platform.kube, name)
-        process.stop()
-        print(f"--- {process.log_path}\n{process.log_text()[-10000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +72,7 @@ def local_ray() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def serving_state(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     audited_operator: OperatorProcess,
     audit_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
@@ -103,7 +91,7 @@ def serving_state(
     return ServingState(dynamic_client(load_api_client(str(platform.kube.kubeconfig))), config)
 
 
-def sinks_now(platform: Platform, state: ServingState) -> dict[str, object]:  # noqa: F811
+def sinks_now(platform: Platform, state: ServingState) -> dict[str, object]:
     """Each nation's AuditSink as the serving pass builds it now, with the token files the projector
     writes."""
     tenants = {name.upper(): tenant(platform.kube, name) for name in NATIONS}
@@ -116,16 +104,16 @@ def sinks_now(platform: Platform, state: ServingState) -> dict[str, object]:  # 
 
 
 @pytest.fixture(scope="module")
-def sinks(platform: Platform, serving_state: ServingState) -> dict[str, object]:  # noqa: F811
+def sinks(platform: Platform, serving_state: ServingState) -> dict[str, object]:
     return sinks_now(platform, serving_state)
 
 
-def audit(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+def audit(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**platform.kube.env(), **platform.vault_env(), "COLUMNS": "200"}
     return subprocess.run([*SOVEREIGN, "audit", *args], capture_output=True, text=True, env=env, timeout=60)
 
 
-def vault_requests(platform: Platform) -> list[str]:  # noqa: F811
+def vault_requests(platform: Platform) -> list[str]:
     """The path of every request the session's OpenBao has received (its file audit device)."""
     entries = [json.loads(line) for line in platform.vault_audit_log.read_text().splitlines() if line]
     return [entry["request"]["path"] for entry in entries if entry["type"] == "request"]
@@ -138,7 +126,7 @@ def test_token_files_are_private(sinks: dict[str, object]) -> None:
 
 
 def test_the_operator_records_admin_events(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     audited_operator: OperatorProcess,
     audit_root: Path,
 ) -> None:
@@ -165,7 +153,7 @@ def test_the_operator_records_admin_events(
 
 
 def test_decisions_are_durable_and_the_cli_verifies_both_streams(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     local_ray: None,
     sinks: dict[str, object],
     audit_root: Path,
@@ -214,7 +202,7 @@ def test_decisions_are_durable_and_the_cli_verifies_both_streams(
     assert decisions[1]["details"]["traceId"] == f"{1:032x}"
 
 
-def test_another_nation_gets_403(platform: Platform, audit_root: Path, sinks: dict[str, object]) -> None:  # noqa: F811
+def test_another_nation_gets_403(platform: Platform, audit_root: Path, sinks: dict[str, object]) -> None:
     with pytest.raises(AuditAccessDenied):
         verify(stream_directory(audit_root, "FRA", "decisions"), login_as(platform, "DEU"), "FRA")
     with pytest.raises(AuditAccessDenied):
@@ -222,7 +210,7 @@ def test_another_nation_gets_403(platform: Platform, audit_root: Path, sinks: di
 
 
 def test_a_cross_nation_decision_lands_in_both_logs(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     local_ray: None,
     sinks: dict[str, object],
     audit_root: Path,
@@ -293,7 +281,7 @@ def writer_stats(nation: str) -> dict[str, int]:
 
 
 def test_concurrent_decisions_share_writer_calls(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     local_ray: None,
     sinks: dict[str, object],
     audit_root: Path,
@@ -342,7 +330,7 @@ def test_a_failed_batch_refuses_every_caller_in_it(
 
 
 def test_a_shredded_nations_logs_are_set_aside_and_its_next_tenant_starts_afresh(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     local_ray: None,
     serving_state: ServingState,
     sinks: dict[str, object],
@@ -389,7 +377,7 @@ def test_a_shredded_nations_logs_are_set_aside_and_its_next_tenant_starts_afresh
 
 
 def test_a_writer_fails_closed_until_its_token_file_appears(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     local_ray: None,
     sinks: dict[str, object],
     tmp_path: Path,

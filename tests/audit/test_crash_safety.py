@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from sovereign.audit import AuditLog, read, verify
-from tests.audit.conftest import AuditVault, make_record
-from tests.conftest import ROOT
+from tests.audit.samples import AuditVault, make_record
+from tests.helpers import ROOT
 
 
 def _start_writer(audit_vault: AuditVault, directory: Path, *extra: str) -> subprocess.Popen[str]:

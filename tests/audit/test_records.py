@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from sovereign.audit import AuditActor, AuditRecord
-from tests.audit.conftest import make_record
+from tests.audit.samples import make_record
 
 
 def _admin(**overrides: object) -> dict[str, object]:

@@ -13,7 +13,7 @@ import pytest
 
 from sovereign.audit import AuditLogTampered, read, verify
 from sovereign.audit._format import line_hash
-from tests.audit.conftest import AuditVault
+from tests.audit.samples import AuditVault
 
 SEGMENT = "segment-00000000000000000001.jsonl"
 

@@ -20,7 +20,9 @@ import yaml
 from sovereign_devstack.pki import CertificateAuthority
 
 from tests.chart.rendering import NAMESPACE, crd_objects, render_objects
-from tests.conftest import running_kube_api
+from tests.servers import running_kube_api
+
+pytestmark = pytest.mark.process  # an API server of the module's own, and kubectl
 
 NOT_SERVED_BY_THE_EMULATOR = {("apps/v1", "Deployment"), ("v1", "PersistentVolumeClaim")}
 CRD_NAMES = {

@@ -27,8 +27,7 @@ from sovereign.specs.tenant import TenantSpec
 from tests.chart.rendering import render_objects
 from tests.devstack.kube_users import KubeUser
 from tests.helpers import kubectl
-from tests.operator.conftest import Platform, platform  # noqa: F401  (fixture)
-from tests.operator.kuberay_schema import rayservice_crd  # noqa: F401  (fixture)
+from tests.operator.harness import Platform
 
 NATION = "AUT"
 NATION_NAMESPACE = "tenant-aut"
@@ -95,7 +94,7 @@ def _configmap(namespace: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def operator(platform: Platform, rayservice_crd: None) -> Iterator[KubeUser]:  # noqa: F811
+def operator(platform: Platform, rayservice_crd: None) -> Iterator[KubeUser]:
     """kubectl as the operator, with the chart's roles for runtime kuberay (RayServices) and its policy."""
     platform.operator_roles.grant("kuberay")
     user = KubeUser(OPERATOR, platform.operator_identity.kubeconfig)

@@ -51,11 +51,10 @@ from tests.chart.rbac_rules import (
     missing_and_unused,
     wildcards,
 )
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import STARTED_LOG, OperatorProcess, Platform, _start, platform  # noqa: F401
-from tests.operator.kuberay_schema import rayservice_crd  # noqa: F401  (fixture)
+from tests.operator.harness import STARTED_LOG, OperatorProcess, Platform, start_operator_process
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_json, tenant, wait_ready
+from tests.servers import KubeAPI
 
 POD = "sovereign-operator-0"
 RUNTIME = "kuberay"  # the chart's default
@@ -246,15 +245,15 @@ def drive(kube: KubeAPI, operator: OperatorProcess) -> None:
 
 @pytest.fixture
 def operator_calls(
-    platform: Platform,  # noqa: F811  (the fixture imported above)
-    rayservice_crd: None,  # noqa: F811  (the fixture imported above)
+    platform: Platform,
+    rayservice_crd: None,
     tmp_path: Path,
 ) -> Iterator[set[Call]]:
     kube = platform.kube
     identity = operator_identity(kube, tmp_path)
     webhook = platform.serve_webhook(tmp_path)
     offset = kube.audit_log.stat().st_size
-    operator = _start(platform, tmp_path / "operator-logs", chart_env(identity, webhook))
+    operator = start_operator_process(platform, tmp_path / "operator-logs", chart_env(identity, webhook))
     try:
         drive(kube, operator)
         yield calls_by_credential(kube.audit_log, identity.credential_id, offset)

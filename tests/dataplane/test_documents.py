@@ -9,7 +9,7 @@ import pytest
 
 from sovereign.dataplane import DocumentRejected, chunk_documents, read_documents, source_hash
 from sovereign.dataplane.documents import Document, looser_than
-from tests.dataplane.conftest import est_markings
+from tests.dataplane.samples import est_markings
 
 DATASET = "est/field-reports"
 BASE = est_markings("NATO RESTRICTED", releasableTo=["FRA", "DEU"], compartments=["ATOMAL"])

@@ -12,7 +12,7 @@ from sovereign.dataplane import IndexManifest, LoadedIndex, allowed_chunks
 from sovereign.domain.markings import Principal
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.engine import PolicyEngine
-from tests.dataplane.conftest import est_markings, sample_chunks, unit_vectors
+from tests.dataplane.samples import est_markings, sample_chunks, unit_vectors
 
 DIMENSIONS = 32
 MARKINGS = [

@@ -12,8 +12,7 @@ import pytest
 
 from sovereign.clients.vault import delete_transit_key, set_transit_key_deletion_allowed
 from sovereign.dataplane import DatasetNotIngested, DatasetStore, DatasetUnreadable
-from tests.conftest import VaultServer
-from tests.dataplane.conftest import (
+from tests.dataplane.samples import (
     TRANSIT,
     DataplaneVault,
     est_markings,
@@ -21,6 +20,7 @@ from tests.dataplane.conftest import (
     sample_chunks,
     unit_vectors,
 )
+from tests.servers import VaultServer
 
 MARKINGS = [est_markings(), est_markings("NATO SECRET", releasableTo=["FRA"], compartments=["ATOMAL"])]
 

@@ -25,11 +25,11 @@ from sovereign_operator.builders.dataset import (
     status_not_ingested,
 )
 from sovereign_operator.builders.rayservice import DATASET_DIR
-from sovereign_operator.builders.serve_config import (
+from sovereign_operator.builders.retriever_application import (
     build_retriever_application,
-    build_serve_deploy_config,
     retriever_datasets_for_nation,
 )
+from sovereign_operator.builders.serve_config import build_serve_deploy_config
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.reconcile.dataset import submission_due
 from sovereign_operator.runtimes import job_target

@@ -23,9 +23,9 @@ from sovereign_devstack.otlp_receiver import OtlpReceiver
 from sovereign.clients import ray as ray_client
 from sovereign.dataplane import DatasetStore, DatasetUnreadable
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import Platform, platform, pytest_runtest_makereport  # noqa: F401
+from tests.operator.harness import Platform
 from tests.operator.tenants import delete_tenant
-from tests.serving.e2e.conftest import SOVEREIGN, Serving, running_local_ray, serving_platform
+from tests.serving.e2e.harness import SOVEREIGN, Serving, running_local_ray, serving_platform
 
 RECORDS = [
     {"id": "r1", "text": "The bridge at the river crossing was repaired by the engineers."},
@@ -56,7 +56,7 @@ def source_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def serving(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     receiver: OtlpReceiver,
     dataset_dir: Path,
     source_root: Path,

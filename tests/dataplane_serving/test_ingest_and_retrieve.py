@@ -20,7 +20,7 @@ from ray import serve
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_devstack.tiny_model import copy_minilm
 from sovereign_operator.builders.dataset import build_ingest_config, build_vault_sink_for_nation
-from sovereign_operator.builders.serve_config import build_retriever_application
+from sovereign_operator.builders.retriever_application import build_retriever_application
 from sovereign_operator.config import OperatorConfig
 from sovereign_serving.ingest import main as ingest_main
 from sovereign_serving.model_server import build_app as build_model_app
@@ -38,15 +38,12 @@ from sovereign.serving_contract import (
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
-from tests.operator.conftest import (  # noqa: F401  (fixtures)
-    STARTED_LOG,
+from tests.operator.harness import (
     OperatorProcess,
     Platform,
-    _start,
-    platform,
-    pytest_runtest_makereport,
+    operator_with_nations,
 )
-from tests.operator.tenants import apply_tenant, delete_tenant, tenant, wait_ready
+from tests.operator.tenants import tenant
 
 NATIONS = ("fra", "deu")
 EMBEDDER_APP = "fra-embedder"
@@ -71,24 +68,15 @@ RECORDS = [
 
 
 @pytest.fixture(scope="module")
-def operator(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:  # noqa: F811
-    process = _start(platform, tmp_path_factory.mktemp("operator"), {})
-    try:
-        process.wait_for_log(STARTED_LOG, timeout=30)
-        for name in NATIONS:
-            apply_tenant(platform.kube, name, name.upper(), clearance="NATO SECRET")
-        for name in NATIONS:
-            wait_ready(platform.kube, name, timeout=60)
+def operator(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    nations = {name: {"clearance": "NATO SECRET"} for name in NATIONS}
+    with operator_with_nations(platform, tmp_path_factory.mktemp("operator"), nations) as process:
         yield process
-    finally:
-        for name in NATIONS:
-            delete_tenant(platform.kube, name)
-        process.stop()
 
 
 @pytest.fixture(scope="module")
 def vault_sink(
-    platform: Platform,  # noqa: F811
+    platform: Platform,
     operator: OperatorProcess,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Any:

@@ -13,8 +13,8 @@ import yaml
 from sovereign_devstack.kubeconfig import write_kubeconfig
 from sovereign_devstack.pki import CertificateAuthority
 
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl
+from tests.servers import KubeAPI
 
 
 @dataclass(frozen=True)

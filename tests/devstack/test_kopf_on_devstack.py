@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl, wait_until
+from tests.servers import KubeAPI
 
 OPERATOR = Path(__file__).parent / "operators" / "status_echo.py"
 
@@ -91,7 +90,8 @@ def test_kopf_handler_patches_status_of_object_created_with_kubectl(
     )
 
     kubectl(kube_api, "delete", "probe", "hello", "-n", "default", "--timeout=30s")
-    deadline = time.monotonic() + 30
-    while kubectl(kube_api, "get", "probe", "hello", "-n", "default", check=False).returncode == 0:
-        assert time.monotonic() < deadline, "kopf must release its finalizer so the delete completes"
-        time.sleep(0.2)
+    wait_until(
+        lambda: kubectl(kube_api, "get", "probe", "hello", "-n", "default", check=False).returncode != 0,
+        "kopf must release its finalizer so the delete completes",
+        timeout=30,
+    )

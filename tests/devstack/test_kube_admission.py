@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl
+from tests.servers import KubeAPI
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path, bytes]:
@@ -80,7 +80,7 @@ class Webhook:
         )
 
     async def _slow(self, request: web.Request) -> web.Response:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # the behaviour under test: longer than the registration's 1 s timeout
         return await self._review(request)
 
     def _run(self) -> None:

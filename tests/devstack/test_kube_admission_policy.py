@@ -13,9 +13,9 @@ import kubernetes
 import pytest
 import yaml
 
-from tests.conftest import KubeAPI
 from tests.devstack.kube_users import KubeUser, new_namespace, service_account_user, unique
 from tests.helpers import kubectl
+from tests.servers import KubeAPI
 
 POLICY = "no-secret-keys.example.com"
 BINDING = "no-secret-keys-binding.example.com"

@@ -15,7 +15,6 @@ import kubernetes
 import pytest
 from sovereign_devstack.pki import CertificateAuthority, ensure_ca
 
-from tests.conftest import KubeAPI, running_kube_api
 from tests.devstack.kube_users import (
     KubeUser,
     certificate_user,
@@ -23,6 +22,7 @@ from tests.devstack.kube_users import (
     service_account_user,
 )
 from tests.helpers import kubectl, wait_until
+from tests.servers import KubeAPI, running_kube_api
 
 UNAUTHORIZED = {
     "kind": "Status",
@@ -162,6 +162,7 @@ def test_a_deleted_service_accounts_token_stops_working(kube_api: KubeAPI, tmp_p
     wait_until(refused, "the old token of a recreated ServiceAccount to be refused")
 
 
+@pytest.mark.process
 def test_static_token_file_users(
     devstack_ca: CertificateAuthority, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

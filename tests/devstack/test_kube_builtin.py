@@ -10,8 +10,8 @@ import kubernetes
 import pytest
 from kubernetes.client import CoreV1Api, V1ConfigMap, V1ObjectMeta
 
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl, wait_until
+from tests.servers import KubeAPI
 
 
 def _unique(prefix: str) -> str:

@@ -8,8 +8,8 @@ import uuid
 import kubernetes
 import pytest
 
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl, wait_until
+from tests.servers import KubeAPI
 
 
 def _unique(prefix: str) -> str:

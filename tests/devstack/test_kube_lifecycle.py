@@ -9,8 +9,8 @@ import kubernetes
 import pytest
 from kubernetes.client import CoreV1Api, V1ConfigMap, V1ObjectMeta, V1OwnerReference
 
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl, wait_until
+from tests.servers import KubeAPI
 
 
 def _namespace(kube_api: KubeAPI, prefix: str) -> str:

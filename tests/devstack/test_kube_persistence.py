@@ -22,9 +22,11 @@ from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.processes import ServiceStartError, free_loopback_port, is_running, read_pid
 from sovereign_devstack.services import KUBE_SERVICE
 
-from tests.conftest import KubeAPI, running_kube_api
 from tests.devstack.test_kopf_on_devstack import OPERATOR, PROBE_CRD
 from tests.helpers import kubectl, wait_until
+from tests.servers import KubeAPI, running_kube_api
+
+pytestmark = pytest.mark.process  # each test starts API servers of its own
 
 
 def _probe(name: str, message: str) -> str:

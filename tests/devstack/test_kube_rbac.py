@@ -10,7 +10,6 @@ import kubernetes
 import pytest
 from sovereign_devstack.pki import CertificateAuthority
 
-from tests.conftest import KubeAPI
 from tests.devstack.kube_users import (
     KubeUser,
     apply,
@@ -23,6 +22,7 @@ from tests.devstack.kube_users import (
     unique,
 )
 from tests.helpers import kubectl
+from tests.servers import KubeAPI
 
 
 def _refused(user: KubeUser | KubeAPI, *args: str) -> str:

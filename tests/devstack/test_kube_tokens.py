@@ -23,8 +23,8 @@ from kubernetes.client import (
     V1TokenReviewSpec,
 )
 
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl
+from tests.servers import KubeAPI
 
 
 def _clients(kube_api: KubeAPI) -> tuple[CoreV1Api, AuthenticationV1Api]:

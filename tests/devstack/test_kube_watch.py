@@ -14,8 +14,8 @@ from sovereign_devstack.kube.builtin_resources import builtin_resource_types
 from sovereign_devstack.kube.store import Store
 from sovereign_devstack.kube.watch import WatchStream
 
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl
+from tests.servers import KubeAPI
 
 
 def _namespace(kube_api: KubeAPI, prefix: str) -> str:

@@ -13,7 +13,7 @@ import requests
 from sovereign_devstack import openbao
 from sovereign_devstack.pki import ensure_ca
 
-from tests.conftest import VaultServer
+from tests.servers import VaultServer
 
 
 def _health(vault: VaultServer) -> dict:

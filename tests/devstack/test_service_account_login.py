@@ -17,8 +17,8 @@ from sovereign_devstack.token_reviewer import ensure_token_reviewer
 
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.clients.vault import configure_kubernetes_auth, ensure_auth_method
-from tests.conftest import KubeAPI, VaultServer
 from tests.helpers import kubectl
+from tests.servers import KubeAPI, VaultServer
 
 
 def _anonymous(vault: VaultServer) -> hvac.Client:

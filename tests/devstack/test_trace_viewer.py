@@ -110,6 +110,7 @@ def test_phoenix_runs_on_loopback_with_every_outbound_feature_off(tmp_path: Path
     assert trace_env(None) == {}
 
 
+@pytest.mark.process
 def test_viewer_start_reuse_spans_and_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state_dir = tmp_path / "state"
     state = bare_state(state_dir)
@@ -153,6 +154,7 @@ def test_viewer_start_reuse_spans_and_stop(tmp_path: Path, monkeypatch: pytest.M
     assert stopped == [TRACE_VIEWER_SERVICE] and not is_running(pid)
 
 
+@pytest.mark.process
 def test_a_failed_first_start_leaves_no_half_made_database(tmp_path: Path) -> None:
     """NOTES: a Phoenix start killed mid-migration left its database unusable; the next start must not
     inherit it."""

@@ -21,7 +21,7 @@ from sovereign.identity.tokens import (
     validate_token,
 )
 from tests.identity.nation_signing import sign_as_nation
-from tests.operator.conftest import OperatorProcess, Platform
+from tests.operator.harness import OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
 
 # Nations no other test uses: Cabo Verde (dev issuer) and Sao Tome and Principe (its own issuer).

@@ -1,4 +1,5 @@
-"""KubeRay v1.7.0's RayService CRD (tests/schemas/kuberay/, Apache-2.0), for tests: schema and install.
+"""KubeRay v1.7.0's RayService CRD (tests/schemas/kuberay/, Apache-2.0), for tests: its schema (the fixture
+`rayservice_crd` installs it).
 
 Strict: `additionalProperties: false` wherever the schema lists properties, so a field KubeRay does not
 declare fails validation instead of being silently pruned by the API server.
@@ -6,18 +7,13 @@ declare fails validation instead of being silently pruned by the API server.
 
 from __future__ import annotations
 
-import copy
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
-
-from sovereign.clients.kubernetes import apply_object, load_api_client, wait_for_crd_established
-from tests.conftest import KubeAPI
 
 RAYSERVICE_CRD = Path(__file__).parents[1] / "schemas" / "kuberay" / "ray.io_rayservices.yaml"
 
@@ -58,10 +54,3 @@ def assert_valid(obj: dict[str, Any]) -> None:
     ]
     assert not errors, "\n".join(errors)
     ServeDeploySchema.model_validate(yaml.safe_load(obj["spec"]["serveConfigV2"]))
-
-
-@pytest.fixture(scope="module")
-def rayservice_crd(kube_api: KubeAPI) -> None:
-    api = load_api_client(str(kube_api.kubeconfig))
-    apply_object(api, copy.deepcopy(crd()))
-    wait_for_crd_established(api, crd()["metadata"]["name"])

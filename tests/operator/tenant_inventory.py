@@ -14,7 +14,7 @@ from kubernetes.client import CoreV1Api
 
 from sovereign.clients.kubernetes import load_api_client
 from tests.helpers import kubectl
-from tests.operator.conftest import Platform
+from tests.operator.harness import Platform
 
 
 def _listed(call: Any, *args: Any, **kwargs: Any) -> set[str]:

@@ -20,17 +20,14 @@ from sovereign_devstack.openbao import VAULT_SERVICE, OpenBaoServer, start_openb
 from sovereign_devstack.pki import CertificateAuthority, ensure_ca
 from sovereign_devstack.processes import free_loopback_port, stop_service
 from sovereign_devstack.token_reviewer import ensure_token_reviewer
-from sovereign_operator.constants import NATION_VAULT_OPERATOR_ROLE, OPERATOR_SERVICE_ACCOUNT
 
 from sovereign.clients import vault as vault_client
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.domain.nations import NATION_VAULT_POLICY
-from sovereign.platform_setup import KV_MOUNT, OPERATOR_KUBERNETES_ROLE, TRANSIT_MOUNT, prepare_nation_vault
-from sovereign.platform_setup import (
-    OPERATOR_SERVICE_ACCOUNT as SETUP_OPERATOR_SERVICE_ACCOUNT,
-)
+from sovereign.domain.platform_names import OPERATOR_SERVICE_ACCOUNT
+from sovereign.platform_setup import KV_MOUNT, TRANSIT_MOUNT, prepare_nation_vault
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import STARTED_LOG, OperatorProcess, Platform
+from tests.operator.harness import STARTED_LOG, OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_json, tenant, wait_ready
 
 NATION, NAME, NS, KEY = "SVN", "slovenia", "tenant-svn", "tenant-svn"
@@ -118,8 +115,6 @@ def test_nation_keys_live_only_in_the_nations_own_vault(
     nation_vault: tuple[OpenBaoServer, CertificateAuthority],
     tmp_path: Path,
 ) -> None:
-    assert NATION_VAULT_OPERATOR_ROLE == OPERATOR_KUBERNETES_ROLE
-    assert OPERATOR_SERVICE_ACCOUNT == SETUP_OPERATOR_SERVICE_ACCOUNT
     _operator_service_account(platform)
     # The operator logs in with its ServiceAccount's token file, as with a projected token in a pod (the
     # chart grants it no TokenRequest on itself).

@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sovereign_operator.constants import PLATFORM_NAMESPACE, SHRED_RECORDS_CONFIGMAP
+from sovereign_operator.constants import SHRED_RECORDS_CONFIGMAP
 from sovereign_operator.failpoints import CRASH_EXIT_CODE
 
+from sovereign.domain.platform_names import PLATFORM_NAMESPACE
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import OperatorProcess, Platform
+from tests.operator.harness import OperatorProcess, Platform
 from tests.operator.tenant_inventory import inventory, is_offboarded, is_ready, nation_artifacts, read_tenant
 
 CONVERGE_SECONDS = 45

@@ -19,9 +19,9 @@ from sovereign_devstack.processes import free_loopback_port
 from sovereign_operator.health import LEADER_LABEL, HealthServer, LeaderLabel, ObservedLeaseElector
 
 from sovereign.clients.kubernetes import ensure_namespace, load_api_client
-from tests.conftest import KubeAPI
 from tests.helpers import wait_until
-from tests.operator.conftest import OperatorProcess, Platform
+from tests.operator.harness import OperatorProcess, Platform
+from tests.servers import KubeAPI
 
 
 def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:

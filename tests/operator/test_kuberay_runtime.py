@@ -12,9 +12,12 @@ import pytest
 import yaml
 
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import STARTED_LOG, OperatorProcess, Platform, _start
-from tests.operator.kuberay_schema import assert_valid, rayservice_crd  # noqa: F401  (fixture)
-from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
+from tests.operator.harness import (
+    OperatorProcess,
+    Platform,
+    operator_with_nations,
+)
+from tests.operator.kuberay_schema import assert_valid
 
 NAMESPACE = "tenant-ita"
 MODEL = {
@@ -35,21 +38,15 @@ MODEL = {
 @pytest.fixture(scope="module")
 def kuberay_operator(
     platform: Platform,
-    rayservice_crd: None,  # noqa: F811  (the fixture imported above)
+    rayservice_crd: None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     env = {"SOVEREIGN_RUNTIME": "kuberay", "SOVEREIGN_SERVING_INTERVAL_SECONDS": "1"}
-    process = _start(platform, tmp_path_factory.mktemp("operator"), env)
-    try:
-        process.wait_for_log(STARTED_LOG, timeout=30)
-        apply_tenant(platform.kube, "ita", "ITA", clearance="NATO SECRET")
-        wait_ready(platform.kube, "ita", timeout=60)
+    with operator_with_nations(
+        platform, tmp_path_factory.mktemp("operator"), {"ita": {"clearance": "NATO SECRET"}}, env
+    ) as process:
         kubectl(platform.kube, "apply", "-f", "-", input=yaml.safe_dump(MODEL))
         yield process
-    finally:
-        delete_tenant(platform.kube, "ita")
-        process.stop()
-        print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")
 
 
 def rayservice(platform: Platform) -> dict | None:

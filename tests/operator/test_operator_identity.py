@@ -16,7 +16,7 @@ from sovereign_devstack.token_projector import PROJECTOR_USER
 
 from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import LEADER_LOG, OperatorProcess, Platform
+from tests.operator.harness import LEADER_LOG, OperatorProcess, Platform
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sovereign_devstack.otlp_receiver import OtlpReceiver
 from sovereign_devstack.processes import free_loopback_port
 
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import OperatorProcess, Platform
+from tests.operator.harness import OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, tenant, wait_ready
 
 READY_NAME, READY_NATION = "telemetry-lva", "LVA"

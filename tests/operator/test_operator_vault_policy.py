@@ -21,13 +21,12 @@ import hvac
 import hvac.exceptions
 import pytest
 from sovereign_operator.builders import build_vault_role_for_tenant
-from sovereign_operator.constants import OPERATOR_VAULT_POLICY
 from sovereign_operator.reconcile.tenant_keys import KEY_TYPE
 
 from sovereign.clients import vault as vault_client
 from sovereign.domain.nations import NATION_VAULT_POLICY
+from sovereign.domain.platform_names import OPERATOR_VAULT_POLICY
 from sovereign.platform_setup import (
-    OPERATOR_POLICY_NAME,
     OPERATOR_POLICY_PATH,
     OPERATOR_WRITTEN_MARK,
     create_operator_token,
@@ -36,7 +35,7 @@ from sovereign.platform_setup import (
 )
 from sovereign.specs.tenant import TenantSpec
 from tests.helpers import kubectl
-from tests.operator.conftest import Platform
+from tests.operator.harness import Platform
 
 PLAINTEXT = base64.b64encode(b"NATO SECRET // REL TO FRA").decode()
 ANY = 'path "secret/data/tenants/zzz/*" {\n  capabilities = ["read"]\n}\n'
@@ -73,8 +72,7 @@ def post(client: hvac.Client, path: str, body: Any) -> Any:
     return client.adapter.post(f"/v1/{path}", json=body)
 
 
-def test_policy_names_match_the_operator_constants() -> None:
-    assert OPERATOR_POLICY_NAME == OPERATOR_VAULT_POLICY
+def test_the_operators_policy_file_ships_with_the_platform() -> None:
     assert OPERATOR_POLICY_PATH.is_file()
 
 
@@ -105,7 +103,7 @@ def test_operator_reads_the_nation_policy_and_writes_none(operator: hvac.Client,
         lambda: operator.sys.create_or_update_acl_policy(name=NATION_VAULT_POLICY, policy=ANY),
         lambda: operator.sys.delete_acl_policy(NATION_VAULT_POLICY),
         lambda: operator.sys.list_acl_policies(),
-        lambda: operator.sys.read_acl_policy(OPERATOR_POLICY_NAME),
+        lambda: operator.sys.read_acl_policy(OPERATOR_VAULT_POLICY),
     ]
     for attempt in refused:
         with pytest.raises(hvac.exceptions.Forbidden):
@@ -338,7 +336,7 @@ def test_deny_outranks_a_broader_grant_but_not_a_more_specific_one(vault_server,
     try:
 
         def token_with(extra: str) -> hvac.Client:
-            created = root.auth.token.create(policies=[OPERATOR_POLICY_NAME, f"{key}-{extra}"], ttl="5m")
+            created = root.auth.token.create(policies=[OPERATOR_VAULT_POLICY, f"{key}-{extra}"], ttl="5m")
             return vault_server.client(created["auth"]["client_token"])
 
         with pytest.raises(hvac.exceptions.Forbidden):

@@ -26,13 +26,9 @@ from sovereign_operator.builders.serve_config import build_serve_applications_fo
 from sovereign.serving_contract import AIR_GAP_ENV, RAY_VERSION
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
-from tests.conftest import KubeAPI
 from tests.helpers import kubectl, wait_until
-from tests.operator.kuberay_schema import (  # noqa: F401  (rayservice_crd is a fixture)
-    assert_valid,
-    rayservice_crd,
-    strict_validator,
-)
+from tests.operator.kuberay_schema import assert_valid, strict_validator
+from tests.servers import KubeAPI
 
 IMAGE = "registry.sovereign.example/sovereign-serving:0.1.0"
 # The platform image's user (Dockerfile, chart), never root; fsGroup so it may write the data volume.
@@ -266,7 +262,7 @@ def without_defaults(read: Any, written: Any) -> Any:
 
 def test_created_on_the_api_server_and_read_back(
     kube_api: KubeAPI,
-    rayservice_crd: None,  # noqa: F811  (the fixture imported above)
+    rayservice_crd: None,
 ) -> None:
     obj = rayservice(
         model(), model(model="embedder", task="embed", replicas=None, autoscaling={"maxReplicas": 2})

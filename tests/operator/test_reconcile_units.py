@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sovereign_operator.reconcile.conditions import (
+from sovereign_operator.builders.conditions import (
     Condition,
     merge_conditions,
     ready_from_steps,

@@ -486,7 +486,7 @@ def test_every_served_dataset_reaches_each_gateway_with_its_owners_federation_ur
 
 def retriever(**options: Any) -> dict[str, Any]:
     from sovereign_operator.builders.dataset import build_vault_sink_for_nation
-    from sovereign_operator.builders.serve_config import build_retriever_application
+    from sovereign_operator.builders.retriever_application import build_retriever_application
 
     from sovereign.domain.markings import Markings
     from sovereign.serving_contract import RetrieverDataset

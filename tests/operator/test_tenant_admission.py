@@ -9,72 +9,14 @@ beside, as `running_operator`) never sees a refused Tenant: no namespace, no Vau
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import hvac
 import pytest
-from sovereign_devstack.operator_identity import WEBHOOK_CONFIGURATION
-from sovereign_operator.admission_server import ADMISSION_CONFIGURATION
 
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import OperatorProcess, Platform
-
-WEBHOOK_MODULE = Path(__file__).parent / "operators" / "tenant_admission.py"
-WEBHOOK_NAME = f"validate-tenant.{ADMISSION_CONFIGURATION}"
-DENIED = f'admission webhook "{WEBHOOK_NAME}" denied the request: '
-
-
-def tenant_yaml(name: str, nation: str, extra_spec: str = "", clearance: str = "NATO SECRET") -> str:
-    return (
-        f"apiVersion: sovereign.ai/v1alpha1\nkind: Tenant\nmetadata: {{name: {name}}}\n"
-        f"spec:\n  nation: {nation}\n  displayName: Test {nation}\n  clearance: {clearance}\n{extra_spec}"
-    )
-
-
-@pytest.fixture(scope="module")
-def admission_webhook(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """kopf serving the product's webhook on a free loopback port, registered with failurePolicy Fail."""
-    directory = tmp_path_factory.mktemp("admission")
-    log_path = directory / "kopf.log"
-    env = {**platform.operator_env(), **platform.serve_webhook(directory)}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces", str(WEBHOOK_MODULE)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        probe = tenant_yaml("admission-probe", "MCO", '  quotas: {cpu: "1.2.3"}\n')
-        wait_until(
-            lambda: DENIED in _apply(platform, probe, "--dry-run=server").stderr,
-            "the webhook refuses a probe Tenant",
-            timeout=30,
-        )
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        # A webhook that failed to clean up would refuse every later Tenant (failurePolicy Fail).
-        kubectl(
-            platform.kube,
-            "delete",
-            "validatingwebhookconfiguration",
-            WEBHOOK_CONFIGURATION,
-            "--ignore-not-found",
-        )
-        print(log_path.read_text(errors="replace")[-5000:])
-
-
-def _apply(platform: Platform, manifest: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return kubectl(platform.kube, "apply", *args, "-f", "-", input=manifest, check=False)
+from tests.operator.admission import DENIED, apply_manifest, tenant_yaml
+from tests.operator.harness import OperatorProcess, Platform
 
 
 def _transit_key_exists(platform: Platform, nation: str) -> bool:
@@ -136,7 +78,7 @@ def test_bad_tenant_is_refused_naming_the_field(
     manifest: str,
     expected: str,
 ) -> None:
-    refused = _apply(platform, manifest)
+    refused = apply_manifest(platform, manifest)
     assert refused.returncode != 0
     assert expected in refused.stderr
     name = manifest.split("name: ")[1].split("}")[0]
@@ -169,14 +111,14 @@ def ready_tenant(platform: Platform, running_operator: OperatorProcess) -> Itera
 def test_second_tenant_for_a_nation_is_refused(
     platform: Platform, admission_webhook: None, ready_tenant: str
 ) -> None:
-    refused = _apply(platform, tenant_yaml("san-marino-again", "SMR"))
+    refused = apply_manifest(platform, tenant_yaml("san-marino-again", "SMR"))
     assert refused.returncode != 0
     assert DENIED + "spec.nation: 'SMR' already belongs to Tenant 'smr'" in refused.stderr
     assert not _exists(platform, "tenant", "san-marino-again")
 
 
 def test_nation_cannot_change(platform: Platform, admission_webhook: None, ready_tenant: str) -> None:
-    refused = _apply(platform, tenant_yaml(ready_tenant, "AIA"))
+    refused = apply_manifest(platform, tenant_yaml(ready_tenant, "AIA"))
     assert refused.returncode != 0
     assert DENIED + "spec.nation: is immutable (was 'SMR', now 'AIA')" in refused.stderr
     live = json.loads(kubectl(platform.kube, "get", "tenant", ready_tenant, "-o", "json").stdout)
@@ -185,7 +127,9 @@ def test_nation_cannot_change(platform: Platform, admission_webhook: None, ready
 
 
 def test_valid_changes_are_admitted(platform: Platform, admission_webhook: None, ready_tenant: str) -> None:
-    admitted = _apply(platform, tenant_yaml(ready_tenant, "SMR", '  quotas: {cpu: "500m", memory: 1Gi}\n'))
+    admitted = apply_manifest(
+        platform, tenant_yaml(ready_tenant, "SMR", '  quotas: {cpu: "500m", memory: 1Gi}\n')
+    )
     assert admitted.returncode == 0, admitted.stderr
     note = "example.test/note=kept"
     annotated = kubectl(platform.kube, "annotate", "tenant", ready_tenant, note, check=False)

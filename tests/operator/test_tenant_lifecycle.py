@@ -18,9 +18,8 @@ import pytest
 
 from sovereign.clients.vault import list_kv_paths
 from sovereign.platform_setup import install_nation_vault_policy
-from tests.conftest import ROOT
-from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import OperatorProcess, Platform
+from tests.helpers import ROOT, kubectl, wait_until
+from tests.operator.harness import OperatorProcess, Platform
 from tests.operator.tenants import (
     apply_tenant,
     condition,

@@ -11,7 +11,7 @@ from sovereign_operator.constants import ROTATE_KEY_ANNOTATION
 
 from sovereign.cli.keys_commands import ROTATE_KEY_ANNOTATION as CLI_ANNOTATION
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import OperatorProcess, Platform
+from tests.operator.harness import OperatorProcess, Platform
 from tests.operator.tenants import (
     apply_tenant,
     condition,

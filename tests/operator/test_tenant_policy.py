@@ -20,7 +20,7 @@ from sovereign_operator.config import DEFAULT_DATASET_SOURCE_ROOT
 
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import OperatorProcess, Platform
+from tests.operator.harness import OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_json, wait_ready
 
 EXAMPLES = Path(__file__).parents[2] / "examples"

@@ -29,7 +29,7 @@ from sovereign_devstack.token_projector import (
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.domain.nations import SERVING_SERVICE_ACCOUNT
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import Platform
+from tests.operator.harness import Platform
 
 NATION = "tpq"  # a namespace of its own, no Tenant: the projector looks at ServiceAccounts only
 NAMESPACE = f"tenant-{NATION}"

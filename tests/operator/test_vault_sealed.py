@@ -18,10 +18,10 @@ from sovereign_devstack.token_reviewer import ensure_token_reviewer
 
 from sovereign.clients.kubernetes import load_api_client
 from sovereign.platform_setup import create_operator_token, install_operator_vault_policy, prepare_vault
-from tests.conftest import VaultServer
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import OperatorProcess, Platform
+from tests.operator.harness import OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, tenant, wait_ready
+from tests.servers import VaultServer
 
 # A fault case of `make faults` (issue 17's matrix), kept out of `make test` for its time.
 pytestmark = pytest.mark.faults
@@ -37,7 +37,7 @@ def own_vault(platform: Platform, fresh_vault: VaultServer) -> Iterator[tuple[Va
     """The test's own Vault, prepared like the platform's, and the environment pointing an operator at it."""
     root = fresh_vault.client()
     kube = platform.kube
-    prepare_vault(  # as the platform's (conftest.py `platform`)
+    prepare_vault(  # as the platform's (tests/operator/harness.py `prepare_platform`)
         root,
         kube.url,
         [kube.service_account_certificate.read_text()],

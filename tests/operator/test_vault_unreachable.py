@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import Platform
+from tests.operator.harness import Platform
 from tests.operator.switchable_proxy import SwitchableProxy
 from tests.operator.tenant_inventory import inventory, is_offboarded, is_ready, nation_artifacts, read_tenant
 

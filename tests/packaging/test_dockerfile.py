@@ -47,6 +47,7 @@ def _hadolint() -> str:
     return found
 
 
+@pytest.mark.process
 def test_hadolint_finds_nothing() -> None:
     result = subprocess.run(
         [_hadolint(), "--config", str(ROOT / ".hadolint.yaml"), "--format", "json", str(DOCKERFILE)],
@@ -98,6 +99,7 @@ def test_base_image_is_a_required_arg_pinned_by_digest() -> None:
         assert stage[0]["value"].split()[0] == "${BASE_IMAGE}"
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("base_image", "accepted"),
     [
@@ -133,6 +135,7 @@ def test_final_stage_keeps_no_package_lists_compilers_or_pip_cache() -> None:
                 assert "--no-cache-dir" in pip, pip
 
 
+@pytest.mark.process
 def test_the_purge_filter_takes_compilers_and_sudo_only() -> None:
     purge = next(r for r in _values(_stages()[-1], "RUN") if "apt-get purge" in r)
     pattern = re.search(r"grep -E '([^']+)'", purge).group(1)

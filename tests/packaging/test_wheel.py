@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
+
+pytestmark = pytest.mark.process  # pip builds the wheel; the installed code runs in a subprocess
 
 # What the Dockerfile's build stage copies into its build context (the devstack is not there).
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "sovereign", "operator", "serving", "policies")

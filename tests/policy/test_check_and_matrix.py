@@ -15,12 +15,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from rich.console import Console
 
+from sovereign.access_check import check_access
 from sovereign.catalogue import BASE_ONLY_NOTE, Catalogue, bundle_from_configmap, resources_from_objects
 from sovereign.cli import access_matrix_commands
 from sovereign.domain.markings import Classification, ResourceKind
 from sovereign.identity.tokens import TokenRejected
 from sovereign.policy.bundle import PolicyBundle
-from sovereign.policy.check import check_access
 from sovereign.policy.nation_rules import nation_bundle_rules
 
 KEYS = {n: ed25519.Ed25519PrivateKey.generate() for n in ("FRA", "DEU", "EST")}

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.helpers import kubectl
-from tests.operator.conftest import OperatorProcess, Platform
+from tests.operator.harness import OperatorProcess, Platform
 from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
 
 SOVEREIGN = [str(Path(sys.executable).parent / "sovereign")]

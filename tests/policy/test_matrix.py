@@ -13,19 +13,17 @@ import pytest
 
 from sovereign.domain.markings import Classification, Markings, Resource, ResourceKind
 from sovereign.policy.bundle import PolicyBundle
-from sovereign.policy.engine import PolicyEngine, fast_principal_entity
+from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.matrix import (
     MatrixTenant,
     access_matrix,
     clearance_levels,
     exhaustive_matrix,
-    group_key,
     matrix_principal,
-    nation_literals,
-    string_literals,
 )
+from sovereign.policy.matrix_grouping import group_key, nation_literals, string_literals
 from sovereign.policy.nation_rules import nation_bundle_rules, problems_with_nation_rules
-from sovereign.policy.schema import principal_entity
+from sovereign.policy.schema import fast_principal_entity, principal_entity
 
 NATIONS = ["FRA", "DEU", "POL", "EST", "GBR", "USA", "ITA", "NOR"]
 LEVELS = list(Classification)

@@ -20,9 +20,9 @@ import pytest
 from sovereign_devstack.operator_identity import WEBHOOK_CONFIGURATION
 
 from tests.helpers import kubectl, wait_until
-from tests.operator.conftest import Platform
+from tests.operator.admission import DENIED
+from tests.operator.harness import Platform
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, tenant, tenant_manifest, wait_ready
-from tests.operator.test_tenant_admission import DENIED, admission_webhook  # noqa: F401  (a fixture)
 
 LUX_ISSUER = "https://identity.sovereign.local/lux"  # LUX's dev issuer, published in its status
 NLD_ADMINS = [{"kind": "Group", "name": "nld-admins"}]  # as the package fixture applies NLD
@@ -72,7 +72,7 @@ def test_a_tenant_admitted_with_another_nations_issuer_is_kept_out(nations: Plat
 
 def test_a_tenant_claiming_another_nations_issuer_is_refused_at_admission(
     nations: Platform,
-    admission_webhook: None,  # noqa: F811  (the fixture imported above)
+    admission_webhook: None,
 ) -> None:
     kube = nations.kube
     refused = kubectl(

@@ -29,7 +29,7 @@ from sovereign.audit import DECISIONS_STREAM, AuditRecord, read, stream_director
 from sovereign.domain.markings import Classification, Principal
 from sovereign.identity.federation_assertions import assertion_claims
 from sovereign.serving_contract import VaultSink
-from tests.conftest import KubeAPI, VaultServer
+from tests.servers import KubeAPI, VaultServer
 from tests.serving.gateway.nation_vault import gateways_signing_in
 from tests.serving.gateway.nations import FAKE_APP, ISSUERS, gateway_config
 from tests.serving.gateway.test_gateway_on_ray import FAKE_IMPORT_PATH, ServeConfig, gateway_app

@@ -14,7 +14,6 @@ routes is a peer gateway's assertion (signed here with DEU's gateway key, as a m
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,15 +29,15 @@ from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.gateway import QUOTA_NAMESPACE, build_app
 from sovereign_serving.gateway._openai import MAX_BODY_BYTES
-from sovereign_serving.gateway._ratelimit import QuotaTable, Rate, quota_table
+from sovereign_serving.gateway._quota_ledger import QuotaTable, Rate, quota_table
 
 from sovereign.audit import DECISIONS_STREAM, AuditRecord, read, stream_directory
 from sovereign.domain.markings import Classification, Principal
 from sovereign.domain.nations import gateway_route_prefix, quota_actor_name
 from sovereign.identity.federation_assertions import assertion_claims
 from sovereign.serving_contract import GatewayConfig
-from tests.conftest import KubeAPI, VaultServer, running_vault
 from tests.helpers import wait_until
+from tests.servers import KubeAPI, VaultServer, running_vault
 from tests.serving.gateway.nation_vault import audit_sink_in
 from tests.serving.gateway.nations import FAKE_APP, ISSUERS, gateway_config, gateway_signer
 from tests.serving.local_serve import local_serve
@@ -98,15 +97,15 @@ def serving(
 
 @pytest.fixture
 def fra(serving: Serving) -> Serving:
-    """FRA's gateway with every bucket full: its QuotaKeeper resized to huge quotas (refilled within
-    milliseconds), then back to FRA's (a resize keeps the level, capped at the new capacity)."""
+    """FRA's gateway with every bucket full: its QuotaKeeper resized to huge quotas, then back to FRA's (a
+    resize keeps the level, capped at the new capacity). No wait between: at these rates the microseconds
+    the keeper's clock moves between two calls refill every bucket past FRA's capacities."""
     table = quota_table(GatewayConfig.model_validate(fra_config()))
-    huge = Rate(10**9, 10**12)
+    huge = Rate(10**15, 10**18)
     keeper = ray.get_actor(quota_actor_name("FRA"), namespace=QUOTA_NAMESPACE)
     ray.get(
         keeper.configure.remote(QuotaTable("FRA", {n: (huge, huge) for n in table.nations}, {"DEU": huge}))
     )
-    time.sleep(0.05)
     ray.get(keeper.configure.remote(table))
     return serving
 

@@ -23,7 +23,7 @@ from sovereign_devstack.pki import ensure_ca
 
 from tests.devstack.kube_users import KubeUser, certificate_user
 from tests.helpers import kubectl
-from tests.operator.conftest import Platform
+from tests.operator.harness import Platform
 
 FORBIDDEN = "Error from server (Forbidden): "
 UNAUTHORIZED = "error: You must be logged in to the server (Unauthorized)"

@@ -52,8 +52,7 @@ from sovereign.clients.kubernetes import load_api_client
 from sovereign.domain.nations import kv_prefix
 from tests.devstack.kube_users import KubeUser
 from tests.helpers import kubectl
-from tests.operator.conftest import Platform
-from tests.operator.kuberay_schema import rayservice_crd  # noqa: F401  (fixture)
+from tests.operator.harness import Platform
 from tests.operator.tenants import rotate_key_with_cli, tenant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -661,7 +660,7 @@ def test_no_runtime_lets_the_operator_request_a_nations_token(nations: Platform)
 
 
 @pytest.fixture(scope="module")
-def kuberay_roles(nations: Platform, rayservice_crd: None) -> Iterator[None]:  # noqa: F811
+def kuberay_roles(nations: Platform, rayservice_crd: None) -> Iterator[None]:
     """The chart's roles for runtime kuberay (RayServices may be created), restored to the session's after."""
     nations.operator_roles.grant("kuberay")
     try:

@@ -56,6 +56,7 @@ def test_the_address_ray_jobs_gives_the_entrypoint_is_used(address: str) -> None
     assert submitted_cluster_address({"RAY_ADDRESS": address}) == address
 
 
+@pytest.mark.process
 def test_a_planted_ray_current_cluster_never_gets_the_job(tmp_path: Path) -> None:
     """An attacker writes `ray_current_cluster` in Ray's shared temporary directory, naming a cluster of its
     own (here a listening socket): the job, started without RAY_ADDRESS, refuses before reading a document

@@ -19,8 +19,8 @@ from sovereign.dataplane import DatasetStore
 from sovereign.domain.markings import Principal
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.serving_contract import VaultSink
-from tests.conftest import KubeAPI, VaultServer
-from tests.dataplane.conftest import TRANSIT, est_markings, sample_chunks, unit_vectors
+from tests.dataplane.samples import TRANSIT, est_markings, sample_chunks, unit_vectors
+from tests.servers import KubeAPI, VaultServer
 from tests.serving.gateway.nation_vault import vault_sink_in
 
 NATION = "EST"

@@ -19,7 +19,7 @@ from sovereign_devstack.otlp_receiver import OtlpReceiver
 
 from sovereign.telemetry import TracedTransport
 from sovereign.telemetry._instrument import KubernetesCall, kubernetes_call, vault_path_template
-from tests.conftest import KubeAPI, VaultServer
+from tests.servers import KubeAPI, VaultServer
 
 RAY_TOKEN = "ray-canary-token-5d1c"
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from sovereign_devstack.otlp_receiver import OtlpReceiver
 
 # Each case runs in its own interpreter: a process installs its tracer provider once.
@@ -33,6 +34,7 @@ def _emit(receiver: OtlpReceiver, **extra_env: str) -> None:
     subprocess.run([sys.executable, "-c", EMIT], env=env, check=True, timeout=60)
 
 
+@pytest.mark.process
 def test_spans_arrive_over_otlp_http_with_their_tenant_and_without_exception_messages(
     otlp_receiver: OtlpReceiver,
 ) -> None:
@@ -52,6 +54,7 @@ def test_spans_arrive_over_otlp_http_with_their_tenant_and_without_exception_mes
     assert all(b"secret-canary-7f3a" not in body for body in otlp_receiver.raw_bodies())
 
 
+@pytest.mark.process
 def test_without_an_endpoint_nothing_is_exported(otlp_receiver: OtlpReceiver) -> None:
     script = EMIT.replace(
         'assert configure_tracing("probe", **{"sovereign.tenant": "FRA"})',

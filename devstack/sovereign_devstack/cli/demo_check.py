@@ -3,7 +3,7 @@
 One allowed call on a nation's own model, one allowed cross-nation call (FRA released `fra/analyst` to DEU)
 and one denied call (EST has no release), each with a token signed by the caller nation's dev issuer.
 
-Then a grounded answer (issue 8), once the example DataSets are Ready: a DEU analyst asks `fra/analyst` with
+Then a grounded answer, once the example DataSets are Ready: a DEU analyst asks `fra/analyst` with
 `sovereign.datasets` naming EST's and FRA's example datasets; the answer lists its sources and is marked
 with the least upper bound of the model's and the chunks' markings.
 """

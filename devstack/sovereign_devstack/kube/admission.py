@@ -19,6 +19,7 @@ import aiohttp
 
 from sovereign_devstack.kube import errors, selectors
 from sovereign_devstack.kube.admission_policies import POLICIES_KEY, PolicyAdmission, Request, compile_errors
+from sovereign_devstack.kube.admission_rules import matches_rule
 from sovereign_devstack.kube.object_writes import WARNINGS
 from sovereign_devstack.kube.resource_types import ResourceType
 from sovereign_devstack.kube.store import Store
@@ -26,41 +27,6 @@ from sovereign_devstack.kube.store import Store
 WEBHOOKS_KEY = ("admissionregistration.k8s.io", "validatingwebhookconfigurations")
 ADMIN_USER = {"username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]}
 CURRENT_USER: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("user", default=ADMIN_USER)
-
-
-def matches_rule(
-    rule: dict[str, Any], operation: str, rt: ResourceType, version: str, subresource: str | None
-) -> bool:
-    ops = rule.get("operations") or []
-    if "*" not in ops and operation not in ops:
-        return False
-    groups = rule.get("apiGroups") or []
-    if "*" not in groups and rt.group not in groups:
-        return False
-    versions = rule.get("apiVersions") or []
-    if "*" not in versions and version not in versions:
-        return False
-    target = f"{rt.plural}/{subresource}" if subresource else rt.plural
-    resource_ok = False
-    for pattern in rule.get("resources") or []:
-        res, _, sub = pattern.partition("/")
-        if (
-            pattern == "*/*"
-            or pattern == target
-            or not sub
-            and res == "*"
-            and not subresource
-            or sub
-            and res == "*"
-            and sub == subresource
-            or sub == "*"
-            and res == rt.plural
-            and subresource
-        ):
-            resource_ok = True
-    scope = rule.get("scope") or "*"
-    scope_ok = scope == "*" or (scope == "Namespaced") == rt.namespaced
-    return resource_ok and scope_ok
 
 
 class WebhookAdmission:

@@ -34,6 +34,7 @@ import celpy
 from celpy import celtypes
 
 from sovereign_devstack.kube import errors, selectors
+from sovereign_devstack.kube.admission_rules import matches_rule
 from sovereign_devstack.kube.resource_types import ResourceType
 from sovereign_devstack.kube.store import Store
 
@@ -181,8 +182,6 @@ class Request:
 
 
 def _rule_matches(rule: dict[str, Any], request: Request) -> bool:
-    from sovereign_devstack.kube.admission import matches_rule  # admission imports this module
-
     if not matches_rule(rule, request.operation, request.rt, request.version, request.subresource):
         return False
     names = rule.get("resourceNames") or []

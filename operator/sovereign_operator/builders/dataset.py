@@ -29,8 +29,8 @@ from sovereign.serving_contract import AIR_GAP_ENV, INGEST_MODULE, IngestConfig,
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.conditions import Condition
 from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, DEFAULT_TRANSIT_MOUNT
-from sovereign_operator.reconcile.conditions import Condition
 
 RAY_DASHBOARD_PORT = 8265  # KubeRay's head Service exposes the dashboard (and its job server) here
 INGESTED = "Ingested"

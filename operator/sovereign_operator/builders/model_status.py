@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sovereign_operator.reconcile.conditions import Condition, merge_conditions
+from sovereign_operator.builders.conditions import Condition, merge_conditions
 
 ADMITTED = "Admitted"
 INTEGRITY_VERIFIED = "IntegrityVerified"

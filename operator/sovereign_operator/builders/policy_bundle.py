@@ -17,8 +17,8 @@ import cedarpy
 
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from sovereign.policy.nation_rules import nation_bundle_rules, problems_with_nation_rules
+from sovereign_operator.builders.conditions import READY, Condition, merge_conditions
 from sovereign_operator.constants import operator_labels
-from sovereign_operator.reconcile.conditions import READY, Condition, merge_conditions
 from sovereign_operator.resource_validation import NOT_IN_TENANT_NAMESPACE, nation_of_namespace
 
 ACCEPTED = "Accepted"

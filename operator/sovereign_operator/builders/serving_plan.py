@@ -25,13 +25,13 @@ from sovereign.serving_contract import AuditSink, RetrieverDataset, VaultSink
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders.dataset import JobTarget, build_vault_sink_for_nation
+from sovereign_operator.builders.gateway_application import build_audit_sink_for_nation
 from sovereign_operator.builders.model_status import Placement
-from sovereign_operator.builders.serve_config import (
-    build_audit_sink_for_nation,
+from sovereign_operator.builders.retriever_application import (
     build_retriever_application,
-    build_serve_applications_for_nation,
     retriever_datasets_for_nation,
 )
+from sovereign_operator.builders.serve_config import build_serve_applications_for_nation
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.tenant_validation import tenants_sharing_an_issuer
 
@@ -169,6 +169,7 @@ def build_serving_plan(
     plans = []
     for nation in nations:
         tenant_spec = TenantSpec.model_validate(ready[nation]["spec"])
+        audit, federation_signer = _gateway_vault_sinks(snapshot, runtime, federation, ready[nation], config)
         applications = build_serve_applications_for_nation(
             nation,
             tenant_spec,
@@ -179,8 +180,8 @@ def build_serving_plan(
             cpu_scale=config.serving_cpu_scale,
             memory_scale=config.serving_memory_scale,
             federation_urls=federation_urls,
-            audit=_audit_sink(snapshot, runtime, config, ready[nation]),
-            federation=_federation_signer(snapshot, federation, tenant_spec, config),
+            audit=audit,
+            federation=federation_signer,
             telemetry_env=config.telemetry_env,
             all_datasets=all_datasets,
         )
@@ -224,28 +225,29 @@ def audit_sink_for_nation(
     )
 
 
-def _audit_sink(
-    snapshot: ServingSnapshot, runtime: RuntimeLayout, config: OperatorConfig, tenant: Mapping[str, Any]
-) -> AuditSink | None:
-    nation = str(tenant["spec"]["nation"])
-    if runtime.audit_placement(nation) is None:
-        return None  # audit off: no Vault CA to read
-    return audit_sink_for_nation(runtime, config, tenant, snapshot.vault_cas[nation])
-
-
-def _federation_signer(
-    snapshot: ServingSnapshot, federation: Federation | None, tenant: TenantSpec, config: OperatorConfig
-) -> VaultSink | None:
-    """How the nation's gateway signs its federation assertions (its Ray processes' ServiceAccount token,
-    the nation's Vault role); None where nations share one Ray cluster and nothing crosses gateways."""
+def _gateway_vault_sinks(
+    snapshot: ServingSnapshot,
+    runtime: RuntimeLayout,
+    federation: Federation | None,
+    tenant: Mapping[str, Any],
+    config: OperatorConfig,
+) -> tuple[AuditSink | None, VaultSink | None]:
+    """The nation's gateway's two logins to its nation's Vault: where it writes its decision records (None:
+    audit is off on the runtime) and how it signs its federation assertions (its Ray processes'
+    ServiceAccount token; None where nations share one Ray cluster and nothing crosses gateways). The
+    nation's Vault CA is read only when one of them is there."""
+    spec = TenantSpec.model_validate(tenant["spec"])
+    audit_on = runtime.audit_placement(spec.nation) is not None
+    if not audit_on and federation is None:
+        return None, None
+    vault_ca = snapshot.vault_cas[spec.nation]
+    audit = audit_sink_for_nation(runtime, config, tenant, vault_ca) if audit_on else None
     if federation is None:
-        return None
-    return build_vault_sink_for_nation(
-        tenant,
-        platform_vault_addr=config.vault_addr,
-        token_file=federation.token_file,
-        vault_ca_cert=snapshot.vault_cas[tenant.nation],
+        return audit, None
+    signer = build_vault_sink_for_nation(
+        spec, platform_vault_addr=config.vault_addr, token_file=federation.token_file, vault_ca_cert=vault_ca
     )
+    return audit, signer
 
 
 def _served_datasets(

@@ -28,6 +28,7 @@ from sovereign.domain.nations import tenant_namespace
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.conditions import merge_conditions, now_rfc3339, status_changes
 from sovereign_operator.builders.dataset import (
     EmbeddingUnusable,
     JobTarget,
@@ -43,7 +44,6 @@ from sovereign_operator.builders.dataset import (
 )
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import GROUP, VERSION
-from sovereign_operator.reconcile.conditions import merge_conditions, now_rfc3339, status_changes
 from sovereign_operator.reconcile.vault_access import vault_ca_for_tenant
 from sovereign_operator.runtimes import job_target
 

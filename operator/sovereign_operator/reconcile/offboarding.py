@@ -28,8 +28,8 @@ from sovereign.domain.nations import (
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
 from sovereign_operator.builders import vault_mounts_for_tenant
+from sovereign_operator.builders.conditions import now_rfc3339
 from sovereign_operator.constants import GROUP, SHRED_RECORDS_CONFIGMAP, VERSION
-from sovereign_operator.reconcile.conditions import now_rfc3339
 from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.reconcile.tenant_audit import record_key_shredded
 

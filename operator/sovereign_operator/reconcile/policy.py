@@ -17,6 +17,7 @@ from sovereign.clients.vault import VAULT_ERRORS
 from sovereign.domain.nations import tenant_namespace
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, VERSION_KEY, PolicyBundle
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.conditions import status_changes
 from sovereign_operator.builders.policy_bundle import (
     build_bundle_configmap,
     build_policy_bundle,
@@ -24,7 +25,6 @@ from sovereign_operator.builders.policy_bundle import (
 )
 from sovereign_operator.builders.vault import vault_mounts_for_tenant
 from sovereign_operator.constants import GROUP, VERSION
-from sovereign_operator.reconcile.conditions import status_changes
 from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.reconcile.tenant_audit import (
     AUDIT_RETRY_SECONDS,

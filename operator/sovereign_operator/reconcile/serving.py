@@ -23,6 +23,7 @@ from sovereign.clients import kubernetes as kube
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from sovereign.serving_contract import AuditSink
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.conditions import status_changes
 from sovereign_operator.builders.model_status import Placement, model_deployment_status
 from sovereign_operator.builders.serving_plan import (
     ServingSnapshot,
@@ -32,7 +33,6 @@ from sovereign_operator.builders.serving_plan import (
 )
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import GROUP, VERSION
-from sovereign_operator.reconcile.conditions import status_changes
 from sovereign_operator.reconcile.vault_access import vault_ca_for_tenant
 from sovereign_operator.runtimes import ServingRuntime, runtime_for
 

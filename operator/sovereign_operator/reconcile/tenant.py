@@ -17,8 +17,7 @@ from sovereign.domain.nations import tenant_namespace, vault_role_name
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
 from sovereign_operator.builders import vault_mounts_for_tenant
-from sovereign_operator.constants import ROTATE_KEY_ANNOTATION
-from sovereign_operator.reconcile.conditions import (
+from sovereign_operator.builders.conditions import (
     IDENTITY_READY,
     KEYS_READY,
     NAMESPACE_READY,
@@ -33,6 +32,7 @@ from sovereign_operator.reconcile.conditions import (
     ready_from_steps,
     status_changes,
 )
+from sovereign_operator.constants import ROTATE_KEY_ANNOTATION
 from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.reconcile.tenant_audit import AuditWriteFailed, record_tenant_events
 from sovereign_operator.reconcile.tenant_identity import reconcile_gateway_key, reconcile_identity

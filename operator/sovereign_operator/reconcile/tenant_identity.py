@@ -32,8 +32,8 @@ from sovereign.identity.federation_assertions import gateway_issuer
 from sovereign.identity.signed_tokens import jwks_from_transit_key
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders import vault_mounts_for_tenant
+from sovereign_operator.builders.conditions import IDENTITY_READY, Condition
 from sovereign_operator.constants import tenant_labels
-from sovereign_operator.reconcile.conditions import IDENTITY_READY, Condition
 from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.reconcile.objects import Outcome, ensure_object
 

@@ -23,8 +23,8 @@ from sovereign.domain.nations import NATION_VAULT_POLICY, transit_key_name
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
 from sovereign_operator.builders import build_vault_role_for_tenant, vault_mounts_for_tenant
+from sovereign_operator.builders.conditions import KEYS_READY, Condition
 from sovereign_operator.constants import operator_kv_record
-from sovereign_operator.reconcile.conditions import KEYS_READY, Condition
 from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.tenant_validation import rotation_period_seconds
 

@@ -19,7 +19,7 @@ from sovereign_operator.builders import (
     build_resource_quota_for_tenant,
     build_serving_service_account_for_tenant,
 )
-from sovereign_operator.reconcile.conditions import NAMESPACE_READY, Condition
+from sovereign_operator.builders.conditions import NAMESPACE_READY, Condition
 from sovereign_operator.reconcile.context import OperatorContext
 from sovereign_operator.reconcile.objects import Outcome, ensure_object, owned_by
 

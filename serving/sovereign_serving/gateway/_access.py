@@ -7,7 +7,7 @@ becomes the policy's Principal; each model is decided with `PolicyEngine.decide(
 into the model or the one 403 (`permitted`). Validated tokens are cached until they expire (the cache dies
 with the config that filled it).
 
-Datasets (issue 8): each dataset a request names is decided with `read` on the dataset and its markings
+Datasets: each dataset a request names is decided with `read` on the dataset and its markings
 (`decide_dataset`, a `DatasetDecision`), traced and audited like the model's; unknown and forbidden datasets
 get one 403. The chunks the retriever returns are checked again (`chunk_readable`): the retriever filters
 by each chunk's own markings, and the gateway never puts a chunk it would refuse into a prompt.
@@ -28,7 +28,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sovereign.domain.markings import (
@@ -63,13 +62,13 @@ from sovereign.identity.tokens import (
     validate_token,
 )
 from sovereign.policy.bundle import PolicyBundle
-from sovereign.policy.engine import Decision, PolicyEngine
+from sovereign.policy.engine import PolicyEngine
 from sovereign.serving_contract import GatewayConfig, GatewayDataset, GatewayModel
 
+from ._decision_types import DatasetDecision, ModelDecision, Permitted, permitted_codes
 from ._errors import (
     GatewayError,
     dataset_not_available,
-    echoed,
     not_available,
     unauthenticated,
     unavailable,
@@ -80,80 +79,6 @@ logger = logging.getLogger("sovereign.gateway")
 INVOKE = "invoke"
 READ = "read"
 TOKEN_CACHE_SIZE = 10_000
-
-
-@dataclass(frozen=True)
-class Permitted:
-    """A model the principal may invoke, with the marking its answers carry."""
-
-    model: GatewayModel
-    marking: AnswerMarking
-
-    def headers(self) -> dict[str, str]:
-        return marking_headers(self.marking)
-
-
-def marking_headers(marking: AnswerMarking) -> dict[str, str]:
-    return {
-        "X-Sovereign-Classification": str(marking.classification),
-        "X-Sovereign-Releasable-To": ",".join(marking.releasable_to),
-    }
-
-
-@dataclass(frozen=True)
-class ModelDecision:
-    """The gateway's decision on one request's model, allowed or denied (for its span, metric and audit).
-
-    Names, codes and ids only, never content. `reason_codes`: `permitted`, `unknown-model`, `not-owned`
-    (a federation route asked for a model the nation does not own), `forbidden` (a forbid policy decided),
-    `not-permitted` (no policy permits it) or `no-marking`; `reasons` are the engine's own explanations.
-    An allowed decision whose owner's own rule disclosed the model to a nation its markings do not release
-    it to adds `disclosed-by-owner` (and the marking adds that nation; the rule's id is among the deciding
-    policy ids: `sovereign.domain.markings.answer_marking`).
-    """
-
-    model: str
-    owner: str | None  # the owner nation, when the model is in the gateway's config
-    allowed: bool
-    reason_codes: tuple[str, ...]
-    reasons: tuple[str, ...]
-    deciding_policy_ids: tuple[str, ...]
-    bundle_version: str
-    marking: AnswerMarking | None  # the answer's marking, when allowed
-
-    @property
-    def decision(self) -> str:
-        return "allow" if self.allowed else "deny"
-
-    @property
-    def resource(self) -> str:
-        return self.model
-
-
-@dataclass(frozen=True)
-class DatasetDecision:
-    """The gateway's decision on one dataset a request names (`read`), allowed or denied, as a ModelDecision.
-
-    `reason_codes`: `permitted`, `unknown-dataset`, `not-owned`, `forbidden`, `not-permitted`, `no-marking`;
-    `disclosed-by-owner` with `permitted`, as for a model.
-    """
-
-    dataset: str
-    owner: str | None
-    allowed: bool
-    reason_codes: tuple[str, ...]
-    reasons: tuple[str, ...]
-    deciding_policy_ids: tuple[str, ...]
-    bundle_version: str
-    markings: Markings | None  # the dataset's, when allowed (the answer's marking adds its chunks')
-
-    @property
-    def decision(self) -> str:
-        return "allow" if self.allowed else "deny"
-
-    @property
-    def resource(self) -> str:
-        return self.dataset
 
 
 class Access:
@@ -380,17 +305,3 @@ class Access:
             for name, model in self.models.items()
             if self.engine.decide(principal, INVOKE, [name]).allowed
         ]
-
-
-def permitted_codes(decision: Decision) -> tuple[str, ...]:
-    """An allowing decision's reason codes: `disclosed-by-owner` too when an owner's own rule let the user
-    read a resource its markings do not release to the user's nation."""
-    return ("permitted", "disclosed-by-owner") if decision.disclosed_by_owner else ("permitted",)
-
-
-def check_task(permitted: Permitted, task: str, model: str) -> None:
-    if permitted.model.task != task:
-        kind = "an embedding model" if permitted.model.task == "embed" else "a generation model"
-        raise GatewayError(
-            400, f"model {echoed(model)!r} is {kind}: use its endpoint", param="model", code="wrong_task"
-        )

@@ -39,16 +39,14 @@ from sovereign.telemetry import carrier
 from sovereign_serving.nation_vault import vault_outage
 
 from . import _openai as openai_api
-from ._access import Permitted
+from ._decision_types import Permitted
 from ._errors import GatewayError, dataset_not_available, model_failed, unavailable, vault_unavailable
 from ._grounding import Retrieved, chunks_of
+from ._routes import FEDERATION_PREFIX, PATHS, Operation
 from ._signer import GatewaySigner
 
 logger = logging.getLogger("sovereign.gateway")
 
-FEDERATION_PREFIX = "/federation/v1"
-ROUTES = {"chat": "chat/completions", "completion": "completions", "embed": "embeddings"}
-SEARCH_ROUTE = "sovereign/search"
 # Generation can take long; connecting to a gateway in the cluster cannot.
 TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=10.0)
 MARKING_HEADERS = ("X-Sovereign-Classification", "X-Sovereign-Releasable-To")
@@ -77,17 +75,17 @@ def current_link() -> str:
     return link
 
 
-def federation_url(permitted: Permitted, kind: str) -> str:
+def federation_url(permitted: Permitted, operation: Operation) -> str:
     base = permitted.model.federation_url
     if not base:
         raise ValueError(f"{permitted.model.name} has no federation URL")
-    return f"{base.rstrip('/')}{FEDERATION_PREFIX}/{ROUTES[kind]}"
+    return f"{base.rstrip('/')}{FEDERATION_PREFIX}/{PATHS[operation]}"
 
 
 def search_url(dataset: GatewayDataset) -> str:
     if not dataset.federation_url:
         raise ValueError(f"{dataset.name} has no federation URL")
-    return f"{dataset.federation_url.rstrip('/')}{FEDERATION_PREFIX}/{SEARCH_ROUTE}"
+    return f"{dataset.federation_url.rstrip('/')}{FEDERATION_PREFIX}/{Operation.SEARCH.path}"
 
 
 def dataset_unavailable() -> GatewayError:
@@ -184,13 +182,14 @@ class Federation:
         return content, headers
 
     async def answer(
-        self, permitted: Permitted, kind: str, principal: Principal, body: dict[str, Any]
+        self, permitted: Permitted, operation: Operation, principal: Principal, body: dict[str, Any]
     ) -> tuple[Response, int]:
         """The owner's non-streaming answer (or error) and the tokens it used."""
-        content, headers = await self._signed(permitted.model.markings.owner, ROUTES[kind], principal, body)
+        owner, route = permitted.model.markings.owner, PATHS[operation]
+        content, headers = await self._signed(owner, route, principal, body)
         try:
             response = await self._http().post(
-                federation_url(permitted, kind), content=content, headers=headers
+                federation_url(permitted, operation), content=content, headers=headers
             )
         except httpx.HTTPError as error:
             raise _unreachable(permitted, error) from None
@@ -208,7 +207,7 @@ class Federation:
     ) -> list[Retrieved]:
         """The chunks of another nation's dataset its owner lets the user read (the owner decides again)."""
         body = {"datasets": [dataset.name], "query": query, "top_k": top_k}
-        content, headers = await self._signed(dataset.markings.owner, SEARCH_ROUTE, principal, body)
+        content, headers = await self._signed(dataset.markings.owner, Operation.SEARCH.path, principal, body)
         try:
             response = await self._http().post(search_url(dataset), content=content, headers=headers)
         except httpx.HTTPError as error:
@@ -238,7 +237,7 @@ class Federation:
     async def stream(
         self,
         permitted: Permitted,
-        kind: str,
+        operation: Operation,
         principal: Principal,
         body: dict[str, Any],
         charge: Callable[[int | None], None],
@@ -246,10 +245,10 @@ class Federation:
         """The owner's SSE stream passed through (the usage chunk only if the client asked for it)."""
         body, include_usage = openai_api.for_streaming(body)
         owner = permitted.model.markings.owner
-        content, headers = await self._signed(owner, ROUTES[kind], principal, body)
+        content, headers = await self._signed(owner, PATHS[operation], principal, body)
         client = self._http()
         request = client.build_request(
-            "POST", federation_url(permitted, kind), content=content, headers=headers
+            "POST", federation_url(permitted, operation), content=content, headers=headers
         )
         try:
             response = await client.send(request, stream=True)

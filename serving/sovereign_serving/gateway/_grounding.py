@@ -1,4 +1,4 @@
-"""Grounding answers in datasets (issue 8): the `sovereign` extension of a body, the search request, the
+"""Grounding answers in datasets: the `sovereign` extension of a body, the search request, the
 prompt built from retrieved chunks, the answer's sources and marking. Pure: no Ray, no HTTP.
 
 A chat or completion body may carry `"sovereign": {"datasets": ["est/field-reports"], "top_k": 5}` (the
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from sovereign.domain.markings import AnswerMarking, Markings
 
 from ._errors import bad_request
+from ._routes import Operation
 
 EXTENSION = "sovereign"
 MAX_DATASETS = 8
@@ -101,9 +102,9 @@ def search_request(body: Mapping[str, Any]) -> SearchRequest:
     return request.model_copy(update={"datasets": _unique(request.datasets)})
 
 
-def query_of(body: Mapping[str, Any], kind: str) -> str:
+def query_of(body: Mapping[str, Any], operation: Operation) -> str:
     """What to search for: the last user message (chat) or the prompt (completion)."""
-    if kind == "completion":
+    if operation == Operation.COMPLETION:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise bad_request("with datasets, `prompt` must be one non-empty string", param="prompt")
@@ -181,13 +182,13 @@ def best(chunks: Sequence[Retrieved], top_k: int) -> list[Retrieved]:
     return sorted(chunks, key=lambda chunk: -chunk.score)[:top_k]
 
 
-def grounded(body: Mapping[str, Any], kind: str, chunks: Sequence[Retrieved]) -> dict[str, Any]:
+def grounded(body: Mapping[str, Any], operation: Operation, chunks: Sequence[Retrieved]) -> dict[str, Any]:
     """The body the model gets: the chunks as context before the user's own messages (or prompt)."""
     if not chunks:  # nothing the principal may read matched: the model answers ungrounded
         return dict(body)
     sources = "\n\n".join(f"[{chunk.chunk_id}] ({chunk.dataset})\n{chunk.text}" for chunk in chunks)
     context = f"{SOURCES_PREAMBLE}\n\n{sources}"
-    if kind == "completion":
+    if operation == Operation.COMPLETION:
         return {**body, "prompt": f"{context}\n\n{body['prompt']}"}
     return {**body, "messages": [{"role": "system", "content": context}, *body["messages"]]}
 

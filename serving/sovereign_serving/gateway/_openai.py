@@ -12,15 +12,19 @@ from starlette.requests import Request
 from sovereign.serving_contract import GatewayModel
 
 from ._errors import GatewayError, bad_request
+from ._routes import Operation
 
 DONE = b"data: [DONE]\n\n"
-MAX_TOKEN_FIELDS = {"chat": ("max_tokens", "max_completion_tokens"), "completion": ("max_tokens",)}
+MAX_TOKEN_FIELDS = {
+    Operation.CHAT: ("max_tokens", "max_completion_tokens"),
+    Operation.COMPLETION: ("max_tokens",),
+}
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a request body above this is refused (413) before it is read whole
 
 # Parameters the models do not honour: a value other than the harmless one is refused (400 naming it)
 # rather than ignored, so a client never believes it got what it asked for.
-UNSUPPORTED = {
-    "chat": {
+UNSUPPORTED: dict[Operation, dict[str, object]] = {
+    Operation.CHAT: {
         "n": 1,
         "logprobs": False,
         "top_logprobs": None,
@@ -31,8 +35,15 @@ UNSUPPORTED = {
         "logit_bias": None,
         "audio": None,
     },
-    "completion": {"n": 1, "best_of": 1, "echo": False, "logprobs": None, "suffix": None, "logit_bias": None},
-    "embed": {},
+    Operation.COMPLETION: {
+        "n": 1,
+        "best_of": 1,
+        "echo": False,
+        "logprobs": None,
+        "suffix": None,
+        "logit_bias": None,
+    },
+    Operation.EMBED: {},
 }
 
 
@@ -105,9 +116,20 @@ def check_embedding(body: Mapping[str, Any]) -> None:
         raise bad_request("`input` must be a string or a non-empty list", param="input")
 
 
-def check_supported(body: Mapping[str, Any], kind: str) -> None:
+def check_body(body: Mapping[str, Any], operation: Operation) -> None:
+    """400 naming the field a model operation's body needs and lacks (`messages`, `prompt`, `input`)."""
+    match operation:
+        case Operation.CHAT:
+            check_chat(body)
+        case Operation.COMPLETION:
+            check_completion(body)
+        case Operation.EMBED:
+            check_embedding(body)
+
+
+def check_supported(body: Mapping[str, Any], operation: Operation) -> None:
     """400 naming the first parameter set to a value the models do not honour (`n` other than 1...)."""
-    for param, harmless in UNSUPPORTED[kind].items():
+    for param, harmless in UNSUPPORTED[operation].items():
         value = body.get(param)
         if value is None or (type(value) is type(harmless) and value == harmless):
             continue
@@ -137,11 +159,11 @@ def _texts(value: Any) -> list[str]:
     return []
 
 
-def check_limits(body: Mapping[str, Any], model: GatewayModel, kind: str) -> None:
+def check_limits(body: Mapping[str, Any], model: GatewayModel, operation: Operation) -> None:
     """The model's limits (its spec's `limits`): messages, characters, embedding inputs; 400 naming the
     parameter, before the model is called."""
     limits = model.limits
-    if kind == "chat":
+    if operation == Operation.CHAT:
         param, messages = "messages", body.get("messages") or []
         if len(messages) > limits.max_messages:
             raise bad_request(
@@ -150,7 +172,7 @@ def check_limits(body: Mapping[str, Any], model: GatewayModel, kind: str) -> Non
                 code="too_many_messages",
             )
         texts = [t for m in messages if isinstance(m, dict) for t in _texts(m.get("content"))]
-    elif kind == "completion":
+    elif operation == Operation.COMPLETION:
         param, texts = "prompt", _texts(body.get("prompt"))
     else:
         param, given = "input", body.get("input")
@@ -172,10 +194,10 @@ def check_limits(body: Mapping[str, Any], model: GatewayModel, kind: str) -> Non
         )
 
 
-def capped(body: dict[str, Any], model: GatewayModel, kind: str) -> dict[str, Any]:
+def capped(body: dict[str, Any], model: GatewayModel, operation: Operation) -> dict[str, Any]:
     """The body with its token limits within the model's maxTokens (set to it when absent)."""
     result = dict(body)
-    fields = MAX_TOKEN_FIELDS[kind]
+    fields = MAX_TOKEN_FIELDS[operation]
     present = False
     for field in fields:
         value = result.get(field)
@@ -205,18 +227,19 @@ def _estimate(value: Any) -> float:
     return 0.0
 
 
-def tokens_to_reserve(body: Mapping[str, Any], kind: str) -> int:
+def tokens_to_reserve(body: Mapping[str, Any], operation: Operation) -> int:
     """What a request reserves of its caller's token quotas before the model runs: the prompt's (or the
     embedding inputs') characters / 4, a token id one each, rounded up, plus the capped `max_tokens` (a
     body from `capped`); settled with the model server's count afterwards."""
-    if kind == "chat":
+    given: Any
+    if operation == Operation.CHAT:
         given = [m.get("content") for m in body.get("messages") or [] if isinstance(m, dict)]
     else:
-        given = body.get("prompt" if kind == "completion" else "input")
+        given = body.get("prompt" if operation == Operation.COMPLETION else "input")
     prompt = max(1, math.ceil(_estimate(given)))
-    if kind == "embed":
+    if operation == Operation.EMBED:
         return prompt
-    limits = [body.get(name) for name in MAX_TOKEN_FIELDS[kind]]
+    limits = [body.get(name) for name in MAX_TOKEN_FIELDS[operation]]
     return prompt + max((v for v in limits if isinstance(v, int) and not isinstance(v, bool)), default=0)
 
 

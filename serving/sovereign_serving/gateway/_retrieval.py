@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-from ray.serve.handle import DeploymentHandle
 
 from sovereign.domain.markings import Markings, Principal
 from sovereign.domain.nations import retriever_application_name
@@ -27,21 +25,17 @@ from ._access import Access
 from ._errors import GatewayError, vault_unavailable
 from ._federation import Federation, dataset_unavailable
 from ._grounding import Retrieved, best, chunks_of
+from ._model_calls import ModelCalls
 
 logger = logging.getLogger("sovereign.gateway")
 
 
 class Retrieval:
-    """A replica's way to its nations' retrievers: Serve handles (through the gateway's own handle cache and
+    """A replica's way to its nations' retrievers: Serve handles (through the model calls' handle cache and
     running check) and, for other nations' datasets on kuberay, the federation client."""
 
-    def __init__(
-        self,
-        handle: Callable[[str], Awaitable[DeploymentHandle]],
-        forget: Callable[[str], None],
-        federation: Federation,
-    ) -> None:
-        self._handle, self._forget, self._federation = handle, forget, federation
+    def __init__(self, calls: ModelCalls, federation: Federation) -> None:
+        self._calls, self._federation = calls, federation
 
     async def retrieve(
         self,
@@ -86,7 +80,7 @@ class Retrieval:
     ) -> list[Retrieved]:
         application = retriever_application_name(dataset.markings.owner)
         try:
-            handle = await self._handle(application)
+            handle = await self._calls.handle(application)
         except GatewayError:  # not running: the dataset, not a model, is unavailable
             raise dataset_unavailable() from None
         try:
@@ -97,7 +91,7 @@ class Retrieval:
                 raise ValueError("the retriever answered for another dataset")
             return chunks_of(dataset.name, result.get("chunks") or [])
         except Exception as error:  # noqa: BLE001 — its message may quote a document: only the type is logged
-            self._forget(application)
+            self._calls.forget(application)
             logger.warning("retriever %s failed on %s: %s", application, dataset.name, type(error).__name__)
             outage = vault_outage(error)  # the index could not be decrypted: the nation's Vault is out
             if outage is not None:

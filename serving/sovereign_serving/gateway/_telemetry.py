@@ -12,7 +12,7 @@ Metrics: `ray.util.metrics`, exported by each Ray node's metrics agent in Promet
 `ray_sovereign_policy_decisions_total{tenant,decision,reason}`, and the 401s, which no nation's audit log
 holds: `ray_sovereign_unauthenticated_requests_total{tenant,reason}`). Tags are names and codes only.
 
-Datasets (issue 8): a `policy decide` span per dataset (`sovereign.dataset`), counted in
+Datasets: a `policy decide` span per dataset (`sovereign.dataset`), counted in
 `ray_sovereign_dataset_decisions_total{tenant,decision,reason}`; a `retrieve` span holding a CLIENT span per
 dataset searched (`retrieve <dataset>`), with dataset names, chunk counts and the answer's marking: never a
 query, a chunk's text or a document id.
@@ -31,17 +31,29 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from ray.util.metrics import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sovereign.domain.markings import AnswerMarking, Principal
 from sovereign.telemetry import context_from, span, tracer
 
-from ._access import DatasetDecision, ModelDecision
+from ._decision_types import DatasetDecision, ModelDecision
 from ._errors import GatewayError
+from ._routes import Operation
 
 # GenAI semconv, "Generative AI attributes", gen_ai.operation.name (well-known values) by gateway route.
-OPERATIONS = {"chat": "chat", "completion": "text_completion", "embed": "embeddings"}
+OPERATIONS = {Operation.CHAT: "chat", Operation.COMPLETION: "text_completion", Operation.EMBED: "embeddings"}
 # gen_ai.provider.name: no well-known value fits a self-hosted platform; the conventions allow a custom one
 # ("SHOULD be set based on the instrumentation's best knowledge"), kept stable across versions.
 PROVIDER = "sovereign"
-TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536]  # as the GenAI metrics conventions advise
+TOKEN_BUCKETS = [
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+]  # as the GenAI metrics conventions advise
 
 
 @cache
@@ -146,7 +158,7 @@ def _parent(scope: Scope, headers: Mapping[str, str]) -> tuple[otel_context.Cont
     return otel_context.Context(), [trace.Link(remote)] if remote.is_valid else []
 
 
-async def authenticated(tenant: str, authenticate: Callable[[], Awaitable[Any]]) -> Any:
+async def authenticated(tenant: str, authenticate: Callable[[], Awaitable[Principal]]) -> Principal:
     """The principal, inside the `authenticate` span (a refusal leaves its error type, never the token)."""
     trace.get_current_span().set_attribute("sovereign.tenant", tenant)  # the request's SERVER span
     with span("authenticate", attributes={"sovereign.tenant": tenant}) as current:
@@ -165,7 +177,7 @@ D = TypeVar("D", ModelDecision, DatasetDecision)
 
 def _decided(
     tenant: str,
-    principal: Any,
+    principal: Principal,
     decide: Callable[[], D],
     described: Callable[[D], dict[str, Any]],
     counter: Callable[[], Counter],
@@ -188,7 +200,7 @@ def _decided(
     return decision
 
 
-def decided(tenant: str, principal: Any, decide: Callable[[], ModelDecision]) -> ModelDecision:
+def decided(tenant: str, principal: Principal, decide: Callable[[], ModelDecision]) -> ModelDecision:
     """The policy decision on the model, counted in the decisions metric."""
 
     def described(decision: ModelDecision) -> dict[str, Any]:
@@ -202,7 +214,9 @@ def decided(tenant: str, principal: Any, decide: Callable[[], ModelDecision]) ->
     return _decided(tenant, principal, decide, described, _decisions)
 
 
-def decided_dataset(tenant: str, principal: Any, decide: Callable[[], DatasetDecision]) -> DatasetDecision:
+def decided_dataset(
+    tenant: str, principal: Principal, decide: Callable[[], DatasetDecision]
+) -> DatasetDecision:
     """The policy decision on one dataset, counted in its own metric."""
 
     def described(decision: DatasetDecision) -> dict[str, Any]:
@@ -241,7 +255,7 @@ def searching(tenant: str, dataset: str, owner: str, federated: bool) -> Iterato
         yield current
 
 
-def marked(marking: Any) -> None:
+def marked(marking: AnswerMarking) -> None:
     """The answer's marking on the request's SERVER span."""
     trace.get_current_span().set_attributes(
         {
@@ -259,13 +273,13 @@ class ModelCall:
     `gen_ai_client_token_usage` histogram. `finish`/`fail` end it once.
     """
 
-    def __init__(self, tenant: str, model: str, kind: str, body: Mapping[str, Any]) -> None:
+    def __init__(self, tenant: str, model: str, operation: Operation, body: Mapping[str, Any]) -> None:
         self.tenant, self.model = tenant, model
-        operation = OPERATIONS[kind]
+        name = OPERATIONS[operation]
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
         temperature = body.get("temperature")
         attributes = {
-            "gen_ai.operation.name": operation,
+            "gen_ai.operation.name": name,
             "gen_ai.provider.name": PROVIDER,
             "gen_ai.request.model": model,
             "gen_ai.request.max_tokens": max_tokens if isinstance(max_tokens, int) else None,
@@ -277,7 +291,7 @@ class ModelCall:
             "sovereign.tenant": tenant,
         }
         self.span: Span = tracer().start_span(
-            f"{operation} {model}",
+            f"{name} {model}",
             kind=SpanKind.CLIENT,
             attributes={key: value for key, value in attributes.items() if value is not None},
         )

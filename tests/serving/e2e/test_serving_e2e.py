@@ -19,7 +19,7 @@ from sovereign_devstack.services import RAY_SERVICE
 
 from sovereign.clients import ray
 from tests.helpers import kubectl, wait_until
-from tests.serving.e2e.conftest import Serving
+from tests.serving.e2e.harness import Serving
 
 pytestmark = pytest.mark.slow
 

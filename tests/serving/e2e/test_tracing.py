@@ -28,8 +28,8 @@ import pytest
 from sovereign_devstack.otlp_receiver import OtlpReceiver
 
 from tests.helpers import wait_until
-from tests.operator.conftest import Platform
-from tests.serving.e2e.conftest import SOVEREIGN, Serving, running_local_ray, serving_platform
+from tests.operator.harness import Platform
+from tests.serving.e2e.harness import SOVEREIGN, Serving, running_local_ray, serving_platform
 
 pytestmark = pytest.mark.slow
 

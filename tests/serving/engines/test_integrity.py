@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sovereign_serving.integrity import IntegrityError, sha256_of, verify_model_files
 
-from tests.serving.engines.conftest import LocalModel
+from tests.serving.engines.models import LocalModel
 
 
 @pytest.fixture

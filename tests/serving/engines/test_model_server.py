@@ -16,7 +16,7 @@ from sovereign_serving.integrity import IntegrityError
 from sovereign_serving.model_server import ModelServer, build_app
 
 from sovereign.serving_contract import AIR_GAP_ENV
-from tests.serving.engines.conftest import LocalModel, collect, run
+from tests.serving.engines.models import LocalModel, collect, run
 
 # The class behind the deployment: the same code a replica runs, without Ray.
 Server = ModelServer.func_or_class

@@ -16,7 +16,9 @@ from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.model_server import build_app
 
 from sovereign.serving_contract import AIR_GAP_ENV
-from tests.serving.engines.conftest import LocalModel
+from tests.serving.engines.models import LocalModel
+
+pytestmark = pytest.mark.process  # a Ray of the module's own
 
 
 @pytest.fixture(scope="module")

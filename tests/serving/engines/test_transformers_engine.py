@@ -10,7 +10,7 @@ from sovereign_serving.engines import GenerateRequest, load_engine
 from sovereign_serving.engines.transformers_engine import TransformersEngine
 from transformers import AutoTokenizer
 
-from tests.serving.engines.conftest import LocalModel, collect, run
+from tests.serving.engines.models import LocalModel, collect, run
 
 CHAT = ({"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the capital?"})
 

@@ -21,8 +21,8 @@ from sovereign.clients.vault import create_signing_key, read_transit_key
 from sovereign.domain.nations import gateway_key_name, tenant_namespace, transit_key_name, vault_role_name
 from sovereign.identity.signed_tokens import jwks_from_transit_key
 from sovereign.platform_setup import nation_policy_for_namespace, prepare_vault
-from tests.conftest import KubeAPI, VaultServer, running_vault
 from tests.helpers import kubectl
+from tests.servers import KubeAPI, VaultServer, running_vault
 
 
 @contextmanager
@@ -32,7 +32,7 @@ def vault_sink_in(
     """`nation`'s VaultSink (its JSON form) pointing at `vault`, prepared for it; the ServiceAccount's
     namespace is a throwaway one (not the nation's, which operator tests own) and is deleted after."""
     root = vault.client()
-    prepare_vault(  # as the platform's (tests/operator/conftest.py `platform`)
+    prepare_vault(  # as the platform's (tests/operator/harness.py `prepare_platform`)
         root,
         kube_api.url,
         [kube_api.service_account_certificate.read_text()],

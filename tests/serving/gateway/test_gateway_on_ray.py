@@ -25,11 +25,10 @@ import ray
 from ray import serve
 from ray.serve.context import _get_global_client
 from ray.serve.schema import ServeDeploySchema
-from sovereign_devstack.pki import CertificateAuthority
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.audit_writer import AUDIT_NAMESPACE
 from sovereign_serving.gateway import NOT_AVAILABLE, QUOTA_NAMESPACE
-from sovereign_serving.gateway._ratelimit import QuotaTable, Rate, quota_table
+from sovereign_serving.gateway._quota_ledger import QuotaTable, Rate, quota_table
 
 from sovereign.audit import DECISIONS_STREAM, stream_directory, verify
 from sovereign.domain.markings import Classification
@@ -40,9 +39,9 @@ from sovereign.domain.nations import (
     quota_actor_name,
 )
 from sovereign.serving_contract import GATEWAY_IMPORT_PATH, GatewayConfig
-from tests.conftest import KubeAPI, VaultServer
 from tests.helpers import wait_until
-from tests.serving.gateway.nation_vault import audit_sink_in, chat, gateways_signing_in
+from tests.servers import KubeAPI, VaultServer
+from tests.serving.gateway.nation_vault import audit_sink_in, chat
 from tests.serving.gateway.nations import (
     FAKE_APP,
     ISSUERS,
@@ -99,18 +98,17 @@ class ServeConfig:
             }
         )
         _get_global_client().deploy_apps(schema)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def redeployed() -> bool:
             status = serve.status().applications
-            if all(
+            return all(
                 name in status
                 and status[name].status == "RUNNING"
                 and status[name].last_deployed_time_s != before[name]
                 for name in self.applications
-            ):
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"Serve applications not running after {timeout} s: {serve.status()}")
+            )
+
+        wait_until(redeployed, f"Serve applications {sorted(self.applications)} running", timeout=timeout)
 
     @staticmethod
     def _deployed_at(name: str) -> float | None:
@@ -121,15 +119,6 @@ class ServeConfig:
         app = self.applications[gateway_application_name(nation)]
         app["deployments"][0]["user_config"] = config
         self.apply()
-
-
-@pytest.fixture(scope="module")
-def deu_signing(
-    kube_api: KubeAPI, devstack_ca: CertificateAuthority, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """DEU's federation signer (its gateway key in a real OpenBao) and the key set FRA trusts it by."""
-    with gateways_signing_in(kube_api, devstack_ca, tmp_path_factory.mktemp("fed"), ("DEU",)) as (_, signers):
-        yield signers["DEU"]
 
 
 @pytest.fixture(scope="module")
@@ -366,20 +355,20 @@ def test_a_prompt_beyond_the_models_context_is_400_context_length_exceeded(base_
 
 def fresh_quota(nation: str) -> None:
     """FRA's gateway's buckets full again, so quota tests do not depend on what earlier tests used: its
-    QuotaKeeper resized to huge quotas (refilled within milliseconds), then back to the fixture's limits
-    (a resize keeps the level, capped at the new capacity)."""
+    QuotaKeeper resized to huge quotas, then back to the fixture's limits (a resize keeps the level, capped at
+    the new capacity). No wait between: at these rates the microseconds the keeper's clock moves between two
+    calls refill every bucket past the fixture's capacities."""
     assert nation == "FRA"
     table = quota_table(
         GatewayConfig.model_validate(
             gateway_config("FRA", requests_per_minute=FRA_REQUESTS_PER_MINUTE, quotas=FRA_QUOTAS)
         )
     )
-    huge = Rate(10**9, 10**12)
+    huge = Rate(10**15, 10**18)
     keeper = ray.get_actor(quota_actor_name(nation), namespace=QUOTA_NAMESPACE)
     ray.get(
         keeper.configure.remote(QuotaTable("FRA", {n: (huge, huge) for n in table.nations}, {"DEU": huge}))
     )
-    time.sleep(0.05)
     ray.get(keeper.configure.remote(table))
 
 

@@ -14,7 +14,8 @@ import jwt
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-from sovereign_serving.gateway._access import Access, ModelDecision
+from sovereign_serving.gateway._access import Access
+from sovereign_serving.gateway._decision_types import ModelDecision
 from sovereign_serving.gateway._federation import Federation
 from sovereign_serving.gateway._telemetry import _parent
 

@@ -20,7 +20,7 @@ from sovereign_serving.gateway._openai import (
     parse_body,
     tokens_used,
 )
-from sovereign_serving.gateway._ratelimit import quota_table
+from sovereign_serving.gateway._quota_ledger import quota_table
 
 from sovereign.domain.markings import Classification, Principal
 from sovereign.identity.federation_assertions import ReplayCache, assertion_claims

@@ -27,12 +27,7 @@ from sovereign.domain.nations import retriever_application_name
 from tests.helpers import wait_until
 from tests.serving.gateway.datasets import CHUNKS, canaries, grounded_config
 from tests.serving.gateway.nations import FAKE_APP, ISSUERS
-from tests.serving.gateway.test_gateway_on_ray import (  # noqa: F401  (deu_signing: a fixture)
-    FAKE_IMPORT_PATH,
-    ServeConfig,
-    deu_signing,
-    gateway_app,
-)
+from tests.serving.gateway.test_gateway_on_ray import FAKE_IMPORT_PATH, ServeConfig, gateway_app
 from tests.serving.local_serve import local_serve
 
 FEDERATED_DEU = "/deu-federated"
@@ -57,7 +52,7 @@ def receiver() -> Iterator[OtlpReceiver]:
 @pytest.fixture(scope="module")
 def base_url(
     receiver: OtlpReceiver,
-    deu_signing: tuple[dict[str, Any], dict[str, Any]],  # noqa: F811  (the fixture imported above)
+    deu_signing: tuple[dict[str, Any], dict[str, Any]],
 ) -> Iterator[str]:
     deu_signer, deu_keys = deu_signing
     started = time.monotonic()
@@ -281,6 +276,16 @@ def test_spans_name_datasets_and_counts_never_chunk_text(base_url: str, receiver
     span = wait_until(retrieved, "the retrieve span", timeout=30)[-1]
     assert span["attributes"]["sovereign.dataset"] == "fra/reports"
     assert isinstance(span["attributes"]["sovereign.retrieval.chunks"], int)
-    time.sleep(0.5)  # the spans of the other tests, batched every 200 ms
+
+    def whole_trace() -> bool:
+        """Every span of this request's trace, its root (the gateway's SERVER span, ended last) included:
+        the other tests' spans, ended before it, went out in the same or earlier batches."""
+        trace = [s for s in receiver.spans() if s["trace_id"] == span["trace_id"]]
+        ids = {s["span_id"] for s in trace} | {None}
+        return any(s["parent_span_id"] is None for s in trace) and all(
+            s["parent_span_id"] in ids for s in trace
+        )
+
+    wait_until(whole_trace, "the request's whole trace", timeout=30)
     exported = b"".join(receiver.raw_bodies())
     assert exported and not [c for c in CANARIES if c.encode() in exported]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.gateway._access import Access
+from sovereign_serving.gateway._decisions import Decisions
 from sovereign_serving.gateway._errors import DATASET_NOT_AVAILABLE
 from sovereign_serving.gateway._federation import Federation
 from sovereign_serving.gateway._grounding import (
@@ -22,7 +23,6 @@ from sovereign_serving.gateway._grounding import (
     with_sources,
 )
 from sovereign_serving.gateway._retrieval import _readable
-from sovereign_serving.gateway._routes_datasets import DatasetRoutes
 
 from sovereign.domain.markings import Classification, Markings, answer_marking
 from sovereign.serving_contract import GatewayConfig, GatewayDataset
@@ -246,20 +246,21 @@ def test_an_unreachable_owner_of_a_dataset_is_503() -> None:
     assert (error.status, error.code) == (503, "dataset_unavailable")
 
 
-class Recorded(DatasetRoutes):
-    """The dataset routes with the Gateway's decision record replaced by a list (what the audit gets)."""
+class Recorded:
+    """The gateway's decision record replaced by a list (what the audit gets)."""
 
     def __init__(self) -> None:
         self.records: list[tuple[str, str | None, bool, tuple[str, ...]]] = []
 
-    async def _record(self, principal: Any, decision: Any, federated: bool) -> None:
+    async def __call__(self, access: Any, principal: Any, decision: Any, federated: bool) -> None:
         self.records.append((decision.resource, decision.owner, decision.allowed, decision.reason_codes))
 
 
 def test_every_dataset_decision_is_recorded_before_the_403() -> None:
     deu, routes = access("DEU"), Recorded()
     principal = user(deu, "DEU")
-    decide = routes._decide_datasets(deu, principal, ["pol/notes", "fra/reports", "pol/absent"], False)
+    decisions = Decisions(record=routes)
+    decide = decisions.datasets(deu, principal, ["pol/notes", "fra/reports", "pol/absent"], False)
     error = refusal(lambda: decide)
     assert error.message == DATASET_NOT_AVAILABLE.format(name="pol/notes")  # the first denied
     assert [(r[0], r[1], r[2]) for r in routes.records] == [
@@ -267,7 +268,7 @@ def test_every_dataset_decision_is_recorded_before_the_403() -> None:
         ("fra/reports", "FRA", True),
         ("pol/absent", None, False),
     ]
-    allowed = asyncio.run(routes._decide_datasets(deu, principal, ["fra/reports"], False))
+    allowed = asyncio.run(decisions.datasets(deu, principal, ["fra/reports"], False))
     assert [d.name for d in allowed] == ["fra/reports"]
 
 

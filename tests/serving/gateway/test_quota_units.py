@@ -8,22 +8,19 @@ from typing import Any
 
 import pytest
 from sovereign_serving.audit_writer import refusal_record
-from sovereign_serving.gateway import _ratelimit
+from sovereign_serving.gateway import _quota_ledger, _ratelimit
 from sovereign_serving.gateway._admission import is_refusal
 from sovereign_serving.gateway._openai import tokens_to_reserve
-from sovereign_serving.gateway._ratelimit import (
-    LEASE_SECONDS,
-    TOKENS_PER_POOL_DIVISOR,
+from sovereign_serving.gateway._quota_ledger import (
     Dimension,
     QuotaLedger,
     QuotaTable,
     Rate,
     Refusal,
     Scope,
-    TokenPools,
     quota_table,
-    refused,
 )
+from sovereign_serving.gateway._ratelimit import LEASE_SECONDS, TOKENS_PER_POOL_DIVISOR, TokenPools, refused
 
 from sovereign.audit import AuditRecord
 from sovereign.serving_contract import GatewayConfig
@@ -107,7 +104,7 @@ def test_idle_users_are_forgotten_and_memory_is_bounded(monkeypatch: pytest.Monk
     assert ledger.tracked_users == 3
     ledger.admit("DEU", "late", 1.0)  # the others' buckets (600 a minute) are full again after 0.1 s
     assert ledger.tracked_users == 1
-    monkeypatch.setattr(_ratelimit, "MAX_TRACKED_USERS", 2)
+    monkeypatch.setattr(_quota_ledger, "MAX_TRACKED_USERS", 2)
     admitted(ledger, [("FRA", f"user-{n}") for n in range(4)], now=1.0)
     assert ledger.tracked_users == 3  # at most MAX_TRACKED_USERS, and the one being admitted
 

@@ -1,28 +1,24 @@
-"""Fixtures for the operator's end-to-end tests: the real `python -m sovereign_operator` against the session
-devstack (kube_api, vault_server from tests/conftest.py), driven as users drive it.
+"""The operator as the end-to-end tests run it: the real `python -m sovereign_operator` against the session
+devstack (tests/servers.py), driven as users drive it; the fixtures over it are in tests/fixtures/operator.py.
 
-- `platform` (session): CRDs installed, the session's OpenBao prepared (transit, KV v2, Kubernetes auth
-  pointed at the API server over TLS with the reviewer ServiceAccount's token), the operator's Vault policy
-  written and an operator token made for it. `platform.vault(token)` / `root_vault()` verify OpenBao's
-  certificate; `vault_env()` is VAULT_ADDR and VAULT_CACERT for subprocesses.
+- `Platform`: CRDs installed, the session's OpenBao prepared (transit, KV v2, Kubernetes auth pointed at the
+  API server over TLS with the reviewer ServiceAccount's token), the operator's Vault policy written and an
+  operator token made for it. `platform.vault(token)` / `root_vault()` verify OpenBao's certificate;
+  `vault_env()` is VAULT_ADDR and VAULT_CACERT for subprocesses.
   The operator's Kubernetes identity is the chart's (sovereign_devstack.operator_identity): every operator
   process runs as `sovereign-system/sovereign-operator` with the roles the chart renders for its
-  SOVEREIGN_RUNTIME; the fixtures below that stop an operator fail its test on any request the API server
-  refused it (403 in the audit log): a call the chart does not grant.
-- `start_operator(**env_overrides) -> OperatorProcess` (function scope): starts one operator process with
-  short test timings (reconcile every 2 s, Lease of 3 s) and the operator token; every process it started is
-  stopped when the test ends. Overrides are environment variables, e.g.
-  `start_operator(SOVEREIGN_FAILPOINTS="provision:after-namespace")` or `VAULT_ADDR="http://127.0.0.1:1"`.
+  SOVEREIGN_RUNTIME; `assert_least_privilege` fails a test on any request the API server refused it (403 in
+  the audit log): a call the chart does not grant.
+- `start_operator_process(platform, log_dir, overrides) -> OperatorProcess`: one operator process with short
+  test timings (reconcile every 2 s, Lease of 3 s) and the operator token; overrides are environment
+  variables, e.g. `SOVEREIGN_FAILPOINTS="provision:after-namespace"` or `VAULT_ADDR="http://127.0.0.1:1"`.
   The handle has `.stop()` (SIGTERM, waits), `.kill()` (SIGKILL), `.wait_exit(timeout)`, `.returncode`,
   `.log_text()`, `.wait_for_log(text, timeout)` and `.is_leader()`.
   An operator on `local-ray` with SOVEREIGN_SERVICE_ACCOUNT_TOKEN_DIR gets the devstack's token projector
   (sovereign_devstack.token_projector, as `sovereign up` starts it, its own identity) writing that dir; it is
   stopped with the operator by `.stop()` (not by `.kill()`: a crashed operator leaves the node's kubelet).
-- `running_operator` (module scope): one leading operator for a module's tests, with the environment
-  overrides of `operator_extra_env` (module scope, none by default; a module overrides that fixture).
-- `running_operator_with_webhook` (module scope): the same, also serving the validating webhooks on a free
-  loopback port (as `sovereign up` does: `Platform.serve_webhook`, the chart's registration applied as the
-  admin); that registration is deleted again when the module ends.
+- `started_operator(...)`: one process, started and leading, stopped after; `operator_with_nations(...)`: the
+  same with Tenants applied and Ready, offboarded after.
 
 Only one operator should lead per Lease; processes that share the default Lease name queue as standbys.
 """
@@ -31,19 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hvac
 import pytest
 from sovereign_devstack.operator_identity import USERNAME as OPERATOR_USERNAME
 from sovereign_devstack.operator_identity import (
-    WEBHOOK_CONFIGURATION,
     OperatorIdentity,
     grant_operator_roles,
     install_operator_identity,
@@ -67,8 +62,9 @@ from sovereign.platform_setup import (
     install_operator_vault_policy,
     prepare_vault,
 )
-from tests.conftest import KubeAPI, VaultServer
 from tests.helpers import kubectl, wait_until
+from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
+from tests.servers import KubeAPI, VaultServer
 
 TEST_ENV = {
     "SOVEREIGN_RECONCILE_INTERVAL_SECONDS": "2",
@@ -201,13 +197,14 @@ class OperatorProcess:
         return self.proc.wait(timeout=timeout)
 
 
-@pytest.fixture(scope="session")
-def platform(
+def prepare_platform(
     kube_api: KubeAPI,
     vault_server: VaultServer,
     devstack_ca: CertificateAuthority,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Platform:
+    """CRDs installed, the operator's identity (the chart's) and the token projector's, the session's Vault
+    prepared as `sovereign up` prepares it, and an operator token."""
     install_crds(load_api_client(str(kube_api.kubeconfig)))
     # The operator's ServiceAccount and token, once per session; its roles follow each operator's runtime.
     identity = install_operator_identity(kube_api.kubeconfig, tmp_path_factory.mktemp("operator-sa"), "none")
@@ -242,7 +239,9 @@ def platform(
     )
 
 
-def _start(platform: Platform, log_dir: Path, overrides: dict[str, str]) -> OperatorProcess:
+def start_operator_process(platform: Platform, log_dir: Path, overrides: dict[str, str]) -> OperatorProcess:
+    """One operator process with the platform's environment and `overrides`, its log under `log_dir`; not
+    waited for (see `started_operator`)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"operator-{len(list(log_dir.iterdir()))}.log"
     env = {**platform.operator_env(), **overrides, "PYTHONUNBUFFERED": "1"}
@@ -267,54 +266,12 @@ def _start(platform: Platform, log_dir: Path, overrides: dict[str, str]) -> Oper
     return OperatorProcess(proc, log_path, env, audit_log, offset, projector_dir)
 
 
-def _stop_all(processes: list[OperatorProcess], request: pytest.FixtureRequest) -> None:
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for process in processes:
-        process.stop()
-        if failed or os.environ.get("SOVEREIGN_TEST_SHOW_OPERATOR_LOG"):
-            print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")
-    _assert_least_privilege(processes)
-
-
-def _assert_least_privilege(processes: list[OperatorProcess]) -> None:
+def assert_least_privilege(processes: list[OperatorProcess]) -> None:
     """Every operator test is a test of the chart's roles: a call they do not grant fails it."""
     refused = sorted({call for process in processes for call in process.refused_calls()})
     assert not refused, "the API server refused the operator (403), the chart's roles lack:\n" + "\n".join(
         refused
     )
-
-
-@pytest.fixture
-def start_operator(
-    platform: Platform, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[..., OperatorProcess]]:
-    started: list[OperatorProcess] = []
-
-    def start(**env_overrides: str) -> OperatorProcess:
-        process = _start(platform, tmp_path / "operator-logs", env_overrides)
-        started.append(process)
-        return process
-
-    try:
-        yield start
-    finally:
-        _stop_all(started, request)
-
-
-@pytest.fixture(scope="module")
-def operator_extra_env() -> dict[str, str]:
-    return {}
-
-
-@pytest.fixture(scope="module")
-def running_operator(
-    platform: Platform,
-    tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
-    operator_extra_env: dict[str, str],
-) -> Iterator[OperatorProcess]:
-    with started_operator(platform, tmp_path_factory.mktemp("operator"), operator_extra_env) as process:
-        yield process
 
 
 @contextlib.contextmanager
@@ -323,42 +280,40 @@ def started_operator(
 ) -> Iterator[OperatorProcess]:
     """One operator process, started and leading; on the way out its log is printed, and (unless the body
     failed) every call it made must have been allowed by the chart's roles."""
-    process = _start(platform, directory, extra_env)
+    process = start_operator_process(platform, directory, extra_env)
     try:
         process.wait_for_log(STARTED_LOG, timeout=30)
         yield process
     finally:
         process.stop()
         print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")
-    _assert_least_privilege([process])
+    assert_least_privilege([process])
 
 
-@pytest.fixture(scope="module")
-def running_operator_with_webhook(
-    platform: Platform, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def operator_with_nations(
+    platform: Platform,
+    directory: Path,
+    nations: Mapping[str, Mapping[str, Any]],
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[OperatorProcess]:
-    directory = tmp_path_factory.mktemp("operator")
-    process = _start(platform, directory, platform.serve_webhook(directory / "webhook-tls"))
+    """An operator started and leading, and the Tenants `nations` (name → `apply_tenant`'s spec fields; the
+    nation is the name in capitals) applied and waited for until Ready; after, the Tenants offboarded and
+    the operator stopped, its log printed."""
+    process = start_operator_process(platform, directory, dict(extra_env or {}))
     try:
         process.wait_for_log(STARTED_LOG, timeout=30)
+        for name, spec in nations.items():
+            apply_tenant(platform.kube, name, name.upper(), **spec)
+        for name in nations:
+            wait_ready(platform.kube, name, timeout=60)
         yield process
     finally:
-        process.stop()
-        # With failurePolicy Fail, a registration left behind would refuse every later object it covers.
-        kubectl(
-            platform.kube,
-            "delete",
-            "validatingwebhookconfiguration",
-            WEBHOOK_CONFIGURATION,
-            "--ignore-not-found",
-        )
-        print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")
-    _assert_least_privilege([process])
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Remember each phase's report on the test item, so fixtures can print logs for failed tests."""
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
+        try:
+            for name in nations:  # all offboarded at once, then each waited for
+                kubectl(platform.kube, "delete", "tenant", name, "--ignore-not-found", "--wait=false")
+            for name in nations:
+                delete_tenant(platform.kube, name, timeout=120)
+        finally:
+            process.stop()
+            print(f"--- {process.log_path}\n{process.log_text()[-20000:]}")

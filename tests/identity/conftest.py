@@ -1,8 +1,0 @@
-"""The operator's end-to-end fixtures (tests/operator/conftest.py), for the token tests that need a Tenant."""
-
-from tests.operator.conftest import (  # noqa: F401  (fixtures)
-    operator_extra_env,
-    platform,
-    pytest_runtest_makereport,
-    running_operator,
-)
