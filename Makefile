@@ -19,10 +19,12 @@ $(VENV)/.installed: pyproject.toml setup.py devstack/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
 	# uv (PyPI) resolves and installs the same packages as pip in seconds rather than minutes. It does not
-	# read pip's configuration: the local wheel folders pip is told of (find-links) are passed on.
+	# read pip's configuration: the local wheel folders pip is told of (find-links) are passed on. Bytecode is
+	# compiled at install, as pip does: with PYTHONDONTWRITEBYTECODE set, every process (each Ray worker) would
+	# otherwise compile torch, transformers and Ray from source at every start.
 	links="$$($(BIN)/python -m pip config get global.find-links 2>/dev/null || true) $${PIP_FIND_LINKS:-}"; \
 	  args=""; for link in $$links; do args="$$args --find-links $$link"; done; \
-	  $(BIN)/uv pip install --python $(BIN)/python --quiet $$args -e '.[dev]' -e ./devstack
+	  $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode $$args -e '.[dev]' -e ./devstack
 	touch $@
 
 viewer: $(VIEWER_VENV)/.installed-$(PHOENIX_VERSION)
