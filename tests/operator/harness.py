@@ -217,17 +217,8 @@ def prepare_platform(
         "ca": devstack_ca,
         "token_projector": projector,
     }
-    # Vault's Kubernetes auth as a site with a Vault outside the cluster sets it up: the API server's CA and
-    # a reviewer ServiceAccount's token for TokenReview (sovereign_devstack.token_reviewer, as `up` does).
     root = vault_server.client()
-    prepare_vault(
-        root,
-        kube_api.url,
-        [kube_api.service_account_certificate.read_text()],
-        kubernetes_ca_cert=kube_api.ca_cert.read_text(),
-        token_reviewer_jwt=ensure_token_reviewer(load_api_client(str(kube_api.kubeconfig))),
-    )
-    install_operator_vault_policy(root)
+    prepare_platform_vault(root, kube_api)
     return Platform(
         kube_api,
         vault_server.url,
@@ -237,6 +228,19 @@ def prepare_platform(
         vault_cacert=vault_server.ca_cert,
         vault_audit_log=vault_server.server.audit_log,
     )
+
+
+def prepare_platform_vault(root: hvac.Client, kube_api: KubeAPI) -> None:
+    """Vault's Kubernetes auth as a site with a Vault outside the cluster sets it up (the API server's CA and
+    a reviewer ServiceAccount's token for TokenReview, as `up` does), and the operator's policy."""
+    prepare_vault(
+        root,
+        kube_api.url,
+        [kube_api.service_account_certificate.read_text()],
+        kubernetes_ca_cert=kube_api.ca_cert.read_text(),
+        token_reviewer_jwt=ensure_token_reviewer(load_api_client(str(kube_api.kubeconfig))),
+    )
+    install_operator_vault_policy(root)
 
 
 def start_operator_process(platform: Platform, log_dir: Path, overrides: dict[str, str]) -> OperatorProcess:

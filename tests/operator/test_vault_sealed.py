@@ -14,12 +14,10 @@ from typing import Any
 
 import pytest
 import requests
-from sovereign_devstack.token_reviewer import ensure_token_reviewer
 
-from sovereign.clients.kubernetes import load_api_client
-from sovereign.platform_setup import create_operator_token, install_operator_vault_policy, prepare_vault
+from sovereign.platform_setup import create_operator_token
 from tests.helpers import kubectl, wait_until
-from tests.operator.harness import OperatorProcess, Platform
+from tests.operator.harness import OperatorProcess, Platform, prepare_platform_vault
 from tests.operator.tenants import apply_tenant, condition, delete_tenant, tenant, wait_ready
 from tests.servers import VaultServer
 
@@ -36,15 +34,7 @@ KEY_NAME = f"tenant-{NAME}"
 def own_vault(platform: Platform, fresh_vault: VaultServer) -> Iterator[tuple[VaultServer, dict[str, str]]]:
     """The test's own Vault, prepared like the platform's, and the environment pointing an operator at it."""
     root = fresh_vault.client()
-    kube = platform.kube
-    prepare_vault(  # as the platform's (tests/operator/harness.py `prepare_platform`)
-        root,
-        kube.url,
-        [kube.service_account_certificate.read_text()],
-        kubernetes_ca_cert=kube.ca_cert.read_text(),
-        token_reviewer_jwt=ensure_token_reviewer(load_api_client(str(kube.kubeconfig))),
-    )
-    install_operator_vault_policy(root)
+    prepare_platform_vault(root, platform.kube)  # as the platform's
     env = {
         "VAULT_ADDR": fresh_vault.url,
         "VAULT_CACERT": str(fresh_vault.ca_cert),

@@ -30,7 +30,7 @@ from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders.conditions import Condition
-from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, DEFAULT_TRANSIT_MOUNT
+from sovereign_operator.builders.vault import vault_mounts_for_tenant
 
 RAY_DASHBOARD_PORT = 8265  # KubeRay's head Service exposes the dashboard (and its job server) here
 INGESTED = "Ingested"
@@ -48,13 +48,13 @@ def build_vault_sink_for_nation(
     spec.vault, or the platform's) with its Kubernetes auth role and the serving ServiceAccount token,
     its certificate verified with `vault_ca_cert` (PEM: the platform's VAULT_CACERT or the nation's
     caBundle)."""
-    own = tenant_spec.vault
+    own, mounts = tenant_spec.vault, vault_mounts_for_tenant(tenant_spec)
     return VaultSink(
         vault_addr=own.address if own is not None else platform_vault_addr,
-        auth_mount=own.auth_mount if own is not None else DEFAULT_KUBERNETES_AUTH_MOUNT,
+        auth_mount=mounts.auth,
         role=vault_role_name(tenant_spec.nation),
         token_file=token_file,
-        transit_mount=own.transit_mount if own is not None else DEFAULT_TRANSIT_MOUNT,
+        transit_mount=mounts.transit,
         ca_cert=vault_ca_cert,
     )
 

@@ -28,7 +28,7 @@ from sovereign.serving_contract import (
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator.builders.serve_replicas import replica_runtime_env
-from sovereign_operator.constants import DEFAULT_KUBERNETES_AUTH_MOUNT, DEFAULT_TRANSIT_MOUNT
+from sovereign_operator.builders.vault import vault_mounts_for_tenant
 
 GATEWAY_DEPLOYMENT = "Gateway"
 # The gateway does authentication, a policy decision and a handle call per request: a tenth of a CPU
@@ -181,14 +181,14 @@ def build_audit_sink_for_nation(
     nation's key (its own, spec.vault, or the platform's), logged in to with the nation's Kubernetes auth
     role and the serving ServiceAccount token in `token_file`, its certificate verified with
     `vault_ca_cert` (PEM: the platform's VAULT_CACERT or the nation's caBundle)."""
-    own = tenant_spec.vault
+    own, mounts = tenant_spec.vault, vault_mounts_for_tenant(tenant_spec)
     return AuditSink(
         directory=directory,
         vault_addr=own.address if own is not None else platform_vault_addr,
-        auth_mount=own.auth_mount if own is not None else DEFAULT_KUBERNETES_AUTH_MOUNT,
+        auth_mount=mounts.auth,
         role=vault_role_name(tenant_spec.nation),
         token_file=token_file,
-        transit_mount=own.transit_mount if own is not None else DEFAULT_TRANSIT_MOUNT,
+        transit_mount=mounts.transit,
         tenant_uid=tenant_uid,
         ray_resource=ray_resource,
         ca_cert=vault_ca_cert,
