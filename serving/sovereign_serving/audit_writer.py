@@ -24,6 +24,7 @@ authentication (a `refusal` record: status and codes, no content) to the gateway
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -59,6 +60,7 @@ logger = logging.getLogger("sovereign.gateway.audit")
 AUDIT_NAMESPACE = GATEWAY_ACTOR_NAMESPACE  # the QuotaKeepers' namespace: every gateway's helper actors
 WRITER_CONCURRENCY = 64  # appends in flight at once; they share fsyncs (group commit)
 MAX_BATCH = 256  # records per writer call from one client: bounds a call's size and a failure's reach
+WRITER_TIMEOUT_SECONDS = 30.0  # a writer call (its restart included) taking longer is a refusal, not a wait
 
 
 _RECORDS = TypeAdapter(list[AuditRecord])
@@ -187,8 +189,8 @@ class AuditWriter:
         records = _RECORDS.validate_json("[" + ",".join(records_json) + "]")
         if len(records) != len(records_json):  # an item holding two values would otherwise pass the join
             raise ValueError(f"{len(records_json)} records sent, {len(records)} parsed")
-        log, vault, sink = self._log, self._vault, self._sink
-        assert log is not None and vault is not None and sink is not None
+        log, vault, sink = self._writable_log(), self._vault, self._sink
+        assert vault is not None and sink is not None
         try:
             try:
                 return log.append_many(records)
@@ -210,6 +212,22 @@ class AuditWriter:
             if outage is error:
                 raise
             raise outage from error
+
+    def _writable_log(self) -> AuditLog:
+        """The log, opened again when a write of it failed (a full disk, an I/O error): an AuditLog appends
+        nothing after a failed write, and reopening it removes a torn last line (never acknowledged), so the
+        chain goes on from its last whole record once the cause is gone. Until then this raises (refused)."""
+        with self._guard:
+            log, vault, sink = self._log, self._vault, self._sink
+            assert log is not None and vault is not None and sink is not None
+            if log.failed is None:
+                return log
+            logger.error("%s's audit log failed to write (%s): reopening it", self.nation, log.failed)
+            with contextlib.suppress(OSError):
+                log.close()
+            directory = stream_directory(Path(sink.directory), self.nation, DECISIONS_STREAM)
+            self._log = AuditLog(directory, self.nation, vault.client, transit_mount=sink.transit_mount)
+            return self._log
 
     def stats(self) -> dict[str, int]:
         """Calls to `append`/`append_many` and the records they brought, since the actor started."""
@@ -307,8 +325,10 @@ class AuditClient:
     async def _append_many(self, nation: str, payloads: list[str]) -> list[int]:
         for attempt in range(2):
             try:
-                actor = await self._writer(nation)
-                seqs = [int(seq) for seq in await actor.append_many.remote(payloads)]
+                seqs = await asyncio.wait_for(self._call_writer(nation, payloads), WRITER_TIMEOUT_SECONDS)
+            except TimeoutError as error:  # a writer restarting that never comes back: refused, not hung
+                late = f"the audit writer of {nation} did not answer within {WRITER_TIMEOUT_SECONDS:.0f} s"
+                raise AuditUnavailable(late) from error
             except RayActorError:
                 logger.warning("the audit writer of %s is unreachable (attempt %d)", nation, attempt + 1)
                 self._writers.pop(nation, None)
@@ -324,6 +344,10 @@ class AuditClient:
                 raise AuditUnavailable(answered)
             return seqs
         raise AuditUnavailable(f"the audit writer of {nation} is unavailable")
+
+    async def _call_writer(self, nation: str, payloads: list[str]) -> list[int]:
+        actor = await self._writer(nation)
+        return [int(seq) for seq in await actor.append_many.remote(payloads)]
 
     async def record_decision(
         self,

@@ -9,6 +9,8 @@ pays one fsync per record, many callers share one, and no acknowledged record is
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -118,6 +120,13 @@ class AuditLog:
         with self._lock:
             return self._last_seq
 
+    @property
+    def failed(self) -> BaseException | None:
+        """Why a write failed (e.g. a full disk), after which the log appends nothing more: close it and open
+        it again (which removes a torn last line) to go on; None while it writes."""
+        with self._lock:
+            return self._failed
+
     def append(self, record: AuditRecord) -> int:
         """Append one record; returns its seq once it is on disk (fsync'd)."""
         return self.append_many([record])[-1]
@@ -155,9 +164,11 @@ class AuditLog:
                 self._wait_durable(self._last_seq)
             self._closed = True
             self._data_key = None
-            if self._segment is not None:
-                self._segment.close()
-        self._lock_file.close()  # releases the flock
+            try:
+                if self._segment is not None:
+                    self._segment.close()
+            finally:
+                self._lock_file.close()  # releases the flock
 
     def __enter__(self) -> AuditLog:
         return self
@@ -192,11 +203,17 @@ class AuditLog:
             entry = {"created": datetime.now(UTC).isoformat(), "keyRef": key_ref, "wrapped": wrapped}
             path = self.directory / KEYS_FILE
             new_file = not path.exists()
-            # Durable before any record sealed with it can be acknowledged.
-            with path.open("ab") as file:
-                file.write(canonical(entry) + b"\n")
-                file.flush()
-                _fsync(file)
+            # Durable before any record sealed with it can be acknowledged. A write that fails (a full disk)
+            # is undone, so the next key's line never follows a torn one.
+            with path.open("ab", buffering=0) as file:
+                size = file.seek(0, os.SEEK_END)
+                try:
+                    _write_all(file, canonical(entry) + b"\n")
+                    _fsync(file)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        file.truncate(size)
+                    raise
             if new_file:
                 fsync_directory(self.directory)
             self._data_key, self._key_ref, self._key_uses = plaintext, key_ref, 0
@@ -250,19 +267,18 @@ class AuditLog:
 
     def _sync(self, chunk: list[bytes]) -> None:
         if chunk and self._segment is not None:
-            self._segment.write(b"".join(chunk))
-            self._segment.flush()
+            _write_all(self._segment, b"".join(chunk))
             _fsync(self._segment)
 
     def _open_segment(self, seq: int) -> None:
         resuming = self._segment is None and self._segment_first is not None
         if resuming and self._segment_lines < self._segment_records:  # continue the last segment
             assert self._segment_first is not None
-            self._segment = (self.directory / segment_name(self._segment_first)).open("ab")
+            self._segment = (self.directory / segment_name(self._segment_first)).open("ab", buffering=0)
             return
         if self._segment is not None:
             self._segment.close()
-        self._segment = (self.directory / segment_name(seq)).open("ab")
+        self._segment = (self.directory / segment_name(seq)).open("ab", buffering=0)
         self._segment_first, self._segment_lines = seq, 0
         fsync_directory(self.directory)
 
@@ -327,3 +343,14 @@ class AuditLog:
 
 def _fsync(file: BinaryIO) -> None:
     os.fsync(file.fileno())
+
+
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    """Write all of `data` to an unbuffered file (a write may take part of it); an OSError (e.g. ENOSPC)
+    leaves at most a torn last line on disk, never bytes held back for a later flush."""
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError(errno.EIO, f"no byte written to {getattr(file, 'name', 'the audit log')}")
+        view = view[written:]

@@ -23,6 +23,7 @@ from sovereign_operator.builders.dataset import (
     status_after_job,
     status_ingesting,
     status_not_ingested,
+    status_published,
 )
 from sovereign_operator.builders.rayservice import DATASET_DIR
 from sovereign_operator.builders.retriever_application import (
@@ -232,7 +233,35 @@ def test_a_success_sets_counts_and_version() -> None:
         "lastIngestionTime": "2026-11-27T10:00:00Z",
         "message": "",
     }
+    # Not Ready yet: the serving pass sets Ready once the retriever and every gateway serve the index.
+    assert conditions(status) == {"Ready": (False, "Publishing"), "Ingested": (True, "Ingested")}
+
+
+READY_STATUS = {"conditions": [{"type": "Ready", "status": "True", "reason": "IndexServing"}]}
+
+
+def test_a_new_version_of_a_served_index_stays_ready() -> None:
+    previous = {"indexVersion": 2, **READY_STATUS}
+    status = status_after_job(previous, Outcome(True, {**DONE, "skipped": False}, "2026-11-27T10:00:00Z"))
     assert conditions(status) == {"Ready": (True, "IndexServing"), "Ingested": (True, "Ingested")}
+
+
+def test_an_index_is_published_once_its_retriever_and_the_gateways_serve_it() -> None:
+    ingested = {
+        "indexVersion": 3,
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "Publishing"},
+            {"type": "Ingested", "status": "True", "reason": "Ingested", "message": ""},
+        ],
+    }
+    published = status_published(ingested)
+    assert published is not None
+    assert {c.type: (c.status, c.reason) for c in published} == {
+        "Ready": (True, "IndexServing"),
+        "Ingested": (True, "Ingested"),
+    }
+    assert status_published({"indexVersion": 3, **READY_STATUS}) is None  # Ready already
+    assert status_published({"conditions": ingested["conditions"]}) is None  # no index to serve
 
 
 def test_a_skipped_source_keeps_the_last_ingestion_time() -> None:
@@ -245,7 +274,8 @@ def test_a_skipped_source_keeps_the_last_ingestion_time() -> None:
 @pytest.mark.parametrize(
     ("previous", "ready"),
     [
-        pytest.param({"indexVersion": 2}, True, id="previous-index-serves"),
+        pytest.param({"indexVersion": 2, **READY_STATUS}, True, id="previous-index-serves"),
+        pytest.param({"indexVersion": 2}, False, id="previous-index-not-yet-published"),
         pytest.param({}, False, id="first"),
     ],
 )
@@ -336,26 +366,30 @@ def test_when_a_job_is_due(status: dict[str, Any], now: float, due: bool | None)
     assert submission_due(status, 2, 300.0, now) is due
 
 
-def dataset_object(name: str, ready: str = "True", **spec: Any) -> dict[str, Any]:
+def dataset_object(name: str, ready: str = "True", index: bool = True, **spec: Any) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "namespace": "tenant-est"},
         "spec": {**SPEC, **spec},
-        "status": {"conditions": [{"type": "Ready", "status": ready}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": ready}],
+            **({"indexVersion": 1} if index else {}),
+        },
     }
 
 
-def test_the_retriever_serves_the_ready_datasets_only() -> None:
+def test_the_retriever_serves_the_ingested_datasets_only() -> None:
     served = retriever_datasets_for_nation(
         "EST",
         [
             dataset_object("z-reports"),
-            dataset_object("pending", ready="False"),
+            dataset_object("publishing", ready="False"),  # ingested: served before it is Ready
+            dataset_object("pending", ready="False", index=False),
             dataset_object("orphan", embedding={"modelDeployment": "gone"}),
             dataset_object("a-reports"),
         ],
         {"est-embedder": "embedder"},
     )
-    assert [d.name for d in served] == ["a-reports", "z-reports"]
+    assert [d.name for d in served] == ["a-reports", "publishing", "z-reports"]
     assert served[0].embedding_application == "est-embedder" and served[0].markings.owner == "EST"
 
 

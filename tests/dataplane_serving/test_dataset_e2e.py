@@ -12,10 +12,12 @@ import json
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from sovereign_devstack.otlp_receiver import OtlpReceiver
@@ -25,7 +27,7 @@ from sovereign.dataplane import DatasetStore, DatasetUnreadable
 from tests.helpers import kubectl, wait_until
 from tests.operator.harness import Platform
 from tests.operator.tenants import delete_tenant
-from tests.serving.e2e.harness import SOVEREIGN, Serving, running_local_ray, serving_platform
+from tests.serving.e2e.harness import CLEARANCES, SOVEREIGN, Serving, running_local_ray, serving_platform
 
 RECORDS = [
     {"id": "r1", "text": "The bridge at the river crossing was repaired by the engineers."},
@@ -250,6 +252,101 @@ def test_each_principal_gets_only_the_chunks_it_may_read_and_nothing_leaks_into_
     texts = [r["text"] for r in RECORDS] + ["The convoy reached the depot before dawn."]
     for body in receiver.raw_bodies():
         assert not any(text.encode() in body for text in texts), "chunk text in an exported span"
+
+
+def dataset_of(serving: Serving, nation: str, name: str) -> dict[str, Any]:
+    namespace = f"tenant-{nation}"
+    return json.loads(
+        kubectl(serving.platform.kube, "get", "dataset", name, "-n", namespace, "-o=json").stdout
+    )
+
+
+@pytest.mark.faults
+def test_a_ready_dataset_answers_its_first_search_through_every_nations_gateway(
+    serving: Serving, source_root: Path
+) -> None:
+    """Ready means it answers, tried as a new user does: each of three nations applies a DataSet (released
+    to the others), waits for Ready, then searches it at once through its own gateway and another
+    nation's. Twice (a retriever started, then one reconfigured): never a 503 `dataset_unavailable` nor a 403
+    of a dataset a gateway does not know yet, the first time."""
+    nations = sorted(CLEARANCES)
+    try:
+        for nation in ("fra", "pol"):
+            unclassified = {"classification": "NATO UNCLASSIFIED"}
+            serving.apply_model(
+                f"{nation}-embedder", nation, "embedder", "minilm", task="embed", markings=unclassified
+            )
+        for nation in ("fra", "pol"):
+            serving.wait_condition(nation, f"{nation}-embedder", "Ready", "True")
+        tokens = {nation: serving.token(nation.upper(), CLEARANCES[nation]) for nation in nations}
+        for round_ in (1, 2):
+            name = f"ready-{round_}"
+            started = time.monotonic()
+            for nation in nations:
+                source = source_root / nation / name
+                source.mkdir(parents=True)
+                (source / "notes.md").write_text(
+                    f"# {nation} {round_}\nThe convoy reached the depot at dawn."
+                )
+                others = [other.upper() for other in nations if other != nation]
+                manifest = {
+                    "apiVersion": "sovereign.ai/v1alpha1",
+                    "kind": "DataSet",
+                    "metadata": {"name": name, "namespace": f"tenant-{nation}"},
+                    "spec": {
+                        "source": str(source),
+                        "markings": {"classification": "NATO RESTRICTED", "releasableTo": others},
+                        "embedding": {"modelDeployment": f"{nation}-embedder"},
+                    },
+                }
+                kubectl(serving.platform.kube, "apply", "-f", "-", input=yaml.safe_dump(manifest))
+            for nation in nations:
+                wait_until(
+                    lambda nation=nation, name=name: (
+                        condition(dataset_of(serving, nation, name), "Ready").get("status") == "True"
+                    ),
+                    f"{nation}/{name} Ready",
+                    timeout=180,
+                    interval=0.2,
+                )
+            ready_after = time.monotonic() - started
+            for index, owner in enumerate(nations):
+                for caller in (owner, nations[(index + 1) % len(nations)]):
+                    response = httpx.post(
+                        f"{serving.endpoint(caller)}/sovereign/search",
+                        headers={"Authorization": f"Bearer {tokens[caller]}"},
+                        json={"datasets": [f"{owner}/{name}"], "query": "convoy at the depot", "top_k": 3},
+                        timeout=60,
+                    )
+                    assert response.status_code == 200, (owner, caller, response.status_code, response.text)
+                    assert response.json()["results"], (owner, caller)
+            print(
+                f"round {round_}: three DataSets Ready {ready_after:.1f} s after apply; first searches: 200"
+            )
+    finally:
+        for nation in nations:
+            for round_ in (1, 2):
+                kubectl(
+                    serving.platform.kube,
+                    "delete",
+                    "dataset",
+                    f"ready-{round_}",
+                    "-n",
+                    f"tenant-{nation}",
+                    "--ignore-not-found",
+                    "--wait=false",
+                )
+        for nation in ("fra", "pol"):
+            kubectl(
+                serving.platform.kube,
+                "delete",
+                "modeldeployment",
+                f"{nation}-embedder",
+                "--ignore-not-found",
+                "--wait=false",
+                "-n",
+                f"tenant-{nation}",
+            )
 
 
 def test_offboarding_the_nation_makes_its_dataset_unreadable(serving: Serving, dataset_dir: Path) -> None:

@@ -88,3 +88,16 @@ def test_long_ray_messages_are_shortened() -> None:
     placement = Placement(True, application="a", app_status="DEPLOY_FAILED", app_message="x" * 5000)
     status = model_deployment_status(placement, {}, generation=1)
     assert len(status["rayApplicationMessage"]) == 1024
+
+
+def test_a_running_model_is_ready_only_once_every_gateway_routes_to_it() -> None:
+    placement = Placement(True, application="fra-analyst", app_status="RUNNING", endpoint=ENDPOINT)
+    waiting = model_deployment_status(placement, {}, 1, routed=False)
+    assert conditions(waiting)["Ready"] == ("False", "Routing")
+    ready = model_deployment_status(placement, {}, 1, routed=True)
+    assert conditions(ready)["Ready"] == ("True", "Running")
+    # Once Ready, a gateway taking a later configuration (it still routes to the model) does not unset it.
+    assert conditions(model_deployment_status(placement, ready, 1, routed=False))["Ready"] == (
+        "True",
+        "Running",
+    )

@@ -72,7 +72,11 @@ def dataset(nation: str, name: str = "reports", ready: bool = True) -> dict:
             "markings": {"classification": "NATO RESTRICTED"},
             "embedding": {"modelDeployment": f"{nation.lower()}-minilm"},
         },
-        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+        # Ingested (an index version) is what the retriever serves; Ready follows once it does.
+        "status": {
+            "conditions": [{"type": "Ready", "status": "False"}],
+            **({"indexVersion": 1} if ready else {}),
+        },
     }
 
 
@@ -299,6 +303,47 @@ def test_the_retriever(config: OperatorConfig, datasets: list[dict], expected: t
         deployment["ray_actor_options"],
     ) == expected
     assert [d.name for d in gateway_config(served, "DEU").datasets] == ["fra/reports"]
+
+
+@pytest.mark.parametrize(
+    ("states", "settled", "routed", "published"),
+    [
+        pytest.param(
+            {"fra-gateway": "RUNNING", "deu-gateway": "RUNNING"}, True, True, False, id="no-retriever"
+        ),
+        pytest.param(
+            {"fra-gateway": "RUNNING", "deu-gateway": "RUNNING", "fra-retriever": "RUNNING"},
+            True,
+            True,
+            True,
+            id="all-running",
+        ),
+        pytest.param(
+            {"fra-gateway": "RUNNING", "deu-gateway": "RUNNING", "fra-retriever": "RUNNING"},
+            False,
+            False,
+            True,
+            id="states-read-right-after-a-change",
+        ),
+        pytest.param(
+            {"fra-gateway": "RUNNING", "deu-gateway": "DEPLOYING", "fra-retriever": "RUNNING"},
+            True,
+            False,
+            True,
+            id="a-gateway-still-reconfiguring",
+        ),
+    ],
+)
+def test_a_dataset_is_published_once_its_retriever_and_every_gateway_run(
+    states: dict[str, str], settled: bool, routed: bool, published: bool
+) -> None:
+    config = LOCAL_RAY.model_copy(update={"dataset_dir": "/data", "service_account_token_dir": "/tokens"})
+    served = plan(config, models=WITH_MINILM, datasets=[dataset("FRA"), dataset("FRA", "later", ready=False)])
+    with_messages = {name: (status, "") for name, status in states.items()}
+    assert served.routed(with_messages, settled) is routed
+    assert served.publishes("FRA", "reports", with_messages) is published
+    assert not served.publishes("FRA", "later", with_messages)  # not ingested: not in the plan
+    assert not served.publishes("DEU", "reports", with_messages)
 
 
 # --- What each runtime makes of the plan (pure) -----------------------------------------------------------

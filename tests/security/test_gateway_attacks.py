@@ -14,6 +14,7 @@ routes is a peer gateway's assertion (signed here with DEU's gateway key, as a m
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -327,3 +328,71 @@ def test_unsupported_parameters_and_a_huge_model_name(fra: Serving) -> None:
     )
     huge = ask(fra, fra_user("huge-name"), {**ask_body(), "model": "m" * 200_000})
     assert code(huge) == (403, "model_not_available") and len(huge.content) < 1_000
+
+
+FUZZ_EXAMPLES = 25  # per operation and generation mode (valid bodies, then invalid ones): 9 × 2 × 25 at most
+
+
+def fuzz(operation: Any, mode: Any, url: str, headers: dict[str, str], failures: list[str]) -> int:
+    """Schemathesis's cases of `operation` in `mode` sent to `url`; the failures (a 5xx other than a
+    documented 503, an error of the call) appended; returns how many were sent."""
+    from hypothesis import HealthCheck, given, settings
+
+    from tests.security.gateway_schema import DOCUMENTED_503_CODES
+
+    sent = 0
+    label = f"{operation.label} ({mode.value})"
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    def one(case: Any) -> None:
+        nonlocal sent
+        sent += 1
+        response = case.call(base_url=url, headers=headers, timeout=30)  # no hang: bounded
+        if response.status_code < 500:
+            return
+        typed = "json" in response.headers.get("content-type", "")
+        code = ((response.json() if typed else {}).get("error") or {}).get("code")
+        if response.status_code == 503 and code in DOCUMENTED_503_CODES:
+            return
+        failures.append(f"{label}: {response.status_code} {response.text[:200]!r} for {case.body!r}")
+
+    one()
+    return sent
+
+
+def test_fuzzed_requests_get_no_server_error_but_the_documented_503s(fra: Serving) -> None:
+    """Hostile inputs, generated: schemathesis draws requests from the gateway's own API (its OpenAPI
+    document built from its app, `gateway_schema.py`), valid and invalid, against FRA's real gateway with a
+    valid token and quotas large enough that no request stops at the rate limit. Every answer comes within
+    its timeout, with a status below 500 or a documented 503 (OpenAI-shaped, with its code)."""
+    import schemathesis
+    from schemathesis import GenerationMode
+
+    from tests.security.gateway_schema import gateway_openapi
+
+    schema = schemathesis.openapi.from_dict(gateway_openapi(["fra/analyst", "fra/embed", "deu/analyst"]))
+    keeper = ray.get_actor(quota_actor_name("FRA"), namespace=QUOTA_NAMESPACE)
+    table = quota_table(GatewayConfig.model_validate(fra_config()))
+    huge = Rate(10**15, 10**18)
+    ray.get(
+        keeper.configure.remote(QuotaTable("FRA", {n: (huge, huge) for n in table.nations}, {"DEU": huge}))
+    )
+    failures: list[str] = []
+    sent = 0
+    started = time.monotonic()
+    try:
+        for result in schema.get_all_operations():
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                sent += fuzz(result.ok(), mode, fra.url, fra_user("fuzzer"), failures)
+    finally:
+        ray.get(keeper.configure.remote(table))
+    elapsed = time.monotonic() - started
+    print(f"\nfuzzed FRA's gateway: {sent} requests in {elapsed:.1f} s, {len(failures)} server errors")
+    assert not failures, "\n".join(failures[:10])

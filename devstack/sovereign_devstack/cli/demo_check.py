@@ -35,7 +35,6 @@ PROMPT = "Summarise the situation in one line."
 GROUNDED_CALLER = ("DEU", "NATO CONFIDENTIAL")
 GROUNDED_PROMPT = "What do we know about drone activity near the Estonian border?"
 DATASETS_TIMEOUT = 240.0  # seconds for the example DataSets to be ingested (embedded on the nations' Ray)
-GATEWAYS_LEARN_TIMEOUT = 60.0  # seconds for the gateways and retrievers to serve a newly Ready DataSet
 
 
 @dataclass(frozen=True)
@@ -176,26 +175,19 @@ def run_grounded_demo(
     names = [dataset_name(nation_of_namespace(namespace) or namespace, name) for namespace, name in datasets]
     nation, clearance = GROUNDED_CALLER
     token = dev_token(api, vault_addr, nation, clearance, vault_cacert=vault_cacert)
-    # A DataSet is Ready once its index exists; the gateways learn of it, and its owner's retriever starts, at
-    # the operator's next serving pass: until then the dataset is unknown (403) or its retriever not up (503).
-    deadline = time.monotonic() + GATEWAYS_LEARN_TIMEOUT
-    while True:
-        response = httpx.post(
-            f"{gateway_url}{gateway_route_prefix(nation)}/v1/chat/completions",
-            headers={"Authorization": f"Bearer {token}"},
-            json={
-                "model": DEMO_MODEL,
-                "messages": [{"role": "user", "content": GROUNDED_PROMPT}],
-                "max_tokens": 12,
-                "sovereign": {"datasets": names, "top_k": 3},
-            },
-            timeout=120.0,
-        )
-        code = str(((response.json() or {}).get("error") or {}).get("code", ""))
-        settling = code in {"dataset_not_available", "dataset_unavailable"}
-        if not settling or time.monotonic() > deadline:
-            break
-        time.sleep(1.0)
+    # A DataSet is Ready only once its owner's retriever and every gateway serve it: the first request
+    # answers (no retry here, so that a DataSet Ready too early shows as the demo's failure).
+    response = httpx.post(
+        f"{gateway_url}{gateway_route_prefix(nation)}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "model": DEMO_MODEL,
+            "messages": [{"role": "user", "content": GROUNDED_PROMPT}],
+            "max_tokens": 12,
+            "sovereign": {"datasets": names, "top_k": 3},
+        },
+        timeout=120.0,
+    )
     body = response.json()
     if response.status_code != 200:
         message = str((body.get("error") or {}).get("message", ""))

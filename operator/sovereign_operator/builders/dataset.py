@@ -35,6 +35,9 @@ from sovereign_operator.builders.vault import vault_mounts_for_tenant
 RAY_DASHBOARD_PORT = 8265  # KubeRay's head Service exposes the dashboard (and its job server) here
 INGESTED = "Ingested"
 READY = "Ready"
+# Ready's reason while an ingested index waits for the nation's retriever and every gateway to serve it:
+# the serving pass sets Ready once their Ray applications run the configuration that holds it.
+PUBLISHING = "Publishing"
 
 
 class EmbeddingUnusable(ValueError):
@@ -206,52 +209,97 @@ def job_outcome(details: Mapping[str, Any], logs: str, finished_at: str) -> Outc
 def status_after_job(previous: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
     """The DataSet's status fields (conditions as Condition values) after a finished job.
 
-    A failure leaves the previous index serving: Ready stays True when a version exists, Ingested is False
-    with the job's error (`file:line: reason`) as its message."""
+    A first index is not Ready yet (`PUBLISHING`): the serving pass sets Ready once the retriever and every
+    gateway serve it. A failure leaves the previous index serving: Ready stays as it was when a version
+    exists, Ingested is False with the job's error (`file:line: reason`) as its message."""
     if outcome.succeeded:
         result = outcome.result
         skipped = bool(result.get("skipped"))
+        version = result.get("version")
         return {
             "documents": result.get("documents"),
             "chunks": result.get("chunks"),
             "sourceHash": result.get("sourceHash"),
-            "indexVersion": result.get("version"),
+            "indexVersion": version,
             "lastIngestionTime": previous.get("lastIngestionTime") if skipped else outcome.finished_at,
             "message": "",
             "conditions": [
-                Condition(READY, True, "IndexServing", f"index version {result.get('version')}"),
+                Condition(READY, True, "IndexServing", f"index version {version}")
+                if is_ready(previous)
+                else _publishing(version),
                 Condition(INGESTED, True, "SourceUnchanged" if skipped else "Ingested", ""),
             ],
         }
     error = str(outcome.result.get("error"))
     has_index = previous.get("indexVersion") is not None
-    ready = (
-        Condition(READY, True, "IndexServing", f"index version {previous.get('indexVersion')} (previous)")
-        if has_index
-        else Condition(READY, False, "IngestionFailed", error)
-    )
+    if is_ready(previous):
+        ready = Condition(
+            READY, True, "IndexServing", f"index version {previous.get('indexVersion')} (previous)"
+        )
+    elif has_index:
+        ready = _publishing(previous.get("indexVersion"))
+    else:
+        ready = Condition(READY, False, "IngestionFailed", error)
     return {"message": error, "conditions": [ready, Condition(INGESTED, False, "IngestionFailed", error)]}
 
 
+def is_ready(status: Mapping[str, Any]) -> bool:
+    """Whether a DataSet's status says Ready=True."""
+    conditions = status.get("conditions") or []
+    return any(c.get("type") == READY and c.get("status") == "True" for c in conditions)
+
+
+def _publishing(version: object) -> Condition:
+    message = f"index version {version} is ingested: waiting for its retriever and every gateway to serve it"
+    return Condition(READY, False, PUBLISHING, message)
+
+
+def status_published(previous: Mapping[str, Any]) -> list[Condition] | None:
+    """The conditions once the serving pass saw the nation's retriever and every gateway run the
+    configuration that serves the DataSet's index: Ready, the others as they were. None: nothing to change
+    (Ready already, or no index)."""
+    if is_ready(previous) or previous.get("indexVersion") is None:
+        return None
+    others = [
+        Condition(
+            str(c.get("type")), _status_of(c.get("status")), str(c.get("reason")), str(c.get("message") or "")
+        )
+        for c in previous.get("conditions") or []
+        if c.get("type") != READY
+    ]
+    ready = Condition(READY, True, "IndexServing", f"index version {previous.get('indexVersion')}")
+    return [ready, *others]
+
+
+def _status_of(word: object) -> bool | None:
+    return {"True": True, "False": False}.get(str(word))
+
+
 def status_ingesting(previous: Mapping[str, Any], submission_id: str) -> list[Condition]:
-    """The conditions while a job runs: Ready as it was (an index serves, or none yet), Ingested Unknown."""
+    """The conditions while a job runs: Ready as it was (an index serves, one is being published, or none
+    yet), Ingested Unknown."""
     ready = next((c for c in previous.get("conditions") or [] if c.get("type") == READY), None)
     serving = ready is not None and ready.get("status") == "True"
+    if serving and ready is not None:
+        current = Condition(READY, True, str(ready.get("reason")), str(ready.get("message") or ""))
+    elif previous.get("indexVersion") is not None:
+        current = _publishing(previous.get("indexVersion"))
+    else:
+        current = Condition(READY, False, "Ingesting", "no index yet")
     return [
-        Condition(READY, True, str(ready.get("reason")), str(ready.get("message") or ""))
-        if serving and ready is not None
-        else Condition(READY, False, "Ingesting", "no index yet"),
+        current,
         Condition(INGESTED, None, "Ingesting", f"Ray job {submission_id}"),
     ]
 
 
 def status_not_ingested(previous: Mapping[str, Any], reason: str, message: str) -> dict[str, Any]:
     """The status when no job can run (no runtime, Tenant not Ready, embedding model unusable): an existing
-    index keeps serving where a retriever can serve it."""
+    index keeps serving where a retriever can serve it (Ready as it was, or still being published)."""
     has_index = previous.get("indexVersion") is not None and reason not in ("NotServed", "TenantNotReady")
-    ready = (
-        Condition(READY, True, "IndexServing", "previous index")
-        if has_index
-        else Condition(READY, False, reason, message)
-    )
+    if has_index and is_ready(previous):
+        ready = Condition(READY, True, "IndexServing", "previous index")
+    elif has_index:
+        ready = _publishing(previous.get("indexVersion"))
+    else:
+        ready = Condition(READY, False, reason, message)
     return {"message": message, "conditions": [ready, Condition(INGESTED, False, reason, message)]}

@@ -2,7 +2,7 @@
 
 Conditions (kstatus): Admitted (its nation's Tenant is Ready and its spec is served), IntegrityVerified (every
 file matched its sha256 before loading: the model server refuses to start otherwise), Ready (the Ray Serve
-application is RUNNING).
+application is RUNNING and every gateway routes to it).
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ MESSAGE_LIMIT = 1024  # Ray's messages carry tracebacks; keep the status readabl
 INTEGRITY_FAILURE_MARKERS = ("IntegrityError", "integrity check failed")
 
 
+# Not one of Ray Serve's statuses: the serving pass gives it to every application when the runtime cannot be
+# reached or refuses the configuration.
+RUNTIME_UNAVAILABLE = "RUNTIME_UNAVAILABLE"
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where the operator put a model: not served (and why), or its Ray application's state."""
@@ -34,9 +39,13 @@ class Placement:
 
 
 def model_deployment_status(
-    placement: Placement, live_status: dict[str, Any], generation: int | None
+    placement: Placement, live_status: dict[str, Any], generation: int | None, routed: bool = True
 ) -> dict[str, Any]:
-    """The status to store (whole; compare with the live one before writing)."""
+    """The status to store (whole; compare with the live one before writing).
+
+    `routed`: every gateway runs the configuration that routes to the model (`ServingPlan.routed`). A model
+    becomes Ready only then, so that a request through any nation's endpoint answers; once Ready it stays so
+    while its application runs (a gateway taking a later configuration still routes to it)."""
     if not placement.served:
         conditions = [
             Condition(ADMITTED, False, placement.reason, placement.message),
@@ -55,10 +64,16 @@ def model_deployment_status(
     integrity_failed = status == "DEPLOY_FAILED" and any(m in message for m in INTEGRITY_FAILURE_MARKERS)
     if status == "RUNNING":
         integrity = Condition(INTEGRITY_VERIFIED, True, "DigestsMatch", "every file matched its sha256")
-        ready = Condition(READY, True, "Running", f"serving at {placement.endpoint}")
+        if routed or _is_ready(live_status):
+            ready = Condition(READY, True, "Running", f"serving at {placement.endpoint}")
+        else:
+            ready = Condition(READY, False, "Routing", "running: waiting for every gateway to route to it")
     elif integrity_failed:
         integrity = Condition(INTEGRITY_VERIFIED, False, "DigestMismatch", message)
         ready = Condition(READY, False, "IntegrityCheckFailed", message)
+    elif status == RUNTIME_UNAVAILABLE:
+        integrity = Condition(INTEGRITY_VERIFIED, None, "NotVerified", "the serving runtime is unavailable")
+        ready = Condition(READY, False, "RuntimeUnavailable", message or "the serving runtime is unavailable")
     elif status in ("DEPLOY_FAILED", "UNHEALTHY"):
         integrity = Condition(INTEGRITY_VERIFIED, None, "NotVerified", "the model server did not start")
         ready = Condition(READY, False, _camel(status), message or f"Ray application is {status}")
@@ -78,6 +93,11 @@ def model_deployment_status(
         "rayApplicationStatus": status,
         "rayApplicationMessage": message,
     }
+
+
+def _is_ready(status: dict[str, Any]) -> bool:
+    conditions = status.get("conditions") or []
+    return any(c.get("type") == READY and c.get("status") == "True" for c in conditions)
 
 
 def _short(message: str) -> str:

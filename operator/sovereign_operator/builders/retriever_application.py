@@ -22,13 +22,13 @@ RETRIEVER_NUM_CPUS = 0.1
 def retriever_datasets_for_nation(
     nation: str, datasets: Sequence[Mapping[str, Any]], embedding_models: Mapping[str, str]
 ) -> list[RetrieverDataset]:
-    """The nation's DataSets a retriever serves (sorted by name): those whose status says Ready (an index
-    exists) and whose spec parses. `datasets`: the nation's DataSet objects as the API returns them;
-    `embedding_models`: ModelDeployment name → its `spec.model`, in the nation's namespace."""
+    """The nation's DataSets a retriever serves (sorted by name): those whose status names an index version
+    (ingested; Ready follows once the retriever and the gateways serve it) and whose spec parses.
+    `datasets`: the nation's DataSet objects as the API returns them; `embedding_models`: ModelDeployment
+    name → its `spec.model`, in the nation's namespace."""
     served = []
     for body in datasets:
-        conditions = (body.get("status") or {}).get("conditions") or []
-        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        if (body.get("status") or {}).get("indexVersion") is None:
             continue
         try:
             spec = DataSetSpec.model_validate(body.get("spec") or {})

@@ -20,7 +20,12 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from sovereign.domain.nations import gateway_route_prefix, model_application_name, tenant_namespace
+from sovereign.domain.nations import (
+    gateway_application_name,
+    gateway_route_prefix,
+    model_application_name,
+    tenant_namespace,
+)
 from sovereign.serving_contract import AuditSink, RetrieverDataset, VaultSink
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
@@ -95,6 +100,11 @@ class NationPlan:
     applications: tuple[dict[str, Any], ...]
     retriever: dict[str, Any] | None = None
     has_datasets: bool = False
+    datasets: tuple[str, ...] = ()  # the names of the DataSets its retriever serves
+
+    @property
+    def gateway(self) -> str:
+        return gateway_application_name(self.nation)
 
     @property
     def own_applications(self) -> list[dict[str, Any]]:
@@ -118,6 +128,20 @@ class ServingPlan:
         retrievers (the order of the Serve config's body)."""
         retrievers = [plan.retriever for plan in self.nations if plan.retriever is not None]
         return [*(app for plan in self.nations for app in plan.applications), *retrievers]
+
+    def routed(self, applied_states: Mapping[str, tuple[str, str]], settled: bool) -> bool:
+        """Whether every gateway serves the plan: the states describe it (`settled`) and each gateway's
+        application is RUNNING. Every gateway may route to any nation's model or DataSet (federation)."""
+        gateways = [plan.gateway for plan in self.nations]
+        return settled and all(applied_states.get(g, ("", ""))[0] == "RUNNING" for g in gateways)
+
+    def publishes(self, nation: str, dataset: str, applied_states: Mapping[str, tuple[str, str]]) -> bool:
+        """Whether the nation's retriever serves `dataset` (call only where `routed`): it is in the plan
+        and the retriever's application is RUNNING."""
+        found = next((plan for plan in self.nations if plan.nation == nation), None)
+        if found is None or found.retriever is None or dataset not in found.datasets:
+            return False
+        return applied_states.get(found.retriever["name"], ("", ""))[0] == "RUNNING"
 
     def placements_with_states(self, states: Mapping[str, tuple[str, str]]) -> dict[ModelKey, Placement]:
         """Each placement, a served one with its application's (status, message) as the runtime reports it
@@ -193,6 +217,7 @@ def build_serving_plan(
                 tuple(applications),
                 retriever=_retriever(snapshot, runtime, tenant_spec, all_datasets.get(nation), config),
                 has_datasets=tenant_namespace(nation) in with_datasets,
+                datasets=tuple(dataset.name for dataset in all_datasets.get(nation, ())),
             )
         )
     return ServingPlan(tuple(plans), placements, left_out)

@@ -43,9 +43,11 @@ async def stop_serving_loop(context: OperatorContext) -> None:
             await task
 
 
-# Async: it runs in kopf's event loop, the loop the serving loop's asyncio.Event belongs to.
+# Async: it runs in kopf's event loop, the loop the serving loop's asyncio.Event belongs to. A DataSet's
+# event too: a new index reaches its retriever and the gateways at once, and its Ready follows them.
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
 @kopf.on.event(GROUP, VERSION, "tenants")
+@kopf.on.event(GROUP, VERSION, "datasets")
 async def wake_serving_loop(memo: kopf.Memo, **_: Any) -> None:
     wake = operator_context(memo).serving_wake
     if wake is not None:

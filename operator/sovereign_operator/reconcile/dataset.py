@@ -6,7 +6,8 @@ and every `dataset_resync_seconds` (the job itself skips an unchanged source, so
 runs on the nation's own Ray cluster (runtime local-ray: the devstack's; kuberay: the nation's RayService
 head, where its data volume is mounted, `builders/dataset.py`); runtime none ingests nothing and says so.
 A failed job leaves the previous index serving. The status keeps the running job's submission id, so an
-operator restarted mid-job (or a new leader) follows the same job instead of starting another.
+operator restarted mid-job (or a new leader) follows the same job instead of starting another; the job's
+name comes from the status alone, so one killed between submitting and writing the status finds its job too.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sovereign.domain.nations import tenant_namespace
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator import failpoints
 from sovereign_operator.builders.conditions import merge_conditions, now_rfc3339, status_changes
 from sovereign_operator.builders.dataset import (
     EmbeddingUnusable,
@@ -150,7 +152,11 @@ def _pass(
         return status_not_ingested(live, "EmbeddingNotReady", message)
     if target.token_file_here and not _exists(target.token_file):
         raise kopf.TemporaryError(f"{nation}'s ServiceAccount token file is not written yet", delay=2)
-    submission_id = ingest_submission_id(nation, name, generation, int(now))
+    # Named from the status alone (each submission moves lastAttemptTime, each failure `failures`): an
+    # operator killed after submitting and before writing the status submits the same name again on restart,
+    # which Ray refuses, and follows that job instead of running a second one beside it.
+    attempt = int(_epoch(live.get("lastAttemptTime")) or 0) * 1000 + int(live.get("failures") or 0) % 1000
+    submission_id = ingest_submission_id(nation, name, generation, attempt)
     request = build_ingest_job_request(
         ingest,
         submission_id=submission_id,
@@ -158,16 +164,23 @@ def _pass(
         telemetry_env=config.telemetry_env,
         entrypoint_resources=target.ray_resources,
     )
-    ray.submit_job(
-        target.dashboard_url,
-        request["entrypoint"],
-        submission_id=submission_id,
-        runtime_env=request["runtime_env"],
-        metadata=request["metadata"],
-        entrypoint_resources=request.get("entrypoint_resources"),
-        token=target.token,
-    )
-    log.info(f"ingest job {submission_id} submitted for {namespace}/{name}")
+    failpoints.reach("dataset:before-submit")
+    try:
+        ray.submit_job(
+            target.dashboard_url,
+            request["entrypoint"],
+            submission_id=submission_id,
+            runtime_env=request["runtime_env"],
+            metadata=request["metadata"],
+            entrypoint_resources=request.get("entrypoint_resources"),
+            token=target.token,
+        )
+        log.info(f"ingest job {submission_id} submitted for {namespace}/{name}")
+    except ray.RayServeError as error:
+        if "already exists" not in error.message:  # Ray 2.60 answers 500 with a ValueError for it
+            raise
+        log.info(f"ingest job {submission_id} for {namespace}/{name} was submitted before: following it")
+    failpoints.reach("dataset:after-submit")
     return {
         "job": {"submissionId": submission_id, "generation": generation, "force": force},
         "observedGeneration": generation,

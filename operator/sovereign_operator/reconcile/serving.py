@@ -16,16 +16,22 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 
 from sovereign.clients import kubernetes as kube
+from sovereign.clients import ray
+from sovereign.domain.nations import tenant_namespace
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from sovereign.serving_contract import AuditSink
 from sovereign.specs.tenant import TenantSpec
-from sovereign_operator.builders.conditions import status_changes
-from sovereign_operator.builders.model_status import Placement, model_deployment_status
+from sovereign_operator import failpoints
+from sovereign_operator.builders.conditions import merge_conditions, status_changes
+from sovereign_operator.builders.dataset import status_published
+from sovereign_operator.builders.model_status import RUNTIME_UNAVAILABLE, Placement, model_deployment_status
 from sovereign_operator.builders.serving_plan import (
+    ServingPlan,
     ServingSnapshot,
     audit_sink_for_nation,
     build_serving_plan,
@@ -64,13 +70,38 @@ def run_serving_pass(state: ServingState) -> ServingPass:
         snapshot = read_snapshot(state)
         plan = build_serving_plan(snapshot, state.runtime, state.config)
         _log_left_out(state, plan.left_out)
-        applied = state.runtime.apply(plan, state.dynamic)
-        placements = plan.placements_with_states(applied.states)
-        for body in snapshot.models:
-            placement = placements.get((body["metadata"]["namespace"], body["metadata"]["name"]))
-            if placement is not None:
-                _write_status(state.dynamic, body, placement)
+        failpoints.reach("serving:before-apply")
+        try:
+            applied = state.runtime.apply(plan, state.dynamic)
+        except (ray.RayUnavailable, ray.RayServeError, httpx.HTTPError) as error:
+            # The runtime is down (or died mid-answer) or refused: no model is known to answer, so none may
+            # stay Ready.
+            unreachable = (RUNTIME_UNAVAILABLE, f"the serving runtime {state.runtime.name} failed: {error}")
+            _write_statuses(state, snapshot, plan.placements_with_states(_every(plan, unreachable)))
+            raise
+        failpoints.reach("serving:after-apply")
+        routed = plan.routed(applied.states, applied.settled)
+        _write_statuses(state, snapshot, plan.placements_with_states(applied.states), routed)
+        if routed:
+            _publish_datasets(state.dynamic, snapshot, plan, applied.states)
         return ServingPass(plan.served_nations, len(plan.applications), applied.deployed)
+
+
+def _every(plan: ServingPlan, state: tuple[str, str]) -> dict[str, tuple[str, str]]:
+    return {placement.application: state for placement in plan.placements.values() if placement.served}
+
+
+def _write_statuses(
+    state: ServingState,
+    snapshot: ServingSnapshot,
+    placements: Mapping[Any, Placement],
+    routed: bool = False,
+) -> None:
+    for body in snapshot.models:
+        placement = placements.get((body["metadata"]["namespace"], body["metadata"]["name"]))
+        if placement is not None:
+            _write_status(state.dynamic, body, placement, routed)
+            failpoints.reach("serving:after-first-status")
 
 
 def read_snapshot(state: ServingState) -> ServingSnapshot:
@@ -132,9 +163,34 @@ def _bundle_data(dynamic: DynamicClient, namespace: str) -> dict[str, str]:
     return PolicyBundle.load().to_configmap_data()
 
 
-def _write_status(dynamic: DynamicClient, body: dict[str, Any], placement: Placement) -> None:
+def _publish_datasets(
+    dynamic: DynamicClient,
+    snapshot: ServingSnapshot,
+    plan: ServingPlan,
+    states: Mapping[str, tuple[str, str]],
+) -> None:
+    """Ready for each ingested DataSet that its nation's retriever and every gateway now serve (the pass saw
+    them run the configuration that holds it): a search through any nation's endpoint finds it. The
+    DataSet's own handler sets every other condition; it leaves Ready True once set (builders/dataset.py)."""
+    nations = {tenant_namespace(nation_plan.nation): nation_plan.nation for nation_plan in plan.nations}
+    for body in snapshot.datasets:
+        metadata = body["metadata"]
+        nation = nations.get(metadata.get("namespace"))
+        live = dict(body.get("status") or {})
+        conditions = status_published(live)
+        if nation is None or conditions is None or not plan.publishes(nation, metadata["name"], states):
+            continue
+        generation = live.get("observedGeneration") or metadata.get("generation")
+        changes = {"conditions": merge_conditions(live.get("conditions"), conditions, generation)}
+        kube.merge_patch_status(
+            dynamic, API_VERSION, "DataSet", metadata["name"], metadata["namespace"], changes
+        )
+        log.info(f"DataSet {metadata['namespace']}/{metadata['name']} is served: Ready")
+
+
+def _write_status(dynamic: DynamicClient, body: dict[str, Any], placement: Placement, routed: bool) -> None:
     live = dict(body.get("status") or {})
-    wanted = model_deployment_status(placement, live, body["metadata"].get("generation"))
+    wanted = model_deployment_status(placement, live, body["metadata"].get("generation"), routed)
     changes = status_changes(live, wanted)
     if changes:
         metadata = body["metadata"]

@@ -15,10 +15,16 @@ from sovereign_operator.config import OperatorConfig
 @dataclass(frozen=True)
 class Applied:
     """What applying a plan did: whether it sent a new configuration, and each Ray application's
-    (status, message) as the runtime reports it (Ray Serve's statuses: RUNNING, DEPLOYING, ...)."""
+    (status, message) as the runtime reports it (Ray Serve's statuses: RUNNING, DEPLOYING, ...).
+
+    `settled`: the states were reported after the runtime took the current configuration (none was sent by
+    this pass, and the runtime says it observed the last one). Only then may a RUNNING state vouch that a
+    request routed by the new configuration succeeds: statuses read right after a change may describe the
+    previous one."""
 
     deployed: bool
     states: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    settled: bool = False
 
 
 class ServingRuntime(RuntimeLayout, Protocol):

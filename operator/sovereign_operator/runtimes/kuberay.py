@@ -101,6 +101,7 @@ class KubeRayRuntime:
 
     def apply(self, plan: ServingPlan, kube: DynamicClient) -> Applied:
         deployed = False
+        observed = True  # KubeRay has reconciled every RayService's current spec (its status is of it)
         states: dict[str, tuple[str, str]] = {}
         for nation_plan in plan.nations:
             if self.data_volume(nation_plan):
@@ -117,7 +118,10 @@ class KubeRayRuntime:
                 live = kube_objects.replace_object(kube, desired)  # whole spec: nothing stale stays
                 deployed = True
             states.update(_application_states(live))
-        return Applied(deployed, states)
+            generation = (live.get("metadata") or {}).get("generation")
+            seen = (live.get("status") or {}).get("observedGeneration")
+            observed = observed and seen in (None, generation)  # None: a KubeRay that does not say
+        return Applied(deployed, states, settled=not deployed and observed)
 
 
 def _application_states(rayservice: dict[str, Any]) -> dict[str, tuple[str, str]]:

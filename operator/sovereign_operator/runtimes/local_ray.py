@@ -2,7 +2,8 @@
 
 `apply` PUTs one `ServeDeploySchema` holding every nation's applications to the Ray dashboard (the PUT is
 declarative for the whole Ray cluster), only when the body changed since the last PUT (a restart PUTs again:
-harmless), then reads each application's state from Serve's status.
+harmless) or when Serve's status lacks one of its applications (the Ray head restarted and lost them), then
+reads each application's state from Serve's status.
 
 The nation's Ray processes read its `model-serving` ServiceAccount token from `<token dir>/<nation>/token`,
 which is kept outside the operator, as a kubelet keeps a pod's projected token (k8s docs:
@@ -23,6 +24,7 @@ from kubernetes.dynamic import DynamicClient
 
 from sovereign.clients import ray
 from sovereign.domain.nations import gateway_route_prefix
+from sovereign_operator import failpoints
 from sovereign_operator.builders.dataset import JobTarget, token_file_for_nation
 from sovereign_operator.builders.serve_config import build_serve_deploy_config
 from sovereign_operator.builders.serving_plan import AuditPlacement, Federation, ServingPlan
@@ -82,14 +84,30 @@ class LocalRayRuntime:
         body = self.serve_config(plan)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         deployed = False
-        if digest != self._last_body_digest:
-            ray.put_serve_applications(dashboard_url, body, token=self.config.ray_token)
-            self._last_body_digest = digest
-            deployed = True
-            count = len(body["applications"])
-            log.info(f"Serve config with {count} applications put to the local Ray cluster")
-        status = ray.get_serve_status(dashboard_url, token=self.config.ray_token)
-        return Applied(deployed, states_with_causes(status))
+        try:
+            if digest != self._last_body_digest:
+                self._put(dashboard_url, body)
+                self._last_body_digest = digest
+                deployed = True
+            states = states_with_causes(ray.get_serve_status(dashboard_url, token=self.config.ray_token))
+            missing = sorted(app["name"] for app in body["applications"] if app["name"] not in states)
+            if missing and not deployed:
+                # Ray lost applications it had been given (its head restarted, or someone deleted them):
+                # the same body again brings every nation's applications back.
+                log.warning(f"the local Ray cluster lacks {', '.join(missing)}: the Serve config put again")
+                self._put(dashboard_url, body)
+                deployed = True
+                states = states_with_causes(ray.get_serve_status(dashboard_url, token=self.config.ray_token))
+        except Exception:
+            self._last_body_digest = None  # unknown what Ray kept: the next pass PUTs again
+            raise
+        return Applied(deployed, states, settled=not deployed)
+
+    def _put(self, dashboard_url: str, body: dict[str, Any]) -> None:
+        failpoints.reach("serving:before-put")
+        ray.put_serve_applications(dashboard_url, body, token=self.config.ray_token)
+        failpoints.reach("serving:after-put")
+        log.info(f"Serve config with {len(body['applications'])} applications put to the local Ray cluster")
 
 
 def states_with_causes(status_json: dict[str, Any]) -> dict[str, tuple[str, str]]:
