@@ -1,7 +1,9 @@
-"""A TCP forwarder on a loopback port that can be closed and opened again, to make a server unreachable.
+"""A TCP forwarder on a loopback port that can be closed and opened again, to make a server unreachable,
+or slowed down, to make it slow.
 
 Closed, its port refuses connections exactly like a stopped server's; opened, it forwards to the target.
 The target keeps its state meanwhile, so a test can check what was (not) written during the outage.
+`delay` seconds are waited before each chunk a client sends is forwarded (0: none).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from sovereign_devstack.processes import free_loopback_port
 
 
 class SwitchableProxy:
+    delay = 0.0
+
     def __init__(self, target_host: str, target_port: int, scheme: str = "http") -> None:
         self.target = (target_host, target_port)
         self.scheme = scheme  # the target's: TLS passes through the forwarder untouched
@@ -60,13 +64,17 @@ class SwitchableProxy:
             client_writer.close()
             return
         self._writers |= {client_writer, target_writer}
-        await asyncio.gather(self._pipe(client, target_writer), self._pipe(target_reader, client_writer))
+        await asyncio.gather(
+            self._pipe(client, target_writer, self.delay), self._pipe(target_reader, client_writer)
+        )
         self._writers -= {client_writer, target_writer}
 
     @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float = 0.0) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                if delay:
+                    await asyncio.sleep(delay)
                 writer.write(data)
                 await writer.drain()
         writer.close()

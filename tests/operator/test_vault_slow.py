@@ -10,8 +10,6 @@ the operator may still have reached Vault: the next pass finds what it made). Th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,34 +25,10 @@ from tests.operator.tenant_inventory import inventory, is_offboarded, is_ready, 
 pytestmark = pytest.mark.faults
 
 
-class DelayingProxy(SwitchableProxy):
-    """A SwitchableProxy that waits `delay` seconds before forwarding each chunk a client sends."""
-
-    delay = 0.0
-
-    async def _forward(self, client: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        try:
-            target_reader, target_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            client_writer.close()
-            return
-        self._writers |= {client_writer, target_writer}
-        await asyncio.gather(self._held(client, target_writer), self._pipe(target_reader, client_writer))
-        self._writers -= {client_writer, target_writer}
-
-    async def _held(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            while data := await reader.read(65536):
-                await asyncio.sleep(self.delay)
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-
 @pytest.fixture
-def slow_vault(platform: Platform) -> Iterator[DelayingProxy]:
+def slow_vault(platform: Platform) -> Iterator[SwitchableProxy]:
     target = urlsplit(platform.vault_url)
-    proxy = DelayingProxy(target.hostname or "127.0.0.1", target.port or 8200, target.scheme)
+    proxy = SwitchableProxy(target.hostname or "127.0.0.1", target.port or 8200, target.scheme)
     proxy.open()
     try:
         yield proxy
@@ -80,7 +54,7 @@ def _offboard(platform: Platform, nation: str) -> None:
 
 
 def test_vault_slow_within_the_timeout_provisions_right_only_later(
-    platform: Platform, start_operator: Any, slow_vault: DelayingProxy
+    platform: Platform, start_operator: Any, slow_vault: SwitchableProxy
 ) -> None:
     nation = "SLB"  # Solomon Islands: used by no other test
     before = inventory(platform)
@@ -101,7 +75,7 @@ def test_vault_slow_within_the_timeout_provisions_right_only_later(
 
 
 def test_vault_slower_than_the_timeout_is_reported_and_recovered(
-    platform: Platform, start_operator: Any, slow_vault: DelayingProxy
+    platform: Platform, start_operator: Any, slow_vault: SwitchableProxy
 ) -> None:
     nation = "WSM"  # Samoa: used by no other test
     before = inventory(platform)
