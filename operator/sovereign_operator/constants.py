@@ -13,6 +13,9 @@ NATION_LABEL = "sovereign.ai/nation"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "sovereign-operator"
 ROTATE_KEY_ANNOTATION = "sovereign.ai/rotate-key-requested-at"  # `sovereign keys rotate` sets it
+# The sha256 of the spec the operator last wrote: the API server adds defaults to what it stores, so the
+# live spec never equals the desired one and cannot say alone whether the desired one changed.
+APPLIED_SPEC_ANNOTATION = "sovereign.ai/applied-spec-sha256"
 
 # The finalizer that holds a Tenant until its offboarding (crypto-shredding included) is complete.
 OFFBOARDING_FINALIZER = "sovereign.ai/offboarding"

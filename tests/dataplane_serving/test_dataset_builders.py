@@ -18,6 +18,7 @@ from sovereign_operator.builders.dataset import (
     build_ingest_job_request,
     build_vault_sink_for_nation,
     ingest_result,
+    ingest_submission_id,
     job_outcome,
     kuberay_dashboard_url,
     status_after_job,
@@ -141,6 +142,14 @@ def test_the_job_request_quotes_the_config_as_one_argument() -> None:
     }
     assert request["metadata"] == {"sovereign.ai/dataset": "est/field-reports", "sovereign.ai/nation": "EST"}
     assert "entrypoint_resources" not in request  # local-ray: one host, the job may run anywhere
+
+
+def test_a_dataset_made_again_under_its_name_never_reuses_a_job_name() -> None:
+    # Deleted and made again: generation 1 and an empty status again, a new uid. Ray refuses a second job
+    # under a name it has seen, and the operator would follow the old job's outcome.
+    first = ingest_submission_id("EST", "field-reports", "3f2a9c1e-0000-4000-8000-000000000001", 1, 0)
+    again = ingest_submission_id("EST", "field-reports", "b71d04aa-0000-4000-8000-000000000002", 1, 0)
+    assert first != again and first.startswith("ingest-est-field-reports-")
 
 
 def test_the_job_request_asks_for_the_data_volume_when_told() -> None:

@@ -149,6 +149,18 @@ def test_defaults_are_applied_and_unknown_fields_pruned(kube_api: KubeAPI, gadge
         input=_gadget(group, ns, "strict", "{size: 1, nope: 2}"),
     )
     assert 'unknown field "spec.nope"' in warned.stderr
+    # A field named with a control character (a header value cannot hold one): warned about, escaped.
+    control = kubectl(
+        kube_api,
+        "apply",
+        "--validate=warn",
+        "-f",
+        "-",
+        input=_gadget(group, ns, "control", '{size: 2, "\\x1f": 1}'),
+    )
+    assert 'unknown field "spec.\\u001f"' in control.stderr
+    size = kubectl(kube_api, "get", f"gadgets.{group}", "control", "-n", ns, "-o", "jsonpath={.spec.size}")
+    assert size.stdout == "2"
 
 
 def test_status_subresource_and_generation(kube_api: KubeAPI, gadgets: tuple[str, str]) -> None:

@@ -59,6 +59,15 @@ VERSION_INFO = {
 }
 
 
+def warning_header(text: str) -> str:
+    """`299 - "text"` (k8s docs: /docs/reference/using-api/api-concepts/#warnings), the text quoted as
+    kube-apiserver's NewWarningHeader does. A field name may hold any character, but a header value may not
+    hold control characters (RFC 9110, section 5.5): they are escaped, never sent (aiohttp refuses them and
+    the client would get its connection dropped instead of an answer)."""
+    printable = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+    return '299 - "' + printable.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
     def __init__(
         self,
@@ -144,7 +153,7 @@ class DevstackKubeAPI(KubernetesEmulator):  # type: ignore[misc]
         if warnings and not response.prepared:
             # k8s docs: /docs/reference/using-api/api-concepts/#warnings — `299 - "text"` headers.
             for text in dict.fromkeys(warnings):
-                response.headers.add("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+                response.headers.add("Warning", warning_header(text))
         event = AUDIT_EVENT.get()
         if event is not None and self.audit_log is not None and event["verb"] != "watch":
             self.audit_log.write(event, "ResponseComplete", response.status)

@@ -109,9 +109,11 @@ def build_ingest_config(
     )
 
 
-def ingest_submission_id(nation: str, name: str, generation: int, attempt: int) -> str:
-    """A unique Ray job name per submission (Ray refuses a second job with the same submission_id)."""
-    return f"ingest-{nation.lower()}-{name}-g{generation}-{attempt}"
+def ingest_submission_id(nation: str, name: str, uid: str, generation: int, attempt: int) -> str:
+    """A unique Ray job name per submission (Ray refuses a second job with the same submission_id). The
+    object's uid is in it: a DataSet deleted and made again under its name starts at generation 1 with an
+    empty status, and must not follow the job of the one before."""
+    return f"ingest-{nation.lower()}-{name}-{uid[:8]}-g{generation}-{attempt}"
 
 
 def build_ingest_job_request(

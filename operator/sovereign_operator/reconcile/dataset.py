@@ -89,7 +89,8 @@ def reconcile_dataset(
         int(metadata.get("generation") or 1),
     )
     live = dict(body.get("status") or {})
-    wanted = _pass(config, dynamic, name, namespace, generation, dict(body.get("spec") or {}), live, now)
+    identity = (name, namespace, str(metadata.get("uid") or ""))
+    wanted = _pass(config, dynamic, identity, generation, dict(body.get("spec") or {}), live, now)
     if "conditions" in wanted:
         wanted["conditions"] = merge_conditions(live.get("conditions"), wanted["conditions"], generation)
     return status_changes(live, wanted)
@@ -98,13 +99,13 @@ def reconcile_dataset(
 def _pass(
     config: OperatorConfig,
     dynamic: DynamicClient,
-    name: str,
-    namespace: str,
+    identity: tuple[str, str, str],  # name, namespace, uid
     generation: int,
     raw_spec: dict[str, Any],
     live: dict[str, Any],
     now: float,
 ) -> dict[str, Any]:
+    name, namespace, uid = identity
     tenants = kube.list_objects(dynamic, API_VERSION, "Tenant") or []
     tenant = next((t for t in tenants if tenant_namespace(str(t["spec"].get("nation"))) == namespace), None)
     if tenant is None or not _ready(tenant):
@@ -156,7 +157,7 @@ def _pass(
     # operator killed after submitting and before writing the status submits the same name again on restart,
     # which Ray refuses, and follows that job instead of running a second one beside it.
     attempt = int(_epoch(live.get("lastAttemptTime")) or 0) * 1000 + int(live.get("failures") or 0) % 1000
-    submission_id = ingest_submission_id(nation, name, generation, attempt)
+    submission_id = ingest_submission_id(nation, name, uid, generation, attempt)
     request = build_ingest_job_request(
         ingest,
         submission_id=submission_id,

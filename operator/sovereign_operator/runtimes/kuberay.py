@@ -9,6 +9,8 @@ ServiceAccount; its data volume (audit log, dataset stores) is mounted on the he
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -28,7 +30,7 @@ from sovereign_operator.builders.rayservice import (
 )
 from sovereign_operator.builders.serving_plan import AuditPlacement, Federation, NationPlan, ServingPlan
 from sovereign_operator.config import OperatorConfig
-from sovereign_operator.constants import SERVICE_ACCOUNT_TOKEN_FILE
+from sovereign_operator.constants import APPLIED_SPEC_ANNOTATION, SERVICE_ACCOUNT_TOKEN_FILE
 from sovereign_operator.runtimes.base import Applied
 
 SERVE_PORT = 8000  # KubeRay's Serve Service
@@ -106,7 +108,7 @@ class KubeRayRuntime:
         for nation_plan in plan.nations:
             if self.data_volume(nation_plan):
                 _ensure_data_claim(kube, nation_plan.nation)
-            desired = self.rayservice(nation_plan)
+            desired = with_applied_spec_hash(self.rayservice(nation_plan))
             metadata = desired["metadata"]
             live = kube_objects.read_object(
                 kube, desired["apiVersion"], desired["kind"], metadata["name"], metadata["namespace"]
@@ -114,7 +116,7 @@ class KubeRayRuntime:
             if live is None:
                 live = kube_objects.create_object(kube, desired)
                 deployed = True
-            elif live.get("spec") != desired["spec"]:
+            elif needs_replacing(live, desired):
                 live = kube_objects.replace_object(kube, desired)  # whole spec: nothing stale stays
                 deployed = True
             states.update(_application_states(live))
@@ -122,6 +124,39 @@ class KubeRayRuntime:
             seen = (live.get("status") or {}).get("observedGeneration")
             observed = observed and seen in (None, generation)  # None: a KubeRay that does not say
         return Applied(deployed, states, settled=not deployed and observed)
+
+
+def with_applied_spec_hash(desired: dict[str, Any]) -> dict[str, Any]:
+    """`desired` annotated with the sha256 of its spec (canonical JSON)."""
+    digest = hashlib.sha256(json.dumps(desired["spec"], sort_keys=True).encode()).hexdigest()
+    metadata = desired["metadata"]
+    annotations = {**(metadata.get("annotations") or {}), APPLIED_SPEC_ANNOTATION: digest}
+    return {**desired, "metadata": {**metadata, "annotations": annotations}}
+
+
+def needs_replacing(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Whether the live object must be replaced: the desired spec changed since it was written (its hash),
+    or someone changed a field the operator sets. Fields the API server added as defaults (a structural
+    schema's `default`, k8s docs: /docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/
+    #defaulting) are not a change."""
+    live_hash = ((live.get("metadata") or {}).get("annotations") or {}).get(APPLIED_SPEC_ANNOTATION)
+    if live_hash != desired["metadata"]["annotations"][APPLIED_SPEC_ANNOTATION]:
+        return True
+    return not _holds(live.get("spec"), desired["spec"])
+
+
+def _holds(live: Any, desired: Any) -> bool:
+    """Whether `live` has every value of `desired`: the same keys with values it holds, the same list
+    lengths with items it holds, equal scalars; keys only `live` has are defaults."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and _holds(live[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(desired)
+            and all(_holds(a, b) for a, b in zip(live, desired, strict=True))
+        )
+    return bool(live == desired)
 
 
 def _application_states(rayservice: dict[str, Any]) -> dict[str, tuple[str, str]]:

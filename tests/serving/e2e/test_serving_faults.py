@@ -332,9 +332,10 @@ def test_a_gateway_replica_killed_under_traffic_fails_cleanly_and_comes_back(
         killed = time.monotonic()
         recovery = recovered_after(killed, lambda: traffic.answered_since(killed), "FRA's gateway again")
     seen = traffic.summary(killed)
-    # Every request ended with an answer or an HTTP error (the Serve proxy's own for the in-flight ones):
-    # none hung past the client's timeout, none lost its connection.
-    assert all(key.split()[0] in {"200", "500", "502", "503", "504"} for key in seen), seen
+    # Every request ended with an answer or an OpenAI-shaped 503 (the Serve proxy's own failure for the
+    # in-flight ones, shaped by sovereign_serving.serve_proxy): none hung past the client's timeout, none
+    # lost its connection, none got the proxy's plain-text 500.
+    assert all(key == "200" or (key.startswith("503 ") and "not json" not in key) for key in seen), seen
     assert pids[0] not in replica_pids(faulty, "fra-gateway")
     print(
         f"\ngateway replica killed under traffic ({traffic.clients} clients): {seen} since the kill; "
