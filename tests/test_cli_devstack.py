@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import hvac
 import pytest
 
@@ -49,6 +51,18 @@ def alive(pid: int) -> bool:
 def status_json(state_dir: Path) -> tuple[int, dict]:
     result = sovereign("status", "--state-dir", str(state_dir), "--output", "json", check=False)
     return result.returncode, json.loads(result.stdout)
+
+
+def children(pid: int) -> list[int]:
+    """The pids of `pid`'s children (Linux: /proc/PID/task/PID/children)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def process_environment(pid: int) -> dict[str, str]:
@@ -139,11 +153,23 @@ def test_up_status_down_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         # A second `up` reuses the running stack instead of starting another.
         sovereign("up", "--state-dir", str(state_dir), "--no-examples")
         assert {c["name"]: c["pid"] for c in status_json(state_dir)[1]["components"]} == pids
+
+        # The operator exits (as one that lost its Lease): started again without a person, as a
+        # Deployment's pod would be (sovereign_devstack.supervisor), and it leads again.
+        [first] = children(pids["operator"])
+        os.kill(first, signal.SIGKILL)
+        second = wait_until(
+            lambda: [p for p in children(pids["operator"]) if p != first], "a new operator", 60
+        )
+        liveness = json.loads((state_dir / "state.json").read_text())["operator_liveness_url"]
+        wait_until(lambda: ok(liveness), "the new operator leading (its liveness answers)", 60)
+        assert "starting it again in 10 s" in operator_log.read_text()
+        operators = [first, *second]
     finally:
         down = json.loads(sovereign("down", "--state-dir", str(state_dir), "--output", "json").stdout)
     stopped = ["kube-apiserver", "operator", "ray", "token-projector", "trace-viewer", "vault"]
     assert sorted(down["stopped"]) == stopped
-    assert not any(alive(pid) for pid in pids.values())
+    assert not any(alive(pid) for pid in [*pids.values(), *operators])
     code, status = status_json(state_dir)
     assert code == 1 and status["up"] is False
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from sovereign_devstack.supervisor import RESTART_MARK
+
 
 class ServiceStartError(RuntimeError):
     """A devstack process exited or never answered its health check."""
@@ -41,6 +43,16 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_port(port: int, timeout: float) -> bool:
+    """Whether something listens on 127.0.0.1:`port` within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def pid_file(state_dir: Path, name: str) -> Path:
     return state_dir / f"{name}.pid"
 
@@ -59,6 +71,7 @@ def start_service(spec: ServiceSpec, state_dir: Path, timeout: float = 60.0) -> 
     log_path = log_file(state_dir, spec.name)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(spec.env or {}), "PYTHONUNBUFFERED": "1"}
+    log_start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             spec.argv,
@@ -74,6 +87,9 @@ def start_service(spec: ServiceSpec, state_dir: Path, timeout: float = 60.0) -> 
         if proc.poll() is not None:
             stop_service(state_dir, spec.name)
             raise ServiceStartError(f"{spec.name} exited with code {proc.returncode}:\n{_tail(log_path)}")
+        if _restarted_since(log_path, log_start):  # under the supervisor: its first run already failed
+            stop_service(state_dir, spec.name)
+            raise ServiceStartError(f"{spec.name} exited while starting:\n{_tail(log_path)}")
         with contextlib.suppress(httpx.HTTPError):
             verify = ssl.create_default_context(cafile=spec.ca_file) if spec.ca_file else True
             if httpx.get(spec.health_url, timeout=2.0, verify=verify).status_code < 500:
@@ -126,6 +142,14 @@ def stop_service(state_dir: Path, name: str, timeout: float = 10.0) -> bool:
 
 def python_module_argv(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+def _restarted_since(log_path: Path, offset: int) -> bool:
+    """Whether the supervisor (sovereign_devstack.supervisor) said, in the log after `offset`, that its
+    process exited."""
+    with log_path.open("rb") as log:
+        log.seek(offset)
+        return any(line.startswith(RESTART_MARK.encode()) for line in log)
 
 
 def _tail(path: Path, lines: int = 30) -> str:

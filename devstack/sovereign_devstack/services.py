@@ -76,7 +76,11 @@ def operator_spec(
     """
     return ServiceSpec(
         name=OPERATOR_SERVICE,
-        argv=python_module_argv("sovereign_operator"),
+        # Under the devstack's kubelet stand-in (restartPolicy Always): an operator that lost its Lease exits
+        # and is started again, as its Deployment's pod would be.
+        argv=python_module_argv(
+            "sovereign_devstack.supervisor", "--", *python_module_argv("sovereign_operator")
+        ),
         # kopf's liveness endpoint answers once this process holds the Lease and kopf runs.
         health_url=f"http://127.0.0.1:{liveness_port}/healthz",
         env={

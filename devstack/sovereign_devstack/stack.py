@@ -38,6 +38,7 @@ from sovereign_devstack.processes import (
     read_pid,
     start_service,
     stop_service,
+    wait_for_port,
 )
 from sovereign_devstack.services import (
     KUBE_SERVICE,
@@ -234,6 +235,11 @@ def start_operator(
         },
     )
     start_service(spec, state_dir)
+    # Ready, as a readiness probe would say before a Service routes to the pod: its webhook listens too
+    # (kopf starts it after the liveness endpoint; the API server calls it on the first apply).
+    if not wait_for_port(webhook_port, timeout=60):
+        stop_service(state_dir, OPERATOR_SERVICE)
+        raise ServiceStartError(f"the operator's webhook never listened on 127.0.0.1:{webhook_port}")
     services = [*[name for name in state.services if name != OPERATOR_SERVICE], OPERATOR_SERVICE]
     state = state.model_copy(
         update={"services": services, "operator_liveness_url": f"http://127.0.0.1:{port}/healthz"}
