@@ -12,22 +12,14 @@ from pathlib import Path
 import hvac
 import pytest
 from sovereign_serving.nation_vault import NationVault
-from sovereign_serving.retriever import Retriever
 
 from sovereign.clients.vault import VaultSealed, VaultUnreachable, classify_vault_error
 from sovereign.dataplane import DatasetStore
-from sovereign.domain.markings import Principal
-from sovereign.policy.bundle import PolicyBundle
 from sovereign.serving_contract import VaultSink
-from tests.dataplane.samples import TRANSIT, est_markings, sample_chunks, unit_vectors
+from tests.dataplane.samples import TRANSIT
 from tests.servers import KubeAPI, VaultServer
+from tests.serving.est_retriever import DATASET, NATION, READER, retriever_for, write_index
 from tests.serving.gateway.nation_vault import vault_sink_in
-
-NATION = "EST"
-DATASET = "field-reports"
-READER = Principal.model_validate(
-    {"sub": "reader", "nationality": NATION, "clearance": "NATO SECRET", "issuerNation": NATION}
-)
 
 
 @pytest.mark.faults  # `make faults`: kept out of `make test` for its time
@@ -37,26 +29,8 @@ def test_the_retriever_refuses_while_vault_is_out_and_the_login_heals(
     stores = tmp_path / "stores"
     count = 6
     with vault_sink_in(fresh_vault, kube_api, NATION, tmp_path) as sink:
-        DatasetStore(stores, NATION, DATASET).write_index(
-            sample_chunks(count, [est_markings()]),
-            unit_vectors(count, 8),
-            fresh_vault.client(),
-            TRANSIT,
-            "hash-0",
-            "est/minilm",
-        )
-        retriever = Retriever()
-        retriever.reconfigure(
-            {
-                "nation": NATION,
-                "datasets": [
-                    {"name": DATASET, "markings": est_markings(), "embeddingApplication": "est-embedder"}
-                ],
-                "storeRoot": str(stores),
-                "vault": sink,
-                "bundle": PolicyBundle.load().to_configmap_data(),
-            }
-        )
+        write_index(stores, fresh_vault, count)
+        retriever = retriever_for(sink, stores)
 
         def search() -> None:
             asyncio.run(retriever.search(READER.model_dump(by_alias=True), DATASET, "convoy", 3))

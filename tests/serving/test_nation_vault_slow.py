@@ -12,45 +12,21 @@ import concurrent.futures
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from sovereign_serving.nation_vault import NationVault
-from sovereign_serving.retriever import Retriever
 
 from sovereign.clients.vault import VaultUnreachable
 from sovereign.dataplane import DatasetStore
-from sovereign.domain.markings import Principal
-from sovereign.policy.bundle import PolicyBundle
 from sovereign.serving_contract import VaultSink
-from tests.dataplane.samples import TRANSIT, est_markings, sample_chunks, unit_vectors
+from tests.dataplane.samples import TRANSIT
 from tests.operator.switchable_proxy import SwitchableProxy
 from tests.servers import KubeAPI, VaultServer
+from tests.serving.est_retriever import DATASET, NATION, READER, retriever_for, write_index
 from tests.serving.gateway.nation_vault import vault_sink_in
 
-NATION = "EST"
-DATASET = "field-reports"
-READER = Principal.model_validate(
-    {"sub": "reader", "nationality": NATION, "clearance": "NATO SECRET", "issuerNation": NATION}
-)
 NEVER_HANGS = 120  # seconds: far above the client's timeout times the calls of one search
-
-
-def retriever_for(sink: dict[str, Any], stores: Path) -> Retriever:
-    retriever = Retriever()
-    retriever.reconfigure(
-        {
-            "nation": NATION,
-            "datasets": [
-                {"name": DATASET, "markings": est_markings(), "embeddingApplication": "est-embedder"}
-            ],
-            "storeRoot": str(stores),
-            "vault": sink,
-            "bundle": PolicyBundle.load().to_configmap_data(),
-        }
-    )
-    return retriever
 
 
 def timed(call: Callable[[], object]) -> tuple[float, BaseException | None]:
@@ -71,14 +47,7 @@ def test_a_slow_vault_slows_the_first_search_and_one_past_the_timeout_fails_clea
 ) -> None:
     stores = tmp_path / "stores"
     with vault_sink_in(fresh_vault, kube_api, NATION, tmp_path) as sink:
-        DatasetStore(stores, NATION, DATASET).write_index(
-            sample_chunks(6, [est_markings()]),
-            unit_vectors(6, 8),
-            fresh_vault.client(),
-            TRANSIT,
-            "hash-0",
-            "est/minilm",
-        )
+        write_index(stores, fresh_vault, 6)
         target = urlsplit(fresh_vault.url)
         proxy = SwitchableProxy(target.hostname or "127.0.0.1", target.port or 8200, target.scheme)
         proxy.open()
