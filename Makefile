@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 VIEWER_VENV := .venv-viewer
 PHOENIX_VERSION ?= 20.26.1
 
-.PHONY: install viewer demo test test-unit faults security lint typecheck crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane bench-suspension down clean
+.PHONY: install viewer demo test test-unit faults security lint typecheck crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane bench-suspension soak down clean
 
 install: $(VENV)/.installed
 
@@ -116,3 +116,10 @@ bench-control-plane: install
 # Seconds from a Tenant's `spec.suspended: true` to its analyst's first 403 (and back), with Ray.
 bench-suspension: install
 	$(BIN)/python bench/control_plane.py --suspension
+
+# Soak at load (not in `make test` nor `make bench`): the local platform measures its capacity, then takes mixed
+# traffic at 80 % of it for 10 minutes; fails on an unexpected error, memory growth, p99 drift or an audit record
+# missing or doubled. Writes its section of RELIABILITY.md. SOAK_ARGS="--minutes 2" for a shorter run.
+SOAK_ARGS ?=
+soak: install
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)

@@ -255,6 +255,9 @@ class AuditClient:
             "namespace": AUDIT_NAMESPACE,
             "get_if_exists": True,
             "lifetime": "detached",
+            # No task events: every decision is an append, and Ray's GCS would keep each call's events (as
+            # for the gateway's QuotaKeeper).
+            "enable_task_events": False,
         }
         if self.sink.ray_resource:
             options["resources"] = {self.sink.ray_resource: 0.001}

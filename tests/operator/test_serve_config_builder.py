@@ -110,6 +110,9 @@ def test_fra_applications_whole() -> None:
         "deployments": [
             {
                 "name": "ModelServer",
+                # Many at once (both engines serve requests together), a bounded queue beyond (RELIABILITY.md)
+                "max_ongoing_requests": 32,
+                "max_queued_requests": 256,
                 "num_replicas": 1,
                 "ray_actor_options": {"num_cpus": 1.0, "memory": 4 * GIB, "num_gpus": 0},
             }
@@ -125,6 +128,13 @@ def test_fra_applications_whole() -> None:
     assert deployment["name"] == "Gateway"
     assert deployment["num_replicas"] == 1
     assert 0 < deployment["ray_actor_options"]["num_cpus"] < 1
+    # The gateway mostly awaits: far more requests at once than Ray Serve's default of 5 (RELIABILITY.md).
+    assert deployment["max_ongoing_requests"] == 100
+    # Past a bounded queue the Serve proxy answers 503 with Retry-After instead of a growing wait.
+    assert (deployment["max_queued_requests"], deployment["backpressure_config"]) == (
+        1000,
+        {"status_code": 503, "retry_after_s": 1},
+    )
     assert deployment["user_config"] == {
         "nation": "FRA",
         "tenants": [  # sorted by nation, reduced to spec and status.identity

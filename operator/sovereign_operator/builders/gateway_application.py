@@ -34,6 +34,15 @@ GATEWAY_DEPLOYMENT = "Gateway"
 # The gateway does authentication, a policy decision and a handle call per request: a tenth of a CPU
 # reserved per replica (not scaled by cpu_scale: it is already small enough to fit on the devstack).
 GATEWAY_NUM_CPUS = 0.1
+# Requests one gateway replica serves at once. Its work is awaiting (token, quota, audit, the model's handle,
+# a stream's chunks), so Ray Serve's default of 5, meant for model replicas, made one nation's few slow or
+# streamed requests hold every slot: under load the Serve proxy's router kept being refused and backed off,
+# and one replica served 4 requests/s while it answered each in 0.1 s (`make soak`, RELIABILITY.md "Soak").
+GATEWAY_MAX_ONGOING_REQUESTS = 100
+# Requests the Serve proxy queues for the gateway beyond those; past it the proxy answers 503 with
+# Retry-After (OpenAI-shaped by sovereign_serving.serve_proxy) instead of letting the wait grow with the load.
+GATEWAY_MAX_QUEUED_REQUESTS = 1000
+GATEWAY_BACKPRESSURE = {"status_code": 503, "retry_after_s": 1}
 
 
 def _tenant_for_gateway(tenant: Mapping[str, Any], federated: bool = False) -> dict[str, Any]:
@@ -160,6 +169,9 @@ def build_gateway_application(
             {
                 "name": GATEWAY_DEPLOYMENT,
                 "num_replicas": replicas,
+                "max_ongoing_requests": GATEWAY_MAX_ONGOING_REQUESTS,
+                "max_queued_requests": GATEWAY_MAX_QUEUED_REQUESTS,
+                "backpressure_config": GATEWAY_BACKPRESSURE,
                 "ray_actor_options": {"num_cpus": GATEWAY_NUM_CPUS},
                 "user_config": user_config,
             }

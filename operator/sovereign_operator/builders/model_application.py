@@ -17,6 +17,15 @@ from sovereign_operator.builders.serve_replicas import (
 )
 
 MODEL_SERVER_DEPLOYMENT = "ModelServer"
+# Requests one model replica takes at once. Both engines serve many together (vLLM batches them; the
+# transformers engine runs each in its own thread), and a replica at Ray Serve's default of 5 refused its
+# gateways' handles, whose routers then backed off and fed it far below what it answers: under load the
+# queue never drained (`make soak`, RELIABILITY.md "Soak").
+MODEL_MAX_ONGOING_REQUESTS = 32
+# Requests each caller (a gateway replica's handle) queues for the model beyond those: past it, Ray Serve
+# refuses at once (BackPressureError) and the gateway answers 503 `model_busy` with Retry-After: a bounded
+# wait instead of one that grows with the load.
+MODEL_MAX_QUEUED_REQUESTS = 256
 
 
 def build_model_application(
@@ -44,7 +53,11 @@ def build_model_application(
         engine_args=spec.engine_args,
         max_tokens=spec.max_tokens,
     )
-    deployment: dict[str, Any] = {"name": MODEL_SERVER_DEPLOYMENT}
+    deployment: dict[str, Any] = {
+        "name": MODEL_SERVER_DEPLOYMENT,
+        "max_ongoing_requests": MODEL_MAX_ONGOING_REQUESTS,
+        "max_queued_requests": MODEL_MAX_QUEUED_REQUESTS,
+    }
     if spec.autoscaling is not None:
         deployment["autoscaling_config"] = {
             "min_replicas": spec.autoscaling.min_replicas,

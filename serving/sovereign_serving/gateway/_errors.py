@@ -95,8 +95,10 @@ def rate_limited(retry_after: float, whose: str, what: str, *, never: bool = Fal
     )
 
 
-def unavailable(message: str, code: str = "service_unavailable") -> GatewayError:
-    return GatewayError(503, message, type="server_error", code=code)
+def unavailable(
+    message: str, code: str = "service_unavailable", headers: dict[str, str] | None = None
+) -> GatewayError:
+    return GatewayError(503, message, type="server_error", code=code, headers=headers)
 
 
 def vault_unavailable(outage: VaultUnavailable) -> GatewayError:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ray import serve
 from ray.exceptions import RayActorError
-from ray.serve.exceptions import RayServeException
+from ray.serve.exceptions import BackPressureError, RayServeException
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from starlette.responses import Response, StreamingResponse
 
@@ -110,6 +110,12 @@ class ModelCalls:
             charge(0)  # nothing was generated: the reservation goes back
             return GatewayError(
                 400, f"{beyond}; shorten it", param=_param(operation), code="context_length_exceeded"
+            )
+        if isinstance(error, BackPressureError):  # its queue is full: busy, not gone (keep the handle)
+            charge(0)  # the model never saw the request: its reservation goes back
+            logger.warning("model application %s is at its queue's limit", application)
+            return unavailable(
+                "the model is busy; retry shortly", code="model_busy", headers={"Retry-After": "1"}
             )
         if isinstance(error, RayServeException | RayActorError):
             self.forget(application)

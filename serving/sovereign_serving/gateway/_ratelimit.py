@@ -187,6 +187,10 @@ class QuotaClient:
             namespace=QUOTA_NAMESPACE,
             get_if_exists=True,
             lifetime="detached",
+            # No task events: every request calls the keeper, and Ray's GCS would keep each call's events (up
+            # to 100,000 tasks), its memory growing with the traffic (`make soak`); Ray Serve leaves them off
+            # for its own actors too.
+            enable_task_events=False,
         ).remote()
         self._actor = actor
         return actor
