@@ -175,6 +175,7 @@ def test_the_operator_and_the_ray_head_get_the_viewer_endpoint(
     """Checked on the specs `up` would start (start_service recorded instead of run)."""
     started: list[ServiceSpec] = []
     monkeypatch.setattr(stack, "start_service", lambda spec, *_, **__: started.append(spec))
+    monkeypatch.setattr(stack, "wait_for_port", lambda *_, **__: True)  # nothing runs to listen
     # No API server here: the operator's identity and webhook registration are not what this test checks.
     identity = OperatorIdentity(tmp_path / "kubeconfig", tmp_path / "token")
     monkeypatch.setattr(stack, "install_operator_identity", lambda *_: identity)
