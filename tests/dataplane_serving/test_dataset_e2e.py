@@ -46,17 +46,6 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("datasets")
-
-
-@pytest.fixture(scope="module")
-def source_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The operator's dataset source root: DEU's documents are under `<root>/deu/`."""
-    return tmp_path_factory.mktemp("sources")
-
-
-@pytest.fixture(scope="module")
 def serving(
     platform: Platform,
     receiver: OtlpReceiver,

@@ -8,6 +8,7 @@ k8s docs: /docs/reference/using-api/api-concepts/ and the API conventions' "Typi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,18 @@ def now_rfc3339() -> str:
 
 def _status_word(status: bool | None) -> str:
     return "Unknown" if status is None else ("True" if status else "False")
+
+
+def status_is_ready(status: Mapping[str, Any]) -> bool:
+    """Whether a stored status (any kind's) says Ready=True."""
+    return any(c.get("type") == READY and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def stored_condition(stored: Mapping[str, Any]) -> Condition:
+    """A stored condition (`merge_conditions`' form) as a Condition, to write again as it is."""
+    status = {"True": True, "False": False}.get(str(stored.get("status")))
+    message = str(stored.get("message") or "")
+    return Condition(str(stored.get("type")), status, str(stored.get("reason")), message)
 
 
 def ready_from_steps(steps: list[Condition]) -> Condition:

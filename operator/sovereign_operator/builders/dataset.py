@@ -29,7 +29,7 @@ from sovereign.serving_contract import AIR_GAP_ENV, INGEST_MODULE, IngestConfig,
 from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
-from sovereign_operator.builders.conditions import Condition
+from sovereign_operator.builders.conditions import Condition, status_is_ready, stored_condition
 from sovereign_operator.builders.vault import vault_mounts_for_tenant
 
 RAY_DASHBOARD_PORT = 8265  # KubeRay's head Service exposes the dashboard (and its job server) here
@@ -227,14 +227,14 @@ def status_after_job(previous: Mapping[str, Any], outcome: Outcome) -> dict[str,
             "message": "",
             "conditions": [
                 Condition(READY, True, "IndexServing", f"index version {version}")
-                if is_ready(previous)
+                if status_is_ready(previous)
                 else _publishing(version),
                 Condition(INGESTED, True, "SourceUnchanged" if skipped else "Ingested", ""),
             ],
         }
     error = str(outcome.result.get("error"))
     has_index = previous.get("indexVersion") is not None
-    if is_ready(previous):
+    if status_is_ready(previous):
         ready = Condition(
             READY, True, "IndexServing", f"index version {previous.get('indexVersion')} (previous)"
         )
@@ -243,12 +243,6 @@ def status_after_job(previous: Mapping[str, Any], outcome: Outcome) -> dict[str,
     else:
         ready = Condition(READY, False, "IngestionFailed", error)
     return {"message": error, "conditions": [ready, Condition(INGESTED, False, "IngestionFailed", error)]}
-
-
-def is_ready(status: Mapping[str, Any]) -> bool:
-    """Whether a DataSet's status says Ready=True."""
-    conditions = status.get("conditions") or []
-    return any(c.get("type") == READY and c.get("status") == "True" for c in conditions)
 
 
 def _publishing(version: object) -> Condition:
@@ -260,30 +254,19 @@ def status_published(previous: Mapping[str, Any]) -> list[Condition] | None:
     """The conditions once the serving pass saw the nation's retriever and every gateway run the
     configuration that serves the DataSet's index: Ready, the others as they were. None: nothing to change
     (Ready already, or no index)."""
-    if is_ready(previous) or previous.get("indexVersion") is None:
+    if status_is_ready(previous) or previous.get("indexVersion") is None:
         return None
-    others = [
-        Condition(
-            str(c.get("type")), _status_of(c.get("status")), str(c.get("reason")), str(c.get("message") or "")
-        )
-        for c in previous.get("conditions") or []
-        if c.get("type") != READY
-    ]
+    others = [stored_condition(c) for c in previous.get("conditions") or [] if c.get("type") != READY]
     ready = Condition(READY, True, "IndexServing", f"index version {previous.get('indexVersion')}")
     return [ready, *others]
-
-
-def _status_of(word: object) -> bool | None:
-    return {"True": True, "False": False}.get(str(word))
 
 
 def status_ingesting(previous: Mapping[str, Any], submission_id: str) -> list[Condition]:
     """The conditions while a job runs: Ready as it was (an index serves, one is being published, or none
     yet), Ingested Unknown."""
     ready = next((c for c in previous.get("conditions") or [] if c.get("type") == READY), None)
-    serving = ready is not None and ready.get("status") == "True"
-    if serving and ready is not None:
-        current = Condition(READY, True, str(ready.get("reason")), str(ready.get("message") or ""))
+    if ready is not None and ready.get("status") == "True":
+        current = stored_condition(ready)
     elif previous.get("indexVersion") is not None:
         current = _publishing(previous.get("indexVersion"))
     else:
@@ -298,7 +281,7 @@ def status_not_ingested(previous: Mapping[str, Any], reason: str, message: str) 
     """The status when no job can run (no runtime, Tenant not Ready, embedding model unusable): an existing
     index keeps serving where a retriever can serve it (Ready as it was, or still being published)."""
     has_index = previous.get("indexVersion") is not None and reason not in ("NotServed", "TenantNotReady")
-    if has_index and is_ready(previous):
+    if has_index and status_is_ready(previous):
         ready = Condition(READY, True, "IndexServing", "previous index")
     elif has_index:
         ready = _publishing(previous.get("indexVersion"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sovereign_operator.builders.conditions import Condition, merge_conditions
+from sovereign_operator.builders.conditions import Condition, merge_conditions, status_is_ready
 
 ADMITTED = "Admitted"
 INTEGRITY_VERIFIED = "IntegrityVerified"
@@ -64,7 +64,7 @@ def model_deployment_status(
     integrity_failed = status == "DEPLOY_FAILED" and any(m in message for m in INTEGRITY_FAILURE_MARKERS)
     if status == "RUNNING":
         integrity = Condition(INTEGRITY_VERIFIED, True, "DigestsMatch", "every file matched its sha256")
-        if routed or _is_ready(live_status):
+        if routed or status_is_ready(live_status):
             ready = Condition(READY, True, "Running", f"serving at {placement.endpoint}")
         else:
             ready = Condition(READY, False, "Routing", "running: waiting for every gateway to route to it")
@@ -93,11 +93,6 @@ def model_deployment_status(
         "rayApplicationStatus": status,
         "rayApplicationMessage": message,
     }
-
-
-def _is_ready(status: dict[str, Any]) -> bool:
-    conditions = status.get("conditions") or []
-    return any(c.get("type") == READY and c.get("status") == "True" for c in conditions)
 
 
 def _short(message: str) -> str:

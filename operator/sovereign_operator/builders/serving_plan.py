@@ -29,6 +29,7 @@ from sovereign.domain.nations import (
 from sovereign.serving_contract import AuditSink, RetrieverDataset, VaultSink
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
+from sovereign_operator.builders.conditions import status_is_ready
 from sovereign_operator.builders.dataset import JobTarget, build_vault_sink_for_nation
 from sovereign_operator.builders.gateway_application import build_audit_sink_for_nation
 from sovereign_operator.builders.model_status import Placement
@@ -155,8 +156,7 @@ class ServingPlan:
 
 
 def tenant_is_ready(tenant: Mapping[str, Any]) -> bool:
-    conditions = (tenant.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return status_is_ready(tenant.get("status") or {})
 
 
 def ready_tenants(tenants: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:

@@ -30,7 +30,12 @@ from sovereign.specs.dataset import DataSetSpec
 from sovereign.specs.model_deployment import ModelDeploymentSpec
 from sovereign.specs.tenant import TenantSpec
 from sovereign_operator import failpoints
-from sovereign_operator.builders.conditions import merge_conditions, now_rfc3339, status_changes
+from sovereign_operator.builders.conditions import (
+    merge_conditions,
+    now_rfc3339,
+    status_changes,
+    status_is_ready,
+)
 from sovereign_operator.builders.dataset import (
     EmbeddingUnusable,
     JobTarget,
@@ -55,8 +60,7 @@ FAILURE_BACKOFF_SECONDS = 5.0
 
 
 def _ready(body: dict[str, Any] | None) -> bool:
-    conditions = ((body or {}).get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return status_is_ready((body or {}).get("status") or {})
 
 
 def _epoch(rfc3339: str | None) -> float | None:

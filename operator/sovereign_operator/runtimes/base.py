@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
@@ -10,6 +12,11 @@ from kubernetes.dynamic import DynamicClient
 
 from sovereign_operator.builders.serving_plan import RuntimeLayout, ServingPlan
 from sovereign_operator.config import OperatorConfig
+
+
+def body_digest(body: Mapping[str, object]) -> str:
+    """The sha256 of `body` as canonical JSON: what a runtime last sent, to tell whether it changed."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,6 @@ ServiceAccount; its data volume (audit log, dataset stores) is mounted on the he
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -31,7 +29,7 @@ from sovereign_operator.builders.rayservice import (
 from sovereign_operator.builders.serving_plan import AuditPlacement, Federation, NationPlan, ServingPlan
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.constants import APPLIED_SPEC_ANNOTATION, SERVICE_ACCOUNT_TOKEN_FILE
-from sovereign_operator.runtimes.base import Applied
+from sovereign_operator.runtimes.base import Applied, body_digest
 
 SERVE_PORT = 8000  # KubeRay's Serve Service
 
@@ -128,9 +126,11 @@ class KubeRayRuntime:
 
 def with_applied_spec_hash(desired: dict[str, Any]) -> dict[str, Any]:
     """`desired` annotated with the sha256 of its spec (canonical JSON)."""
-    digest = hashlib.sha256(json.dumps(desired["spec"], sort_keys=True).encode()).hexdigest()
     metadata = desired["metadata"]
-    annotations = {**(metadata.get("annotations") or {}), APPLIED_SPEC_ANNOTATION: digest}
+    annotations = {
+        **(metadata.get("annotations") or {}),
+        APPLIED_SPEC_ANNOTATION: body_digest(desired["spec"]),
+    }
     return {**desired, "metadata": {**metadata, "annotations": annotations}}
 
 

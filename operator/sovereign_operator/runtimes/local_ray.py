@@ -13,8 +13,6 @@ it only names the file. Until the file is there, a reader fails closed (no Vault
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -29,7 +27,7 @@ from sovereign_operator.builders.dataset import JobTarget, token_file_for_nation
 from sovereign_operator.builders.serve_config import build_serve_deploy_config
 from sovereign_operator.builders.serving_plan import AuditPlacement, Federation, ServingPlan
 from sovereign_operator.config import OperatorConfig
-from sovereign_operator.runtimes.base import Applied
+from sovereign_operator.runtimes.base import Applied, body_digest
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +80,7 @@ class LocalRayRuntime:
         dashboard_url = self.config.ray_dashboard_url
         assert dashboard_url is not None
         body = self.serve_config(plan)
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        digest = body_digest(body)
         deployed = False
         try:
             if digest != self._last_body_digest:
