@@ -386,7 +386,10 @@ def test_a_full_audit_volume_refuses_with_503_corrupts_nothing_and_recovers(
 ) -> None:
     root, mounted = audit_root
     if not mounted:
-        pytest.skip("FRA's audit volume is a tmpfs the tests mount: mounting needs root here")
+        pytest.skip(
+            "FRA's audit volume is a tmpfs the tests mount: mounting needs root here (the log's own "
+            "full-disk handling runs without root: tests/audit/test_disk_full.py)"
+        )
     decisions = root / "fra" / "decisions"
     answered: set[str] = set()
     before = ask(faulty, token)
