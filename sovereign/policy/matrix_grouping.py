@@ -7,6 +7,7 @@ named (`string_literals`). `PolicySetAnalysis` holds both answers for one policy
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,8 +46,7 @@ class PolicySetAnalysis:
 
     @classmethod
     def of(cls, policies: str) -> PolicySetAnalysis:
-        resource_literals = nation_literals(policies)
-        return cls(resource_literals, string_literals(policies) if resource_literals is not None else None)
+        return _analysis(policies)
 
     def group(self, nation: str, index: int, resource: Resource, rules: frozenset[str]) -> tuple[Any, ...]:
         """The key of `resource` for users of `nation`, without the policy set's."""
@@ -55,6 +55,14 @@ class PolicySetAnalysis:
         merged = self.row_literals is not None and nation not in self.row_literals and nation not in rules
         row = OTHER_NATION if merged else nation
         return (row, *group_key(resource, self.resource_literals | {NATO}, nation))
+
+
+@functools.lru_cache(maxsize=256)  # pure in the policies' text; a verification asks for each set many times
+def _analysis(policies: str) -> PolicySetAnalysis:
+    resource_literals = nation_literals(policies)
+    return PolicySetAnalysis(
+        resource_literals, string_literals(policies) if resource_literals is not None else None
+    )
 
 
 def group_key(resource: Resource, kept: frozenset[str] | set[str], own: str | None = None) -> tuple[Any, ...]:

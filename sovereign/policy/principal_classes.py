@@ -1,0 +1,269 @@
+"""Every kind of user a policy set can tell apart, and its decision on every resource: the class matrix.
+
+A user is its nation, clearance, compartments, groups, token subject and Tenant's suspension. The policies
+see compartments and groups only as sets, so two users whose sets agree on every string a policy can
+distinguish are decided alike. `SetAtoms` reads those strings from the bundle's JSON form: the literals a
+policy compares `principal.compartments` / `principal.groups` with, the resource's own compartments where a
+policy compares the user's set with them, and one stand-in for "any other string" where a policy can see
+more than membership (`isEmpty`, `==`, a set that must contain the user's). A principal class is then a
+nation (its Tenant's, issuer = nationality), a clearance level up to the Tenant's, and one subset of those
+strings for each set: finite, so every class that can exist is decided, none sampled.
+
+A policy that looks at a user in any other way (its `sub`, an entity named in a principal scope, a user set
+used as something else than a set of strings) cannot be covered by classes: `Unanalysable` says which
+policy, and whoever verifies fails closed on it.
+
+Decisions come from `access_matrix`, so a class's cell is exactly what the gateway decides for such a user.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import cedarpy
+
+from sovereign.domain.markings import Classification, Resource
+from sovereign.policy.engine import PolicyEngine
+from sovereign.policy.matrix import MatrixCell, MatrixTenant, access_matrix
+
+OTHER = "(any other)"  # stands for every string no policy names (not a literal of any analysed set)
+MAX_ATOMS = 10  # strings per user set and resource: 2**10 classes; more is refused, not sampled
+_USER_SETS = ("compartments", "groups")
+_PRINCIPAL = {"Var": "principal"}
+_RESOURCE_COMPARTMENTS = {".": {"left": {"Var": "resource"}, "attr": "compartments"}}
+_PLAIN_ATTRS = frozenset({"nationality", "issuerNation", "clearance", "tenantSuspended"})
+
+
+class Unanalysable(ValueError):
+    """A policy set whose users cannot be enumerated as classes (the message names the policy)."""
+
+
+@dataclass(frozen=True)
+class SetUse:
+    """How the policies use one of the user's sets (compartments or groups)."""
+
+    literals: frozenset[str] = frozenset()
+    resource_compartments: bool = False  # compared with the resource's compartments
+    beyond_membership: bool = False  # a string no policy names can change a decision
+
+    def atoms(self, resource: Resource) -> tuple[str, ...]:
+        """The strings whose presence in this set can change a decision on `resource`, sorted."""
+        atoms = set(self.literals)
+        if self.resource_compartments:
+            atoms.update(resource.markings.compartments)
+        if self.beyond_membership:
+            atoms.add(OTHER)
+        return tuple(sorted(atoms))
+
+
+@dataclass(frozen=True)
+class SetAtoms:
+    """What the policies can tell apart in the user's compartments and groups (one `SetUse` each)."""
+
+    compartments: SetUse
+    groups: SetUse
+
+    @classmethod
+    def of(cls, policy_texts: Iterable[str]) -> SetAtoms:
+        """Read from every policy of every text (several bundles: what any of them tells apart)."""
+        found: dict[str, dict[str, Any]] = {
+            name: {"literals": set(), "resource": False, "beyond": False} for name in _USER_SETS
+        }
+        for text in policy_texts:
+            for policy_id, policy in _static_policies(text):
+                scope = policy.get("principal", {})
+                if scope.get("op") not in ("All", "is") or "in" in scope:
+                    raise Unanalysable(f"policy {policy_id!r} names a user or a user group in its scope")
+                for condition in policy.get("conditions", []):
+                    _visit(condition.get("body"), found, policy_id)
+        uses = {
+            name: SetUse(frozenset(v["literals"]), v["resource"], v["beyond"]) for name, v in found.items()
+        }
+        return cls(uses["compartments"], uses["groups"])
+
+
+class PrincipalClass(NamedTuple):
+    """Every user of `nation` at `clearance` whose sets hold exactly these of the policies' strings."""
+
+    nation: str
+    clearance: Classification
+    compartments: tuple[str, ...]
+    groups: tuple[str, ...]
+
+    def describe(self) -> str:
+        def shown(values: tuple[str, ...]) -> str:
+            return "{" + ", ".join(values) + "}"
+
+        return (
+            f"{self.nation} user at {self.clearance.value}, compartments {shown(self.compartments)}, "
+            f"groups {shown(self.groups)}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "nation": self.nation,
+            "clearance": self.clearance.value,
+            "compartments": list(self.compartments),
+            "groups": list(self.groups),
+        }
+
+
+class ClassCell(NamedTuple):
+    principal: PrincipalClass
+    resource: Resource
+    allowed: bool
+    deciding_policy_ids: tuple[str, ...]
+    reason: str
+
+
+def subsets(atoms: Sequence[str]) -> Iterator[tuple[str, ...]]:
+    for size in range(len(atoms) + 1):
+        yield from itertools.combinations(atoms, size)
+
+
+def class_matrix(
+    engine: PolicyEngine,
+    tenants: Sequence[MatrixTenant],
+    resources: Sequence[Resource],
+    atoms: SetAtoms | None = None,
+) -> list[ClassCell]:
+    """Every principal class of `tenants` against every resource it can be told apart on.
+
+    Resources are grouped by the strings that matter for them; each group is decided once per pair of
+    subsets (one `access_matrix` call: every tenant and level at once). `atoms` defaults to the engine's
+    bundle; pass the atoms of several bundles to compare their class matrices cell by cell.
+    """
+    atoms = atoms or SetAtoms.of([engine.bundle.policies])
+    by_atoms: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Resource]] = defaultdict(list)
+    for resource in resources:
+        key = (atoms.compartments.atoms(resource), atoms.groups.atoms(resource))
+        for values, what in zip(key, _USER_SETS, strict=True):
+            if len(values) > MAX_ATOMS:
+                raise Unanalysable(
+                    f"{len(values)} strings can change a decision on {resource.name} through a user's "
+                    f"{what} (at most {MAX_ATOMS} are enumerated)"
+                )
+        by_atoms[key].append(resource)
+    cells: list[ClassCell] = []
+    for (compartment_atoms, group_atoms), group in by_atoms.items():
+        for compartments in subsets(compartment_atoms):
+            for groups in subsets(group_atoms):
+                matrix = access_matrix(engine, tenants, group, compartments, groups)
+                cells.extend(_class_cells(matrix, group, compartments, groups))
+    return cells
+
+
+def _class_cells(
+    matrix: list[MatrixCell],
+    resources: Sequence[Resource],
+    compartments: tuple[str, ...],
+    groups: tuple[str, ...],
+) -> Iterator[ClassCell]:
+    # access_matrix orders cells by row, then resource as given
+    count = len(resources)
+    principal: PrincipalClass | None = None
+    for position, cell in enumerate(matrix):
+        nation, clearance, _, _, allowed, deciding, reason = cell
+        if principal is None or principal[0] != nation or principal[1] is not clearance:
+            principal = _new(PrincipalClass, (nation, clearance, compartments, groups))
+        # tuple.__new__ with the fields in order: the NamedTuple without its keyword handling (per cell, hot)
+        yield _new(ClassCell, (principal, resources[position % count], allowed, deciding, reason))
+
+
+_new = tuple.__new__
+
+
+def _static_policies(text: str) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        parsed = json.loads(cedarpy.policies_to_json_str(text))
+    except Exception as error:  # noqa: BLE001 — cedarpy raises ValueError with the parser's message
+        raise Unanalysable(f"the policies do not parse: {error}") from None
+    if parsed.get("templates") or parsed.get("templateLinks"):
+        raise Unanalysable("the policies hold templates, whose slots could name any user")
+    return [
+        ((policy.get("annotations") or {}).get("id", generated), policy)
+        for generated, policy in parsed.get("staticPolicies", {}).items()
+    ]
+
+
+def _user_set(expression: Any) -> str | None:
+    """"compartments" / "groups" when `expression` is principal.compartments / principal.groups."""
+    if isinstance(expression, dict) and set(expression) == {"."}:
+        access = expression["."]
+        if access.get("left") == _PRINCIPAL and access.get("attr") in _USER_SETS:
+            return str(access["attr"])
+    return None
+
+
+def _string_set(expression: Any) -> list[str] | None:
+    """The strings of a literal string or set of literal strings; None for anything else."""
+    if isinstance(expression, dict) and set(expression) == {"Value"} and isinstance(expression["Value"], str):
+        return [expression["Value"]]
+    if isinstance(expression, dict) and set(expression) == {"Set"}:
+        items = [_string_set(item) for item in expression["Set"]]
+        if all(item is not None and len(item) == 1 for item in items):
+            return [item[0] for item in items if item is not None]
+    return None
+
+
+def _visit(expression: Any, found: dict[str, dict[str, Any]], policy_id: str) -> None:
+    if isinstance(expression, list):
+        for item in expression:
+            _visit(item, found, policy_id)
+        return
+    if not isinstance(expression, dict):
+        return
+    if expression == _PRINCIPAL:
+        raise Unanalysable(f"policy {policy_id!r} compares the user itself, not its attributes")
+    if len(expression) != 1:
+        for value in expression.values():
+            _visit(value, found, policy_id)
+        return
+    ((op, arg),) = expression.items()
+    if op == "." and isinstance(arg, dict) and arg.get("left") == _PRINCIPAL:
+        if arg.get("attr") in _PLAIN_ATTRS:
+            return  # enumerated exactly (nation, every level, the Tenant's suspension)
+        if arg.get("attr") in _USER_SETS:
+            raise Unanalysable(
+                f"policy {policy_id!r} uses principal.{arg['attr']} other than by comparing it with strings "
+                "or the resource's compartments"
+            )
+        raise Unanalysable(
+            f"policy {policy_id!r} uses principal.{arg.get('attr')} in a way the verification cannot "
+            "enumerate (a rule about one user: name a group instead)"
+        )
+    if op in ("has", "is") and isinstance(arg, dict) and arg.get("left") == _PRINCIPAL:
+        return  # every attribute is required; the principal is always a User
+    if op == "isEmpty" and isinstance(arg, dict) and _user_set(arg.get("arg")):
+        found[str(_user_set(arg["arg"]))]["beyond"] = True
+        return
+    if op in ("contains", "containsAll", "containsAny", "==", "!=") and isinstance(arg, dict):
+        left, right = arg.get("left"), arg.get("right")
+        for own, other, user_on_left in ((left, right, True), (right, left, False)):
+            name = _user_set(own)
+            if name is None:
+                continue
+            use = found[name]
+            strings = _string_set(other)
+            if strings is not None:
+                use["literals"].update(strings)
+            elif other == _RESOURCE_COMPARTMENTS:
+                use["resource"] = True
+            else:
+                raise Unanalysable(
+                    f"policy {policy_id!r} compares principal.{name} with something other than strings or "
+                    "the resource's compartments"
+                )
+            # Membership of the named strings decides `contains`, `containsAny` and the user's
+            # `containsAll`; a set that must contain the user's, or equal it, also sees any other string.
+            if op in ("==", "!=") or (op == "containsAll" and not user_on_left):
+                use["beyond"] = True
+            if op == "contains" and not user_on_left:
+                raise Unanalysable(f"policy {policy_id!r} tests principal.{name} as an element of a set")
+            return
+    _visit(arg, found, policy_id)
