@@ -192,7 +192,7 @@ def _static_policies(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _user_set(expression: Any) -> str | None:
-    """"compartments" / "groups" when `expression` is principal.compartments / principal.groups."""
+    """The set's name ("compartments" or "groups") when `expression` is principal.compartments or .groups."""
     if isinstance(expression, dict) and set(expression) == {"."}:
         access = expression["."]
         if access.get("left") == _PRINCIPAL and access.get("attr") in _USER_SETS:
