@@ -71,20 +71,98 @@ class SetAtoms:
     @classmethod
     def of(cls, policy_texts: Iterable[str]) -> SetAtoms:
         """Read from every policy of every text (several bundles: what any of them tells apart)."""
-        found: dict[str, dict[str, Any]] = {
-            name: {"literals": set(), "resource": False, "beyond": False} for name in _USER_SETS
-        }
+        found = {name: _new_use() for name in _USER_SETS}
         for text in policy_texts:
             for policy_id, policy in _static_policies(text):
-                scope = policy.get("principal", {})
-                if scope.get("op") not in ("All", "is") or "in" in scope:
-                    raise Unanalysable(f"policy {policy_id!r} names a user or a user group in its scope")
-                for condition in policy.get("conditions", []):
-                    _visit(condition.get("body"), found, policy_id)
+                _visit_policy(policy_id, policy, found)
         uses = {
             name: SetUse(frozenset(v["literals"]), v["resource"], v["beyond"]) for name, v in found.items()
         }
         return cls(uses["compartments"], uses["groups"])
+
+
+def weakened_for_classes(text: str) -> tuple[str, tuple[str, ...]]:
+    """`text` with every look at a single user taken out so that it only allows more, and the changed ids.
+
+    Classes cannot enumerate single users (a `sub`, a user named in a scope). Taking such a test out of a
+    policy so that it allows at least as much as before keeps a proof sound: every invariant that says
+    "nothing is allowed beyond ..." and holds for the weaker policies holds for the real ones. A forbid with
+    such a test goes (a forbid only removes allowed cells); in a permit, a principal scope naming a user
+    becomes `principal`, an `unless` clause with such a test goes, and so does such a `&&` term of a `when`
+    clause. What is left must be analysable (`SetAtoms.of` raises if not, e.g. a test on `sub` under `||`).
+    """
+    parsed = json.loads(_policies_json(text))
+    static: dict[str, Any] = parsed.get("staticPolicies", {})
+    changed: list[str] = []
+    kept: dict[str, Any] = {}
+    for key, policy in static.items():
+        policy_id = (policy.get("annotations") or {}).get("id", key)
+        if _analysable_policy(policy_id, policy):
+            kept[key] = policy
+            continue
+        changed.append(policy_id)
+        if policy.get("effect") == "forbid":
+            continue
+        kept[key] = _weaker_permit(policy_id, policy)
+    if not changed:
+        return text, ()
+    return str(cedarpy.policies_from_json_str(json.dumps({**parsed, "staticPolicies": kept}))), tuple(changed)
+
+
+def _weaker_permit(policy_id: str, policy: dict[str, Any]) -> dict[str, Any]:
+    scope = dict(policy.get("principal", {}))
+    if scope.get("op") not in ("All", "is"):
+        scope = {"op": "All"}
+    scope.pop("in", None)
+    conditions = []
+    for condition in policy.get("conditions", []):
+        if condition.get("kind") == "unless":
+            if _analysable(policy_id, {"conditions": [condition]}):
+                conditions.append(condition)
+            continue
+        terms = [
+            t for t in _conjuncts(condition["body"]) if _analysable(policy_id, {"conditions": [{"body": t}]})
+        ]
+        if terms:
+            body = terms[0]
+            for term in terms[1:]:
+                body = {"&&": {"left": body, "right": term}}
+            conditions.append({"kind": "when", "body": body})
+    return {**policy, "principal": scope, "conditions": conditions}
+
+
+def _conjuncts(expression: dict[str, Any]) -> list[dict[str, Any]]:
+    if set(expression) == {"&&"}:
+        return _conjuncts(expression["&&"]["left"]) + _conjuncts(expression["&&"]["right"])
+    return [expression]
+
+
+def _analysable(policy_id: str, expression: Any) -> bool:
+    try:
+        _visit(expression, {name: _new_use() for name in _USER_SETS}, policy_id)
+    except Unanalysable:
+        return False
+    return True
+
+
+def _analysable_policy(policy_id: str, policy: dict[str, Any]) -> bool:
+    try:
+        _visit_policy(policy_id, policy, {name: _new_use() for name in _USER_SETS})
+    except Unanalysable:
+        return False
+    return True
+
+
+def _new_use() -> dict[str, Any]:
+    return {"literals": set(), "resource": False, "beyond": False}
+
+
+def _visit_policy(policy_id: str, policy: dict[str, Any], found: dict[str, dict[str, Any]]) -> None:
+    scope = policy.get("principal", {})
+    if scope.get("op") not in ("All", "is") or "in" in scope:
+        raise Unanalysable(f"policy {policy_id!r} names a user or a user group in its scope")
+    for condition in policy.get("conditions", []):
+        _visit(condition.get("body"), found, policy_id)
 
 
 class PrincipalClass(NamedTuple):
@@ -178,11 +256,15 @@ def _class_cells(
 _new = tuple.__new__
 
 
-def _static_policies(text: str) -> list[tuple[str, dict[str, Any]]]:
+def _policies_json(text: str) -> str:
     try:
-        parsed = json.loads(cedarpy.policies_to_json_str(text))
+        return str(cedarpy.policies_to_json_str(text))
     except Exception as error:  # noqa: BLE001 — cedarpy raises ValueError with the parser's message
         raise Unanalysable(f"the policies do not parse: {error}") from None
+
+
+def _static_policies(text: str) -> list[tuple[str, dict[str, Any]]]:
+    parsed = json.loads(_policies_json(text))
     if parsed.get("templates") or parsed.get("templateLinks"):
         raise Unanalysable("the policies hold templates, whose slots could name any user")
     return [

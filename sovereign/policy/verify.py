@@ -18,6 +18,11 @@ the gateway, and a violation comes with its counterexample: the class, the resou
   recipient. Checked on every allowed cell with the engine's marking rule (`answer_marking` with the
   recipient and the disclosing owner); an answer from several resources is the same rule's fold (highest
   level, intersection of REL TO), so it holds for every combination when it holds for each resource.
+
+A test of a single user (`principal.sub == "…"`) cannot be enumerated as classes: it is taken out of its
+policy so that the policy allows more (a forbid goes, a permit loses that term), and the weaker bundle is
+proven: what holds for it holds for the real one. Where it cannot be taken out that way (under `||`), the
+bundle is unanalysable, which fails the verification (fail closed).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from sovereign.policy.principal_classes import (
     SetAtoms,
     Unanalysable,
     class_matrix,
+    weakened_for_classes,
 )
 
 _RANK = {level: level.rank for level in Classification}
@@ -143,6 +149,8 @@ class Verification:
     results: tuple[InvariantResult, ...]
     unanalysable: str | None = None  # why no class could be enumerated: the bundle is not proven
     seconds: float = 0.0
+    # Policies that test single users, proven in a weaker form that allows more (`weakened_for_classes`).
+    weakened: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -160,6 +168,7 @@ class Verification:
             "principalClasses": self.classes,
             "cells": self.cells,
             "unanalysable": self.unanalysable,
+            "weakenedPolicies": list(self.weakened),
             "seconds": round(self.seconds, 3),
             "invariants": [r.as_dict() for r in self.results],
         }
@@ -187,16 +196,17 @@ def verify_bundle(
     results = tuple(InvariantResult(invariant) for invariant in Invariant)
     by_invariant = {r.invariant: r for r in results}
     try:
-        engine = PolicyEngine(bundle)
-        atoms = SetAtoms.of([bundle.policies])
+        checked, weakened = _weakened(bundle)
+        engine = PolicyEngine(checked)
+        atoms = SetAtoms.of([checked.policies])
         cells = class_matrix(engine, tenants, resources, atoms)
     except (Unanalysable, ValueError) as error:
         return Verification(
             bundle.version, len(tenants), len(resources), 0, 0, results, str(error),
             time.perf_counter() - started,
         )  # fmt: skip
-    own_rules = _rules_by_nation(bundle)
-    _check_rule_ids(bundle, own_rules, by_invariant[Invariant.originator_control])
+    _check_rule_ids(bundle, _rules_by_nation(bundle), by_invariant[Invariant.originator_control])
+    own_rules = _rules_by_nation(checked)
     markings_cache: dict[tuple[Any, ...], str | None] = {}
     for cell in cells:
         by_invariant[Invariant.no_read_up].checked += 1
@@ -207,12 +217,25 @@ def verify_bundle(
         disclosed = _disclosing_rules(cell, own_rules)
         _check_releasability(cell, disclosed, by_invariant[Invariant.releasability])
         _check_marking(cell, disclosed, marking, markings_cache, by_invariant[Invariant.markings])
-    _check_originator_control(bundle, tenants, resources, atoms, cells, by_invariant)
+    _check_originator_control(checked, tenants, resources, atoms, cells, by_invariant)
     classes = len({cell.principal for cell in cells})
     return Verification(
         bundle.version, len(tenants), len(resources), classes, len(cells), results, None,
-        time.perf_counter() - started,
+        time.perf_counter() - started, weakened,
     )  # fmt: skip
+
+
+def _weakened(bundle: PolicyBundle) -> tuple[PolicyBundle, tuple[str, ...]]:
+    """The bundle with its tests of single users taken out (`weakened_for_classes`), and the ids changed."""
+    base, changed = weakened_for_classes(bundle.base)
+    rules = []
+    for nation, text in bundle.nation_rules:
+        weaker, ids = weakened_for_classes(text)
+        rules.append((nation, weaker))
+        changed += ids
+    if not changed:
+        return bundle, ()
+    return PolicyBundle(bundle.schema, base, tuple(rules)), tuple(sorted(changed))
 
 
 def _counterexample(invariant: Invariant, cell: ClassCell, why: str) -> Counterexample:
