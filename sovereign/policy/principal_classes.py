@@ -32,7 +32,9 @@ from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.matrix import MatrixCell, MatrixTenant, access_matrix
 
 OTHER = "(any other)"  # stands for every string no policy names (not a literal of any analysed set)
-MAX_ATOMS = 10  # strings per user set and resource: 2**10 classes; more is refused, not sampled
+# Strings of both user sets that matter for one resource: 2**8 classes per level. More is refused, not sampled
+# (the work grows with the classes, and one nation's rules must not be able to stall every publication).
+MAX_ATOMS = 8
 _USER_SETS = ("compartments", "groups")
 _PRINCIPAL = {"Var": "principal"}
 _RESOURCE_COMPARTMENTS = {".": {"left": {"Var": "resource"}, "attr": "compartments"}}
@@ -220,12 +222,11 @@ def class_matrix(
     by_atoms: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Resource]] = defaultdict(list)
     for resource in resources:
         key = (atoms.compartments.atoms(resource), atoms.groups.atoms(resource))
-        for values, what in zip(key, _USER_SETS, strict=True):
-            if len(values) > MAX_ATOMS:
-                raise Unanalysable(
-                    f"{len(values)} strings can change a decision on {resource.name} through a user's "
-                    f"{what} (at most {MAX_ATOMS} are enumerated)"
-                )
+        if len(key[0]) + len(key[1]) > MAX_ATOMS:
+            raise Unanalysable(
+                f"{len(key[0]) + len(key[1])} compartment and group strings can change a decision on "
+                f"{resource.name} (at most {MAX_ATOMS} are enumerated: {2**MAX_ATOMS} classes per level)"
+            )
         by_atoms[key].append(resource)
     cells: list[ClassCell] = []
     for (compartment_atoms, group_atoms), group in by_atoms.items():

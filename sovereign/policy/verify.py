@@ -189,9 +189,14 @@ def verify_bundle(
     tenants: Sequence[MatrixTenant],
     resources: Sequence[Resource],
     *,
+    nation: str | None = None,
     marking: MarkingRule = answer_marking,
 ) -> Verification:
-    """Every invariant on every principal class of `tenants` against every resource (pure, no I/O)."""
+    """Every invariant on every principal class of `tenants` against every resource (pure, no I/O).
+
+    With `nation`, only the cells that nation's rules can change (its users on every resource, every user
+    on its resources): what a change of its rules needs proven when the rest of the bundle already is.
+    """
     started = time.perf_counter()
     results = tuple(InvariantResult(invariant) for invariant in Invariant)
     by_invariant = {r.invariant: r for r in results}
@@ -199,7 +204,12 @@ def verify_bundle(
         checked, weakened = _weakened(bundle)
         engine = PolicyEngine(checked)
         atoms = SetAtoms.of([checked.policies])
-        cells = class_matrix(engine, tenants, resources, atoms)
+        if nation is None:
+            cells = class_matrix(engine, tenants, resources, atoms)
+        else:
+            own = [r for r in resources if r.markings.owner == nation]
+            cells = class_matrix(engine, [t for t in tenants if t.nation == nation], resources, atoms)
+            cells += class_matrix(engine, [t for t in tenants if t.nation != nation], own, atoms)
     except (Unanalysable, ValueError) as error:
         return Verification(
             bundle.version, len(tenants), len(resources), 0, 0, results, str(error),
@@ -217,6 +227,8 @@ def verify_bundle(
         disclosed = _disclosing_rules(cell, own_rules)
         _check_releasability(cell, disclosed, by_invariant[Invariant.releasability])
         _check_marking(cell, disclosed, marking, markings_cache, by_invariant[Invariant.markings])
+    if nation is not None:
+        tenants = [t for t in tenants if t.nation == nation]
     _check_originator_control(checked, tenants, resources, atoms, cells, by_invariant)
     classes = len({cell.principal for cell in cells})
     return Verification(
