@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 VIEWER_VENV := .venv-viewer
 PHOENIX_VERSION ?= 20.26.1
 
-.PHONY: install viewer demo test test-unit faults security lint typecheck crds bench bench-policy bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane bench-suspension soak down clean
+.PHONY: install viewer demo test test-unit faults security lint typecheck crds bench bench-policy bench-policy-verify bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane bench-suspension soak down clean
 
 install: $(VENV)/.installed
 
@@ -74,11 +74,12 @@ typecheck: install
 crds: install
 	$(BIN)/sovereign crds generate
 
-# 32 Tenants at once on a devstack of its own, then policy decisions and the access matrix at NATO scale,
+# 32 Tenants at once on a devstack of its own, then policy decisions, the access matrix and its verification at NATO scale,
 # then the gateway's overhead and tokens/s on a Ray of its own; each writes its section of BENCHMARKS.md (see bench/README.md).
 bench: install
 	$(BIN)/python bench/tenants_at_scale.py $(BENCH_ARGS)
 	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
+	$(BIN)/python bench/policy_verify.py $(POLICY_VERIFY_BENCH_ARGS)
 	$(BIN)/python bench/serving.py $(SERVING_BENCH_ARGS)
 	$(BIN)/python bench/audit.py $(AUDIT_BENCH_ARGS)
 	$(BIN)/python bench/ingestion.py $(INGESTION_BENCH_ARGS)
@@ -88,6 +89,10 @@ bench: install
 
 bench-policy: install
 	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
+
+# `sovereign policy verify`'s proof on the same catalogue, against one access matrix of it.
+bench-policy-verify: install
+	$(BIN)/python bench/policy_verify.py $(POLICY_VERIFY_BENCH_ARGS)
 
 bench-serving: install
 	$(BIN)/python bench/serving.py $(SERVING_BENCH_ARGS)

@@ -10,7 +10,7 @@ claim, are left out with a warning: a resource the catalogue cannot vouch for is
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from sovereign.domain.markings import Classification, Resource, ResourceKind, Re
 from sovereign.domain.nations import dataset_name, is_nation_code, served_model_name, tenant_namespace
 from sovereign.domain.platform_names import PLATFORM_NAMESPACE
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
+from sovereign.policy.matrix import MatrixTenant
 
 BASE_ONLY_NOTE = "no nation rules published; deciding with the base policies"
 
@@ -37,11 +38,15 @@ class Catalogue:
         return self.resources.get((kind, name))
 
     def tenant_for(self, nation: str) -> dict[str, Any] | None:
-        """The nation's Tenant (the oldest, if a duplicate slipped in: the one the operator provisions)."""
-        matches = [t for t in self.tenants if (t.get("spec") or {}).get("nation") == nation]
-        if not matches:
-            return None
-        return min(matches, key=lambda t: (t["metadata"].get("creationTimestamp", ""), t["metadata"]["name"]))
+        return tenant_for(self.tenants, nation)
+
+
+def tenant_for(tenants: Iterable[Mapping[str, Any]], nation: str) -> dict[str, Any] | None:
+    """The nation's Tenant (the oldest, if a duplicate slipped in: the one the operator provisions)."""
+    matches = [dict(t) for t in tenants if (t.get("spec") or {}).get("nation") == nation]
+    if not matches:
+        return None
+    return min(matches, key=lambda t: (t["metadata"].get("creationTimestamp", ""), t["metadata"]["name"]))
 
 
 def resources_from_objects(
@@ -116,3 +121,28 @@ def tenant_clearance(tenant: Mapping[str, Any]) -> Classification | None:
         return Classification((tenant.get("spec") or {}).get("clearance", ""))
     except ValueError:
         return None
+
+
+def matrix_tenants(
+    tenant_bodies: Sequence[Mapping[str, Any]], nations: Sequence[str] = ()
+) -> tuple[list[MatrixTenant], list[str]]:
+    """One MatrixTenant per nation with a valid Tenant (only `nations` if given), and warnings."""
+    wanted = {n.strip().upper() for n in nations}
+    tenants, warnings = [], []
+    seen: set[str] = set()
+    for body in tenant_bodies:
+        nation = (body.get("spec") or {}).get("nation")
+        if not isinstance(nation, str) or nation in seen or (wanted and nation not in wanted):
+            continue
+        chosen = tenant_for(tenant_bodies, nation) or dict(body)
+        clearance = tenant_clearance(chosen)
+        if clearance is None:
+            warnings.append(f"Tenant {chosen['metadata']['name']} skipped: no valid spec.clearance")
+            continue
+        seen.add(nation)
+        suspended = bool((chosen.get("spec") or {}).get("suspended", False))
+        tenants.append(MatrixTenant(nation, clearance, suspended))
+    missing = sorted(wanted - seen)
+    if missing:
+        warnings.append(f"no Tenant for {', '.join(missing)}")
+    return sorted(tenants, key=lambda t: t.nation), warnings

@@ -66,6 +66,7 @@ def main() -> int:
     threading.Thread(target=_exit_if_stuck, args=(lost, elector.renew_interval), daemon=True).start()
     tenant_handlers.register_drift_timer(config.reconcile_interval_seconds)
     dataset_handlers.register_dataset_timer(config.dataset_poll_seconds)
+    policy_handlers.register_refused_bundle_timer(config.reconcile_interval_seconds)
     liveness = f"http://127.0.0.1:{config.liveness_port}/healthz" if config.liveness_port else None
     kopf.run(
         clusterwide=True,

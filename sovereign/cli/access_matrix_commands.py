@@ -15,11 +15,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sovereign.catalogue import BASE_ONLY_NOTE, Catalogue, tenant_clearance
+from sovereign.catalogue import BASE_ONLY_NOTE, Catalogue, matrix_tenants
 from sovereign.cli.output import console, errors, fail, print_json
 from sovereign.domain.markings import Resource
 from sovereign.policy.engine import PolicyEngine
-from sovereign.policy.matrix import MatrixTenant, access_matrix
+from sovereign.policy.matrix import access_matrix
 
 MAX_WIDE_COLUMNS = 10  # more resources than this: one row per cell (the long format)
 ALLOWED, DENIED = "✓", "✗"
@@ -30,29 +30,6 @@ class MatrixFormat(StrEnum):
     json = "json"
 
 
-def matrix_tenants(catalogue: Catalogue, nations: Sequence[str] = ()) -> tuple[list[MatrixTenant], list[str]]:
-    """One MatrixTenant per nation with a valid Tenant (only `nations` if given), and warnings."""
-    wanted = {n.strip().upper() for n in nations}
-    tenants, warnings = [], []
-    seen: set[str] = set()
-    for body in catalogue.tenants:
-        nation = (body.get("spec") or {}).get("nation")
-        if not isinstance(nation, str) or nation in seen or (wanted and nation not in wanted):
-            continue
-        chosen = catalogue.tenant_for(nation) or body
-        clearance = tenant_clearance(chosen)
-        if clearance is None:
-            warnings.append(f"Tenant {chosen['metadata']['name']} skipped: no valid spec.clearance")
-            continue
-        seen.add(nation)
-        suspended = bool((chosen.get("spec") or {}).get("suspended", False))
-        tenants.append(MatrixTenant(nation, clearance, suspended))
-    missing = sorted(wanted - seen)
-    if missing:
-        warnings.append(f"no Tenant for {', '.join(missing)}")
-    return sorted(tenants, key=lambda t: t.nation), warnings
-
-
 def matrix_report(
     catalogue: Catalogue,
     nations: Sequence[str] = (),
@@ -60,7 +37,7 @@ def matrix_report(
     groups: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The matrix of the catalogue as data (what `--output json` prints)."""
-    tenants, warnings = matrix_tenants(catalogue, nations)
+    tenants, warnings = matrix_tenants(catalogue.tenants, nations)
     resources = list(catalogue.resources.values())
     cells = access_matrix(PolicyEngine(catalogue.bundle), tenants, resources, compartments, groups)
     return {

@@ -12,6 +12,8 @@ import typer
 
 from sovereign.access_check import CheckResult, check_access
 from sovereign.cli.output import OutputFormat, console, errors, fail, print_json
+from sovereign.cli.policy_diff_commands import diff_command
+from sovereign.cli.policy_verify_commands import verify_command
 from sovereign.identity.tokens import REASON_CODES, TokenRejected
 from sovereign.policy.bundle import PolicyBundle
 from sovereign.policy.cases import CASES_DIR, load_cases, run_cases
@@ -19,6 +21,8 @@ from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.schema import SCHEMA_PATH, render_schema, write_schema
 
 app = typer.Typer(help="Policies: Cedar schema, base policies and their test cases.", no_args_is_help=True)
+app.command("verify")(verify_command)
+app.command("diff")(diff_command)
 
 
 @app.command()

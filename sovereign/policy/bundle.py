@@ -80,8 +80,22 @@ class PolicyBundle:
 
     @classmethod
     def from_configmap_data(cls, data: Mapping[str, str]) -> PolicyBundle:
+        if VERSION_KEY not in data:
+            raise BundleError(f"policy bundle has no {VERSION_KEY!r}")
+        version = data[VERSION_KEY]
+        bundle = cls.from_edited_configmap_data({k: v for k, v in data.items() if k != VERSION_KEY})
+        if bundle.version != version:
+            raise BundleError(
+                f"policy bundle content does not match its version {version!r} (content hashes to "
+                f"{bundle.version!r}): refusing a torn or edited bundle"
+            )
+        return bundle
+
+    @classmethod
+    def from_edited_configmap_data(cls, data: Mapping[str, str]) -> PolicyBundle:
+        """A bundle written by hand (no `version`: its version is computed), e.g. to verify it first."""
         try:
-            schema, base, version = data[SCHEMA_KEY], data[BASE_KEY], data[VERSION_KEY]
+            schema, base = data[SCHEMA_KEY], data[BASE_KEY]
         except KeyError as missing:
             raise BundleError(f"policy bundle has no {missing.args[0]!r}") from None
         rules = []
@@ -89,12 +103,6 @@ class PolicyBundle:
             match = _NATION_KEY.match(key)
             if match:
                 rules.append((match.group(1).upper(), text))
-            elif key not in (SCHEMA_KEY, BASE_KEY, VERSION_KEY):
+            elif key not in (SCHEMA_KEY, BASE_KEY):
                 raise BundleError(f"policy bundle has an unexpected entry {key!r}")
-        bundle = cls(schema, base, tuple(rules))
-        if bundle.version != version:
-            raise BundleError(
-                f"policy bundle content does not match its version {version!r} (content hashes to "
-                f"{bundle.version!r}): refusing a torn or edited bundle"
-            )
-        return bundle
+        return cls(schema, base, tuple(rules))

@@ -6,12 +6,14 @@ distinguish are decided alike. `SetAtoms` reads those strings from the bundle's 
 policy compares `principal.compartments` / `principal.groups` with, the resource's own compartments where a
 policy compares the user's set with them, and one stand-in for "any other string" where a policy can see
 more than membership (`isEmpty`, `==`, a set that must contain the user's). A principal class is then a
-nation (its Tenant's, issuer = nationality), a clearance level up to the Tenant's, and one subset of those
-strings for each set: finite, so every class that can exist is decided, none sampled.
+nation (its Tenant's, issuer = nationality), a clearance level up to the Tenant's, and for each set one
+subset of the named strings plus none, some or all of the resource's other compartments (`SetUse.values`):
+finite, so every class that can exist is decided, none sampled.
 
 A policy that looks at a user in any other way (its `sub`, an entity named in a principal scope, a user set
 used as something else than a set of strings) cannot be covered by classes: `Unanalysable` says which
-policy, and whoever verifies fails closed on it.
+policy. A verification proves such policies in a form that allows more (`weakened_for_classes`), or fails
+closed.
 
 Decisions come from `access_matrix`, so a class's cell is exactly what the gateway decides for such a user.
 """
@@ -32,8 +34,10 @@ from sovereign.policy.engine import PolicyEngine
 from sovereign.policy.matrix import MatrixCell, MatrixTenant, access_matrix
 
 OTHER = "(any other)"  # stands for every string no policy names (not a literal of any analysed set)
-# Strings of both user sets that matter for one resource: 2**8 classes per level. More is refused, not sampled
-# (the work grows with the classes, and one nation's rules must not be able to stall every publication).
+# Strings of both user sets the policies name (with the stand-in for any other): 2**8 classes per level and
+# resource. More is refused, not sampled: the work grows with the classes. Only policies add such strings
+# (a resource's own compartments add three classes at most), and the admission webhook refuses a rule that
+# would go past it, so no resource and no nation's rule can stall the publication of every bundle.
 MAX_ATOMS = 8
 _USER_SETS = ("compartments", "groups")
 _PRINCIPAL = {"Var": "principal"}
@@ -53,14 +57,43 @@ class SetUse:
     resource_compartments: bool = False  # compared with the resource's compartments
     beyond_membership: bool = False  # a string no policy names can change a decision
 
-    def atoms(self, resource: Resource) -> tuple[str, ...]:
-        """The strings whose presence in this set can change a decision on `resource`, sorted."""
-        atoms = set(self.literals)
-        if self.resource_compartments:
-            atoms.update(resource.markings.compartments)
-        if self.beyond_membership:
-            atoms.add(OTHER)
-        return tuple(sorted(atoms))
+    @property
+    def named(self) -> tuple[str, ...]:
+        """The strings whose presence is enumerated as such: the literals, and the stand-in for any other."""
+        return tuple(sorted(self.literals | ({OTHER} if self.beyond_membership else set())))
+
+    def _unnamed_compartments(self, resource: Resource) -> list[str]:
+        if not self.resource_compartments:
+            return []
+        return sorted(set(resource.markings.compartments) - self.literals)
+
+    def values(self, resource: Resource) -> list[tuple[str, ...]]:
+        """One set of strings per class of users on `resource` (each sorted).
+
+        The named strings in every combination; of the resource's compartments no policy names, none, some
+        or all: the policies compare the user's set with the resource's only as a whole (containsAll,
+        containsAny, ==, either way round), so which of them a user holds beyond how many never matters.
+        A resource with many compartments thus adds three classes at most, never 2**n.
+        """
+        rest = self._unnamed_compartments(resource)
+        tails: list[tuple[str, ...]] = [()]
+        if len(rest) > 1:
+            tails.append((rest[0],))
+        if rest:
+            tails.append(tuple(rest))
+        return [tuple(sorted(named + tail)) for named in subsets(self.named) for tail in tails]
+
+    def class_of(self, held: Iterable[str], resource: Resource) -> tuple[str, ...]:
+        """The value of `values(resource)` a user holding `held` is decided as."""
+        held = set(held)
+        rest = self._unnamed_compartments(resource)
+        value = {v for v in held if v in self.literals}
+        count = len(held & set(rest))
+        if count:
+            value.update(rest if count == len(rest) else rest[:1])
+        if self.beyond_membership and any(v not in self.literals and v not in rest for v in held):
+            value.add(OTHER)
+        return tuple(sorted(value))
 
 
 @dataclass(frozen=True)
@@ -93,6 +126,21 @@ def weakened_for_classes(text: str) -> tuple[str, tuple[str, ...]]:
     becomes `principal`, an `unless` clause with such a test goes, and so does such a `&&` term of a `when`
     clause. What is left must be analysable (`SetAtoms.of` raises if not, e.g. a test on `sub` under `||`).
     """
+    return _without_single_users(text, loosened="permit")
+
+
+def strengthened_for_classes(text: str) -> tuple[str, tuple[str, ...]]:
+    """`text` with every look at a single user taken out so that it only allows less, and the changed ids.
+
+    The mirror of `weakened_for_classes`, for what must be proven denied (what a cell was before a nation's
+    rules, which they must not widen): a permit with such a test goes; in a forbid, the scope, `unless`
+    clause or `when` term goes, so it forbids at least as much.
+    """
+    return _without_single_users(text, loosened="forbid")
+
+
+def _without_single_users(text: str, loosened: str) -> tuple[str, tuple[str, ...]]:
+    """Policies testing single users: those of effect `loosened` lose the tests (match more), others go."""
     parsed = json.loads(_policies_json(text))
     static: dict[str, Any] = parsed.get("staticPolicies", {})
     changed: list[str] = []
@@ -103,15 +151,15 @@ def weakened_for_classes(text: str) -> tuple[str, tuple[str, ...]]:
             kept[key] = policy
             continue
         changed.append(policy_id)
-        if policy.get("effect") == "forbid":
-            continue
-        kept[key] = _weaker_permit(policy_id, policy)
+        if policy.get("effect") == loosened:
+            kept[key] = _without_user_tests(policy_id, policy)
     if not changed:
         return text, ()
     return str(cedarpy.policies_from_json_str(json.dumps({**parsed, "staticPolicies": kept}))), tuple(changed)
 
 
-def _weaker_permit(policy_id: str, policy: dict[str, Any]) -> dict[str, Any]:
+def _without_user_tests(policy_id: str, policy: dict[str, Any]) -> dict[str, Any]:
+    """The policy matching more requests: its scope, `unless` clauses and `when` terms on single users go."""
     scope = dict(policy.get("principal", {}))
     if scope.get("op") not in ("All", "is"):
         scope = {"op": "All"}
@@ -214,24 +262,26 @@ def class_matrix(
 ) -> list[ClassCell]:
     """Every principal class of `tenants` against every resource it can be told apart on.
 
-    Resources are grouped by the strings that matter for them; each group is decided once per pair of
-    subsets (one `access_matrix` call: every tenant and level at once). `atoms` defaults to the engine's
+    Resources are grouped by their classes' values; each group is decided once per pair of values (one
+    `access_matrix` call: every tenant and level at once). `atoms` defaults to the engine's
     bundle; pass the atoms of several bundles to compare their class matrices cell by cell.
     """
     atoms = atoms or SetAtoms.of([engine.bundle.policies])
-    by_atoms: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Resource]] = defaultdict(list)
+    named = len(atoms.compartments.named) + len(atoms.groups.named)
+    if named > MAX_ATOMS:
+        raise Unanalysable(
+            f"{named} compartment and group strings can change a decision (the policies' literals, and any "
+            f"other string where a policy sees more than membership): at most {MAX_ATOMS} are enumerated, "
+            f"{2**MAX_ATOMS} classes per level"
+        )
+    by_values: dict[tuple[tuple[tuple[str, ...], ...], ...], list[Resource]] = defaultdict(list)
     for resource in resources:
-        key = (atoms.compartments.atoms(resource), atoms.groups.atoms(resource))
-        if len(key[0]) + len(key[1]) > MAX_ATOMS:
-            raise Unanalysable(
-                f"{len(key[0]) + len(key[1])} compartment and group strings can change a decision on "
-                f"{resource.name} (at most {MAX_ATOMS} are enumerated: {2**MAX_ATOMS} classes per level)"
-            )
-        by_atoms[key].append(resource)
+        key = (tuple(atoms.compartments.values(resource)), tuple(atoms.groups.values(resource)))
+        by_values[key].append(resource)
     cells: list[ClassCell] = []
-    for (compartment_atoms, group_atoms), group in by_atoms.items():
-        for compartments in subsets(compartment_atoms):
-            for groups in subsets(group_atoms):
+    for (compartment_values, group_values), group in by_values.items():
+        for compartments in compartment_values:
+            for groups in group_values:
                 matrix = access_matrix(engine, tenants, group, compartments, groups)
                 cells.extend(_class_cells(matrix, group, compartments, groups))
     return cells

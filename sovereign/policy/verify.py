@@ -56,6 +56,7 @@ from sovereign.policy.principal_classes import (
     SetAtoms,
     Unanalysable,
     class_matrix,
+    strengthened_for_classes,
     weakened_for_classes,
 )
 
@@ -201,9 +202,11 @@ def verify_bundle(
     results = tuple(InvariantResult(invariant) for invariant in Invariant)
     by_invariant = {r.invariant: r for r in results}
     try:
-        checked, weakened = _weakened(bundle)
+        checked, weakened = _without_single_users(bundle, weakened_for_classes)
+        # Allowing less, for what must be proven denied (originator control's cells before a nation's rules).
+        stronger = _without_single_users(bundle, strengthened_for_classes)[0] if weakened else checked
         engine = PolicyEngine(checked)
-        atoms = SetAtoms.of([checked.policies])
+        atoms = SetAtoms.of([checked.policies, *([stronger.policies] if weakened else [])])
         if nation is None:
             cells = class_matrix(engine, tenants, resources, atoms)
         else:
@@ -224,12 +227,12 @@ def verify_bundle(
         if not cell.allowed:
             continue
         _check_no_read_up(cell, by_invariant[Invariant.no_read_up])
-        disclosed = _disclosing_rules(cell, own_rules)
+        disclosed = _disclosing_rules(cell, own_rules, weakened)
         _check_releasability(cell, disclosed, by_invariant[Invariant.releasability])
         _check_marking(cell, disclosed, marking, markings_cache, by_invariant[Invariant.markings])
     if nation is not None:
         tenants = [t for t in tenants if t.nation == nation]
-    _check_originator_control(checked, tenants, resources, atoms, cells, by_invariant)
+    _check_originator_control(checked, stronger, tenants, resources, atoms, cells, by_invariant)
     classes = len({cell.principal for cell in cells})
     return Verification(
         bundle.version, len(tenants), len(resources), classes, len(cells), results, None,
@@ -237,13 +240,16 @@ def verify_bundle(
     )  # fmt: skip
 
 
-def _weakened(bundle: PolicyBundle) -> tuple[PolicyBundle, tuple[str, ...]]:
-    """The bundle with its tests of single users taken out (`weakened_for_classes`), and the ids changed."""
-    base, changed = weakened_for_classes(bundle.base)
+def _without_single_users(
+    bundle: PolicyBundle, rewrite: Callable[[str], tuple[str, tuple[str, ...]]]
+) -> tuple[PolicyBundle, tuple[str, ...]]:
+    """The bundle with its tests of single users taken out by `rewrite` (`weakened_for_classes`: allows
+    more; `strengthened_for_classes`: allows less), and the ids changed."""
+    base, changed = rewrite(bundle.base)
     rules = []
     for nation, text in bundle.nation_rules:
-        weaker, ids = weakened_for_classes(text)
-        rules.append((nation, weaker))
+        rewritten, ids = rewrite(text)
+        rules.append((nation, rewritten))
         changed += ids
     if not changed:
         return bundle, ()
@@ -267,10 +273,18 @@ def _check_no_read_up(cell: ClassCell, result: InvariantResult) -> None:
         result.add(_counterexample(Invariant.no_read_up, cell, why))
 
 
-def _disclosing_rules(cell: ClassCell, own_rules: dict[str, frozenset[str]]) -> tuple[str, ...]:
-    """The owner's own rules among the deciding policies (what credits a disclosure)."""
+def _disclosing_rules(
+    cell: ClassCell, own_rules: dict[str, frozenset[str]], weakened: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The owner's own rules among the deciding policies (what credits a disclosure), when they do for
+    every user of the class. A weakened rule (for single users) may hold for some users only, so it credits
+    the class only when nothing else allows it: then every user it allows satisfies one of the owner's rules.
+    """
     owner_rules = own_rules.get(cell.resource.markings.owner, frozenset())
-    return tuple(i for i in cell.deciding_policy_ids if i in owner_rules)
+    disclosing = tuple(i for i in cell.deciding_policy_ids if i in owner_rules)
+    if len(disclosing) == len(cell.deciding_policy_ids) or any(i not in weakened for i in disclosing):
+        return disclosing
+    return ()
 
 
 def _check_releasability(cell: ClassCell, disclosed: tuple[str, ...], result: InvariantResult) -> None:
@@ -333,14 +347,25 @@ def _markings_key(markings: Markings) -> tuple[Any, ...]:
 
 def _check_originator_control(
     bundle: PolicyBundle,
+    stronger: PolicyBundle,
     tenants: Sequence[MatrixTenant],
     resources: Sequence[Resource],
     atoms: SetAtoms,
     cells: list[ClassCell],
     by_invariant: dict[Invariant, InvariantResult],
 ) -> None:
+    """Cells of `bundle` (the weakened one: `cells`) against the same cells without one nation's rules.
+
+    With tests of single users in the bundle, a class's cell is proven allowed after (weakened: allows
+    more) and denied before (`stronger`: allows less), so no user of the class can be widened unseen. A
+    rule can only widen a cell through a permit of its own that the user satisfies (forbids only narrow),
+    so a cell counts when one of the nation's rules is among its deciding policies: another nation's
+    permit for single users, allowed after and denied before for the class, is not the nation's doing.
+    """
     result = by_invariant[Invariant.originator_control]
     rules = dict(bundle.nation_rules)
+    own = _rules_by_nation(bundle)
+    stronger_rules = dict(stronger.nation_rules)
     with_rules = {tenant.nation for tenant in tenants if tenant.nation in rules}
     decided = {(c.principal, c.resource.name): c for c in cells if c.principal.nation in with_rules}
     for tenant in tenants:
@@ -350,14 +375,16 @@ def _check_originator_control(
         others = [r for r in resources if r.markings.owner != nation]
         if not others:
             continue
-        without = PolicyEngine(bundle.with_nation_rules({n: t for n, t in rules.items() if n != nation}))
+        without = PolicyEngine(
+            stronger.with_nation_rules({n: t for n, t in stronger_rules.items() if n != nation})
+        )
         for before in class_matrix(without, [tenant], others, atoms):
             result.checked += 1
             after = decided[(before.principal, before.resource.name)]
-            if after.allowed and not before.allowed:
-                ids = [i for i in after.deciding_policy_ids if i.startswith(nation_rule_prefix(nation))]
+            ids = [i for i in after.deciding_policy_ids if i in own[nation]]
+            if after.allowed and not before.allowed and ids:
                 why = (
-                    f"{nation}'s rules ({', '.join(ids) or 'its policy set'}) allow a resource of "
+                    f"{nation}'s rules ({', '.join(ids)}) allow a resource of "
                     f"{after.resource.markings.owner} that is denied without them"
                 )
                 result.add(_counterexample(Invariant.originator_control, after, why))

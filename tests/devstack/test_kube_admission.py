@@ -75,6 +75,8 @@ class Webhook:
         response = {"uid": req["uid"], "allowed": labels.get("deny") != "yes"}
         if not response["allowed"]:
             response["status"] = {"code": 403, "message": f"{req['name']} is labelled deny=yes"}
+        if labels.get("warn") == "yes":
+            response["warnings"] = [f"{req['name']} is labelled warn=yes", 'a second one, "quoted" … too']
         return web.json_response(
             {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
         )
@@ -159,10 +161,11 @@ webhooks:
     )
 
 
-def _configmap(ns: str, name: str, deny: str) -> str:
+def _configmap(ns: str, name: str, deny: str, warn: bool = False) -> str:
+    labels = f"deny: '{deny}'" + (", warn: 'yes'" if warn else "")
     return (
         f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}, "
-        f"labels: {{deny: '{deny}'}}}}\ndata: {{k: v}}\n"
+        f"labels: {{{labels}}}}}\ndata: {{k: v}}\n"
     )
 
 
@@ -192,6 +195,28 @@ def test_webhook_denial_reaches_kubectl(kube_api: KubeAPI, webhook: Webhook) -> 
         assert request["namespace"] == ns and request["name"] == "fine"
         assert request["oldObject"]["metadata"]["labels"] == {"deny": "no"}
         assert request["userInfo"]["username"] and request["dryRun"] is False
+    finally:
+        kubectl(kube_api, "delete", "validatingwebhookconfiguration", name)
+
+
+def test_webhook_warnings_reach_kubectl_whether_it_allows_or_denies(
+    kube_api: KubeAPI, webhook: Webhook
+) -> None:
+    ns = _namespace(kube_api, "warn")
+    name = f"warn-{ns}"
+    _register(kube_api, name, ns, f"https://127.0.0.1:{webhook.port}/validate", webhook.ca_pem)
+    try:
+        allowed = kubectl(kube_api, "apply", "-f", "-", input=_configmap(ns, "told", "no", warn=True))
+        assert "Warning: told is labelled warn=yes\n" in allowed.stderr
+        assert 'Warning: a second one, "quoted" … too\n' in allowed.stderr
+        assert kubectl(kube_api, "get", "configmap", "told", "-n", ns).returncode == 0
+        denied = kubectl(
+            kube_api, "apply", "-f", "-", input=_configmap(ns, "bad", "yes", warn=True), check=False
+        )
+        assert denied.returncode != 0 and "bad is labelled deny=yes" in denied.stderr
+        assert "Warning: bad is labelled warn=yes\n" in denied.stderr
+        quiet = kubectl(kube_api, "apply", "-f", "-", input=_configmap(ns, "quiet", "no"))
+        assert "Warning" not in quiet.stderr
     finally:
         kubectl(kube_api, "delete", "validatingwebhookconfiguration", name)
 

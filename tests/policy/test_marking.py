@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sovereign.domain.markings import Classification, ExcludesRecipient, Markings, answer_marking
@@ -112,3 +114,42 @@ def test_answer_marking_needs_a_resource() -> None:
 def test_invalid_markings_are_rejected(fields) -> None:
     with pytest.raises(ValidationError):
         Markings.model_validate(fields)
+
+
+# The verification checks the marking rule on each resource alone (sovereign.policy.verify); that covers
+# every answer built from several only if the rule is a fold of the single ones, as checked here.
+NATIONS = ["FRA", "DEU", "POL", "GBR", "EST"]
+nations = st.sampled_from(NATIONS)
+several_markings = st.lists(
+    st.builds(
+        m,
+        nations,
+        st.sampled_from(list(Classification)),
+        st.lists(st.sampled_from([*NATIONS, "NATO"]), max_size=3),
+        st.lists(nations, max_size=1),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def includes_recipient(markings: list[Markings], recipient: str, disclosed_by: frozenset[str]) -> bool:
+    try:
+        marking = answer_marking(markings, recipient=recipient, disclosed_by=disclosed_by)
+    except ExcludesRecipient:
+        return False
+    return recipient in marking.releasable_to or "NATO" in marking.releasable_to
+
+
+@settings(max_examples=500, deadline=None)
+@given(markings=several_markings, recipient=nations, disclosed_by=st.frozensets(nations))
+def test_an_answer_from_several_resources_is_the_fold_of_the_single_ones(
+    markings: list[Markings], recipient: str, disclosed_by: frozenset[str]
+) -> None:
+    each = [includes_recipient([one], recipient, disclosed_by) for one in markings]
+    assert includes_recipient(markings, recipient, disclosed_by) == all(each)
+    marking = answer_marking(markings)
+    assert all(marking.classification >= one.classification for one in markings)
+    if all(each):
+        delivered = answer_marking(markings, recipient=recipient, disclosed_by=disclosed_by)
+        assert all(delivered.classification >= one.classification for one in markings)

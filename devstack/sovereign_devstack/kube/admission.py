@@ -177,6 +177,13 @@ class WebhookAdmission:
                 f'failed calling webhook "{name}": failed to call webhook: Post '
                 f'"{client.get("url", "")}": {what}'
             )
+        # k8s docs: /docs/reference/access-authn-authz/extensible-admission-controllers/#response — "Admission
+        # webhooks can optionally return warning messages that are returned to the requesting client in HTTP
+        # Warning headers with a warning code of 299. Warnings can be sent with allowed or rejected admission
+        # responses." The request's list becomes those headers (server.py).
+        warnings = WARNINGS.get(None)
+        if warnings is not None:
+            warnings.extend(str(warning) for warning in response.get("warnings") or [])
         if response.get("allowed"):
             return None
         status = response.get("status") or {}

@@ -18,6 +18,7 @@ from kubernetes.dynamic import DynamicClient
 
 from sovereign.clients.kubernetes import dynamic_client
 from sovereign.clients.vault import unchecked_vault_client
+from sovereign_operator.builders.policy_bundle import BundleRefusal
 from sovereign_operator.config import OperatorConfig
 from sovereign_operator.reconcile.tenant_audit import AdminAudit
 from sovereign_operator.reconcile.vault_access import VaultClients
@@ -41,6 +42,9 @@ class OperatorContext:
     audit: AdminAudit = field(init=False)
     # TenantPolicy passes take turns, so the last one always publishes what is live now.
     policy_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The last refused bundle (its verification inputs' key, under the policy lock) and why: a pass on the
+    # same bundle and inputs (the retry timer of each refused TenantPolicy) does not verify it again.
+    refused_bundle: tuple[str, BundleRefusal] | None = None
     # The serving loop (none with runtime "none"): set at startup, woken by events, cancelled at cleanup.
     serving_wake: asyncio.Event | None = None
     serving_task: asyncio.Task[None] | None = None

@@ -243,7 +243,7 @@ def record_policy_change(
     nation: str,
     policy: kopf.Body,
     change: str,
-    bundle_version: str,
+    bundle_version: str | None,  # the bundle in force after the change (None: none is published)
 ) -> None:
     """A nation's TenantPolicy was created, changed or deleted (`change`), in the nation's own log."""
     if not audit.enabled:
