@@ -23,6 +23,34 @@ def tenant_manifest(name: str, nation: str, **spec: Any) -> str:
     return yaml.safe_dump(body)
 
 
+def model_deployment(nation: str, model: str, markings: dict[str, Any]) -> dict[str, Any]:
+    """A ModelDeployment `<nation>-<model>` in the nation's namespace (never served: the weights' hash is a
+    placeholder), for tests of admission and policy that need a model in the catalogue."""
+    return {
+        "apiVersion": "sovereign.ai/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": f"{nation}-{model}", "namespace": f"tenant-{nation}"},
+        "spec": {
+            "model": model,
+            "source": f"/models/{nation}/{model}",
+            "sha256": {"model.safetensors": "0" * 64},
+            "replicas": 1,
+            "markings": markings,
+        },
+    }
+
+
+def tenant_policy_manifest(name: str, cedar: str, namespace: str) -> str:
+    """A TenantPolicy as YAML, for `kubectl apply -f -` or a file."""
+    body = {
+        "apiVersion": "sovereign.ai/v1alpha1",
+        "kind": "TenantPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"cedar": cedar},
+    }
+    return yaml.safe_dump(body)
+
+
 def rotate_key_with_cli(kube: Any, nation: str) -> int:
     """`sovereign keys rotate --nation N --output json`, as a platform engineer runs it: the new version."""
     command = ["keys", "rotate", "--nation", nation, "--output", "json"]

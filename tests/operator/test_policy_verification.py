@@ -22,27 +22,22 @@ from sovereign.policy.bundle import BUNDLE_CONFIGMAP
 from tests.helpers import kubectl, wait_until
 from tests.operator.broken_policies import shadowed_policies
 from tests.operator.harness import Platform, started_operator
-from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_json, wait_ready
+from tests.operator.tenants import (
+    apply_tenant,
+    condition,
+    delete_tenant,
+    get_json,
+    model_deployment,
+    tenant_policy_manifest,
+    wait_ready,
+)
 
 NAMESPACE = "tenant-fra"
-ANALYST = {
-    "apiVersion": "sovereign.ai/v1alpha1",
-    "kind": "ModelDeployment",
-    "metadata": {"name": "fra-analyst", "namespace": NAMESPACE},
-    "spec": {
-        "model": "analyst",
-        "source": "/models/fra/analyst",
-        "sha256": {"model.safetensors": "0" * 64},
-        "replicas": 1,
-        "markings": {"classification": "NATO SECRET"},
-    },
-}
+ANALYST = model_deployment("fra", "analyst", {"classification": "NATO SECRET"})
 
 
 def tenant_policy(cedar: str) -> str:
-    metadata = {"name": "no-est", "namespace": NAMESPACE}
-    body = {"apiVersion": "sovereign.ai/v1alpha1", "kind": "TenantPolicy", "metadata": metadata}
-    return yaml.safe_dump({**body, "spec": {"cedar": cedar}})
+    return tenant_policy_manifest("no-est", cedar, NAMESPACE)
 
 
 FORBID_EST = '@id("no-est") forbid (principal, action, resource) when { principal.nationality == "EST" };'

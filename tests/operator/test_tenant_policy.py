@@ -21,7 +21,14 @@ from sovereign_operator.config import DEFAULT_DATASET_SOURCE_ROOT
 from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from tests.helpers import kubectl, wait_until
 from tests.operator.harness import OperatorProcess, Platform
-from tests.operator.tenants import apply_tenant, condition, delete_tenant, get_json, wait_ready
+from tests.operator.tenants import (
+    apply_tenant,
+    condition,
+    delete_tenant,
+    get_json,
+    tenant_policy_manifest,
+    wait_ready,
+)
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 LIAISON = EXAMPLES / "policies" / "fra-liaison.yaml"
@@ -35,13 +42,7 @@ def denied(kind: str) -> str:
 
 
 def tenant_policy(name: str, cedar: str, namespace: str = NAMESPACE) -> str:
-    body = {
-        "apiVersion": "sovereign.ai/v1alpha1",
-        "kind": "TenantPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"cedar": cedar},
-    }
-    return yaml.safe_dump(body)
+    return tenant_policy_manifest(name, cedar, namespace)
 
 
 def _apply(platform: Platform, manifest: str) -> subprocess.CompletedProcess[str]:

@@ -15,22 +15,11 @@ import yaml
 
 from tests.helpers import kubectl
 from tests.operator.harness import OperatorProcess, Platform
-from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
+from tests.operator.tenants import apply_tenant, delete_tenant, model_deployment, wait_ready
 
 SOVEREIGN = [str(Path(sys.executable).parent / "sovereign")]
 CLEARANCES = {"fra": "NATO SECRET", "deu": "NATO SECRET", "est": "NATO RESTRICTED"}
-ANALYST = {
-    "apiVersion": "sovereign.ai/v1alpha1",
-    "kind": "ModelDeployment",
-    "metadata": {"name": "fra-analyst", "namespace": "tenant-fra"},
-    "spec": {
-        "model": "analyst",
-        "source": "/models/fra/analyst",
-        "sha256": {"model.safetensors": "0" * 64},
-        "replicas": 1,
-        "markings": {"classification": "NATO SECRET", "releasableTo": ["DEU"]},
-    },
-}
+ANALYST = model_deployment("fra", "analyst", {"classification": "NATO SECRET", "releasableTo": ["DEU"]})
 REPORTS = {
     "apiVersion": "sovereign.ai/v1alpha1",
     "kind": "DataSet",

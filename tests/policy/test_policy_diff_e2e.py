@@ -22,22 +22,17 @@ from sovereign.policy.bundle import BUNDLE_CONFIGMAP, PolicyBundle
 from tests.helpers import kubectl, wait_until
 from tests.operator.broken_policies import base_without_clearance_limit
 from tests.operator.harness import OperatorProcess, Platform
-from tests.operator.tenants import apply_tenant, delete_tenant, wait_ready
+from tests.operator.tenants import (
+    apply_tenant,
+    delete_tenant,
+    model_deployment,
+    tenant_policy_manifest,
+    wait_ready,
+)
 
 SOVEREIGN = [str(Path(sys.executable).parent / "sovereign")]
 NATIONS = ("fra", "deu", "pol")
-ANALYST = {
-    "apiVersion": "sovereign.ai/v1alpha1",
-    "kind": "ModelDeployment",
-    "metadata": {"name": "fra-analyst", "namespace": "tenant-fra"},
-    "spec": {
-        "model": "analyst",
-        "source": "/models/fra/analyst",
-        "sha256": {"model.safetensors": "0" * 64},
-        "replicas": 1,
-        "markings": {"classification": "NATO SECRET", "releasableTo": ["DEU"]},
-    },
-}
+ANALYST = model_deployment("fra", "analyst", {"classification": "NATO SECRET", "releasableTo": ["DEU"]})
 POL_LIAISON = """\
 @id("pol-liaison")
 permit (principal, action, resource)
@@ -49,13 +44,7 @@ GAINS = (
 
 
 def tenant_policy(name: str, cedar: str, namespace: str = "tenant-fra") -> str:
-    body = {
-        "apiVersion": "sovereign.ai/v1alpha1",
-        "kind": "TenantPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"cedar": cedar},
-    }
-    return yaml.safe_dump(body)
+    return tenant_policy_manifest(name, cedar, namespace)
 
 
 def sovereign(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -260,16 +249,8 @@ def test_a_model_the_published_policies_would_expose_below_its_level_is_refused_
         "metadata": {"name": BUNDLE_CONFIGMAP, "namespace": "sovereign-system"},
         "data": broken.to_configmap_data(),
     }
-    planner = {
-        **ANALYST,
-        "metadata": {"name": "fra-planner", "namespace": "tenant-fra"},
-        "spec": {**ANALYST["spec"], "model": "planner", "markings": {"classification": "NATO CONFIDENTIAL"}},
-    }
-    weather = {
-        **planner,
-        "metadata": {"name": "fra-weather", "namespace": "tenant-fra"},
-        "spec": {**planner["spec"], "model": "weather", "markings": {"classification": "NATO UNCLASSIFIED"}},
-    }
+    planner = model_deployment("fra", "planner", {"classification": "NATO CONFIDENTIAL"})
+    weather = model_deployment("fra", "weather", {"classification": "NATO UNCLASSIFIED"})
     try:
         kubectl(kube, "replace", "-f", "-", input=json.dumps(crafted))
         refused = kubectl(kube, "apply", "-f", "-", input=yaml.safe_dump(planner), check=False)
