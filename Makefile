@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 VIEWER_VENV := .venv-viewer
 PHOENIX_VERSION ?= 20.26.1
 
-.PHONY: install viewer demo test test-unit faults security lint typecheck crds bench bench-policy bench-policy-verify bench-serving bench-audit bench-ingestion bench-retrieval bench-control-plane bench-suspension soak down clean
+.PHONY: install viewer demo test test-unit faults security lint typecheck crds bench bench-policy bench-policy-verify bench-serving bench-serving-scale profile-gateway bench-audit bench-ingestion bench-retrieval bench-control-plane bench-suspension soak down clean
 
 install: $(VENV)/.installed
 
@@ -75,12 +75,13 @@ crds: install
 	$(BIN)/sovereign crds generate
 
 # 32 Tenants at once on a devstack of its own, then policy decisions, the access matrix and its verification at NATO scale,
-# then the gateway's overhead and tokens/s on a Ray of its own; each writes its section of BENCHMARKS.md (see bench/README.md).
+# then the gateway's overhead, tokens/s and scale-out on a Ray of its own; each writes its section of BENCHMARKS.md (see bench/README.md).
 bench: install
 	$(BIN)/python bench/tenants_at_scale.py $(BENCH_ARGS)
 	$(BIN)/python bench/policy_decisions.py $(POLICY_BENCH_ARGS)
 	$(BIN)/python bench/policy_verify.py $(POLICY_VERIFY_BENCH_ARGS)
 	$(BIN)/python bench/serving.py $(SERVING_BENCH_ARGS)
+	$(BIN)/python bench/serving_scale.py $(SERVING_SCALE_BENCH_ARGS)
 	$(BIN)/python bench/audit.py $(AUDIT_BENCH_ARGS)
 	$(BIN)/python bench/ingestion.py $(INGESTION_BENCH_ARGS)
 	$(BIN)/python bench/retrieval.py $(RETRIEVAL_BENCH_ARGS)
@@ -96,6 +97,17 @@ bench-policy-verify: install
 
 bench-serving: install
 	$(BIN)/python bench/serving.py $(SERVING_BENCH_ARGS)
+
+# The same rig with 2 gateway replicas (vs 1, and the bare ingress likewise) and with 4 nations' gateways at once.
+bench-serving-scale: install
+	$(BIN)/python bench/serving_scale.py $(SERVING_SCALE_BENCH_ARGS)
+
+# Where a request's time goes, by command: a short bench/serving.py run with --profile (py-spy on the gateway
+# replicas, the bare ingress and the HTTP proxy); its results go to a temp file, never BENCHMARKS.md, and it
+# prints where the flame graphs (speedscope files, not committed) are.
+profile-gateway: install
+	$(BIN)/python bench/serving.py --profile --seconds 3 --rounds 1 \
+		--benchmarks-file $${TMPDIR:-/tmp}/sovereign-profile-gateway.md $(SERVING_BENCH_ARGS)
 
 down: install
 	$(BIN)/sovereign down --state-dir $(STATE_DIR)

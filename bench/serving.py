@@ -15,10 +15,12 @@ loopback port, and measures, in one run:
   in a temp state dir, applies an FRA Tenant, and builds FRA's AuditSink as the operator's local-ray serving
   pass does (`audit_sink_for_tenant`) and its ServiceAccount token file as the devstack's token projector
   does; same client, same alternating rounds; spans received, audit records written and Vault requests are
-  counted;
+  counted, and each observed request is split into phases by its spans (`serving_phases.py`);
 - tokens/s: the tiny Llama (`build_tiny_llama`) served by the real ModelServer (transformers engine) behind
   the real gateway, called with the `openai` client (sequential, temperature 0), vs the same prompts through
   `AutoModelForCausalLM.generate` in this process (same files, greedy, same max_new_tokens).
+With `--profile`, py-spy samples the ingress replicas and the HTTP proxy during one more round each way and
+writes a flame graph of each (speedscope files, paths printed at the end; `make profile-gateway`).
 Writes the results into BENCHMARKS.md (its own section, replaced on each run) and prints them.
 
     .venv/bin/python bench/serving.py [--seconds 5] [--rounds 4] [--concurrency 8] [--profile]
@@ -52,6 +54,16 @@ from ray import serve
 from rich.console import Console
 from rich.table import Table
 from serving_apps import BareIngress
+from serving_phases import (
+    Sent,
+    inclusive_ms,
+    phase_section,
+    phase_summary,
+    request_phases,
+    short_paths,
+    trace_id_of,
+    write_speedscope,
+)
 from sovereign_devstack.otlp_receiver import OtlpReceiver
 from sovereign_devstack.pki import ensure_ca
 from sovereign_devstack.processes import free_loopback_port
@@ -272,8 +284,15 @@ class Round:
     failures: Counter[str]
 
 
-async def _load(url: str, headers: list[dict[str, str]], seconds: float, concurrency: int) -> Round:
-    """`concurrency` workers posting OVERHEAD_BODY back to back for `seconds`, one connection each."""
+async def _load(
+    url: str,
+    headers: list[dict[str, str]],
+    seconds: float,
+    concurrency: int,
+    timed: list[Sent] | None = None,
+) -> Round:
+    """`concurrency` workers posting OVERHEAD_BODY back to back for `seconds`, one connection each; with
+    `timed`, each answer's trace id (`traceresponse`) and latency are appended to it."""
     latencies: list[float] = []
     failures: Counter[str] = Counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -286,7 +305,11 @@ async def _load(url: str, headers: list[dict[str, str]], seconds: float, concurr
             while time.perf_counter() < deadline:
                 began = time.perf_counter()
                 response = await client.post(url, json=OVERHEAD_BODY, headers=headers[sent % len(headers)])
-                latencies.append(time.perf_counter() - began)
+                latency = time.perf_counter() - began
+                latencies.append(latency)
+                trace_id = trace_id_of(response.headers.get("traceresponse"))
+                if timed is not None and trace_id is not None:
+                    timed.append(Sent(trace_id, latency))
                 if response.status_code != 200:
                     failures[f"{response.status_code} {response.text[:120]}"] += 1
                 sent += concurrency
@@ -409,7 +432,13 @@ def _settled_span_count(receiver: OtlpReceiver) -> int:
 
 
 def measure_observability(
-    rig: Rig, audited: AuditedNation, seconds: float, rounds: int, concurrency: int, console: Console
+    rig: Rig,
+    audited: AuditedNation,
+    seconds: float,
+    rounds: int,
+    concurrency: int,
+    profile: bool,
+    console: Console,
 ) -> dict[str, Any]:
     off_url = f"{rig.base_url}{gateway_route_prefix(NATION)}/v1/chat/completions"
     on_url = f"{rig.base_url}{OBSERVED_PREFIX}/v1/chat/completions"
@@ -431,18 +460,39 @@ def measure_observability(
         on_requests += asyncio.run(_load(on_url, headers, 3.0, concurrency)).requests
         ways = (("off", off_url), ("on", on_url))
         measured: dict[str, list[Round]] = {"off": [], "on": []}
+        # The observed gateway's requests as its client timed them, by trace id: its spans split them.
+        sent: dict[str, list[Sent]] = {"concurrency": [], "one_connection": []}
         for index in range(rounds):
             for name, url in ways:
                 console.print(f"round {index + 1}/{rounds}: {seconds:g} s, observability {name}…")
-                measured[name].append(asyncio.run(_load(url, headers, seconds, concurrency)))
+                timed = sent["concurrency"] if name == "on" else None
+                measured[name].append(asyncio.run(_load(url, headers, seconds, concurrency, timed)))
         console.print(f"one connection: {SEQUENTIAL_SECONDS:g} s each way, sequential requests…")
-        single = {name: asyncio.run(_load(url, headers, SEQUENTIAL_SECONDS, 1)) for name, url in ways}
+        single = {
+            name: asyncio.run(
+                _load(url, headers, SEQUENTIAL_SECONDS, 1, sent["one_connection"] if name == "on" else None)
+            )
+            for name, url in ways
+        }
         on_requests += sum(r.requests for r in measured["on"]) + single["on"].requests
+        profiled = (
+            profile_ingresses(rig, [("observed", on_url, headers)], seconds, concurrency, console)
+            if profile
+            else None
+        )
+        if profiled is not None and "observed" in profiled:
+            on_requests += profiled["observed"]["requests"]
         console.print("waiting for the last spans to be exported…")
         spans = _settled_span_count(receiver)
-        span_names = Counter(span["name"] for span in receiver.spans())
+        received = receiver.spans()
+        span_names = Counter(span["name"] for span in received)
+        phases = {}
+        for way, timed in sent.items():
+            per_request, incomplete = request_phases(received, timed)
+            phases[way] = {**phase_summary(per_request), "incomplete_traces": incomplete}
     writer = ray.get_actor(audit_writer_name(NATION), namespace=AUDIT_NAMESPACE)
     records = int(ray.get(writer.last_seq.remote(), timeout=30))
+    writer_stats = ray.get(writer.stats.remote(), timeout=30)  # records per call: the client's batching
     vault = audited.vault_log.since(mark)
     off, on = _summary(measured["off"]), _summary(measured["on"])
     return {
@@ -469,6 +519,9 @@ def measure_observability(
         "audit_records_written": records,
         "vault_requests": vault.vault_total,
         "vault_writes": vault.vault_writes,
+        "phases": phases,
+        "audit_writer_calls": writer_stats["calls"],
+        **({"profile": profiled} if profiled is not None else {}),
     }
 
 
@@ -511,10 +564,16 @@ GATEWAY_STEPS = {
     "rate limit (QuotaClient.admit)": ("admit", "sovereign_serving/gateway/_ratelimit.py"),
     "token reservation (QuotaClient.reserve)": ("reserve", "sovereign_serving/gateway/_ratelimit.py"),
     "policy decision (Access.permit)": ("permit", "sovereign_serving/gateway/_access.py"),
+    "audit record (record_decision; its wait is not sampled)": (
+        "record_decision",
+        "sovereign_serving/gateway/_decisions.py",
+    ),
     "body checks (_openai)": ("", "sovereign_serving/gateway/_openai.py"),
     "markings headers, JSON answer": ("JSONResponse", "starlette/responses.py"),
     "Serve application states (serve.status, in a thread)": ("status", "ray/serve/api.py"),
 }
+SPAN_FRAMES = ("opentelemetry/",)
+SPAN_EXPORT_FRAMES = ("opentelemetry/exporter/",)
 # Exclusive: where the sampled leaf frame is (first match wins).
 LEAF_KINDS = {
     "sovereign code": ("sovereign", "bench/serving_apps.py", "tests/serving"),
@@ -534,13 +593,15 @@ def profile_ingresses(
     console: Console,
 ) -> dict[str, Any]:
     """One more (unmeasured) round through each ingress while py-spy samples its replica and the HTTP proxy:
-    active ms per request in each process, by kind of code and, for the gateway, by step."""
+    active ms per request in each process, by kind of code and, for the gateway, by step; each process's
+    samples also as a flame graph (speedscope), kept with the raw stacks."""
     py_spy = _py_spy()
     if py_spy is None:
         return {"error": "py-spy not found"}
     profiles: dict[str, Any] = {}
+    applications = {"gateway": gateway_application_name(NATION), "bare": BARE_APP, "observed": OBSERVED_APP}
     for name, url, headers in runs:
-        application = gateway_application_name(NATION) if name == "gateway" else BARE_APP
+        application = applications[name]
         pids = _replica_pids(application)
         replica = f"ServeReplica:{application}"
         if replica not in pids or "ProxyActor" not in pids:
@@ -551,7 +612,7 @@ def profile_ingresses(
             subprocess.Popen(
                 [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds))]
                 + ["--rate", str(PROFILE_RATE), "--format", "raw", "--output", str(outputs[process])]
-                + ["--nonblocking"],
+                + ["--nonblocking", "--full-filenames"],  # see serving_phases.short_paths
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -566,11 +627,18 @@ def profile_ingresses(
         requests = load.requests * sampled / load.seconds  # served while py-spy sampled (about)
         kept = PROFILE_DIR / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}"
         kept.mkdir(parents=True, exist_ok=True)
-        for output in outputs.values():
+        flame_graphs = []
+        for process, output in outputs.items():
             if output.exists():
                 shutil.copy(output, kept / output.name)
+                graph = kept / f"{output.stem}.speedscope.json"
+                stacks = short_paths(output.read_text(errors="replace"), ROOT)
+                write_speedscope(stacks, f"{name} {process}", PROFILE_RATE, graph)
+                flame_graphs.append(str(graph))
         profiles[name] = {
             "raw_stacks": str(kept),
+            "flame_graphs": flame_graphs,
+            "requests": load.requests,
             "requests_per_second": load.requests / load.seconds,
             "replica": _collapsed(outputs[replica], requests),
             "http_proxy": _collapsed(outputs["ProxyActor"], requests),
@@ -590,7 +658,7 @@ def _collapsed(path: Path, requests: float) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
     steps: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
-    text = path.read_text(errors="replace") if path.exists() else ""
+    text = short_paths(path.read_text(errors="replace"), ROOT) if path.exists() else ""
     for line in text.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -613,6 +681,10 @@ def _collapsed(path: Path, requests: float) -> dict[str, Any]:
     return {
         "samples": samples,
         "cpu_ms_per_request": ms(samples),
+        # The spans' cost: every stack through OpenTelemetry (span start and end on the request's path,
+        # and the BatchSpanProcessor's thread), and of it the exporter (encoding, the HTTP POST).
+        "spans_ms": inclusive_ms(text, SPAN_FRAMES, PROFILE_RATE, requests),
+        "span_export_ms": inclusive_ms(text, SPAN_EXPORT_FRAMES, PROFILE_RATE, requests),
         "by_kind_ms": {kind: ms(kinds[kind]) for kind in [*LEAF_KINDS, "other"]},
         "gateway_steps_ms": {step: ms(steps[step]) for step in GATEWAY_STEPS},
         "top_leaves_ms": {leaf: ms(n) for leaf, n in leaves.most_common(10)},
@@ -759,7 +831,7 @@ def run(
         results["overhead"] = measure_overhead(rig, seconds, rounds, concurrency, profile, console)
         if audited is not None:
             results["observability"] = measure_observability(
-                rig, audited, seconds, rounds, concurrency, console
+                rig, audited, seconds, rounds, concurrency, profile, console
             )
         results["tokens"] = measure_tokens(rig, console)
     return results
@@ -971,6 +1043,8 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
     profile = o.get("profile") or {}
     if "gateway" in profile and "bare" in profile:
         lines += ["", _profile_text(profile)]
+    if "observability" in results and results["observability"].get("phases"):
+        lines += ["", *phase_section(results)]
     return "\n".join(lines)
 
 
@@ -1076,6 +1150,18 @@ def main(argv: list[str] | None = None) -> int:
         args.output,
         console,
     )
+    graphs = [
+        graph
+        for part in (results["overhead"], results.get("observability", {}))
+        for profiled in (part.get("profile") or {}).values()
+        if isinstance(profiled, dict)
+        for graph in profiled.get("flame_graphs", [])
+    ]
+    if graphs:  # on stderr with --output json: stdout holds the JSON alone
+        Console(stderr=True).print(
+            "flame graphs (speedscope: open at https://www.speedscope.app or with `speedscope FILE`):\n  "
+            + "\n  ".join(graphs)
+        )
     return 0
 
 

@@ -166,15 +166,16 @@ async def refusal_recorded(request: Request, error: GatewayError) -> None:
     route = getattr(request.scope.get("route"), "path", None)
     principal = admission.principal
     try:
-        await admission.audit.record_refusal(
-            subject=principal.sub,
-            subject_nation=principal.issuer_nation,
-            status=error.status,
-            code=error.code,
-            param=error.param,
-            route=route if isinstance(route, str) else None,
-            federated=admission.federated,
-            trace_id=current_trace_id(),
-        )
+        with telemetry.audit_append(admission.audit.nation, "refusal"):
+            await admission.audit.record_refusal(
+                subject=principal.sub,
+                subject_nation=principal.issuer_nation,
+                status=error.status,
+                code=error.code,
+                param=error.param,
+                route=route if isinstance(route, str) else None,
+                federated=admission.federated,
+                trace_id=current_trace_id(),
+            )
     except AuditUnavailable as error_:
         logger.error("a refusal (%d %s) could not be recorded: %s", error.status, error.code, error_)

@@ -44,21 +44,23 @@ async def record_decision(
         return
     remote = not federated and decision.allowed and _reached_remotely(access, decision)
     link = received_link() if federated else current_link() if remote else None
+    # The owner's own gateway records a call forwarded to it; only same-cluster owners here.
+    owners = [decision.owner] if decision.owner and not remote else []
     try:
-        await admission.audit.record_decision(
-            subject=principal.sub,
-            subject_nation=principal.issuer_nation,
-            resources=[decision.resource[:MAX_RECORDED_NAME]],
-            # The owner's own gateway records a call forwarded to it; only same-cluster owners here.
-            owners=[decision.owner] if decision.owner and not remote else [],
-            allowed=decision.allowed,
-            reason_codes=decision.reason_codes,
-            policy_ids=decision.deciding_policy_ids,
-            bundle_version=decision.bundle_version,
-            federated=federated,
-            trace_id=current_trace_id(),
-            federation_link=link,
-        )
+        with telemetry.audit_append(access.nation, "decision"):
+            await admission.audit.record_decision(
+                subject=principal.sub,
+                subject_nation=principal.issuer_nation,
+                resources=[decision.resource[:MAX_RECORDED_NAME]],
+                owners=owners,
+                allowed=decision.allowed,
+                reason_codes=decision.reason_codes,
+                policy_ids=decision.deciding_policy_ids,
+                bundle_version=decision.bundle_version,
+                federated=federated,
+                trace_id=current_trace_id(),
+                federation_link=link,
+            )
         if not decision.allowed:
             admission.denial_recorded = True  # its 403 is not recorded again as a refusal
     except AuditUnavailable as error:

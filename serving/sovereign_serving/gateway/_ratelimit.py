@@ -36,6 +36,7 @@ from ray.exceptions import RayActorError
 from sovereign.domain.nations import GATEWAY_ACTOR_NAMESPACE, quota_actor_name
 from sovereign.identity.federation_assertions import AssertionRejected, ReplayCache
 
+from . import _telemetry as telemetry
 from ._errors import GatewayError, rate_limited, unauthenticated, unavailable
 from ._quota_ledger import NOTHING, QuotaLedger, QuotaTable, Refusal, Scope
 
@@ -237,7 +238,8 @@ class QuotaClient:
                 self._permits[key] = (held[0] - 1, held[1])
             return
         want = self._lease_size(nation)
-        outcome = await self._ask(lambda keeper: keeper.lease.remote(nation, user, want))
+        with telemetry.quota_admit(self.nation, nation, want):
+            outcome = await self._ask(lambda keeper: keeper.lease.remote(nation, user, want))
         granted, refusal = outcome if isinstance(outcome, tuple) else (0, outcome)
         self._raise_refused(refusal)
         if granted > 1:
@@ -259,14 +261,17 @@ class QuotaClient:
         if self._pools.take(key, tokens, now):
             return Reservation(nation, user, tokens)
         size = self._pool_size(nation)
-        if (
-            size >= 2 * tokens
-            and await self._ask(lambda keeper: keeper.reserve.remote(nation, user, size)) is None
-        ):
-            for (pool_nation, pool_user), left in self._pools.replace(key, size - tokens, time.monotonic()):
-                self._give_back(pool_nation, pool_user, left)
-            return Reservation(nation, user, tokens)
-        self._raise_refused(await self._ask(lambda keeper: keeper.reserve.remote(nation, user, tokens)))
+        if size >= 2 * tokens:
+            with telemetry.quota_reserve(self.nation, nation, size):
+                pooled = await self._ask(lambda keeper: keeper.reserve.remote(nation, user, size)) is None
+            if pooled:
+                returned = self._pools.replace(key, size - tokens, time.monotonic())
+                for (pool_nation, pool_user), left in returned:
+                    self._give_back(pool_nation, pool_user, left)
+                return Reservation(nation, user, tokens)
+        with telemetry.quota_reserve(self.nation, nation, tokens):
+            outcome = await self._ask(lambda keeper: keeper.reserve.remote(nation, user, tokens))
+        self._raise_refused(outcome)
         return Reservation(nation, user, tokens)
 
     def _give_back(self, nation: str, user: str, tokens: int) -> None:

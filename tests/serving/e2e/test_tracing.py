@@ -121,17 +121,26 @@ def trace_spans(receiver: OtlpReceiver, client_trace_id: str, *names: str) -> di
 def assert_gateway_spans(
     spans: dict[str, dict[str, Any]], server_name: str, client_span_id: str, nation: str, model: str
 ) -> dict[str, Any]:
-    """The gateway's SERVER span starts its trace, linked to the client's span; authentication and the
-    allowing decision are its children. Returns the decision span."""
+    """The gateway's SERVER span starts its trace, linked to the client's span; authentication, the
+    allowing decision and its audit record are its children. Returns the decision span."""
     server = spans[server_name]
     assert server["kind"] == "SPAN_KIND_SERVER"
     assert server["parent_span_id"] is None
     assert [link["span_id"] for link in server["links"]] == [client_span_id]
     assert server["attributes"]["http.response.status_code"] == 200
     assert server["resource"]["sovereign.tenant"] == nation
-    for child in ("authenticate", "policy decide"):
+    for child in ("authenticate", "policy decide", "audit append"):
         assert spans[child]["parent_span_id"] == server["span_id"]
     assert spans["authenticate"]["attributes"]["sovereign.caller.nationality"] == nation
+    # The decision made durable (the writer's call and its fsync) before the model is called: names and
+    # counts only. No quota span: the quotas here are large, so permits come from the replica's lease.
+    assert spans["audit append"]["attributes"] == {
+        "sovereign.tenant": nation,
+        "sovereign.audit.event": "decision",
+    }
+    assert spans["audit append"]["end_ns"] <= min(
+        s["start_ns"] for s in spans.values() if s["kind"] == "SPAN_KIND_CLIENT"
+    )
     decision = spans["policy decide"]["attributes"]
     assert decision["sovereign.decision"] == "allow"
     assert decision["sovereign.tenant"] == nation
@@ -163,6 +172,7 @@ def test_a_chat_request_is_one_trace_from_the_client_to_the_model_replica(
         "POST /v1/chat/completions",
         "authenticate",
         "policy decide",
+        "audit append",
         "chat fra/analyst",
         "engine generate",
     )
@@ -259,7 +269,8 @@ def test_no_prompt_and_no_token_in_any_span_export_or_log(
         client(traced, "pol", pol_token).chat.completions.create(
             model="fra/analyst", messages=prompt, extra_headers={"traceparent": header}
         )
-    spans = trace_spans(receiver, trace_id, "POST /v1/chat/completions", "policy decide")
+    spans = trace_spans(receiver, trace_id, "POST /v1/chat/completions", "policy decide", "audit append")
+    assert spans["audit append"]["attributes"]["sovereign.audit.event"] == "decision"  # the denial's record
     denied = spans["policy decide"]["attributes"]
     assert denied["sovereign.decision"] == "deny" and denied["sovereign.tenant"] == "POL"
     assert denied["sovereign.decision.reasons"] and "sovereign.classification" not in denied
