@@ -4,13 +4,22 @@ recorded in the nation's audit log before anything is answered, allowed or denie
 One way for both: the `policy decide` span and metric (`_telemetry.py`), then the record (`record_decision`,
 fail closed: without its record, no answer). Only then is a denial turned into the one 403
 (`Access.permitted`, `Access.permitted_dataset`).
+
+One exception to "record, then act": a request allowed on the nation's own model, served in this Ray
+cluster, may reach that model while its record is on its way (`Decisions.model_begun`), since the record's
+round trip to the writer is as long as a small model's answer. Nothing is answered before the record is
+durable (`Recording.durable`: a failed record still refuses the request, the model's answer is dropped);
+another nation's model, a forwarded call and a dataset never see the request before its record is durable.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
+from typing import TypeVar
 
 from sovereign.domain.markings import Principal
 from sovereign.serving_contract import GatewayDataset
@@ -24,6 +33,7 @@ from ._decision_types import DatasetDecision, ModelDecision
 from ._errors import unavailable, vault_unavailable
 from ._federation import current_link, received_link
 
+T = TypeVar("T")
 MAX_RECORDED_NAME = 256  # an audit record's resource names are at most this long
 
 logger = logging.getLogger("sovereign.gateway")
@@ -74,6 +84,16 @@ async def record_decision(
         ) from None
 
 
+def _own_model_here(access: Access, decision: ModelDecision) -> bool:
+    """Whether the decided model is the nation's own and served in this Ray cluster (no federationUrl)."""
+    found = access.models.get(decision.resource)
+    return (
+        found is not None
+        and found.federation_url is None
+        and (decision.owner or "").upper() == access.nation.upper()
+    )
+
+
 def _reached_remotely(access: Access, decision: ModelDecision | DatasetDecision) -> bool:
     """Whether the decided model or dataset is served at its owner's gateway (it has a federationUrl)."""
     catalogue = access.models if isinstance(decision, ModelDecision) else access.datasets
@@ -81,19 +101,73 @@ def _reached_remotely(access: Access, decision: ModelDecision | DatasetDecision)
     return found is not None and found.federation_url is not None
 
 
+class Recording:
+    """A decision's record on its way to the durable log, in a task of its own: a request cancelled (its
+    client gone) does not cancel the record."""
+
+    def __init__(self, record: Awaitable[None] | None) -> None:
+        self._task = asyncio.ensure_future(record) if record is not None else None
+
+    async def durable(self) -> None:
+        """Returns once the record is durable; raises what recording it raised (503: nothing is served)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+
+DURABLE = Recording(None)  # a record already awaited
+
+
+@contextlib.asynccontextmanager
+async def durable_first(recording: Recording) -> AsyncIterator[None]:
+    """Around the checks made after a decision: a refusal they raise (400, 429) waits for the decision's
+    record, and a record that failed refuses the request instead (503), as if it had been awaited first."""
+    try:
+        yield
+    except Exception:  # a cancelled request (its client gone) answers nothing: no need to wait
+        await recording.durable()
+        raise
+
+
+async def answered_when_durable(recording: Recording, answer: Awaitable[T]) -> T:
+    """The model's answer, once the decision's record is durable (the model runs meanwhile). A failed record
+    drops the answer and refuses the request; a failed model call is raised once the record is durable."""
+    call = asyncio.ensure_future(answer)
+    try:
+        await recording.durable()
+    except BaseException:
+        call.cancel()
+        with contextlib.suppress(BaseException):
+            await call
+        raise
+    return await call
+
+
 class Decisions:
-    """The request's decisions, each traced, counted and recorded (`record`) before it is acted on."""
+    """The request's decisions, each traced, counted and recorded (`record`) before anything is answered."""
 
     def __init__(self, record: Recorder = record_decision) -> None:
         self._record = record
 
     async def model(self, access: Access, principal: Principal, model: str, federated: bool) -> ModelDecision:
         """The decision on the request's model (a federation route serves only the nation's own)."""
+        decision, recording = await self.model_begun(access, principal, model, federated, overlap=False)
+        await recording.durable()
+        return decision
+
+    async def model_begun(
+        self, access: Access, principal: Principal, model: str, federated: bool, *, overlap: bool = True
+    ) -> tuple[ModelDecision, Recording]:
+        """The decision on the request's model, and its record: already durable, unless the model is the
+        nation's own in this cluster and the request was allowed (then the caller calls the model and
+        awaits `durable()` before answering anything)."""
         decision = telemetry.decided(
             access.nation, principal, lambda: access.decide_model(principal, model, owned_only=federated)
         )
-        await self._record(access, principal, decision, federated)
-        return decision
+        record = self._record(access, principal, decision, federated)
+        if overlap and decision.allowed and not federated and _own_model_here(access, decision):
+            return decision, Recording(record)
+        await record
+        return decision, DURABLE
 
     async def datasets(
         self, access: Access, principal: Principal, names: Sequence[str], federated: bool

@@ -28,7 +28,7 @@ from . import _openai as openai_api
 from . import _telemetry as telemetry
 from ._admission import Admitted, Gate, charge, reserve
 from ._decision_types import Permitted, check_task, marking_headers
-from ._decisions import Decisions
+from ._decisions import Decisions, answered_when_durable, durable_first
 from ._errors import bad_request
 from ._federation import Federation
 from ._grounding import Grounding, Retrieved
@@ -73,12 +73,16 @@ class Handlers:
         if grounding is not None and stream:  # see _grounding.py: the sources have no place in a stream
             raise bad_request("a grounded answer (`sovereign.datasets`) cannot be streamed", param="stream")
         query = grounding_api.query_of(body, operation) if grounding is not None else ""
-        decision = await self._decisions.model(access, principal, name, federated)
-        permitted = access.permitted(principal, decision)
-        check_task(permitted, operation, name)
-        openai_api.check_limits(body, permitted.model, operation)
-        body = openai_api.capped(body, permitted.model, operation)
-        await reserve(openai_api.tokens_to_reserve(body, operation))
+        overlap = grounding is None and not stream  # a stream's first byte and a grounded search wait
+        decision, recording = await self._decisions.model_begun(
+            access, principal, name, federated, overlap=overlap
+        )
+        async with durable_first(recording):
+            permitted = access.permitted(principal, decision)
+            check_task(permitted, operation, name)
+            openai_api.check_limits(body, permitted.model, operation)
+            body = openai_api.capped(body, permitted.model, operation)
+            await reserve(openai_api.tokens_to_reserve(body, operation))
         if grounding is not None:
             return await self._grounded(admitted, permitted, operation, body, grounding, query, federated)
         call = telemetry.ModelCall(access.nation, name, operation, body)
@@ -86,7 +90,7 @@ class Handlers:
             return await self._forward(principal, permitted, operation, body, stream, call)
         if stream:
             return await self._calls.stream(permitted, operation, body, call)
-        answer = await self._calls.answer(permitted, operation, body, call)
+        answer = await answered_when_durable(recording, self._calls.answer(permitted, operation, body, call))
         charge(openai_api.tokens_used(answer))
         return JSONResponse(answer, headers=permitted.headers())
 
@@ -97,15 +101,18 @@ class Handlers:
         name = openai_api.model_name(body)
         openai_api.check_body(body, Operation.EMBED)
         openai_api.check_supported(body, Operation.EMBED)
-        decision = await self._decisions.model(access, principal, name, federated)
-        permitted = access.permitted(principal, decision)
-        check_task(permitted, Operation.EMBED, name)
-        openai_api.check_limits(body, permitted.model, Operation.EMBED)
-        await reserve(openai_api.tokens_to_reserve(body, Operation.EMBED))
+        decision, recording = await self._decisions.model_begun(access, principal, name, federated)
+        async with durable_first(recording):
+            permitted = access.permitted(principal, decision)
+            check_task(permitted, Operation.EMBED, name)
+            openai_api.check_limits(body, permitted.model, Operation.EMBED)
+            await reserve(openai_api.tokens_to_reserve(body, Operation.EMBED))
         call = telemetry.ModelCall(access.nation, name, Operation.EMBED, body)
         if permitted.model.federation_url and not federated:
             return await self._forward(principal, permitted, Operation.EMBED, body, False, call)
-        answer = await self._calls.answer(permitted, Operation.EMBED, body, call)
+        answer = await answered_when_durable(
+            recording, self._calls.answer(permitted, Operation.EMBED, body, call)
+        )
         charge(openai_api.tokens_used(answer))
         return JSONResponse(answer, headers=permitted.headers())
 
