@@ -65,6 +65,22 @@ def test_a_closed_port_is_unreachable() -> None:
     assert outage.__cause__ is error
 
 
+def test_a_tls_handshake_that_timed_out_is_unreachable_not_a_certificate_problem() -> None:
+    # As requests raises it when a slow Vault does not finish a new connection's handshake within the
+    # client's timeout (seen against a Vault slowed to 12 s per chunk); made here, since the timing that
+    # puts the timeout inside the handshake rather than a read cannot be caused reliably.
+    address = "https://127.0.0.1:8200"
+    error = requests.exceptions.SSLError(
+        "HTTPSConnectionPool(host='127.0.0.1', port=8200): Max retries exceeded with url: "
+        "/v1/sys/seal-status (Caused by SSLError(TimeoutError('_ssl.c:1000: The handshake operation timed "
+        "out')))"
+    )
+    outage = classify_vault_error(error, address)
+    assert isinstance(outage, VaultUnreachable)
+    assert str(outage).startswith(f"Vault at {address} is unreachable: it did not finish the TLS handshake")
+    assert "VAULT_CACERT" not in str(outage)
+
+
 @pytest.mark.process
 def test_an_untrusted_certificate_is_unreachable_and_names_vault_cacert(vault: VaultServer) -> None:
     error = _raised(lambda: unchecked_vault_client(vault.url, verify=True).sys.read_seal_status())

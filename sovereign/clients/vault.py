@@ -63,6 +63,12 @@ def classify_vault_error(error: BaseException, address: str | None = None) -> Va
             classified = VaultSealed(f"{where} is sealed: it serves no key until unsealed; {UNSEAL_HINT}")
         elif isinstance(cause, hvac.exceptions.VaultDown):
             classified = VaultUnreachable(f"{where} answers 503 (not serving requests yet); retry later")
+        elif isinstance(cause, requests.exceptions.SSLError) and "timed out" in str(cause).lower():
+            # A handshake that ran out of time (a new connection to a slow Vault): not a certificate problem.
+            classified = VaultUnreachable(
+                f"{where} is unreachable: it did not finish the TLS handshake in time; check that it is "
+                "running and reachable"
+            )
         elif isinstance(cause, requests.exceptions.SSLError):
             classified = VaultUnreachable(
                 f"{where} failed the TLS handshake: check that the address is https and that VAULT_CACERT "
