@@ -3,6 +3,7 @@ request counts from the devstack servers' logs, the machine's description, and B
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -10,7 +11,7 @@ import platform
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,24 @@ def replace_benchmark_section(path: Path, title: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     path.write_text(text)
+
+
+@contextlib.contextmanager
+def stdout_kept_for_json(output: str) -> Iterator[None]:
+    """With `--output json`, everything written to fd 1 meanwhile goes to stderr (Ray's processes write to
+    our stdout too), so stdout holds the JSON alone."""
+    if output != "json":
+        yield
+        return
+    sys.stdout.flush()
+    kept = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(kept, 1)
+        os.close(kept)
 
 
 def publish_results(

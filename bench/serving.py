@@ -49,7 +49,13 @@ from typing import Any
 import httpx
 import openai
 import ray
-from bench_support import RequestLog, machine_description, platform_for_benchmark, publish_results
+from bench_support import (
+    RequestLog,
+    machine_description,
+    platform_for_benchmark,
+    publish_results,
+    stdout_kept_for_json,
+)
 from ray import serve
 from rich.console import Console
 from rich.table import Table
@@ -1127,20 +1133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmarks-file", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
     console = Console(stderr=args.output == "json")
-    stdout = None
-    if args.output == "json":  # Ray's processes write to our stdout too: keep it for the JSON alone
-        sys.stdout.flush()
-        stdout = os.dup(1)
-        os.dup2(2, 1)
-    try:
+    with stdout_kept_for_json(args.output):
         results = run(
             args.seconds, args.rounds, args.concurrency, args.profile, not args.skip_observability, console
         )
-    finally:
-        if stdout is not None:
-            sys.stdout.flush()
-            os.dup2(stdout, 1)
-            os.close(stdout)
     publish_results(
         args.benchmarks_file,
         SECTION,

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_support import machine_description, publish_results
+from bench_support import machine_description, publish_results, stdout_kept_for_json
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ray import serve
 from rich.console import Console
@@ -445,18 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.replicas < 2:
         parser.error("--replicas must be at least 2")
     console = Console(stderr=args.output == "json")
-    stdout = None
-    if args.output == "json":  # Ray's processes write to our stdout too: keep it for the JSON alone
-        sys.stdout.flush()
-        stdout = os.dup(1)
-        os.dup2(2, 1)
-    try:
+    with stdout_kept_for_json(args.output):
         results = run(args.seconds, args.rounds, args.concurrency, args.replicas, console)
-    finally:
-        if stdout is not None:
-            sys.stdout.flush()
-            os.dup2(stdout, 1)
-            os.close(stdout)
     command = _command(args)
     publish_results(
         args.benchmarks_file,
