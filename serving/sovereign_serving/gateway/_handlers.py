@@ -73,7 +73,7 @@ class Handlers:
         if grounding is not None and stream:  # see _grounding.py: the sources have no place in a stream
             raise bad_request("a grounded answer (`sovereign.datasets`) cannot be streamed", param="stream")
         query = grounding_api.query_of(body, operation) if grounding is not None else ""
-        overlap = grounding is None and not stream  # a stream's first byte and a grounded search wait
+        overlap = grounding is None  # a grounded search waits for the record; a stream's first byte does too
         decision, recording = await self._decisions.model_begun(
             access, principal, name, federated, overlap=overlap
         )
@@ -89,7 +89,7 @@ class Handlers:
         if permitted.model.federation_url and not federated:
             return await self._forward(principal, permitted, operation, body, stream, call)
         if stream:
-            return await self._calls.stream(permitted, operation, body, call)
+            return await self._calls.stream(permitted, operation, body, call, recording)
         answer = await answered_when_durable(recording, self._calls.answer(permitted, operation, body, call))
         charge(openai_api.tokens_used(answer))
         return JSONResponse(answer, headers=permitted.headers())

@@ -27,6 +27,7 @@ from . import _openai as openai_api
 from . import _telemetry as telemetry
 from ._admission import charge
 from ._decision_types import Permitted
+from ._decisions import DURABLE, Recording, answered_when_durable, durable_first
 from ._errors import GatewayError, model_failed, unavailable
 from ._routes import Operation
 
@@ -149,21 +150,34 @@ class ModelCalls:
         return answer
 
     async def stream(
-        self, permitted: Permitted, operation: Operation, body: dict[str, Any], call: telemetry.ModelCall
+        self,
+        permitted: Permitted,
+        operation: Operation,
+        body: dict[str, Any],
+        call: telemetry.ModelCall,
+        recording: Recording = DURABLE,
     ) -> Response:
-        """The answer's chunks as SSE; the call's span ends with the stream (`_events`)."""
+        """The answer's chunks as SSE; the call's span ends with the stream (`_events`). The model starts
+        while the decision's `recording` may still be on its way; its first byte waits for the record to be
+        durable (a failed record stops the model and refuses the request)."""
         application = permitted.model.application
+        begun: Any = None  # the model's answer, once asked for (cancelled if the record fails)
         try:
-            body, include_usage = openai_api.for_streaming(body)
-            handle = (await self.handle(application)).options(stream=True)
-            if operation is Operation.CHAT:
-                chunks = handle.chat_stream.remote(body, trace_context=call.carrier())
-            else:
-                chunks = handle.complete_stream.remote(body, trace_context=call.carrier())
-            if not isinstance(chunks, DeploymentResponseGenerator):  # a handle with stream=True returns one
-                raise TypeError(type(chunks).__name__)
-            first = await anext(chunks, None)
+            async with durable_first(recording):  # an error before the first byte, too
+                body, include_usage = openai_api.for_streaming(body)
+                handle = (await self.handle(application)).options(stream=True)
+                if operation is Operation.CHAT:
+                    chunks = handle.chat_stream.remote(body, trace_context=call.carrier())
+                else:
+                    chunks = handle.complete_stream.remote(body, trace_context=call.carrier())
+                # A handle with stream=True returns one.
+                if not isinstance(chunks, DeploymentResponseGenerator):
+                    raise TypeError(type(chunks).__name__)
+                begun = chunks
+                first = await answered_when_durable(recording, _first_chunk(chunks))
         except GatewayError as error:
+            if begun is not None:
+                begun.cancel()  # e.g. the record failed: the model stops, and none of its answer is sent
             call.fail(type(error).__name__)
             raise
         except Exception as error:  # noqa: BLE001 — before the first byte: a proper error status
@@ -210,3 +224,7 @@ class ModelCalls:
             last = {"usage": (usage or {}).get("usage"), "choices": [{"finish_reason": r} for r in reasons]}
             call.finish_with(last)
         yield openai_api.DONE
+
+
+async def _first_chunk(chunks: DeploymentResponseGenerator[Any]) -> Any:
+    return await anext(chunks, None)

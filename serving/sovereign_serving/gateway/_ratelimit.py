@@ -16,6 +16,13 @@ quota, used only when that is at least twice the request), refunds going back in
 are forgotten and a pool's leftover goes back to the keeper after LEASE_SECONDS. A settlement is sent without
 waiting for it.
 
+Renewed ahead: a request that finds its caller's lease or pool near its end (RENEW_BEFORE of its time left,
+or a quarter of it) tops it up at the keeper in the background, back to one lease or pool, and that top-up
+extends its time; so a caller who keeps calling waits for the keeper only on their first request, and is
+charged what they use plus at most one lease held. The request itself is served from what is held and never
+waits for the top-up; a top-up the keeper refuses leaves the lease to run out, and the next request then asks
+the keeper itself (and gets the 429).
+
 The keeper also remembers the ids (`jti`) of the peer gateways' federation assertions its nation's replicas
 accepted (`first_use`, a `ReplayCache`), so an assertion is used once by the nation's gateway, not once per
 replica: one more keeper call per federated request.
@@ -24,9 +31,10 @@ replica: one more keeper call per federated request.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +53,8 @@ logger = logging.getLogger("sovereign.gateway")
 QUOTA_NAMESPACE = GATEWAY_ACTOR_NAMESPACE
 
 LEASE_SECONDS = 1.0  # requests leased to a replica and not used by then are forgotten
+RENEW_BEFORE = LEASE_SECONDS / 4  # a lease or pool this close to its end is topped up in the background
+RENEW_BELOW = 4  # ... or one with under 1/RENEW_BELOW of a lease or pool left
 MAX_LEASE = 64
 PERMITS_PER_LEASE_DIVISOR = 1200  # a lease holds at most 1/1200 of a minute's requests (50 ms of them)
 MAX_HELD_LEASES = 10_000  # callers with leased requests a replica holds at once
@@ -127,6 +137,49 @@ class Reservation:
     settled: bool = False
 
 
+def _top_up(left: int, until: float, size: int, now: float) -> int:
+    """How much to ask the keeper for ahead so a live lease or pool of `size` is full again (0: not yet)."""
+    if now >= until or size < 2:
+        return 0
+    if until - now > RENEW_BEFORE and left * RENEW_BELOW >= size:
+        return 0
+    return max(0, size - left)
+
+
+class PermitLeases:
+    """Request permits a replica leased ahead for its callers (large request quotas only). Pure (the clock is
+    given). At most MAX_HELD_LEASES callers are held; a caller holds at most one lease's permits (two for a
+    moment when a request emptied the lease while its top-up was on its way)."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], tuple[int, float]] = {}  # caller → (requests left, until)
+
+    def take(self, key: tuple[str, str], now: float) -> bool:
+        """Whether one permit came out of the caller's live lease."""
+        left, until = self._held.get(key, (0, 0.0))
+        if now >= until or left < 1:
+            return False
+        self._held[key] = (left - 1, until)
+        return True
+
+    def top_up(self, key: tuple[str, str], size: int, now: float) -> int:
+        """Permits to lease ahead for the caller now (0: their lease is not near its end, or is gone)."""
+        return _top_up(*self._held.get(key, (0, 0.0)), size, now)
+
+    def add(self, key: tuple[str, str], granted: int, now: float) -> None:
+        """`granted` permits leased for the caller: with what their live lease still holds, until
+        LEASE_SECONDS from now."""
+        left, until = self._held.pop(key, (0, 0.0))
+        held = granted + (left if now < until else 0)
+        if held < 1:
+            return
+        if len(self._held) >= MAX_HELD_LEASES:  # bounded: the expired go, then the oldest (their permits too)
+            self._held = {k: v for k, v in self._held.items() if v[1] > now}
+            while len(self._held) >= MAX_HELD_LEASES:
+                del self._held[next(iter(self._held))]
+        self._held[key] = (held, now + LEASE_SECONDS)
+
+
 class TokenPools:
     """Tokens a replica reserved ahead for its callers, so a request whose caller's token quotas are all large
     reserves locally instead of calling the keeper (as request permits are leased). Pure (the clock is given).
@@ -134,7 +187,7 @@ class TokenPools:
     A pool is what the keeper reserved for one caller: requests take from it, a settlement's refund goes back
     into it while it is live, and what is left when it expires (LEASE_SECONDS) goes back to the keeper. Never
     more than 1/TOKENS_PER_POOL_DIVISOR of the smallest token quota the caller spends is held ahead, so what
-    other replicas and users see is off by at most that, for at most LEASE_SECONDS.
+    other replicas and users see is off by at most that; a pool no request tops up ends after LEASE_SECONDS.
     """
 
     def __init__(self) -> None:
@@ -155,6 +208,20 @@ class TokenPools:
             return False
         self._pools[key] = (left + tokens, until)
         return True
+
+    def top_up(self, key: tuple[str, str], size: int, now: float) -> int:
+        """Tokens to reserve ahead for the caller now (0: their pool is not near its end, or is gone)."""
+        return _top_up(*self._pools.get(key, (0, 0.0)), size, now)
+
+    def extend(self, key: tuple[str, str], added: int, now: float) -> list[tuple[tuple[str, str], int]]:
+        """`added` tokens reserved ahead for the caller: with what their live pool still holds, until
+        LEASE_SECONDS from now. Returns the leftovers to give back to the keeper (their pool's, had it expired
+        meanwhile, and every expired one)."""
+        left, until = self._pools.pop(key, (0, 0.0))
+        returned = []
+        if now >= until:
+            returned, left = [(key, left)] if left > 0 else [], 0
+        return returned + self.replace(key, left + added, now)
 
     def replace(self, key: tuple[str, str], left: int, now: float) -> list[tuple[tuple[str, str], int]]:
         """A new pool of `left` tokens for the caller; returns the leftovers to give back to the keeper (the
@@ -178,8 +245,10 @@ class QuotaClient:
         self.nation = nation
         self._actor: Keeper | None = None
         self._table: QuotaTable | None = None
-        self._permits: dict[tuple[str, str], tuple[int, float]] = {}  # caller → (requests leased, until)
+        self._permits = PermitLeases()
         self._pools = TokenPools()
+        self._generation = 0  # a top-up answered after a new table is dropped (its pool's tokens given back)
+        self._topping_up: dict[tuple[str, str, str], asyncio.Task[None]] = {}  # (kind, nation, user) → task
 
     def _connect(self) -> Keeper:
         actor_class: Any = QuotaKeeper  # Ray's ActorClass: mypy does not apply class decorators
@@ -198,7 +267,8 @@ class QuotaClient:
 
     async def configure(self, table: QuotaTable) -> None:
         self._table = table
-        self._permits.clear()
+        self._generation += 1
+        self._permits = PermitLeases()
         self._pools = TokenPools()  # what the old pools held refills in the keeper's buckets
         actor = await asyncio.to_thread(self._connect)
         await actor.configure.remote(table)
@@ -232,22 +302,51 @@ class QuotaClient:
     async def admit(self, nation: str, user: str) -> None:
         """One request permit for the caller, or a 429 GatewayError (503 when the keeper is unreachable)."""
         key, now = (nation, user), time.monotonic()
-        held = self._permits.pop(key, None)
-        if held is not None and held[0] > 0 and now < held[1]:
-            if held[0] > 1:
-                self._permits[key] = (held[0] - 1, held[1])
-            return
         want = self._lease_size(nation)
+        if self._permits.take(key, now):
+            if ahead := self._permits.top_up(key, want, now):
+                self._in_background(("lease", nation, user), self._lease_ahead(nation, user, ahead))
+            return
         with telemetry.quota_admit(self.nation, nation, want):
             outcome = await self._ask(lambda keeper: keeper.lease.remote(nation, user, want))
         granted, refusal = outcome if isinstance(outcome, tuple) else (0, outcome)
         self._raise_refused(refusal)
         if granted > 1:
-            if len(self._permits) >= MAX_HELD_LEASES:  # bounded: the oldest leases go (their permits too)
-                self._permits = {k: v for k, v in self._permits.items() if v[1] > now}
-                while len(self._permits) >= MAX_HELD_LEASES:
-                    del self._permits[next(iter(self._permits))]
-            self._permits[key] = (granted - 1, now + LEASE_SECONDS)
+            self._permits.add(key, granted - 1, now)
+
+    async def _lease_ahead(self, nation: str, user: str, want: int) -> None:
+        generation = self._generation
+        outcome = await self._ask(lambda keeper: keeper.lease.remote(nation, user, want))
+        granted = outcome[0] if isinstance(outcome, tuple) else 0
+        if granted and generation == self._generation:  # a refusal: the lease runs out, the next request asks
+            self._permits.add((nation, user), granted, time.monotonic())
+
+    async def _pool_ahead(self, nation: str, user: str, tokens: int) -> None:
+        generation = self._generation
+        if await self._ask(lambda keeper: keeper.reserve.remote(nation, user, tokens)) is not None:
+            return  # refused: the pool runs out, and the next request reserves at the keeper itself
+        if generation != self._generation:
+            self._give_back(nation, user, tokens)
+            return
+        for (pool_nation, pool_user), left in self._pools.extend((nation, user), tokens, time.monotonic()):
+            self._give_back(pool_nation, pool_user, left)
+
+    def _in_background(self, key: tuple[str, str, str], top_up: Coroutine[Any, Any, None]) -> None:
+        """Run a top-up without the request waiting for it; one at a time per caller and kind."""
+        if key in self._topping_up:
+            top_up.close()
+            return
+
+        async def run() -> None:
+            try:
+                await top_up
+            except Exception as failed:  # noqa: BLE001 — the request was served; the next one asks itself
+                logger.warning("a quota top-up of %s failed: %s", self.nation, type(failed).__name__)
+            finally:
+                self._topping_up.pop(key, None)
+
+        # A task of its own context: its keeper call is not a step of the request that started it.
+        self._topping_up[key] = asyncio.get_running_loop().create_task(run(), context=contextvars.Context())
 
     async def reserve(self, nation: str, user: str, tokens: int) -> Reservation:
         """`tokens` reserved for the caller, or a 429 GatewayError (503 when the keeper is unreachable).
@@ -258,9 +357,11 @@ class QuotaClient:
         then reserved alone, and refused only if that does not fit.
         """
         key, now = (nation, user), time.monotonic()
-        if self._pools.take(key, tokens, now):
-            return Reservation(nation, user, tokens)
         size = self._pool_size(nation)
+        if self._pools.take(key, tokens, now):
+            if size >= 2 * tokens and (ahead := self._pools.top_up(key, size, now)):
+                self._in_background(("pool", nation, user), self._pool_ahead(nation, user, ahead))
+            return Reservation(nation, user, tokens)
         if size >= 2 * tokens:
             with telemetry.quota_reserve(self.nation, nation, size):
                 pooled = await self._ask(lambda keeper: keeper.reserve.remote(nation, user, size)) is None

@@ -12,6 +12,7 @@ DEU's gateway key in a real OpenBao of the module's own (FRA's config publishes 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from ray.serve.context import _get_global_client
 from ray.serve.schema import ServeDeploySchema
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_serving.audit_writer import AUDIT_NAMESPACE
-from sovereign_serving.gateway import NOT_AVAILABLE, QUOTA_NAMESPACE
+from sovereign_serving.gateway import NOT_AVAILABLE, QUOTA_NAMESPACE, _ratelimit
 from sovereign_serving.gateway._quota_ledger import QuotaTable, Rate, quota_table
 
 from sovereign.audit import DECISIONS_STREAM, stream_directory, verify
@@ -390,6 +391,37 @@ def test_request_quota_holds_across_two_replicas(base_url: str) -> None:
     assert retry_after and all(after is not None and int(after) >= 1 for after in retry_after)
 
 
+def test_a_steady_caller_waits_for_the_quota_keeper_only_on_their_first_request(
+    base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large quotas: a replica leases a caller's permits and reserves their tokens ahead, and tops both up in
+    the background before they run out (each lasts LEASE_SECONDS), so 3 s of steady calls wait for the real
+    QuotaKeeper once each way (a `quota admit` / `quota reserve` span is a replica waiting for it)."""
+    waits: list[str] = []
+
+    def counted(step: Any) -> Any:
+        def wait(*args: Any) -> Any:
+            waits.append(step.__name__)
+            return step(*args)
+
+        return wait
+
+    for step in ("quota_admit", "quota_reserve"):
+        monkeypatch.setattr(_ratelimit.telemetry, step, counted(getattr(_ratelimit.telemetry, step)))
+    large = Rate(10**9, 10**12)
+
+    async def steady_calls() -> None:
+        client = _ratelimit.QuotaClient("SNT")  # a keeper of its own: no other test's buckets
+        await client.configure(QuotaTable("SNT", {"SNT": (large, large)}))
+        for _ in range(60):  # 20 a second for 3 s
+            await client.admit("SNT", "ada")
+            client.settle(await client.reserve("SNT", "ada", 100), used=40)
+            await asyncio.sleep(0.05)
+
+    asyncio.run(steady_calls())
+    assert sorted(waits) == ["quota_admit", "quota_reserve"]
+
+
 def test_reconfigure_with_a_new_bundle_changes_decisions(platform: tuple[str, ServeConfig]) -> None:
     base_url, config = platform
     deu = client(base_url, "DEU", user("DEU", subject="reconfigured"))
@@ -570,7 +602,9 @@ def test_without_a_durable_audit_record_nothing_is_answered(
     forbidden = {**own, "model": "fra/analyst"}
     try:
         config.set_gateway_config("POL", {**gateway_config("POL"), "audit": unreachable})
-        for ask in (own, forbidden):
+        # A stream of its own model too: the model starts while the record is on its way, but not a byte of
+        # it is sent before the record is durable.
+        for ask in (own, forbidden, {**own, "stream": True}):
             with pytest.raises(openai.InternalServerError) as refused:
                 pol.chat.completions.create(**ask)
             assert refused.value.status_code == 503

@@ -20,7 +20,14 @@ from sovereign_serving.gateway._quota_ledger import (
     Scope,
     quota_table,
 )
-from sovereign_serving.gateway._ratelimit import LEASE_SECONDS, TOKENS_PER_POOL_DIVISOR, TokenPools, refused
+from sovereign_serving.gateway._ratelimit import (
+    LEASE_SECONDS,
+    RENEW_BEFORE,
+    TOKENS_PER_POOL_DIVISOR,
+    PermitLeases,
+    TokenPools,
+    refused,
+)
 
 from sovereign.audit import AuditRecord
 from sovereign.serving_contract import GatewayConfig
@@ -220,7 +227,67 @@ def test_lease_size_stays_exact_for_small_quotas(rpm: int, batch: int) -> None:
     assert _ratelimit.lease_size(rpm) == batch
 
 
+# SECTION a replica's leased permits (large quotas: leased ahead, topped up before they run out)
+
+
+def test_a_lease_is_topped_up_near_its_end_and_a_steady_caller_never_runs_dry() -> None:
+    leases, caller, size = PermitLeases(), ("FRA", "alice"), 64
+    assert not leases.take(caller, now=0.0)  # no lease yet: the request waits for the keeper
+    leases.add(caller, size - 1, now=0.0)  # the first request's lease, one permit used by it
+    assert leases.top_up(caller, size, now=0.1) == 0  # early and full: nothing asked ahead
+    # A caller at 10 requests a second: the request that finds the lease in its last quarter asks, ahead, for
+    # what it used, and the top-up extends it, so no request ever finds it gone.
+    now, asked = 0.0, []
+    for _ in range(30):
+        now += 0.1
+        assert leases.take(caller, now)
+        if ahead := leases.top_up(caller, size, now):
+            asked.append(ahead)
+            leases.add(caller, ahead, now)  # the keeper's answer
+    charged, used = size + sum(asked), 1 + 30
+    assert charged <= used + size  # what was used plus one lease held, not a lease each second (3 s: 192)
+    assert len(asked) == 3  # about once a lease's time, not per request
+
+
+def test_a_drained_lease_is_topped_up_before_it_is_empty() -> None:
+    leases, caller = PermitLeases(), ("FRA", "bob")
+    leases.add(caller, 8, now=0.0)
+    ahead = [leases.top_up(caller, 8, now=0.0) for _ in range(8) if leases.take(caller, now=0.0)]
+    assert ahead == [0, 0, 0, 0, 0, 0, 7, 8]  # under a quarter left: asked for the rest
+    assert not leases.take(caller, now=0.0)  # a top-up not yet answered: the next request asks itself
+
+
+def test_a_lease_no_request_tops_up_ends_and_its_permits_are_not_carried() -> None:
+    leases, caller = PermitLeases(), ("FRA", "carol")
+    leases.add(caller, 10, now=0.0)
+    assert leases.top_up(caller, 16, now=LEASE_SECONDS) == 0  # gone: a request asks the keeper itself
+    assert not leases.take(caller, now=LEASE_SECONDS)
+    leases.add(caller, 4, now=LEASE_SECONDS)  # a top-up answered late holds only what it brought
+    assert [leases.take(caller, now=LEASE_SECONDS) for _ in range(5)] == [True] * 4 + [False]
+    assert leases.top_up(caller, 1, now=LEASE_SECONDS - RENEW_BEFORE) == 0  # one permit a lease: exact
+
+
 # SECTION a replica's token pools (large quotas: reserved ahead, refunds kept, leftovers given back)
+
+
+def test_a_pool_is_topped_up_near_its_end_and_keeps_what_it_holds() -> None:
+    pools, caller, start = TokenPools(), ("FRA", "alice"), 0.5
+    assert pools.replace(caller, 90, now=start) == []
+    pools.replace(("DEU", "bob"), 5, now=0.0)
+    assert pools.take(caller, 10, now=start + 0.1) and pools.top_up(caller, 100, now=start + 0.1) == 0
+    late = start + LEASE_SECONDS - RENEW_BEFORE
+    assert pools.take(caller, 10, now=late) and pools.top_up(caller, 100, now=late) == 30  # 70 left
+    # The top-up of 30 joins the 70 held, for LEASE_SECONDS more; bob's expired pool is given back.
+    assert pools.extend(caller, 30, now=late + 0.05) == [(("DEU", "bob"), 5)]
+    until = late + 0.05 + LEASE_SECONDS
+    assert pools.take(caller, 100, now=until - 0.01) and not pools.take(caller, 1, now=until - 0.01)
+
+
+def test_a_top_up_answered_after_its_pool_expired_gives_the_leftover_back() -> None:
+    pools, caller = TokenPools(), ("FRA", "alice")
+    pools.replace(caller, 40, now=0.0)
+    assert pools.extend(caller, 60, now=LEASE_SECONDS) == [(caller, 40)]
+    assert pools.take(caller, 60, now=LEASE_SECONDS) and not pools.take(caller, 1, now=LEASE_SECONDS)
 
 
 def test_a_pool_serves_reservations_and_refunds_until_it_expires() -> None:
