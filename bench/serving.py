@@ -9,13 +9,15 @@ loopback port, and measures, in one run:
   client (httpx, N concurrent connections), alternating rounds of fixed duration after a warm-up;
 - observability (issue 6): that gateway (observability off: no OTEL endpoint, no `audit`) vs a second FRA
   gateway application at `/fra-observed` with the same config plus tracing and audit on: its replica exports
-  spans over OTLP/HTTP to a real receiver (`OtlpReceiver`, in this process) and records every decision,
-  durably, through FRA's AuditWriter actor before answering, logged in to a real Vault as FRA. For that it
-  starts a devstack (Kubernetes API emulator, OpenBao) and the real operator (SOVEREIGN_RUNTIME=none)
-  in a temp state dir, applies an FRA Tenant, and builds FRA's AuditSink as the operator's local-ray serving
-  pass does (`audit_sink_for_tenant`) and its ServiceAccount token file as the devstack's token projector
-  does; same client, same alternating rounds; spans received, audit records written and Vault requests are
-  counted, and each observed request is split into phases by its spans (`serving_phases.py`);
+  spans over OTLP/HTTP to a real receiver (`OtlpReceiver`, in a process of its own, as a collector on
+  another host would be) and records every decision, durably, through FRA's AuditWriter actor before
+  answering, logged in to a real Vault as FRA. For that it starts a devstack (Kubernetes API emulator,
+  OpenBao) and the real operator (SOVEREIGN_RUNTIME=none) in a temp state dir, applies an FRA Tenant, and
+  builds FRA's AuditSink as the operator's local-ray serving pass does (`audit_sink_for_tenant`) and its
+  ServiceAccount token file as the devstack's token projector does; same client, same alternating rounds;
+  spans received, audit records written and Vault requests are counted, each observed request is split into
+  phases by its spans (`serving_phases.py`), and each way's CPU per request is measured by part of the
+  request path (`cpu_meter.py`, `observability_cpu.py`);
 - tokens/s: the tiny Llama (`build_tiny_llama`) served by the real ModelServer (transformers engine) behind
   the real gateway, called with the `openai` client (sequential, temperature 0), vs the same prompts through
   `AutoModelForCausalLM.generate` in this process (same files, greedy, same max_new_tokens).
@@ -56,6 +58,9 @@ from bench_support import (
     publish_results,
     stdout_kept_for_json,
 )
+from cpu_meter import OTLP_RECEIVER_MODULE, CpuMeter
+from observability_cpu import GROUPS as CPU_GROUPS
+from observability_cpu import cpu_comparison, cpu_rows, cpu_text
 from ray import serve
 from rich.console import Console
 from rich.table import Table
@@ -70,7 +75,6 @@ from serving_phases import (
     trace_id_of,
     write_speedscope,
 )
-from sovereign_devstack.otlp_receiver import OtlpReceiver
 from sovereign_devstack.pki import ensure_ca
 from sovereign_devstack.processes import free_loopback_port
 from sovereign_devstack.stack import AUDIT_DIR, PKI_DIR, stop_devstack
@@ -425,7 +429,62 @@ def _deploy_observed_gateway(rig: Rig, sink: AuditSink, otlp_endpoint: str) -> N
     serve.run(gateway.bind(), name=OBSERVED_APP, route_prefix=OBSERVED_PREFIX)
 
 
-def _settled_span_count(receiver: OtlpReceiver) -> int:
+class ReceiverProcess:
+    """`OtlpReceiver` in a process of its own (`python -m sovereign_devstack.otlp_receiver`), as a collector
+    on another host would be, so its CPU is measured apart from the client's; the spans read back over GET
+    /spans. Stopped on leaving, also on error."""
+
+    def __init__(self, log: Path) -> None:
+        self.endpoint = f"http://127.0.0.1:{free_loopback_port()}"
+        self._log = log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ReceiverProcess:
+        port = self.endpoint.rsplit(":", 1)[1]
+        with self._log.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", OTLP_RECEIVER_MODULE, "--port", port],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            self._wait_ready(self._process)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = self._log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the OTLP receiver exited with {process.returncode}:\n{tail}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.endpoint}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)  # the process importing protobuf and binding its port
+        raise RuntimeError(f"the OTLP receiver did not answer at {self.endpoint} within 30 s")
+
+    def spans(self) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.endpoint}/spans", timeout=120)
+        response.raise_for_status()
+        spans: list[dict[str, Any]] = response.json()
+        return spans
+
+    def __exit__(self, *_: object) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _settled_span_count(receiver: ReceiverProcess) -> int:
     """The spans received once no more arrive for one export interval (or after 60 s)."""
     count, deadline = len(receiver.spans()), time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -449,7 +508,7 @@ def measure_observability(
     off_url = f"{rig.base_url}{gateway_route_prefix(NATION)}/v1/chat/completions"
     on_url = f"{rig.base_url}{OBSERVED_PREFIX}/v1/chat/completions"
     headers = _gateway_headers(rig)
-    with OtlpReceiver() as receiver:
+    with ReceiverProcess(rig.temp_dir / "otlp-receiver.log") as receiver:
         mark = audited.vault_log.mark()
         started = time.monotonic()
         _deploy_observed_gateway(rig, audited.sink, receiver.endpoint)
@@ -466,20 +525,26 @@ def measure_observability(
         on_requests += asyncio.run(_load(on_url, headers, 3.0, concurrency)).requests
         ways = (("off", off_url), ("on", on_url))
         measured: dict[str, list[Round]] = {"off": [], "on": []}
+        # The measured rounds' CPU, each way with its own gateway's replica as the ingress.
+        apps = {"off": (gateway_application_name(NATION),), "on": (OBSERVED_APP,)}
+        meters = {
+            way: {name: CpuMeter(apps[name], (TRIVIAL_APP,), tuple(CPU_GROUPS)) for name, _ in ways}
+            for way in ("concurrency", "one_connection")
+        }
         # The observed gateway's requests as its client timed them, by trace id: its spans split them.
         sent: dict[str, list[Sent]] = {"concurrency": [], "one_connection": []}
         for index in range(rounds):
             for name, url in ways:
                 console.print(f"round {index + 1}/{rounds}: {seconds:g} s, observability {name}…")
                 timed = sent["concurrency"] if name == "on" else None
-                measured[name].append(asyncio.run(_load(url, headers, seconds, concurrency, timed)))
+                with meters["concurrency"][name]:
+                    measured[name].append(asyncio.run(_load(url, headers, seconds, concurrency, timed)))
         console.print(f"one connection: {SEQUENTIAL_SECONDS:g} s each way, sequential requests…")
-        single = {
-            name: asyncio.run(
-                _load(url, headers, SEQUENTIAL_SECONDS, 1, sent["one_connection"] if name == "on" else None)
-            )
-            for name, url in ways
-        }
+        single: dict[str, Round] = {}
+        for name, url in ways:
+            timed = sent["one_connection"] if name == "on" else None
+            with meters["one_connection"][name]:
+                single[name] = asyncio.run(_load(url, headers, SEQUENTIAL_SECONDS, 1, timed))
         on_requests += sum(r.requests for r in measured["on"]) + single["on"].requests
         profiled = (
             profile_ingresses(rig, [("observed", on_url, headers)], seconds, concurrency, console)
@@ -501,6 +566,12 @@ def measure_observability(
     writer_stats = ray.get(writer.stats.remote(), timeout=30)  # records per call: the client's batching
     vault = audited.vault_log.since(mark)
     off, on = _summary(measured["off"]), _summary(measured["on"])
+    off["cpu"] = meters["concurrency"]["off"].result(off["requests"])
+    on["cpu"] = meters["concurrency"]["on"].result(on["requests"])
+    off1, on1 = _summary([single["off"]]), _summary([single["on"]])
+    off1["cpu"] = meters["one_connection"]["off"].result(off1["requests"])
+    on1["cpu"] = meters["one_connection"]["on"].result(on1["requests"])
+    ratio = on["requests_per_second"] / off["requests_per_second"]
     return {
         "concurrency": concurrency,
         "round_seconds": seconds,
@@ -508,7 +579,7 @@ def measure_observability(
         "users": USERS,
         "observability_off": off,
         "observability_on": on,
-        "observability_ratio": on["requests_per_second"] / off["requests_per_second"],
+        "observability_ratio": ratio,
         "round_ratios": [
             (n.requests / n.seconds) / (f.requests / f.seconds)
             for n, f in zip(measured["on"], measured["off"], strict=True)
@@ -516,9 +587,13 @@ def measure_observability(
         "added_p50_ms": on["p50_ms"] - off["p50_ms"],
         "added_p99_ms": on["p99_ms"] - off["p99_ms"],
         "one_connection": {
-            "observability_off": _summary([single["off"]]),
-            "observability_on": _summary([single["on"]]),
+            "observability_off": off1,
+            "observability_on": on1,
+            "cpu": cpu_comparison(
+                off1["cpu"], on1["cpu"], on1["requests_per_second"] / off1["requests_per_second"]
+            ),
         },
+        "cpu": cpu_comparison(off["cpu"], on["cpu"], ratio),
         "requests_on": on_requests,  # every request sent to the observed gateway, warm-up included
         "spans_received": spans,
         "spans_by_name": dict(span_names.most_common()),
@@ -999,6 +1074,8 @@ def _observability_rows(table: Table, o: dict[str, Any]) -> None:
         "",
     )
     table.add_row("  failed requests (all of the above)", str(_failed(off, on, off1, on1)), "", "")
+    if "cpu" in o:
+        cpu_rows(table, o)
 
 
 def _goal(goal: str, met: bool) -> str:
@@ -1046,6 +1123,8 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
     ]
     if "observability" in results:
         lines += ["", _observability_text(results["observability"])]
+        if "cpu" in results["observability"]:
+            lines += ["", cpu_text(results["observability"])]
     profile = o.get("profile") or {}
     if "gateway" in profile and "bare" in profile:
         lines += ["", _profile_text(profile)]
@@ -1062,7 +1141,7 @@ def _observability_text(o: dict[str, Any]) -> str:
         f"a second FRA gateway application at `{OBSERVED_PREFIX}` with the same config plus `audit`, its "
         "replica (0.1 CPU, a worker process of its own) started with OTEL_EXPORTER_OTLP_ENDPOINT, so it "
         "exports its spans (BatchSpanProcessor, OTLP/HTTP protobuf) to a real receiver "
-        "(`sovereign_devstack.otlp_receiver.OtlpReceiver`, in the benchmark's process), and records each "
+        "(`sovereign_devstack.otlp_receiver.OtlpReceiver`, in a process of its own), and records each "
         "decision through FRA's AuditWriter actor (encrypted with a data key from FRA's transit key, "
         "hash-chained, fsync'd; concurrent appends share fsyncs) before answering. Its Vault is a devstack "
         "Vault prepared by the real operator (SOVEREIGN_RUNTIME=none) for an FRA Tenant; the writer logs in "

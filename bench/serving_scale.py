@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from bench_support import machine_description, publish_results, stdout_kept_for_json
+from cpu_meter import CpuMeter
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ray import serve
 from rich.console import Console
@@ -61,8 +60,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS_MD = BENCH_DIR.parent / "BENCHMARKS.md"
 NATIONS = ("FRA", "DEU", "POL", "ITA")  # the first is the one-nation baseline; FRA owns the model
 WARM_UP_SECONDS = 3.0
-PROC = Path("/proc")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # SECTION deployments as the operator builds them
@@ -87,122 +84,11 @@ def deploy_bare(name: str, prefix: str, replicas: int) -> None:
     serve.run(bare.bind(TRIVIAL_APP), name=name, route_prefix=prefix)
 
 
-# SECTION CPU: the machine's and our processes', from /proc
+# SECTION CPU per request, by the report's groups
 
 
-def _machine_jiffies() -> tuple[int, int]:
-    """(busy, total) clock ticks of all CPUs since boot (idle and iowait are not busy)."""
-    fields = [int(value) for value in (PROC / "stat").read_text().splitlines()[0].split()[1:9]]
-    return sum(fields) - fields[3] - fields[4], sum(fields)
-
-
-def _descendants() -> set[int]:
-    parents: dict[int, int] = {}
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    ours, grew = {os.getpid()}, True
-    while grew:
-        found = {pid for pid, parent in parents.items() if parent in ours} - ours
-        ours |= found
-        grew = bool(found)
-    return ours
-
-
-def _niceness(pid: int) -> int | None:
-    try:
-        return int((PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[16])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _process_ticks(pid: int) -> int:
-    """utime + stime of a process (all its threads), in clock ticks; 0 once it is gone."""
-    try:
-        fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
-def process_group(pid: int, ingress_apps: tuple[str, ...]) -> tuple[str, str]:
-    """Which part of the request path a process of ours is, for the application(s) being measured, and its
-    short name (Ray's process title without `ray::` and the method it runs)."""
-    if pid == os.getpid():
-        return "client", "client (benchmark process)"
-    try:
-        argv = (PROC / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return "ray", str(pid)
-    title = " ".join(argv)
-    name = argv[0].removeprefix("ray::").split(".")[0] if argv[0].startswith("ray::") else Path(argv[0]).name
-    if "ProxyActor" in title:
-        return "proxy", name
-    if any(f"ServeReplica:{app}:" in title for app in ingress_apps):
-        return "ingress", f"{name} ({pid})"
-    if f"ServeReplica:{TRIVIAL_APP}:" in title:
-        return "model", name
-    return "ray", name  # GCS, raylet, Serve controller, quota keepers, replicas of applications not measured
-
-
-class CpuMeter:
-    """CPU spent meanwhile by the machine and by our processes (by group and by process), summed over the
-    measurements made inside it."""
-
-    def __init__(self, ingress_apps: tuple[str, ...]) -> None:
-        self._apps = ingress_apps
-        self.busy = self.total = 0
-        self.wall = 0.0
-        self.ticks: dict[str, int] = {}
-        self.by_process: dict[str, int] = {}
-        # By group, not "ray" (its GCS and raylet run at 0, its workers at RAY_worker_niceness: 15).
-        self.niceness: dict[str, int] = {}
-        self._start: tuple[float, tuple[int, int], dict[int, int]] | None = None
-
-    def __enter__(self) -> CpuMeter:
-        # The machine's window holds the processes' (read after it starts, before it ends): ours <= busy.
-        machine = _machine_jiffies()
-        ticks = {pid: _process_ticks(pid) for pid in _descendants()}
-        self._start = (time.perf_counter(), machine, ticks)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        assert self._start is not None
-        began, (busy, total), before = self._start
-        spent_by_pid = {pid: max(0, _process_ticks(pid) - ticks) for pid, ticks in before.items()}
-        self.wall += time.perf_counter() - began
-        now_busy, now_total = _machine_jiffies()
-        self.busy += now_busy - busy
-        self.total += now_total - total
-        for pid, spent in spent_by_pid.items():
-            group, name = process_group(pid, self._apps)
-            self.ticks[group] = self.ticks.get(group, 0) + spent
-            self.by_process[name] = self.by_process.get(name, 0) + spent
-            if group not in (*self.niceness, "ray") and (nice := _niceness(pid)) is not None:
-                self.niceness[group] = nice
-
-    def result(self, requests: int) -> dict[str, Any]:
-        def ms_per_request(ticks: int) -> float:
-            return ticks / CLOCK_TICKS * 1e3 / requests if requests else 0.0
-
-        def cores(ticks: int) -> float:
-            return ticks / CLOCK_TICKS / self.wall if self.wall else 0.0
-
-        busiest = sorted(self.by_process.items(), key=lambda item: -item[1])[:6]
-        return {
-            "cpus": os.cpu_count() or 1,
-            "machine_busy": self.busy / self.total if self.total else 0.0,
-            # Our processes' share of all the machine's CPUs (the rest of `machine_busy`: other work).
-            "ours_busy": sum(self.ticks.values()) / self.total if self.total else 0.0,
-            "cpu_ms_per_request": {group: ms_per_request(self.ticks.get(group, 0)) for group in GROUPS},
-            "cpu_ms_per_request_total": ms_per_request(sum(self.ticks.values())),
-            # A process near 1 core is bound by itself (one GIL), whatever the other CPUs do.
-            "busiest_processes_cores": {name: round(cores(ticks), 3) for name, ticks in busiest},
-            "niceness": dict(sorted(self.niceness.items())),
-        }
+def _meter(ingress_apps: tuple[str, ...]) -> CpuMeter:
+    return CpuMeter(ingress_apps, (TRIVIAL_APP,), tuple(GROUPS))
 
 
 def _measured(rounds: list[Round], meter: CpuMeter) -> dict[str, Any]:
@@ -253,7 +139,7 @@ def measure_replicas(
         for name in ways:
             asyncio.run(_load(urls[name], headers[name], WARM_UP_SECONDS, concurrency))
         measured: dict[str, list[Round]] = {name: [] for name in ways}
-        meters = {name: CpuMeter((application,)) for name, (application, _, _) in ways.items()}
+        meters = {name: _meter((application,)) for name, (application, _, _) in ways.items()}
         for index in range(rounds):
             for name in ways:
                 console.print(
@@ -369,7 +255,7 @@ def measure_nations(
         asyncio.run(_spread(urls, headers, WARM_UP_SECONDS, per))
         one: list[Round] = []
         four: dict[str, list[Round]] = {n: [] for n in NATIONS}
-        one_meter, four_meter = CpuMeter(apps[:1]), CpuMeter(apps)
+        one_meter, four_meter = _meter(apps[:1]), _meter(apps)
         for index in range(rounds):
             console.print(
                 f"round {index + 1}/{rounds}, {concurrency} connections: {seconds:g} s, {fra} alone…"
