@@ -2,7 +2,8 @@
 
 `configure_tracing(service)` once per process (operator, CLI, each Ray Serve replica) exports spans over
 OTLP/HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT` (the SDK's own environment variables apply: OTEL_BSP_*,
-OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_SDK_DISABLED); without an endpoint nothing is exported.
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_SDK_DISABLED; batches of 64 spans unless
+OTEL_BSP_MAX_EXPORT_BATCH_SIZE is set); without an endpoint nothing is exported.
 `span(...)` opens a span that never records an exception's message (it may quote content): only its type.
 `carrier()` / `context_from(carrier)` carry the W3C trace context across Ray Serve handle calls.
 `sovereign/clients/` builds its clients with `TracedJSONAdapter` (hvac), `TracedApiClient` (kubernetes) and

@@ -19,6 +19,12 @@ OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 _TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 INSTRUMENTATION = "sovereign"
 
+# Spans per export unless OTEL_BSP_MAX_EXPORT_BATCH_SIZE says otherwise: the exporter's thread encodes a
+# batch holding the GIL, which stalls the process's event loop meanwhile; on these machines 64 spans take
+# about 1 ms and the SDK's default 512 about 10 ms, which the gateway's p99 showed (BENCHMARKS.md).
+EXPORT_BATCH_SPANS = 64
+_BATCH_SIZE_ENV = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+
 _configured: str | None = None
 _lock = threading.Lock()
 _UNTRACED = otel_context.create_key("sovereign-untraced")
@@ -46,7 +52,8 @@ def configure_tracing(service: str, **resource: str) -> bool:
 
         provider = TracerProvider(resource=Resource.create({"service.name": service, **resource}))
         # The exporter reads the endpoint, headers and timeout from the OTEL_EXPORTER_OTLP_* variables.
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        batch = None if os.environ.get(_BATCH_SIZE_ENV) else EXPORT_BATCH_SPANS  # None: the SDK reads it
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), max_export_batch_size=batch))
         trace.set_tracer_provider(provider)
         _configured = service
         log.info("tracing: %s exports spans over OTLP/HTTP", service)

@@ -64,6 +64,30 @@ def test_without_an_endpoint_nothing_is_exported(otlp_receiver: OtlpReceiver) ->
     assert otlp_receiver.spans() == []
 
 
+@pytest.mark.process
+@pytest.mark.parametrize(("batch_env", "exports"), [(None, range(4, 9)), ("512", range(1, 2))])
+def test_spans_are_exported_in_batches_of_64_unless_the_sdk_variable_says_otherwise(
+    otlp_receiver: OtlpReceiver, batch_env: str | None, exports: range
+) -> None:
+    """Small batches: encoding one holds the GIL, and a smaller one stalls the process's requests less."""
+    script = textwrap.dedent(
+        """
+        from sovereign.telemetry import configure_tracing, flush_tracing, span
+        assert configure_tracing("probe")
+        for _ in range(256):
+            with span("step"):
+                pass
+        flush_tracing()
+        """
+    )
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint, "PATH": "/usr/bin:/bin"}
+    if batch_env is not None:
+        env["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = batch_env
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+    assert len(otlp_receiver.spans()) == 256
+    assert len(otlp_receiver.raw_bodies()) in exports  # 256 spans: 4 batches of 64 at least, or one
+
+
 def test_the_receiver_refuses_what_is_not_otlp(otlp_receiver: OtlpReceiver) -> None:
     import httpx
 
