@@ -212,6 +212,17 @@ def stdout_kept_for_json(output: str) -> Iterator[None]:
         os.close(kept)
 
 
+def markdown_rows(table: Any) -> list[str]:
+    """A results table's rows as Markdown table rows (its header written by the caller); a measure indented
+    by two spaces is a breakdown of the row above, shown with ↳."""
+    rows = []
+    for measure, *cells in zip(*(column.cells for column in table.columns), strict=True):
+        sub_row = str(measure).startswith("  ")
+        first = f"{'↳ ' if sub_row else ''}{str(measure).strip()}"
+        rows.append("| " + " | ".join([first, *(str(cell) for cell in cells)]) + " |")
+    return rows
+
+
 def publish_results(
     path: Path, title: str, markdown: str, results: dict[str, Any], table: Any, output: str, console: Any
 ) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import cedarpy
-from bench_support import machine_description, publish_results
+from bench_support import machine_description, markdown_rows, publish_results
 from rich.console import Console
 from rich.table import Table
 
@@ -436,11 +436,7 @@ def markdown_section(results: dict[str, Any]) -> str:
         "| measure | value | goal | ratio to baseline |",
         "|---|---|---|---|",
     ]
-    table = results_table(results)
-    columns = [column.cells for column in table.columns]
-    for measure, value, goal, ratio in zip(*columns, strict=True):
-        sub_row = str(measure).startswith("  ")
-        lines.append(f"| {'↳ ' if sub_row else ''}{str(measure).strip()} | {value} | {goal} | {ratio} |")
+    lines += markdown_rows(results_table(results))
     estimated = m["baseline_estimated_from_cells"]
     lines += [
         "",

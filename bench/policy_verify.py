@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_support import machine_description, machine_line, publish_results
+from bench_support import machine_description, machine_line, markdown_rows, publish_results
 from policy_decisions import BENCHMARKS_MD, NATION_RULES, SEED, build_bundle, build_catalogue, build_tenants
 from rich.console import Console
 from rich.table import Table
@@ -179,11 +179,7 @@ def markdown_section(results: dict[str, Any]) -> str:
         "| measure | value | goal | ratio to baseline |",
         "|---|---|---|---|",
     ]
-    table = results_table(results)
-    columns = [column.cells for column in table.columns]
-    for measure, value, goal, ratio in zip(*columns, strict=True):
-        sub_row = str(measure).startswith("  ")
-        lines.append(f"| {'↳ ' if sub_row else ''}{str(measure).strip()} | {value} | {goal} | {ratio} |")
+    lines += markdown_rows(results_table(results))
     runs = len(results["bundle"]["verify_seconds_runs"])
     lines += [
         "",

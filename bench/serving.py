@@ -54,6 +54,7 @@ import ray
 from bench_support import (
     RequestLog,
     machine_description,
+    markdown_rows,
     platform_for_benchmark,
     publish_results,
     stdout_kept_for_json,
@@ -1122,11 +1123,7 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
         "| measure | value | goal | ratio to baseline |",
         "|---|---|---|---|",
     ]
-    table = results_table(results)
-    columns = [column.cells for column in table.columns]
-    for measure, value, goal, ratio in zip(*columns, strict=True):
-        sub_row = str(measure).startswith("  ")
-        lines.append(f"| {'↳ ' if sub_row else ''}{str(measure).strip()} | {value} | {goal} | {ratio} |")
+    lines += markdown_rows(results_table(results))
     lines += [
         "",
         "One local Ray (2 CPUs) and Serve on this machine, the client in the benchmark's process. Overhead: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench_support import markdown_rows
 from rich.table import Table
 
 SECTION = "Serving: scale-out (gateway replicas, nations at once)"
@@ -206,10 +207,7 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
         "| measure | value | goal | ratio to baseline |",
         "|---|---|---|---|",
     ]
-    columns = [column.cells for column in results_table(results).columns]
-    for measure, value, goal, ratio in zip(*columns, strict=True):
-        sub_row = str(measure).startswith("  ")
-        lines.append(f"| {'↳ ' if sub_row else ''}{str(measure).strip()} | {value} | {goal} | {ratio} |")
+    lines += markdown_rows(results_table(results))
     lines += [
         "",
         "The rig of `bench/serving.py` (one local Ray on 2 CPUs, Serve's HTTP proxy, the gateway tests' "

@@ -24,6 +24,7 @@ from bench_support import (
     OperatorWatch,
     RequestLog,
     machine_description,
+    markdown_rows,
     platform_for_benchmark,
     publish_results,
 )
@@ -220,10 +221,7 @@ def markdown_section(results: dict[str, Any]) -> str:
         "| measure | value |",
         "|---|---|",
     ]
-    table = results_table(results)
-    for measure, value in zip(table.columns[0].cells, table.columns[1].cells, strict=True):
-        sub_row = str(measure).startswith("  ")  # a breakdown of the row above
-        lines.append(f"| {'↳ ' if sub_row else ''}{str(measure).strip()} | {value} |")
+    lines += markdown_rows(results_table(results))
     lines += [
         "",
         "Requests are counted from the devstack servers' request logs between marks, minus the "

@@ -148,12 +148,6 @@ class Decisions:
     def __init__(self, record: Recorder = record_decision) -> None:
         self._record = record
 
-    async def model(self, access: Access, principal: Principal, model: str, federated: bool) -> ModelDecision:
-        """The decision on the request's model (a federation route serves only the nation's own)."""
-        decision, recording = await self.model_begun(access, principal, model, federated, overlap=False)
-        await recording.durable()
-        return decision
-
     async def model_begun(
         self, access: Access, principal: Principal, model: str, federated: bool, *, overlap: bool = True
     ) -> tuple[ModelDecision, Recording]:

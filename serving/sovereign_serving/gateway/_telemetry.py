@@ -179,13 +179,10 @@ async def authenticated(tenant: str, authenticate: Callable[[], Awaitable[Princi
         return principal
 
 
-@contextmanager
-def audit_append(tenant: str, event: str) -> Iterator[Span]:
+def audit_append(tenant: str, event: str) -> AbstractContextManager[Span]:
     """The `audit append` span around one record's way to the durable log (`event`: decision or refusal):
     the client's batching, the writer's call and its fsync."""
-    attributes = {"sovereign.tenant": tenant, "sovereign.audit.event": event}
-    with span("audit append", attributes=attributes) as current:
-        yield current
+    return span("audit append", attributes={"sovereign.tenant": tenant, "sovereign.audit.event": event})
 
 
 def quota_admit(tenant: str, caller_nation: str, requests: int) -> AbstractContextManager[Span]:
