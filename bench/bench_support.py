@@ -212,10 +212,13 @@ def stdout_kept_for_json(output: str) -> Iterator[None]:
         os.close(kept)
 
 
-def markdown_rows(table: Any) -> list[str]:
-    """A results table's rows as Markdown table rows (its header written by the caller); a measure indented
-    by two spaces is a breakdown of the row above, shown with ↳."""
-    rows = []
+def markdown_table(table: Any) -> list[str]:
+    """A results table (rich) as a Markdown table, its column headers first; a measure indented by two
+    spaces is a breakdown of the row above, shown with ↳."""
+    rows = [
+        "| " + " | ".join(str(column.header) for column in table.columns) + " |",
+        "|" + "---|" * len(table.columns),
+    ]
     for measure, *cells in zip(*(column.cells for column in table.columns), strict=True):
         sub_row = str(measure).startswith("  ")
         first = f"{'↳ ' if sub_row else ''}{str(measure).strip()}"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import cedarpy
-from bench_support import machine_description, markdown_rows, publish_results
+from bench_support import machine_description, markdown_table, publish_results
 from rich.console import Console
 from rich.table import Table
 
@@ -433,10 +433,8 @@ def markdown_section(results: dict[str, Any]) -> str:
         f"{machine['memory_gib']:.1f} GiB memory, Python {machine['python']}, cedarpy {_cedarpy_version()}.",
         "Command: `make bench` (`.venv/bin/python bench/policy_decisions.py`).",
         "",
-        "| measure | value | goal | ratio to baseline |",
-        "|---|---|---|---|",
     ]
-    lines += markdown_rows(results_table(results))
+    lines += markdown_table(results_table(results))
     estimated = m["baseline_estimated_from_cells"]
     lines += [
         "",

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_support import machine_description, machine_line, markdown_rows, publish_results
+from bench_support import machine_description, machine_line, markdown_table, publish_results
 from policy_decisions import BENCHMARKS_MD, NATION_RULES, SEED, build_bundle, build_catalogue, build_tenants
 from rich.console import Console
 from rich.table import Table
@@ -176,10 +176,8 @@ def markdown_section(results: dict[str, Any]) -> str:
         machine_line(results["machine"], f"cedarpy {version('cedarpy')}"),
         "Command: `make bench-policy-verify` (`.venv/bin/python bench/policy_verify.py`).",
         "",
-        "| measure | value | goal | ratio to baseline |",
-        "|---|---|---|---|",
     ]
-    lines += markdown_rows(results_table(results))
+    lines += markdown_table(results_table(results))
     runs = len(results["bundle"]["verify_seconds_runs"])
     lines += [
         "",

@@ -54,7 +54,7 @@ import ray
 from bench_support import (
     RequestLog,
     machine_description,
-    markdown_rows,
+    markdown_table,
     platform_for_benchmark,
     publish_results,
     stdout_kept_for_json,
@@ -1120,10 +1120,8 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
         f"torch {versions['torch']}, transformers {versions['transformers']}.",
         f"Command: `make bench-serving{_make_args(command)}` (`.venv/bin/python bench/serving.py{command}`).",
         "",
-        "| measure | value | goal | ratio to baseline |",
-        "|---|---|---|---|",
     ]
-    lines += markdown_rows(results_table(results))
+    lines += markdown_table(results_table(results))
     lines += [
         "",
         "One local Ray (2 CPUs) and Serve on this machine, the client in the benchmark's process. Overhead: "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench_support import markdown_rows
+from bench_support import markdown_table
 from rich.table import Table
 
 SECTION = "Serving: scale-out (gateway replicas, nations at once)"
@@ -204,10 +204,8 @@ def markdown_section(results: dict[str, Any], command: str) -> str:
         f"Command: `make bench-serving-scale{make_args}` "
         f"(`.venv/bin/python bench/serving_scale.py{command}`).",
         "",
-        "| measure | value | goal | ratio to baseline |",
-        "|---|---|---|---|",
     ]
-    lines += markdown_rows(results_table(results))
+    lines += markdown_table(results_table(results))
     lines += [
         "",
         "The rig of `bench/serving.py` (one local Ray on 2 CPUs, Serve's HTTP proxy, the gateway tests' "

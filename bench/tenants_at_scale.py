@@ -24,7 +24,7 @@ from bench_support import (
     OperatorWatch,
     RequestLog,
     machine_description,
-    markdown_rows,
+    markdown_table,
     platform_for_benchmark,
     publish_results,
 )
@@ -218,10 +218,8 @@ def markdown_section(results: dict[str, Any]) -> str:
         f"{machine['memory_gib']:.1f} GiB memory, Python {machine['python']}.",
         "Command: `make bench` (`.venv/bin/python bench/tenants_at_scale.py`).",
         "",
-        "| measure | value |",
-        "|---|---|",
     ]
-    lines += markdown_rows(results_table(results))
+    lines += markdown_table(results_table(results))
     lines += [
         "",
         "Requests are counted from the devstack servers' request logs between marks, minus the "
